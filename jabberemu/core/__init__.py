@@ -1,0 +1,2 @@
+"""core layer."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""loadgen layer."""
+__all__: list[str] = []

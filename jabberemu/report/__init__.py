@@ -1,0 +1,2 @@
+"""report layer."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""soap layer."""
+__all__: list[str] = []

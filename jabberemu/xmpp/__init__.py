@@ -1,0 +1,2 @@
+"""xmpp layer."""
+__all__: list[str] = []
