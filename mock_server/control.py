@@ -1,0 +1,62 @@
+"""The control channel between the supervisor and one node process.
+
+The supervisor starts each node as ``python -m mock_server.node_main`` with pipes on its standard
+input and output. Both directions carry newline-delimited JSON objects:
+
+supervisor -> node  ``{"id": 7, "op": "failover", "args": {...}}``
+node -> supervisor  ``{"id": 7, "ok": true, "result": ...}`` or ``{"id": 7, "ok": false, "error": "..."}``
+node -> supervisor  ``{"event": {...}}`` pushed at any time (state transitions, service changes)
+node -> supervisor  ``{"ready": {...}}`` once, when every listener is bound (ports)
+
+End of input on the node's standard input means the supervisor is gone: the node shuts down, so a
+killed supervisor leaves no orphan node behind. Logging goes to standard error, never here.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+__all__ = ["ControlOp", "encode", "decode", "ControlError"]
+
+
+class ControlOp(str, enum.Enum):
+    """Operations the supervisor asks of a node."""
+
+    STATUS = "status"
+    CONFIGURE_PEER = "configure_peer"
+    HA = "ha"
+    FAILOVER = "failover"
+    FALLBACK = "fallback"
+    RECOVER = "recover"
+    SERVICE = "service"
+    PARTITION = "partition"
+    PARAMS_GET = "params_get"
+    PARAMS_PUT = "params_put"
+    METRICS = "metrics"
+    SHUTDOWN = "shutdown"
+
+
+class ControlError(Exception):
+    """A node refused or failed a control operation; ``str()`` is the node's message."""
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """One frame: compact JSON and a newline."""
+    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """Parse one frame.
+
+    Raises:
+        ControlError: the line is not a JSON object.
+    """
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise ControlError(f"control frame is not JSON: {line[:80]!r}") from exc
+    if not isinstance(obj, dict):
+        raise ControlError("control frame is not a JSON object")
+    return obj

@@ -1,0 +1,276 @@
+"""The supervisor: starts the two node processes, talks to them, keeps the event log.
+
+Each IM&P node runs in its own OS process (``python -m mock_server.node_main``) so that killing a
+node is a real failure: its sockets vanish with it. The supervisor owns the admin API (see
+``admin_app``), forwards admin actions to the nodes over the control channel (``control``), and
+records every event the nodes push, stamped with Unix time in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mock_server.control import ControlError, ControlOp, decode, encode
+from mock_server.pair_config import NodePorts, PairConfig
+
+__all__ = ["Supervisor", "NodeHandle", "NodeGoneError", "START_TIMEOUT_S"]
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 30.0
+"""Seconds a node process may take to bind its listeners and report ready."""
+
+
+class NodeGoneError(ControlError):
+    """The node process is not running (killed, crashed or not started)."""
+
+
+@dataclass
+class NodeHandle:
+    """One node process as the supervisor sees it."""
+
+    index: int
+    name: str
+    proc: asyncio.subprocess.Process | None = None
+    ports: NodePorts = field(default_factory=NodePorts)
+    ready: dict[str, Any] = field(default_factory=dict)
+    pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    reader_task: asyncio.Task[None] | None = None
+    killed: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+class Supervisor:
+    """Start, control and stop the two node processes of one Presence Redundancy Group.
+
+    Args:
+        config: the pair's settings; ports 0 pick free ones at the first start and are then kept
+            for restarts.
+        events_out: path of a JSONL file that receives every event as it is recorded, or None.
+    """
+
+    def __init__(self, config: PairConfig, *, events_out: str | None = None) -> None:
+        self.config = config
+        self.nodes = [NodeHandle(index=i, name=n) for i, n in enumerate(config.node_names)]
+        self.events: list[dict[str, Any]] = []
+        self._events_file = open(events_out, "a", encoding="utf-8") if events_out else None  # noqa: SIM115
+        self._next_id = 0
+        self.started_ts = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start both nodes and introduce them to each other.
+
+        Raises:
+            NodeGoneError: a node exited or did not report ready within ``START_TIMEOUT_S``.
+        """
+        await asyncio.gather(*(self._spawn(node) for node in self.nodes))
+        await self._introduce()
+
+    async def stop(self) -> None:
+        """Ask each node to shut down, then terminate what is left; no orphan processes."""
+        for node in self.nodes:
+            if node.alive:
+                with contextlib.suppress(ControlError, asyncio.TimeoutError, ConnectionError):
+                    await asyncio.wait_for(self.request(node.name, ControlOp.SHUTDOWN), 2.0)
+        for node in self.nodes:
+            await self._reap(node)
+        if self._events_file is not None:
+            self._events_file.close()
+            self._events_file = None
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL the node's process: its sockets vanish without a stream error."""
+        node = self.node(name)
+        if not node.alive:
+            raise NodeGoneError(f"node {name} is not running")
+        assert node.proc is not None
+        node.killed = True
+        node.proc.send_signal(signal.SIGKILL)
+        await node.proc.wait()
+        self.record({"node": name, "kind": "admin", "action": "kill"})
+
+    async def restart(self, name: str) -> None:
+        """Start a killed or stopped node again on the same ports; it comes up Initializing."""
+        node = self.node(name)
+        if node.alive:
+            await self.kill(name)
+        await self._reap(node)
+        node.killed = False
+        self.record({"node": name, "kind": "admin", "action": "restart"})
+        await self._spawn(node)
+        await self._introduce()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def node(self, name: str) -> NodeHandle:
+        """The handle of node ``name``.
+
+        Raises:
+            KeyError: no node has that name.
+        """
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    async def request(self, name: str, op: ControlOp, timeout_s: float = 10.0, **args: Any) -> Any:
+        """Send one control operation to node ``name`` and wait for its answer.
+
+        Raises:
+            KeyError: unknown node.
+            NodeGoneError: the node is not running.
+            ControlError: the node refused the operation (message from the node).
+            asyncio.TimeoutError: no answer within ``timeout_s`` seconds.
+        """
+        node = self.node(name)
+        if not node.alive or node.proc is None or node.proc.stdin is None:
+            raise NodeGoneError(f"node {name} is not running")
+        self._next_id += 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        node.pending[self._next_id] = fut
+        try:
+            node.proc.stdin.write(encode({"id": self._next_id, "op": op.value, "args": args}))
+            await node.proc.stdin.drain()
+            return await asyncio.wait_for(fut, timeout_s)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise NodeGoneError(f"node {name} is not running") from exc
+        finally:
+            node.pending.pop(self._next_id, None)
+
+    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Stamp ``event`` with ``ts`` (Unix seconds) unless it has one, keep it, and write it out."""
+        event.setdefault("ts", time.time())
+        self.events.append(event)
+        if self._events_file is not None:
+            self._events_file.write(json.dumps(event, default=str) + "\n")
+            self._events_file.flush()
+        return event
+
+    def topology(self, admin_url: str) -> dict[str, Any]:
+        """The topology document clients read (``--topology-out``)."""
+        nodes = []
+        for node in self.nodes:
+            host = self.config.bind
+            cpa_url = f"http://{host}:{node.ports.cpa}/EPASSoap/service/v80"
+            nodes.append(
+                {
+                    "name": node.name,
+                    "cpa_url": cpa_url,
+                    "wsdl_url": cpa_url + "?wsdl",
+                    "xmpp_host": host,
+                    "xmpp_port": node.ports.xmpp,
+                }
+            )
+        return {"presence_domain": self.config.domain, "admin_url": admin_url, "nodes": nodes}
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _spawn(self, node: NodeHandle) -> None:
+        config = self.config.with_ports(node.index, node.ports)
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        node.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mock_server.node_main",
+            str(node.index),
+            json.dumps(config.to_dict()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=1 << 22,
+        )
+        ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        node.reader_task = asyncio.get_running_loop().create_task(self._read(node, ready))
+        try:
+            node.ready = await asyncio.wait_for(ready, START_TIMEOUT_S)
+        except (asyncio.TimeoutError, NodeGoneError) as exc:
+            await self._reap(node)
+            raise NodeGoneError(f"node {node.name} did not start: {exc}") from exc
+        node.ports = NodePorts(**node.ready["ports"])
+        self.record({"node": node.name, "kind": "process", "action": "started", "pid": node.proc.pid})
+
+    async def _introduce(self) -> None:
+        for node in self.nodes:
+            if not node.alive:
+                continue
+            peer = self.nodes[1 - node.index]
+            await self.request(
+                node.name,
+                ControlOp.CONFIGURE_PEER,
+                name=peer.name,
+                host=self.config.bind,
+                peer_port=peer.ports.peer,
+                xmpp_port=peer.ports.xmpp,
+                cpa_port=peer.ports.cpa,
+            )
+
+    async def _read(self, node: NodeHandle, ready: asyncio.Future[dict[str, Any]]) -> None:
+        assert node.proc is not None and node.proc.stdout is not None
+        stdout = node.proc.stdout
+        while True:
+            try:
+                line = await stdout.readline()
+            except (ValueError, ConnectionError):
+                break
+            if not line:
+                break
+            try:
+                frame = decode(line)
+            except ControlError:
+                logger.warning("node %s wrote a line that is not a control frame: %r", node.name, line[:120])
+                continue
+            if "ready" in frame and not ready.done():
+                ready.set_result(frame["ready"])
+            elif "event" in frame:
+                event = dict(frame["event"])
+                event.setdefault("node", node.name)
+                self.record(event)
+            elif "id" in frame:
+                fut = node.pending.get(frame["id"])
+                if fut is not None and not fut.done():
+                    if frame.get("ok"):
+                        fut.set_result(frame.get("result"))
+                    else:
+                        fut.set_exception(ControlError(str(frame.get("error", "refused"))))
+        if not ready.done():
+            ready.set_exception(NodeGoneError(f"node {node.name} exited before it was ready"))
+        for fut in node.pending.values():
+            if not fut.done():
+                fut.set_exception(NodeGoneError(f"node {node.name} is gone"))
+        if not node.killed:
+            self.record({"node": node.name, "kind": "process", "action": "exited"})
+
+    async def _reap(self, node: NodeHandle) -> None:
+        proc = node.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 3.0)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
+        if node.reader_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(node.reader_task, 2.0)
+            node.reader_task = None
