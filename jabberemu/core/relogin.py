@@ -1,0 +1,76 @@
+"""Re-login timing and target order: pure functions with an injected random source.
+
+Source: "Configuration and Administration of IM and Presence Service" 12.5(1), "Configure
+Redundancy and High Availability": after a failover a client waits a random time between the Client
+Re-Login Lower Limit and Upper Limit before logging in again. Cisco does not publish the
+distribution; uniform is our choice (DOMAIN.md), consistent with Cisco's statement that the upper
+limit is about the time for all clients to reach the backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from jabberemu.config import NodeAddress, ReloginLimits
+
+__all__ = ["draw_wait_s", "order_targets", "rng_for", "seed_for"]
+
+
+def draw_wait_s(rng: random.Random, limits: ReloginLimits) -> float:
+    """Draw one re-login wait uniformly from ``[limits.lower_s, limits.upper_s]``.
+
+    Args:
+        rng: the client's own random source (see :func:`rng_for`).
+        limits: the limits cached at the client's last login.
+
+    Returns:
+        The wait in seconds; exactly ``lower_s`` when the window is empty.
+    """
+    if limits.upper_s == limits.lower_s:
+        return limits.lower_s
+    wait_s = rng.uniform(limits.lower_s, limits.upper_s)
+    # random.uniform may round to just past b; keep the promise of the closed interval.
+    return min(max(wait_s, limits.lower_s), limits.upper_s)
+
+
+def seed_for(run_seed: int, user_id: str) -> int:
+    """A 64-bit seed for one client, stable across processes and Python versions.
+
+    Uses SHA-256 (never ``hash()``, which is salted per process).
+
+    Args:
+        run_seed: the run's seed.
+        user_id: the client's user id.
+
+    Returns:
+        An int in ``[0, 2**64)``.
+    """
+    digest = hashlib.sha256(f"{int(run_seed)}\0{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def rng_for(run_seed: int, user_id: str) -> random.Random:
+    """A fresh ``random.Random`` seeded with :func:`seed_for` (one per client)."""
+    return random.Random(seed_for(run_seed, user_id))
+
+
+def order_targets(
+    primary: NodeAddress, secondary: NodeAddress | None, preferred: str | None
+) -> tuple[NodeAddress, NodeAddress]:
+    """First and second choice node for a series of attempts (the ``_P`` and ``_S`` states).
+
+    Args:
+        primary: the primary node (the home node, or the one the CPA reports as primary).
+        secondary: its peer, or None for a one-node pair.
+        preferred: node name a ``see-other-host`` stream error named (RFC 6120 §4.9.3.19), or None.
+
+    Returns:
+        ``(first, second)``: the primary first unless ``preferred`` names the secondary; a one-node
+        pair returns its node twice.
+    """
+    if secondary is None:
+        return primary, primary
+    if preferred is not None and preferred == secondary.name:
+        return secondary, primary
+    return primary, secondary
