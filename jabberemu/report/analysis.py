@@ -1,0 +1,168 @@
+"""Analysis of one run: series, waves, latency, accounting, generator health (pure).
+
+``analyze(data)`` is the one entry point; the parts live in ``series``, ``waves`` and
+``latency``. Accounting: every client that appears in the client records was *started* and is
+counted once, in the state of its ``end`` record, or, lacking one (a partial run), in its last
+state with the reason ``no end record``; so clients started = sum of clients by end state.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
+from jabberemu.report.records import RunData
+from jabberemu.report.series import Series, build_series
+from jabberemu.report.waves import DEFAULT_GAP_S, Wave, find_waves
+
+__all__ = [
+    "CPU_SATURATED_PERCENT",
+    "LOOP_LAG_SATURATED_MS",
+    "NO_END_RECORD",
+    "Accounting",
+    "Analysis",
+    "GeneratorHealth",
+    "account",
+    "analyze",
+    "generator_health",
+]
+
+#: Generator CPU (%) above which latencies are not trustworthy (Locust warns at 90 %).
+CPU_SATURATED_PERCENT = 90.0
+#: Event-loop lag p99 (ms) above which latencies are not trustworthy.
+LOOP_LAG_SATURATED_MS = 50.0
+#: Reason given to a client that has no ``end`` record.
+NO_END_RECORD = "no end record"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accounting:
+    """Where every started client ended.
+
+    Attributes:
+        clients_planned: ``run.json`` ``clients`` (None if not declared).
+        clients_started: distinct clients seen in the client records.
+        end_states: final state -> clients.
+        end_reasons: final state -> reason -> clients.
+        without_end_record: clients counted from their last state (partial run).
+    """
+
+    clients_planned: int | None
+    clients_started: int
+    end_states: dict[str, int]
+    end_reasons: dict[str, dict[str, int]]
+    without_end_record: int
+
+    def __post_init__(self) -> None:
+        if sum(self.end_states.values()) != self.clients_started:
+            raise ValueError("accounting does not add up")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratorHealth:
+    """Load-generator health over the run (None when ``generator.jsonl`` had no value)."""
+
+    cpu_max: float | None
+    loop_lag_p99_ms: float | None
+    loop_lag_max_ms: float | None
+    workers: int
+    samples: int
+    saturated: bool
+    per_worker: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Analysis:
+    """Everything the verdict, summary and HTML report need."""
+
+    series: Series
+    waves: list[Wave]
+    spans: list[PhaseSpan]
+    latency: list[LatencyRow]
+    accounting: Accounting
+    generator: GeneratorHealth
+    duration_s: float
+
+
+def account(data: RunData) -> Accounting:
+    """Count every started client once, by end state and reason.
+
+    Args:
+        data: the loaded run.
+    Returns:
+        The accounting; ``clients_started == sum(end_states.values())`` always holds.
+    """
+    final: dict[str, tuple[str, str]] = {}
+    for e in data.ends:
+        final[e.client] = (e.state, e.reason or "unspecified")
+    missing = 0
+    last_state: dict[str, str] = {}
+    for s in data.states:
+        last_state[s.client] = s.to_state
+    for client in data.clients:
+        if client not in final:
+            missing += 1
+            final[client] = (last_state.get(client, "UNKNOWN"), NO_END_RECORD)
+    states: Counter[str] = Counter(state for state, _ in final.values())
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for state, reason in final.values():
+        reasons[state][reason] += 1
+    return Accounting(
+        clients_planned=data.info.clients, clients_started=len(final),
+        end_states=dict(sorted(states.items())),
+        end_reasons={k: dict(v.most_common()) for k, v in sorted(reasons.items())},
+        without_end_record=missing,
+    )
+
+
+def _stats(cpu: list[float], lag: list[float]) -> tuple[float | None, float | None, float | None]:
+    return (max(cpu) if cpu else None,
+            float(np.percentile(lag, 99)) if lag else None,
+            max(lag) if lag else None)
+
+
+def generator_health(data: RunData) -> GeneratorHealth:
+    """CPU max and event-loop lag p99 over all workers' samples.
+
+    Args:
+        data: the loaded run.
+    Returns:
+        Health; ``saturated`` when CPU > ``CPU_SATURATED_PERCENT`` or lag p99 >
+        ``LOOP_LAG_SATURATED_MS``.
+    """
+    cpu = [g.cpu_percent for g in data.generator if g.cpu_percent is not None]
+    lag = [g.loop_lag_ms for g in data.generator if g.loop_lag_ms is not None]
+    cpu_max, lag_p99, lag_max = _stats(cpu, lag)
+    per_worker: dict[str, dict[str, float | None]] = {}
+    for worker in sorted({g.worker for g in data.generator}):
+        mine = [g for g in data.generator if g.worker == worker]
+        c, p, m = _stats([g.cpu_percent for g in mine if g.cpu_percent is not None],
+                         [g.loop_lag_ms for g in mine if g.loop_lag_ms is not None])
+        per_worker[worker] = {"cpu_max": c, "loop_lag_p99_ms": p, "loop_lag_max_ms": m}
+    saturated = (cpu_max is not None and cpu_max > CPU_SATURATED_PERCENT) or (
+        lag_p99 is not None and lag_p99 > LOOP_LAG_SATURATED_MS)
+    return GeneratorHealth(cpu_max=cpu_max, loop_lag_p99_ms=lag_p99, loop_lag_max_ms=lag_max,
+                           workers=len(per_worker), samples=len(data.generator), saturated=saturated,
+                           per_worker=per_worker)
+
+
+def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: float | None = None) -> Analysis:
+    """Analyse a loaded run.
+
+    Args:
+        data: the loaded run.
+        gap_s: HA events further apart than this start a new wave (``waves.find_waves``).
+        recovery_margin_s: override of ``run.json`` ``recovery_margin_s``.
+    Returns:
+        The analysis.
+    """
+    waves = find_waves(data, gap_s=gap_s, recovery_margin_s=recovery_margin_s)
+    spans = phase_spans(data, waves)
+    return Analysis(
+        series=build_series(data), waves=waves, spans=spans, latency=latency_table(data, spans),
+        accounting=account(data), generator=generator_health(data),
+        duration_s=max(0.0, data.t(data.last_ts)),
+    )

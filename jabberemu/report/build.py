@@ -1,0 +1,103 @@
+"""``jabberemu report RUN_DIR``: rebuild ``summary.json`` and ``report.html`` from the raw files.
+
+Exit codes of :func:`main`: 0 report written (PASS, or FAIL without ``--fail-on-verdict``);
+1 FAIL with ``--fail-on-verdict``; 2 bad run data or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jabberemu.report.analysis import analyze
+from jabberemu.report.data import load_run
+from jabberemu.report.errors import ReportError
+from jabberemu.report.html import REPORT_FILE, render_html
+from jabberemu.report.summary import SUMMARY_FILE, Summary, make_summary
+from jabberemu.report.verdict import Verdict, judge
+from jabberemu.report.waves import DEFAULT_GAP_S
+
+__all__ = ["build_parser", "build_report", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
+                 server_login_rate: float | None = None, recovery_margin_s: float | None = None,
+                 gap_s: float = DEFAULT_GAP_S, html: bool = True) -> Summary:
+    """Load a run directory, judge it, write ``summary.json`` and ``report.html``.
+
+    Args:
+        run_dir: ``reports/<run-id>/``.
+        out_dir: where to write (default ``run_dir``).
+        server_login_rate: declared capacity (logins/s per node) overriding ``run.json``.
+        recovery_margin_s: margin (s) after ``upper`` overriding ``run.json``.
+        gap_s: HA events further apart than this belong to different waves.
+        html: also write ``report.html`` (False: summary only, faster).
+    Returns:
+        The summary (verdict, reasons, the JSON content).
+    Raises:
+        RunDataError: the run data is missing or bad (file and line named).
+    """
+    data = load_run(run_dir)
+    target = Path(out_dir) if out_dir is not None else Path(run_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    margin = recovery_margin_s if recovery_margin_s is not None else data.info.recovery_margin_s
+    capacity = server_login_rate if server_login_rate is not None else data.info.server_login_rate
+    analysis = analyze(data, gap_s=gap_s, recovery_margin_s=margin)
+    result = judge(data.info, analysis, server_login_rate=capacity, recovery_margin_s=margin)
+    summary = make_summary(data, analysis, result, capacity=capacity, margin_s=margin)
+    summary.write(target / SUMMARY_FILE)
+    if html:
+        page = render_html(data, analysis, result, capacity=capacity, margin_s=margin)
+        (target / REPORT_FILE).write_text(page, encoding="utf-8")
+    logger.info("report of %s: %s", data.info.run_id, summary.verdict.value)
+    return summary
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add the ``report`` arguments to ``parser`` (or a new one) for the console script."""
+    p = parser or argparse.ArgumentParser(prog="jabberemu report",
+                                          description="Rebuild summary.json and report.html of a run.")
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="reports/<run-id>/ directory")
+    p.add_argument("--out", type=Path, default=None, help="write into this directory (default RUN_DIR)")
+    p.add_argument("--server-login-rate", type=float, default=None, metavar="R",
+                   help="declared server capacity in logins/s per node (overrides run.json)")
+    p.add_argument("--recovery-margin", type=float, default=None, metavar="S",
+                   help="seconds after the upper limit a re-login may still finish (default run.json or 5)")
+    p.add_argument("--wave-gap", type=float, default=DEFAULT_GAP_S, metavar="S",
+                   help=f"HA events further apart start a new wave (default {DEFAULT_GAP_S:g} s)")
+    p.add_argument("--no-html", action="store_true", help="write summary.json only")
+    p.add_argument("--fail-on-verdict", action="store_true", help="exit 1 when the verdict is FAIL")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry: ``jabberemu report RUN_DIR [--fail-on-verdict] ...``.
+
+    Args:
+        argv: arguments after ``report`` (default ``sys.argv[1:]``).
+    Returns:
+        The exit code (0, 1 on FAIL with ``--fail-on-verdict``, 2 on bad data).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        summary = build_report(args.run_dir, out_dir=args.out, server_login_rate=args.server_login_rate,
+                               recovery_margin_s=args.recovery_margin, gap_s=args.wave_gap, html=not args.no_html)
+    except ReportError as exc:
+        print(f"jabberemu report: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or args.run_dir
+    print(f"{summary.verdict.value}  {out / (SUMMARY_FILE if args.no_html else REPORT_FILE)}")
+    for reason in summary.reasons:
+        print(f"  - {reason}")
+    for warning in summary.data.get("warnings", []):
+        print(f"  ! {warning}")
+    return 1 if args.fail_on_verdict and summary.verdict is Verdict.FAIL else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no script).
+
+Layout: verdict banner with reasons (and a PARTIAL RUN banner), then (1) timeline of logins and
+sessions per node with admin actions and SRM state changes, (2) each re-login wave against the
+predicted rate and the declared capacity, (3) drawn waits vs U[lower, upper] with KS numbers and
+the CDF of time to recover, (4) latency percentiles per request type per phase, (5) accounting
+and generator health.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from jabberemu.report import plots
+from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, NO_END_RECORD, Analysis
+from jabberemu.report.records import RunData
+from jabberemu.report.verdict import CheckStatus, Verdict, VerdictResult
+
+__all__ = ["REPORT_FILE", "render_html"]
+
+REPORT_FILE = "report.html"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;
+padding:0 16px 40px;color:#1b1b1b;background:#fff}
+h1{font-size:1.5em;margin:18px 0 6px}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:34px}
+.banner{padding:14px 18px;border-radius:6px;margin:12px 0;color:#fff}
+.banner h1{margin:0 0 6px;font-size:2em}.PASS{background:#2b8a3e}.FAIL{background:#c92a2a}
+.partial{background:#f59f00;color:#111;font-weight:bold;padding:10px 18px;border-radius:6px;margin:12px 0}
+.banner ul{margin:4px 0 0 0;padding-left:20px}.banner li{margin:2px 0}
+.warn{background:#fff3bf;border-left:5px solid #f59f00;padding:8px 14px;margin:10px 0}
+table{border-collapse:collapse;margin:8px 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f1f3f5}
+td.l,th.l{text-align:left}tr.fail td{background:#ffe3e3}tr.na td{color:#666}
+img{max-width:100%;border:1px solid #eee;margin:6px 0}.muted{color:#666;font-size:.9em}
+.kv td:first-child{text-align:left;font-weight:600}
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def _num(value: float | int | None, fmt: str = "{:.2f}") -> str:
+    if value is None:
+        return "–"
+    return fmt.format(value) if isinstance(value, float) else str(value)
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1,
+           row_class: Sequence[str] | None = None) -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    body = []
+    for k, row in enumerate(rows):
+        cls = f' class="{row_class[k]}"' if row_class and row_class[k] else ""
+        body.append(f"<tr{cls}>" + "".join(
+            f'<td class="{"l" if i < left else ""}">{cell}</td>' for i, cell in enumerate(row)) + "</tr>")
+    return f"<table><tr>{th}</tr>{''.join(body)}</table>"
+
+
+def _banner(data: RunData, result: VerdictResult) -> str:
+    failed = [c for c in result.checks if c.status is CheckStatus.FAIL]
+    shown = [c.message for c in failed] or list(result.reasons)
+    items = "".join(f"<li>{escape(r)}</li>" for r in shown)
+    head = "FAIL" if result.verdict is Verdict.FAIL else "PASS"
+    what = (f"{len(failed)} check(s) failed" if failed else "every applicable check passed")
+    out = [f'<div class="banner {head}"><h1>{head}</h1><div>{escape(what)}:</div><ul>{items}</ul></div>']
+    if data.info.partial:
+        out.insert(0, '<div class="partial">PARTIAL RUN: the run was stopped before its end; '
+                      "every number below covers only what was recorded.</div>")
+    out += [f'<div class="warn">{escape(w)}</div>' for w in result.warnings]
+    return "\n".join(out)
+
+
+def _wave_table(analysis: Analysis, capacity: float | None) -> str:
+    rows = []
+    for w in analysis.waves:
+        rows.append([
+            f"#{w.index + 1} {escape(w.kind.value)}", escape(w.node or "?"), _num(w.at_s, "{:.1f}"),
+            f"{_num(w.lower_s, '{:g}')} / {_num(w.upper_s, '{:g}')}", str(w.clients), str(w.recovered),
+            _num(w.predicted_peak_rate, "{:.1f}"), _num(w.measured_peak_rate_1s, "{:.1f}"),
+            _num(w.measured_peak_rate_10s, "{:.1f}"), _num(capacity, "{:g}"),
+            _num(w.recovery_p50_s), _num(w.recovery_p99_s), _num(w.recovery_max_s),
+            _num(w.ks_statistic, "{:.3f}"), _num(w.ks_pvalue, "{:.3g}"),
+        ])
+    return _table(["wave", "node", "at (s)", "lower / upper (s)", "clients", "recovered",
+                   "predicted rate (/s)", "peak 1 s (/s)", "peak 10 s (/s)", "capacity (/s)",
+                   "recovery p50 (s)", "p99 (s)", "max (s)", "KS D", "KS p"], rows, left=2)
+
+
+def _checks_table(result: VerdictResult) -> str:
+    rows, classes = [], []
+    for c in result.checks:
+        rows.append([escape(c.status.value.upper()), escape(c.message)])
+        classes.append({CheckStatus.FAIL: "fail", CheckStatus.NOT_APPLICABLE: "na"}.get(c.status, ""))
+    return _table(["status", "check"], rows, left=2, row_class=classes)
+
+
+def _latency_table(analysis: Analysis) -> str:
+    rows = [[escape(r.request_type), escape(r.name), escape(r.phase.value), str(r.samples),
+             str(r.without_response_time), str(r.failures), _num(r.p50_ms, "{:.1f}"), _num(r.p95_ms, "{:.1f}"),
+             _num(r.p99_ms, "{:.1f}"), _num(r.p999_ms, "{:.1f}"), _num(r.max_ms, "{:.1f}")]
+            for r in analysis.latency]
+    if not rows:
+        return "<p>No request records.</p>"
+    return _table(["type", "name", "phase", "samples", "no response time (excluded)", "failures",
+                   "p50 (ms)", "p95 (ms)", "p99 (ms)", "p99.9 (ms)", "max (ms)"], rows, left=3)
+
+
+def _accounting(analysis: Analysis) -> str:
+    acc = analysis.accounting
+    rows, classes = [], []
+    for state, reasons in acc.end_reasons.items():
+        for reason, count in reasons.items():
+            rows.append([escape(state), escape(reason), str(count)])
+            classes.append("fail" if state == "GAVE_UP" or reason == NO_END_RECORD else "")
+    rows.append(["<b>total</b>", "", f"<b>{acc.clients_started}</b>"])
+    classes.append("")
+    planned = ("" if acc.clients_planned is None else
+               f" of {acc.clients_planned} planned" + (" — <b>some planned clients never started</b>"
+                                                        if acc.clients_started < acc.clients_planned else ""))
+    return (f"<p>Clients started: <b>{acc.clients_started}</b>{planned}; sum over end states: "
+            f"<b>{sum(acc.end_states.values())}</b>.</p>"
+            + _table(["end state", "reason", "clients"], rows, left=2, row_class=classes))
+
+
+def _generator(analysis: Analysis) -> str:
+    g = analysis.generator
+    status = ("<b>saturated: latencies not trustworthy</b>" if g.saturated else
+              "no samples" if g.samples == 0 else "healthy")
+    rows = [["CPU max (%)", _num(g.cpu_max, "{:.1f}"), f"&gt; {CPU_SATURATED_PERCENT:g} = saturated"],
+            ["event-loop lag p99 (ms)", _num(g.loop_lag_p99_ms, "{:.1f}"), f"&gt; {LOOP_LAG_SATURATED_MS:g} = saturated"],
+            ["event-loop lag max (ms)", _num(g.loop_lag_max_ms, "{:.1f}"), ""],
+            ["workers / samples", f"{g.workers} / {g.samples}", ""], ["status", status, ""]]
+    return _table(["generator", "value", "threshold"], rows, left=1)
+
+
+def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, capacity: float | None,
+                margin_s: float) -> str:
+    """Render the report page.
+
+    Args:
+        data: the loaded run.
+        analysis: ``analyze(data)``.
+        result: ``judge(...)``.
+        capacity: declared capacity used by the verdict (logins/s per node) or None.
+        margin_s: recovery margin used by the verdict (s).
+    Returns:
+        The HTML document (UTF-8 text, no external resource).
+    """
+    info = data.info
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>jabberemu report {escape(info.run_id)}: {result.verdict.value}</title>"
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>jabberemu HA drill report — run {escape(info.run_id)}</h1>",
+             f"<p class='muted'>{info.clients if info.clients is not None else '?'} clients planned · "
+             f"re-login limits {_num(info.lower_s, '{:g}')}–{_num(info.upper_s, '{:g}')} s · declared capacity "
+             f"{_num(capacity, '{:g}') + ' logins/s per node' if capacity is not None else 'none'} · "
+             f"recovery margin {margin_s:g} s · duration {analysis.duration_s:.1f} s · "
+             f"times are seconds since the start of the load</p>",
+             _banner(data, result)]
+    parts.append("<h2>HA events at a glance</h2>")
+    parts.append(_wave_table(analysis, capacity) if analysis.waves else "<p>No HA event in this run.</p>")
+    parts.append("<h2>1. Timeline</h2><p class='muted'>Red dashed lines: admin actions; dotted grey lines: "
+                 "SRM state changes; shaded: re-login waves (orange failover, blue fallback).</p>")
+    parts.append(_img(plots.timeline_png(analysis, info, capacity), "timeline"))
+    if analysis.series.states:
+        parts.append(_img(plots.states_png(analysis), "clients per state"))
+    for e in data.server_events:
+        if e.to_state:
+            break
+    else:
+        parts.append("<p class='muted'>No SRM state changes recorded (server_events.jsonl empty).</p>")
+    parts.append("<h2>2. Re-login waves</h2><p class='muted'>Bars: re-logins completed per second; the green "
+                 "dashed line is the rate the limits predict, N / (upper − lower); the red line is the declared "
+                 "server capacity. Bars above the red line are a login storm.</p>")
+    for w in analysis.waves:
+        parts.append(_img(plots.wave_png(w, capacity), f"wave {w.index + 1}"))
+    parts.append("<h2>3. Drawn waits and time to recover</h2>")
+    for w in analysis.waves:
+        parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1} of {escape(w.node or '?')}</h3>")
+        parts.append(_img(plots.waits_png(w, margin_s), f"waits {w.index + 1}"))
+    parts.append("<h2>4. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
+                 "from samples that have a response time (locustio/locust#3472); samples without one are "
+                 "counted, not averaged in.</p>")
+    parts.append(_latency_table(analysis))
+    parts.append("<h2>5. Accounting and generator health</h2>")
+    parts.append(_accounting(analysis))
+    parts.append(_generator(analysis))
+    if data.generator:
+        samples = [(g.ts - info.started_ts, g.worker, g.cpu_percent, g.loop_lag_ms) for g in data.generator]
+        parts.append(_img(plots.generator_png(analysis, CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, samples),
+                          "generator health"))
+    parts.append("<h2>Checks behind the verdict</h2>")
+    parts.append(_checks_table(result))
+    if data.locust_stats:
+        keys = [k for k in ("Type", "Name", "Request Count", "Failure Count", "50%", "95%", "99%", "99.9%")
+                if k in data.locust_stats[0]]
+        parts.append("<h2>Locust's own statistics (--csv)</h2>")
+        parts.append(_table(keys, ([escape(row.get(k) or "") for k in keys] for row in data.locust_stats), left=2))
+    if data.warnings:
+        parts.append("<h2>Data notes</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in data.warnings) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

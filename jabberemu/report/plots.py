@@ -1,0 +1,255 @@
+"""Matplotlib figures of a run, returned as PNG bytes (object API + Agg: no pyplot, no display).
+
+Each figure says what it shows in its title, axis labels carry units, legends name every line.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from jabberemu.report.analysis import Analysis
+from jabberemu.report.records import RunInfo
+from jabberemu.report.series import MarkerKind, Series
+from jabberemu.report.waves import HaKind, Wave
+
+__all__ = ["generator_png", "states_png", "timeline_png", "wave_png", "waits_png"]
+
+_DPI = 100
+_WAVE_COLOURS = {HaKind.FAILOVER: "#f4a261", HaKind.FALLBACK: "#8ecae6"}
+_CAPACITY = dict(color="#d62828", linewidth=2.0, linestyle="-")
+_PREDICTED = dict(color="#2a9d8f", linewidth=2.0, linestyle="--")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _node_colours(nodes: Sequence[str]) -> dict[str, str]:
+    palette = ["#1d3557", "#e76f51", "#6a4c93", "#2a9d8f", "#8d99ae"]
+    return {n: palette[i % len(palette)] for i, n in enumerate(sorted(nodes))}
+
+
+def _short(node: str | None) -> str:
+    return (node or "?").split(".")[0]
+
+
+def _shade_waves(ax: Axes, waves: Sequence[Wave], label: bool) -> None:
+    for w in waves:
+        ax.axvspan(w.at_s, w.end_s, color=_WAVE_COLOURS[w.kind], alpha=0.18, linewidth=0,
+                   label=f"{w.kind.value} wave" if label else None)
+
+
+def _markers(ax: Axes, series: Series, *, labels: bool) -> None:
+    top = ax.get_ylim()[1]
+    seen: set[str] = set()
+    for m in series.markers:
+        if m.kind is MarkerKind.ADMIN_ACTION:
+            ax.axvline(m.t_s, color="#d62828", linewidth=1.6, linestyle="--",
+                       label="admin action" if "a" not in seen else None)
+            seen.add("a")
+            if labels:
+                ax.text(m.t_s, top, f" {m.label.split('.')[0]}", rotation=90, va="top", ha="right",
+                        fontsize=8, color="#d62828", fontweight="bold")
+        else:
+            ax.axvline(m.t_s, color="#555555", linewidth=0.8, linestyle=":",
+                       label="SRM state change" if "s" not in seen else None)
+            seen.add("s")
+
+
+def timeline_png(analysis: Analysis, info: RunInfo, capacity: float | None) -> bytes:
+    """Login rate per node and sessions per node over the run, HA events marked.
+
+    Args:
+        analysis: the run's analysis.
+        info: ``run.json`` (for the title).
+        capacity: declared server capacity (logins/s per node) or None.
+    Returns:
+        PNG bytes.
+    """
+    s = analysis.series
+    nodes = sorted(set(s.logins) | set(s.connected))
+    colours = _node_colours(nodes)
+    fig = Figure(figsize=(12, 7.5))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    x = s.seconds
+    for node in nodes:
+        c = colours[node]
+        if node in s.logins and s.logins[node].any():
+            ax1.step(x, s.logins[node], where="post", color=c, linewidth=1.0, alpha=0.6,
+                     label=f"first logins/s on {_short(node)}")
+        if node in s.relogins and s.relogins[node].any():
+            ax1.step(x, s.relogins[node], where="post", color=c, linewidth=1.6,
+                     label=f"re-logins/s on {_short(node)}")
+        if node in s.connected:
+            ax2.step(x, s.connected[node], where="post", color=c, linewidth=1.8,
+                     label=f"connected on {_short(node)}")
+    if capacity is not None:
+        ax1.axhline(capacity, **_CAPACITY, label=f"declared capacity {capacity:g}/s per node")
+    for ax, first in ((ax1, True), (ax2, False)):
+        _shade_waves(ax, analysis.waves, label=first)
+        ax.set_ylim(bottom=0)
+        _markers(ax, s, labels=first)
+        ax.grid(True, alpha=0.3)
+    ax1.set_ylabel("logins completed per second")
+    ax1.set_title("Logins per second per node (1 s bins)")
+    ax2.set_ylabel("clients in XMPPCONNECTED")
+    ax2.set_title("Sessions per node")
+    ax2.set_xlabel("time since start of load (s)")
+    ax1.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
+    ax2.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
+    fig.suptitle(f"Run {info.run_id}: timeline" + (" (PARTIAL RUN)" if info.partial else ""), fontweight="bold")
+    return _png(fig)
+
+
+def states_png(analysis: Analysis) -> bytes:
+    """Clients per Jabber client state over the run (stacked).
+
+    Args:
+        analysis: the run's analysis.
+    Returns:
+        PNG bytes.
+    """
+    s = analysis.series
+    fig = Figure(figsize=(12, 3.6))
+    ax = fig.subplots()
+    names = [k for k, v in s.states.items() if v.any()]
+    names.sort(key=lambda k: (k != "XMPPCONNECTED", k))
+    if names:
+        ax.stackplot(s.seconds, *[s.states[k] for k in names], labels=names, step="post", alpha=0.85)
+    _shade_waves(ax, analysis.waves, label=False)
+    ax.set_xlabel("time since start of load (s)")
+    ax.set_ylabel("clients")
+    ax.set_title("Clients per client state (end of each second)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def wave_png(wave: Wave, capacity: float | None) -> bytes:
+    """One wave: re-logins completed per second against the predicted rate and the capacity.
+
+    Args:
+        wave: the wave.
+        capacity: declared server capacity (logins/s per node) or None.
+    Returns:
+        PNG bytes.
+    """
+    fig = Figure(figsize=(12, 4.2))
+    ax = fig.subplots()
+    rel = wave.relogin_t - wave.at_s
+    horizon = max(float(rel.max()) if rel.size else 0.0, (wave.upper_s or 0.0)) + 3.0
+    edges = np.arange(0.0, np.ceil(horizon) + 1.0)
+    counts, _ = np.histogram(rel, bins=edges)
+    ax.bar(edges[:-1], counts, width=1.0, align="edge", color="#457b9d", alpha=0.75,
+           label="re-logins completed per 1 s")
+    if counts.size >= 10:
+        rolling = np.convolve(counts, np.ones(10) / 10.0, mode="valid")
+        ax.plot(edges[9:-1] + 1.0, rolling, color="#1d3557", linewidth=2.0,
+                label="trailing 10 s average (re-logins/s)")
+    if wave.predicted_peak_rate is not None and wave.lower_s is not None and wave.upper_s is not None:
+        ax.axvspan(wave.lower_s, wave.upper_s, color="#2a9d8f", alpha=0.08,
+                   label=f"re-login window [{wave.lower_s:g}, {wave.upper_s:g}] s")
+        ax.hlines(wave.predicted_peak_rate, wave.lower_s, wave.upper_s, **_PREDICTED,
+                  label=f"predicted N/(upper-lower) = {wave.clients}/{wave.upper_s - wave.lower_s:g} s "
+                  f"= {wave.predicted_peak_rate:.1f}/s")
+    if capacity is not None:
+        ax.axhline(capacity, **_CAPACITY, label=f"declared capacity {capacity:g}/s")
+    ax.set_xlim(0, horizon)
+    ax.set_ylim(0, max([1.0, float(counts.max()) if counts.size else 0.0, capacity or 0.0,
+                        wave.predicted_peak_rate or 0.0]) * 1.25)
+    ax.set_xlabel(f"time since the {wave.kind.value} action (s)")
+    ax.set_ylabel("re-logins completed per second")
+    ax.set_title(f"{wave.kind.value.capitalize()} wave #{wave.index + 1} of {_short(wave.node)} at "
+                 f"t={wave.at_s:.1f} s: {wave.recovered}/{wave.clients} clients back; measured peak "
+                 f"{wave.measured_peak_rate_1s:.0f}/s (1 s), {wave.measured_peak_rate_10s:.1f}/s (10 s)")
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def waits_png(wave: Wave, margin_s: float) -> bytes:
+    """Drawn waits against U[lower, upper] (KS numbers) and the CDF of time to recover.
+
+    Args:
+        wave: the wave.
+        margin_s: recovery margin (s) drawn after ``upper``.
+    Returns:
+        PNG bytes.
+    """
+    fig = Figure(figsize=(12, 4.0))
+    ax1, ax2 = fig.subplots(1, 2)
+    lo, up = wave.lower_s, wave.upper_s
+    if wave.waits_s.size and lo is not None and up is not None and up > lo:
+        bins = np.linspace(lo, up, 21)
+        ax1.hist(wave.waits_s, bins=bins, color="#457b9d", alpha=0.8, label=f"drawn waits (n={wave.waits_s.size})")
+        expected = wave.waits_s.size / 20
+        ax1.hlines(expected, lo, up, **_PREDICTED, label=f"uniform U[{lo:g}, {up:g}]: {expected:.1f} per bin")
+        ks = (f"KS D = {wave.ks_statistic:.3f}, p = {wave.ks_pvalue:.3g}"
+              if wave.ks_statistic is not None and wave.ks_pvalue is not None else "KS n/a")
+        ax1.set_title(f"Drawn re-login waits vs uniform ({ks})")
+        ax1.legend(loc="lower center", fontsize=8, framealpha=0.9)
+    else:
+        ax1.text(0.5, 0.5, "no wait records", ha="center", va="center", transform=ax1.transAxes)
+        ax1.set_title("Drawn re-login waits")
+    ax1.set_xlabel("drawn wait (s)")
+    ax1.set_ylabel("clients per bin")
+    ax1.grid(True, alpha=0.3)
+    rec = np.sort(wave.recovery_s)
+    if rec.size:
+        frac = np.arange(1, rec.size + 1) / wave.clients
+        ax2.step(rec, frac * 100, where="post", color="#1d3557", linewidth=2,
+                 label=f"recovered {wave.recovered}/{wave.clients}")
+        for q, style in ((50, ":"), (95, "-."), (99, "--")):
+            v = float(np.percentile(rec, q))
+            ax2.axvline(v, color="#6a4c93", linestyle=style, linewidth=1.2, label=f"p{q} = {v:.2f} s")
+        ax2.axvline(float(rec[-1]), color="#6a4c93", linewidth=1.6, label=f"max = {rec[-1]:.2f} s")
+    if up is not None:
+        ax2.axvline(up + margin_s, **_CAPACITY, label=f"deadline upper + margin = {up + margin_s:g} s")
+    ax2.set_ylim(0, 102)
+    ax2.set_xlim(left=0)
+    ax2.set_xlabel("time to recover: HA event -> XMPPCONNECTED (s)")
+    ax2.set_ylabel("clients recovered (% of wave)")
+    ax2.set_title("Time to recover (CDF)")
+    ax2.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    ax2.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def generator_png(analysis: Analysis, cpu_limit: float, lag_limit_ms: float,
+                  samples: Sequence[tuple[float, str, float | None, float | None]]) -> bytes:
+    """Generator CPU and event-loop lag per worker over the run.
+
+    Args:
+        analysis: the run's analysis (wave shading).
+        cpu_limit: saturation threshold (%).
+        lag_limit_ms: saturation threshold (ms).
+        samples: (t s, worker, cpu %, lag ms).
+    Returns:
+        PNG bytes.
+    """
+    fig = Figure(figsize=(12, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    for worker in sorted({w for _, w, _, _ in samples}):
+        mine = [s for s in samples if s[1] == worker]
+        ax1.plot([s[0] for s in mine if s[2] is not None], [s[2] for s in mine if s[2] is not None],
+                 linewidth=1, label=f"worker {worker}")
+        ax2.plot([s[0] for s in mine if s[3] is not None], [s[3] for s in mine if s[3] is not None],
+                 linewidth=1, label=f"worker {worker}")
+    ax1.axhline(cpu_limit, **_CAPACITY, label=f"saturation {cpu_limit:g}%")
+    ax2.axhline(lag_limit_ms, **_CAPACITY, label=f"saturation {lag_limit_ms:g} ms")
+    for ax, title, unit in ((ax1, "Generator CPU", "CPU (%)"), (ax2, "Event-loop lag", "lag (ms)")):
+        _shade_waves(ax, analysis.waves, label=False)
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.set_xlabel("time since start of load (s)")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    return _png(fig)

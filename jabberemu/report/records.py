@@ -1,0 +1,294 @@
+"""Typed records of one run's raw data (the run-data formats of docs/ARCHITECTURE.md).
+
+Every record carries ``ts`` = Unix epoch seconds (float); the report puts them on the *load
+clock* ``t = ts - run.started_ts``. Client state names (``XMPPCONNECTED``, ``FAILOVER`` ...) are
+the Jabber client states of the Cisco Planning Guide for Cisco Jabber 14.1, "Client Behavior
+During a Failover", as written by ``jabberemu.core.states``; the report keeps them as the strings
+found in the file so a newer client's extra states still load.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "CONNECTED_STATE",
+    "Action",
+    "ActionKind",
+    "ConnectedRecord",
+    "EndRecord",
+    "GeneratorSample",
+    "HaEventRecord",
+    "RequestRecord",
+    "RunData",
+    "RunInfo",
+    "ServerEvent",
+    "ServerMetric",
+    "StateRecord",
+    "WaitRecord",
+]
+
+#: The client state in which a Jabber client has a working XMPP session.
+CONNECTED_STATE = "XMPPCONNECTED"
+
+
+def _check_ts(ts: float) -> None:
+    if not math.isfinite(ts):
+        raise ValueError(f"ts must be a finite epoch time, got {ts!r}")
+
+
+class ActionKind(enum.Enum):
+    """Admin action recorded in ``run.json`` ``actions[].action`` (mock admin API verbs).
+
+    Unknown verbs load as ``OTHER`` (the raw verb stays in ``Action.name``).
+    """
+
+    FAILOVER = "failover"
+    FALLBACK = "fallback"
+    NODE_KILL = "node-kill"
+    NODE_RESTART = "node-restart"
+    SERVICE_DOWN = "service-down"
+    SERVICE_UP = "service-up"
+    PARTITION = "partition"
+    HEAL = "heal"
+    RECOVER = "recover"
+    HA_ENABLE = "ha-enable"
+    HA_DISABLE = "ha-disable"
+    OTHER = "other"
+
+    @classmethod
+    def parse(cls, verb: str) -> ActionKind:
+        """Map a recorded verb (``failover``, ``node_kill``, ``kill``, ``service-stop`` ...) to a kind.
+
+        Args:
+            verb: the ``action`` string of a ``run.json`` action, any case, ``_`` or ``-``.
+        Returns:
+            The kind; ``OTHER`` when the verb is not known.
+        """
+        key = verb.strip().lower().replace("_", "-").replace(" ", "-")
+        return _ACTION_ALIASES.get(key, cls.OTHER)
+
+    @property
+    def moves_sessions_away(self) -> bool:
+        """True for actions that make a node drop its users (a failover-type HA event)."""
+        return self in (ActionKind.FAILOVER, ActionKind.NODE_KILL, ActionKind.SERVICE_DOWN,
+                        ActionKind.PARTITION)
+
+
+_ACTION_ALIASES: dict[str, ActionKind] = {k.value: k for k in ActionKind}
+_ACTION_ALIASES.update({
+    "kill": ActionKind.NODE_KILL, "node-kill": ActionKind.NODE_KILL,
+    "restart": ActionKind.NODE_RESTART, "service-stop": ActionKind.SERVICE_DOWN,
+    "stop-service": ActionKind.SERVICE_DOWN, "service-start": ActionKind.SERVICE_UP,
+    "start-service": ActionKind.SERVICE_UP, "enable-ha": ActionKind.HA_ENABLE,
+    "disable-ha": ActionKind.HA_DISABLE,
+})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Action:
+    """One admin action of ``run.json`` ``actions``: ``{"ts", "action", "node"}``."""
+
+    ts: float
+    name: str
+    node: str | None
+    kind: ActionKind
+
+    def __post_init__(self) -> None:
+        _check_ts(self.ts)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunInfo:
+    """``run.json``.
+
+    Fields beyond the contract that the report reads when present:
+    ``ended_ts`` (epoch s, end of the load; else the last record's ts) and
+    ``critical_service_delay_s`` (shown only). Everything else lands in ``extra``.
+    """
+
+    run_id: str
+    started_ts: float
+    clients: int | None
+    lower_s: float | None
+    upper_s: float | None
+    server_login_rate: float | None
+    recovery_margin_s: float
+    actions: tuple[Action, ...]
+    partial: bool
+    ended_ts: float | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_ts(self.started_ts)
+        if self.lower_s is not None and self.upper_s is not None and self.upper_s < self.lower_s:
+            raise ValueError(f"upper_s {self.upper_s} < lower_s {self.lower_s}")
+        if self.server_login_rate is not None and self.server_login_rate <= 0:
+            raise ValueError(f"server_login_rate must be > 0, got {self.server_login_rate}")
+        if self.recovery_margin_s < 0:
+            raise ValueError(f"recovery_margin_s must be >= 0, got {self.recovery_margin_s}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StateRecord:
+    """``type: state`` — a client machine transition (``from`` -> ``to``) on ``node``."""
+
+    ts: float
+    client: str
+    from_state: str
+    to_state: str
+    node: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HaEventRecord:
+    """``type: ha_event`` — the client lost its session on ``node``; ``cls`` classifies how
+    (``stream-error:system-shutdown``, ``connection-reset``, ``ping-timeout`` ...)."""
+
+    ts: float
+    client: str
+    node: str | None
+    cls: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WaitRecord:
+    """``type: wait`` — the re-login wait drawn after an HA event from the cached limits."""
+
+    ts: float
+    client: str
+    wait_s: float
+    lower_s: float
+    upper_s: float
+
+    def __post_init__(self) -> None:
+        if self.wait_s < 0 or self.upper_s < self.lower_s:
+            raise ValueError(f"bad wait {self.wait_s} in [{self.lower_s}, {self.upper_s}]")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RequestRecord:
+    """``type: request`` — one measurement (Locust request_type / name, see ARCHITECTURE.md).
+
+    ``response_time_ms`` is ``None`` when the sample has no response time (a request cut short);
+    such samples never enter percentiles (locustio/locust#3472).
+    """
+
+    ts: float
+    client: str
+    request_type: str
+    name: str
+    node: str | None
+    response_time_ms: float | None
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConnectedRecord:
+    """``type: connected`` — the client reached XMPPCONNECTED on ``node``.
+
+    ``relogin`` is True after an HA event; ``recovery_s`` is then HA event -> XMPPCONNECTED as
+    measured by the client (``None``: the report uses ``ts`` minus the HA event's ``ts``).
+    """
+
+    ts: float
+    client: str
+    node: str | None
+    relogin: bool
+    recovery_s: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EndRecord:
+    """``type: end`` — the client's final state and its reason (``LOGGED_OUT``, ``GAVE_UP`` ...)."""
+
+    ts: float
+    client: str
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerEvent:
+    """One row of the mock's ``/api/events``: a node state transition, service change or admin
+    action (``kind``)."""
+
+    ts: float
+    node: str | None
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerMetric:
+    """One node's row of the mock's ``/api/metrics``; ``values`` holds every numeric field."""
+
+    ts: float
+    node: str
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GeneratorSample:
+    """``generator.jsonl`` — load-generator health of one worker at ``ts``."""
+
+    ts: float
+    worker: str
+    cpu_percent: float | None
+    loop_lag_ms: float | None
+
+
+@dataclass(kw_only=True)
+class RunData:
+    """Everything loaded from one run directory, records sorted by ``ts``.
+
+    ``warnings`` lists what the loader tolerated (truncated last line, missing optional file,
+    unknown record type) in words fit for the report.
+    """
+
+    run_dir: Path
+    info: RunInfo
+    states: list[StateRecord] = field(default_factory=list)
+    ha_events: list[HaEventRecord] = field(default_factory=list)
+    waits: list[WaitRecord] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    connected: list[ConnectedRecord] = field(default_factory=list)
+    ends: list[EndRecord] = field(default_factory=list)
+    server_events: list[ServerEvent] = field(default_factory=list)
+    server_metrics: list[ServerMetric] = field(default_factory=list)
+    generator: list[GeneratorSample] = field(default_factory=list)
+    locust_stats: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def t(self, ts: float) -> float:
+        """Load-clock time (s since ``started_ts``) of an epoch ``ts``."""
+        return ts - self.info.started_ts
+
+    @property
+    def last_ts(self) -> float:
+        """End of the run: ``run.json`` ``ended_ts`` or the latest record's ts."""
+        if self.info.ended_ts is not None:
+            return self.info.ended_ts
+        latest = self.info.started_ts
+        for records in (self.states, self.ha_events, self.waits, self.requests, self.connected,
+                        self.ends, self.server_events, self.generator):
+            if records:
+                latest = max(latest, records[-1].ts)
+        return latest
+
+    @property
+    def clients(self) -> list[str]:
+        """Every client id that appears in any client record, sorted."""
+        seen: set[str] = set()
+        for records in (self.states, self.ha_events, self.waits, self.requests, self.connected,
+                        self.ends):
+            seen.update(r.client for r in records)
+        return sorted(seen)

@@ -1,0 +1,120 @@
+"""``summary.json``: the run's numbers for pipelines (issue 6).
+
+Top-level fields (all always present; ``null`` where not measurable):
+
+- ``schema`` (int), ``run_id``, ``partial`` (bool), ``duration_s``
+- ``clients_planned``, ``clients_started``, ``end_states`` (state -> clients), ``end_reasons``
+  (state -> reason -> clients), ``clients_without_end_record``
+- ``declared_capacity_per_s`` (``run.json`` ``server_login_rate``), ``recovery_margin_s``
+- ``ha_events``: one object per wave with ``kind`` (failover|fallback), ``node``, ``at_s``,
+  ``lower_s``, ``upper_s``, ``clients``, ``recovered``, ``predicted_peak_rate`` (clients/s),
+  ``measured_peak_rate_1s``, ``measured_peak_rate_10s`` (re-logins/s), ``peak_node``,
+  ``recovery_p50_s``, ``recovery_p95_s``, ``recovery_p99_s``, ``recovery_max_s``,
+  ``ks_statistic``, ``ks_pvalue``, ``anchor`` (the admin action, if any), ``ha_classes``,
+  ``target_nodes``, ``pending``, ``end_s``
+- ``latency``: rows of ``request_type``, ``name``, ``phase``, ``samples``,
+  ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
+- ``generator``: ``cpu_max`` (%), ``loop_lag_p99_ms``, ``loop_lag_max_ms``, ``workers``,
+  ``samples``, ``saturated``
+- ``verdict`` ("PASS"/"FAIL"), ``reasons`` (failed checks first), ``warnings``, ``checks``
+  (``name``, ``status``, ``wave``, ``measured``, ``limit``, ``excess``, ``message``)
+- ``data_warnings``: what the loader tolerated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jabberemu.report.analysis import Analysis
+from jabberemu.report.records import RunData
+from jabberemu.report.verdict import Verdict, VerdictResult
+
+__all__ = ["SCHEMA_VERSION", "SUMMARY_FILE", "Summary", "make_summary"]
+
+SUMMARY_FILE = "summary.json"
+SCHEMA_VERSION = 1
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, floats rounded to 6 decimals, containers recursed."""
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 6)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Summary:
+    """The verdict plus ``summary.json``'s content (``data``, JSON-ready)."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    data: dict[str, Any]
+
+    def write(self, path: Path) -> None:
+        """Write ``data`` as indented JSON to ``path``."""
+        path.write_text(json.dumps(self.data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Summary:
+        """Read a ``summary.json`` written by :meth:`write`."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(verdict=Verdict(data["verdict"]), reasons=tuple(data["reasons"]), data=data)
+
+
+def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
+                 capacity: float | None, margin_s: float) -> Summary:
+    """Assemble the summary.
+
+    Args:
+        data: the loaded run.
+        analysis: ``analyze(data)``.
+        result: ``judge(...)``.
+        capacity: the capacity the verdict used (logins/s per node) or None.
+        margin_s: the recovery margin the verdict used (s).
+    Returns:
+        The summary.
+    """
+    acc = analysis.accounting
+    gen = analysis.generator
+    waves = [{
+        "kind": w.kind.value, "node": w.node, "at_s": w.at_s, "lower_s": w.lower_s, "upper_s": w.upper_s,
+        "clients": w.clients, "recovered": w.recovered, "predicted_peak_rate": w.predicted_peak_rate,
+        "measured_peak_rate_1s": w.measured_peak_rate_1s, "measured_peak_rate_10s": w.measured_peak_rate_10s,
+        "peak_node": w.peak_node, "recovery_p50_s": w.recovery_p50_s, "recovery_p95_s": w.recovery_p95_s,
+        "recovery_p99_s": w.recovery_p99_s, "recovery_max_s": w.recovery_max_s,
+        "ks_statistic": w.ks_statistic, "ks_pvalue": w.ks_pvalue, "anchor": w.anchor,
+        "ha_classes": w.ha_classes, "target_nodes": w.target_nodes, "pending": w.pending,
+        "limits_mixed": w.limits_mixed, "end_s": w.end_s,
+    } for w in analysis.waves]
+    latency = [{
+        "request_type": r.request_type, "name": r.name, "phase": r.phase.value, "samples": r.samples,
+        "without_response_time": r.without_response_time, "failures": r.failures, "p50_ms": r.p50_ms,
+        "p95_ms": r.p95_ms, "p99_ms": r.p99_ms, "p999_ms": r.p999_ms, "max_ms": r.max_ms,
+    } for r in analysis.latency]
+    checks = [{
+        "name": c.name.value, "status": c.status.value, "wave": c.wave, "measured": c.measured,
+        "limit": c.limit, "excess": c.excess, "message": c.message,
+    } for c in result.checks]
+    content = {
+        "schema": SCHEMA_VERSION, "run_id": data.info.run_id, "partial": data.info.partial,
+        "duration_s": analysis.duration_s,
+        "clients_planned": acc.clients_planned, "clients_started": acc.clients_started,
+        "end_states": acc.end_states, "end_reasons": acc.end_reasons,
+        "clients_without_end_record": acc.without_end_record,
+        "declared_capacity_per_s": capacity, "recovery_margin_s": margin_s,
+        "ha_events": waves, "latency": latency,
+        "generator": {"cpu_max": gen.cpu_max, "loop_lag_p99_ms": gen.loop_lag_p99_ms,
+                      "loop_lag_max_ms": gen.loop_lag_max_ms, "workers": gen.workers,
+                      "samples": gen.samples, "saturated": gen.saturated},
+        "verdict": result.verdict.value, "reasons": list(result.reasons), "warnings": list(result.warnings),
+        "checks": checks, "data_warnings": list(data.warnings),
+    }
+    return Summary(verdict=result.verdict, reasons=result.reasons, data=_clean(content))

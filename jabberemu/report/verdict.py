@@ -1,0 +1,191 @@
+"""Throttle verdict: did the re-login limits hold the servers during each HA event?
+
+PASS when, for every wave, (1) the measured peak re-login rate over 1 s and over 10 s windows is
+at or below the declared server capacity (``run.json`` ``server_login_rate``; none declared: the
+check is *not applicable* and says so), (2) every client recovered, and (3) the slowest recovery
+finished within ``upper + recovery_margin_s``. Otherwise FAIL, naming each failed check and by how
+much. The capacity rule is Cisco's (IM&P config guide 12.5(1), "High Availability Login
+Profiles": the re-login window must spread the users so that the login rate stays within the
+node's sustainable rate).
+
+Warnings never change the verdict: a saturated generator ("latencies not trustworthy"), a
+partial run, a window whose predicted rate ``N / (upper - lower)`` already exceeds the capacity.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, Analysis
+from jabberemu.report.records import RunInfo
+from jabberemu.report.waves import Wave
+
+__all__ = ["Check", "CheckName", "CheckStatus", "Verdict", "VerdictResult", "failed", "judge"]
+
+
+class Verdict(enum.Enum):
+    """Overall outcome."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+
+
+class CheckStatus(enum.Enum):
+    """Outcome of one check."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_APPLICABLE = "not applicable"
+
+
+class CheckName(enum.Enum):
+    """The checks behind the verdict."""
+
+    PEAK_RATE_1S = "peak re-login rate (1 s window) <= capacity"
+    PEAK_RATE_10S = "peak re-login rate (10 s window) <= capacity"
+    ALL_RECOVERED = "every client recovered"
+    RECOVERY_TIME = "recovery within upper + margin"
+    HA_EVENT_SEEN = "an HA event was exercised"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Check:
+    """One check of one wave (``wave`` None: run-wide).
+
+    ``measured`` and ``limit`` are in the check's unit (logins/s, clients, s); ``excess`` =
+    measured - limit when failed (for ALL_RECOVERED: clients not recovered).
+    """
+
+    name: CheckName
+    status: CheckStatus
+    wave: int | None
+    measured: float | None
+    limit: float | None
+    excess: float | None
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictResult:
+    """Verdict with every check, human reasons (failed checks first) and warnings."""
+
+    verdict: Verdict
+    checks: tuple[Check, ...]
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def _label(w: Wave) -> str:
+    return f"{w.kind.value} #{w.index + 1} ({w.node or 'unknown node'}, t={w.at_s:.1f} s)"
+
+
+def _rate_check(w: Wave, name: CheckName, measured: float, capacity: float | None) -> Check:
+    window = "1 s" if name is CheckName.PEAK_RATE_1S else "10 s"
+    if capacity is None:
+        return Check(name=name, status=CheckStatus.NOT_APPLICABLE, wave=w.index, measured=measured, limit=None,
+                     excess=None, message=f"{_label(w)}: peak re-login rate over {window} = {measured:.1f}/s; "
+                     "no server capacity declared (run.json server_login_rate): check not applicable")
+    if measured <= capacity:
+        return Check(name=name, status=CheckStatus.PASS, wave=w.index, measured=measured, limit=capacity, excess=None,
+                     message=f"{_label(w)}: peak re-login rate over {window} = {measured:.1f}/s "
+                     f"<= capacity {capacity:g}/s")
+    excess = measured - capacity
+    return Check(name=name, status=CheckStatus.FAIL, wave=w.index, measured=measured, limit=capacity, excess=excess,
+                 message=f"{_label(w)}: peak re-login rate over {window} = {measured:.1f}/s exceeds capacity "
+                 f"{capacity:g}/s by {excess:.1f}/s (+{100 * excess / capacity:.0f}%)"
+                 + (f" on {w.peak_node}" if w.peak_node else ""))
+
+
+def _wave_checks(w: Wave, capacity: float | None, margin_s: float) -> list[Check]:
+    checks = [_rate_check(w, CheckName.PEAK_RATE_1S, w.measured_peak_rate_1s, capacity),
+              _rate_check(w, CheckName.PEAK_RATE_10S, w.measured_peak_rate_10s, capacity)]
+    lost = w.clients - w.recovered
+    if lost == 0:
+        checks.append(Check(name=CheckName.ALL_RECOVERED, status=CheckStatus.PASS, wave=w.index,
+                            measured=float(w.recovered), limit=float(w.clients), excess=None,
+                            message=f"{_label(w)}: all {w.clients} clients recovered"))
+    else:
+        pending = f" ({w.pending} still inside their window when the run stopped)" if w.pending else ""
+        sample = ", ".join(w.not_recovered_sample[:5])
+        checks.append(Check(name=CheckName.ALL_RECOVERED, status=CheckStatus.FAIL, wave=w.index,
+                            measured=float(w.recovered), limit=float(w.clients), excess=float(lost),
+                            message=f"{_label(w)}: {lost} of {w.clients} clients did not recover "
+                            f"({100 * lost / w.clients:.1f}%){pending}; e.g. {sample}"))
+    if w.upper_s is None or w.recovery_max_s is None:
+        checks.append(Check(name=CheckName.RECOVERY_TIME, status=CheckStatus.NOT_APPLICABLE, wave=w.index,
+                            measured=w.recovery_max_s, limit=None, excess=None,
+                            message=f"{_label(w)}: recovery time not applicable "
+                            + ("(no re-login limits known)" if w.upper_s is None else "(no client recovered)")))
+    else:
+        limit = w.upper_s + margin_s
+        ok = w.recovery_max_s <= limit
+        checks.append(Check(
+            name=CheckName.RECOVERY_TIME, status=CheckStatus.PASS if ok else CheckStatus.FAIL, wave=w.index,
+            measured=w.recovery_max_s, limit=limit, excess=None if ok else w.recovery_max_s - limit,
+            message=f"{_label(w)}: slowest recovery {w.recovery_max_s:.2f} s "
+            + (f"<= upper {w.upper_s:g} s + margin {margin_s:g} s" if ok else
+               f"exceeds upper {w.upper_s:g} s + margin {margin_s:g} s = {limit:g} s by "
+               f"{w.recovery_max_s - limit:.2f} s")))
+    return checks
+
+
+def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None = None,
+          recovery_margin_s: float | None = None) -> VerdictResult:
+    """Judge a run.
+
+    Args:
+        info: ``run.json``.
+        analysis: ``analyze(data)``.
+        server_login_rate: override of the declared capacity (logins/s per node).
+        recovery_margin_s: override of ``run.json`` ``recovery_margin_s`` (s).
+    Returns:
+        The verdict; FAIL iff at least one check failed.
+    """
+    capacity = server_login_rate if server_login_rate is not None else info.server_login_rate
+    margin = recovery_margin_s if recovery_margin_s is not None else info.recovery_margin_s
+    checks: list[Check] = []
+    for w in analysis.waves:
+        checks.extend(_wave_checks(w, capacity, margin))
+    if not analysis.waves:
+        checks.append(Check(name=CheckName.HA_EVENT_SEEN, status=CheckStatus.NOT_APPLICABLE, wave=None,
+                            measured=0.0, limit=None, excess=None,
+                            message="no client saw an HA event in this run: the re-login throttle was not exercised"))
+    verdict = Verdict.FAIL if any(c.status is CheckStatus.FAIL for c in checks) else Verdict.PASS
+    order = {CheckStatus.FAIL: 0, CheckStatus.NOT_APPLICABLE: 1, CheckStatus.PASS: 2}
+    reasons = tuple(c.message for c in sorted(checks, key=lambda c: order[c.status]))
+    return VerdictResult(verdict=verdict, checks=tuple(checks), reasons=reasons,
+                         warnings=tuple(_warnings(info, analysis, capacity)))
+
+
+def _warnings(info: RunInfo, analysis: Analysis, capacity: float | None) -> list[str]:
+    out: list[str] = []
+    if info.partial:
+        out.append("partial run: stopped before its end; the verdict covers what was recorded")
+    g = analysis.generator
+    if g.saturated:
+        out.append(f"load generator saturated (CPU max {_fmt(g.cpu_max, '%')}, event-loop lag p99 "
+                   f"{_fmt(g.loop_lag_p99_ms, ' ms')}; limits {CPU_SATURATED_PERCENT:g}% / "
+                   f"{LOOP_LAG_SATURATED_MS:g} ms): latencies not trustworthy")
+    elif g.samples == 0:
+        out.append("no generator health samples: cannot tell whether latencies are trustworthy")
+    for w in analysis.waves:
+        if capacity is not None and w.predicted_peak_rate is not None and w.predicted_peak_rate > capacity:
+            out.append(f"{_label(w)}: window too narrow: predicted rate {w.clients} / ({w.upper_s:g} - "
+                       f"{w.lower_s:g}) s = {w.predicted_peak_rate:.1f}/s > capacity {capacity:g}/s")
+        if w.limits_mixed:
+            out.append(f"{_label(w)}: clients used different re-login limits (mismatched nodes?)")
+        if w.upper_s is not None and w.lower_s is not None and w.upper_s - w.lower_s < 10:
+            out.append(f"{_label(w)}: window {w.upper_s - w.lower_s:g} s < 10 s: the 10 s peak rate averages "
+                       "over quiet time; read the 1 s rate")
+    return out
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "n/a" if value is None else f"{value:.1f}{unit}"
+
+
+def failed(checks: Sequence[Check]) -> list[Check]:
+    """The failed checks of ``checks``."""
+    return [c for c in checks if c.status is CheckStatus.FAIL]

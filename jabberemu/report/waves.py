@@ -1,0 +1,280 @@
+"""Split a run's HA events into re-login waves and measure each wave (pure, numpy/scipy).
+
+A *wave* is the set of clients that lost their session in one failover or fallback and came back
+after a re-login wait drawn uniformly from [lower, upper] (Planning Guide for Cisco Jabber 14.1,
+"Client Behavior During a Failover"; IM&P config guide 12.5(1), "High Availability Login
+Profiles": the window exists to keep the re-login rate ``N / (upper - lower)`` below what the
+server can take).
+
+How waves are found:
+
+1. Per client, only the first ``ha_event`` after a session was up counts (*primary* HA event);
+   later ones before the next ``connected`` (e.g. ``soap-fault:...`` while retrying) are follow-ups.
+2. Primary HA events are sorted and cut into clusters wherever two consecutive ones are more than
+   ``gap_s`` apart (default 5 s: a node drops all its streams within a second or two).
+3. Each cluster is anchored to the latest ``run.json`` action at or before its first event
+   (+ ``skew_s`` for an action stamped after the API call returned) that is not older than the
+   previous cluster. ``at_s`` is the action's time, else the first HA event's.
+4. ``kind``: the action's (failover / node-kill / service-down / partition -> failover; fallback ->
+   fallback); without one, a vote: a client whose re-login lands on its home node (the node of its
+   first login) is falling back, else failing over.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from jabberemu.report.records import Action, ActionKind, ConnectedRecord, HaEventRecord, RunData
+
+__all__ = ["DEFAULT_GAP_S", "DEFAULT_SKEW_S", "HaKind", "Wave", "find_waves", "peak_rate"]
+
+#: Two primary HA events further apart than this (s) belong to different waves.
+DEFAULT_GAP_S = 5.0
+#: An action may be stamped up to this many seconds after the first HA event it caused.
+DEFAULT_SKEW_S = 2.0
+
+FloatArray = NDArray[np.float64]
+
+
+class HaKind(enum.Enum):
+    """Direction of a wave."""
+
+    FAILOVER = "failover"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wave:
+    """One re-login wave; times on the load clock (s since ``started_ts``).
+
+    Arrays (one entry per client of the wave, unordered): ``ha_t`` HA event times, ``waits_s``
+    drawn waits (clients that logged one), ``recovery_s`` HA event -> XMPPCONNECTED (recovered
+    clients only), ``relogin_t`` completion times (recovered clients only).
+    """
+
+    index: int
+    kind: HaKind
+    node: str | None
+    at_s: float
+    anchor: str | None
+    lower_s: float | None
+    upper_s: float | None
+    limits_mixed: bool
+    clients: int
+    recovered: int
+    pending: int
+    not_recovered_sample: tuple[str, ...]
+    predicted_peak_rate: float | None
+    measured_peak_rate_1s: float
+    measured_peak_rate_10s: float
+    peak_node: str | None
+    recovery_p50_s: float | None
+    recovery_p95_s: float | None
+    recovery_p99_s: float | None
+    recovery_max_s: float | None
+    ks_statistic: float | None
+    ks_pvalue: float | None
+    end_s: float
+    ha_classes: dict[str, int] = field(default_factory=dict)
+    target_nodes: dict[str, int] = field(default_factory=dict)
+    ha_t: FloatArray = field(default_factory=lambda: np.empty(0))
+    waits_s: FloatArray = field(default_factory=lambda: np.empty(0))
+    recovery_s: FloatArray = field(default_factory=lambda: np.empty(0))
+    relogin_t: FloatArray = field(default_factory=lambda: np.empty(0))
+    relogin_node: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.recovered > self.clients or self.clients < 0:
+            raise ValueError(f"recovered {self.recovered} > clients {self.clients}")
+
+
+def peak_rate(times_s: Sequence[float] | FloatArray, window_s: float) -> float:
+    """Highest event rate in any window of ``window_s`` seconds (sliding, not binned).
+
+    Args:
+        times_s: event times (s), any order.
+        window_s: window length (s), > 0.
+    Returns:
+        max over t of (events in [t, t + window_s)) / window_s; 0.0 when there are no events.
+    """
+    if window_s <= 0:
+        raise ValueError(f"window_s must be > 0, got {window_s}")
+    t = np.sort(np.asarray(times_s, dtype=float))
+    if t.size == 0:
+        return 0.0
+    ends = np.searchsorted(t, t + window_s, side="left")
+    return float(np.max(ends - np.arange(t.size))) / window_s
+
+
+def _primary_events(data: RunData) -> list[HaEventRecord]:
+    """First HA event per client after each time its session was up."""
+    connected_ts: dict[str, list[float]] = defaultdict(list)
+    for c in data.connected:
+        connected_ts[c.client].append(c.ts)
+    armed_after: dict[str, float] = {}
+    primary = []
+    for ev in data.ha_events:
+        last = armed_after.get(ev.client)
+        if last is not None:
+            times = connected_ts.get(ev.client, [])
+            if bisect.bisect_right(times, ev.ts) == bisect.bisect_right(times, last):
+                continue  # no session since the last primary HA event: a follow-up
+        armed_after[ev.client] = ev.ts
+        primary.append(ev)
+    return primary
+
+
+def _clusters(events: list[HaEventRecord], gap_s: float) -> list[list[HaEventRecord]]:
+    clusters: list[list[HaEventRecord]] = []
+    for ev in events:
+        if clusters and ev.ts - clusters[-1][-1].ts <= gap_s:
+            clusters[-1].append(ev)
+        else:
+            clusters.append([ev])
+    return clusters
+
+
+def _anchor(cluster: list[HaEventRecord], actions: Sequence[Action], not_before: float,
+            skew_s: float) -> Action | None:
+    first = cluster[0].ts
+    best = None
+    for action in actions:
+        if not_before < action.ts <= first + skew_s:
+            best = action
+    return best
+
+
+def _percentile(values: FloatArray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if values.size else None
+
+
+def _next_after(times: list[float], after: float, before: float) -> int | None:
+    i = bisect.bisect_right(times, after)
+    return i if i < len(times) and times[i] < before else None
+
+
+def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = DEFAULT_SKEW_S,
+               recovery_margin_s: float | None = None) -> list[Wave]:
+    """Find and measure every re-login wave of a run.
+
+    Args:
+        data: the loaded run.
+        gap_s: HA events further apart than this start a new wave.
+        skew_s: tolerance for an action stamped after the HA events it caused.
+        recovery_margin_s: grace after ``upper`` before a missing re-login counts as lost rather
+            than pending in a partial run (default: ``run.json`` ``recovery_margin_s``).
+    Returns:
+        Waves in time order (empty when no client saw an HA event).
+    """
+    info = data.info
+    margin = info.recovery_margin_s if recovery_margin_s is None else recovery_margin_s
+    t0 = info.started_ts
+    primary = _primary_events(data)
+    clusters = _clusters(primary, gap_s)
+    per_client_primary: dict[str, list[float]] = defaultdict(list)
+    for ev in primary:
+        per_client_primary[ev.client].append(ev.ts)
+    waits_by_client: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    for w in data.waits:
+        waits_by_client[w.client].append((w.ts, w.wait_s, w.lower_s, w.upper_s))
+    conn_by_client: dict[str, list[ConnectedRecord]] = defaultdict(list)
+    for c in data.connected:
+        conn_by_client[c.client].append(c)
+    conn_ts = {k: [c.ts for c in v] for k, v in conn_by_client.items()}
+    home: dict[str, str | None] = {}
+    for c in data.connected:
+        if c.client not in home and not c.relogin:
+            home[c.client] = c.node
+    run_end = data.last_ts
+
+    waves: list[Wave] = []
+    previous_first = float("-inf")
+    for index, cluster in enumerate(clusters):
+        action = _anchor(cluster, info.actions, previous_first, skew_s)
+        previous_first = cluster[-1].ts
+        at_ts = action.ts if action is not None else cluster[0].ts
+        limits: Counter[tuple[float, float]] = Counter()
+        waits, raw_waits, rec, rel_t, rel_node, ha_t = [], [], [], [], [], []
+        not_recovered: list[tuple[str, float]] = []
+        votes: Counter[HaKind] = Counter()
+        for ev in cluster:
+            mine = per_client_primary[ev.client]
+            nxt = mine[mine.index(ev.ts) + 1] if mine.index(ev.ts) + 1 < len(mine) else float("inf")
+            ha_t.append(ev.ts - t0)
+            wlist = waits_by_client.get(ev.client, [])
+            j = bisect.bisect_left(wlist, (ev.ts,))
+            if j < len(wlist) and wlist[j][0] < nxt:
+                _, wait_s, lo, up = wlist[j]
+                limits[(lo, up)] += 1
+                waits.append((wait_s - lo) / (up - lo) if up > lo else 0.5)
+                raw_waits.append(wait_s)
+            k = _next_after(conn_ts.get(ev.client, []), ev.ts, nxt)
+            if k is None:
+                not_recovered.append((ev.client, ev.ts))
+                continue
+            c = conn_by_client[ev.client][k]
+            rec.append(c.recovery_s if (c.relogin and c.recovery_s is not None) else c.ts - ev.ts)
+            rel_t.append(c.ts - t0)
+            rel_node.append(c.node or "?")
+            if ev.client in home:
+                votes[HaKind.FALLBACK if c.node == home[ev.client] else HaKind.FAILOVER] += 1
+        if limits:
+            (lower, upper), _ = limits.most_common(1)[0]
+        else:
+            lower, upper = info.lower_s, info.upper_s
+        if action is not None and action.kind is ActionKind.FALLBACK:
+            kind = HaKind.FALLBACK
+        elif action is not None and action.kind.moves_sessions_away:
+            kind = HaKind.FAILOVER
+        else:
+            kind = votes.most_common(1)[0][0] if votes else HaKind.FAILOVER
+        node = action.node if action is not None and action.node else Counter(
+            ev.node for ev in cluster).most_common(1)[0][0]
+        norm = np.asarray(waits, dtype=float)
+        waits_s = np.asarray(raw_waits, dtype=float)
+        ks_stat = ks_p = None
+        if norm.size >= 2 and lower is not None and upper is not None and upper > lower:
+            res = stats.kstest(norm, "uniform")
+            ks_stat, ks_p = float(res.statistic), float(res.pvalue)
+        recovery = np.asarray(rec, dtype=float)
+        relogin_t = np.asarray(rel_t, dtype=float)
+        peaks1: dict[str, float] = {}
+        peaks10: dict[str, float] = {}
+        nodes_arr = np.asarray(rel_node, dtype=object)
+        for target in sorted(set(rel_node)):
+            sel = relogin_t[nodes_arr == target]
+            peaks1[target] = peak_rate(sel, 1.0)
+            peaks10[target] = peak_rate(sel, 10.0)
+        peak_node = max(peaks1, key=lambda n: (peaks1[n], peaks10[n])) if peaks1 else None
+        deadline_extra = (upper if upper is not None else 0.0) + margin
+        pending = sum(1 for _, ts in not_recovered if ts + deadline_extra > run_end) if info.partial else 0
+        end_s = float(relogin_t.max()) if relogin_t.size else at_ts - t0 + deadline_extra
+        waves.append(Wave(
+            index=index, kind=kind, node=node, at_s=at_ts - t0,
+            anchor=action.name if action is not None else None,
+            lower_s=lower, upper_s=upper, limits_mixed=len(limits) > 1,
+            clients=len(cluster), recovered=len(rec), pending=pending,
+            not_recovered_sample=tuple(sorted(c for c, _ in not_recovered)[:20]),
+            predicted_peak_rate=(len(cluster) / (upper - lower)
+                                 if lower is not None and upper is not None and upper > lower else None),
+            measured_peak_rate_1s=max(peaks1.values(), default=0.0),
+            measured_peak_rate_10s=max(peaks10.values(), default=0.0),
+            peak_node=peak_node,
+            recovery_p50_s=_percentile(recovery, 50), recovery_p95_s=_percentile(recovery, 95),
+            recovery_p99_s=_percentile(recovery, 99),
+            recovery_max_s=float(recovery.max()) if recovery.size else None,
+            ks_statistic=ks_stat, ks_pvalue=ks_p, end_s=max(end_s, at_ts - t0),
+            ha_classes=dict(Counter(ev.cls for ev in cluster).most_common()),
+            target_nodes=dict(Counter(rel_node).most_common()),
+            ha_t=np.asarray(ha_t, dtype=float), waits_s=waits_s, recovery_s=recovery,
+            relogin_t=relogin_t, relogin_node=tuple(rel_node),
+        ))
+    return waves
