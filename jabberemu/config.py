@@ -69,6 +69,8 @@ class ReloginLimits:
     def __post_init__(self) -> None:
         _finite_non_negative("lower_s", self.lower_s)
         _finite_non_negative("upper_s", self.upper_s)
+        object.__setattr__(self, "lower_s", float(self.lower_s))
+        object.__setattr__(self, "upper_s", float(self.upper_s))
         if self.lower_s > self.upper_s:
             raise ConfigError(
                 f"lower_s {self.lower_s} > upper_s {self.upper_s}", field="lower_s"

@@ -125,8 +125,8 @@ class TransportError(JabberEmuError):
             ``connection-closed``, ``connection-refused``, ``timeout:connect``.
     """
 
-    def __init__(self, message: str, *, node: str, cls: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None, *, node: str, cls: str) -> None:
+        super().__init__(message if message is not None else f"{cls} talking to {node}")
         self.node = node
         self.cls = cls
 

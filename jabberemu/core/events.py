@@ -1,0 +1,501 @@
+"""Inputs to and commands from the client machine: frozen keyword-only dataclasses, checked.
+
+Inputs (:class:`Event`) are what the driver observed; commands (:class:`Command`) are what the
+machine wants done; :class:`Record` commands only feed the run log and measurements. Secrets
+(session key, one-time password) are excluded from ``repr`` so a logged event never shows them.
+
+A bad field raises :class:`jabberemu.errors.LocalProtocolError` (the caller built a wrong event).
+
+Failure classes (the ``cls`` recorded with an HA event, ARCHITECTURE.md ``ha_event``):
+``stream-error:<condition>`` (RFC 6120 §4.9.3), ``connection-reset``, ``connection-closed``,
+``connection-refused``, ``ping-timeout`` (XEP-0199), ``soap-fault:<code>``,
+``auth-failure:<condition>`` (RFC 6120 §6.5), ``timeout:<stage>``; see :func:`classify`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from jabberemu.config import NodeAddress, ReloginLimits, SaslMechanism
+from jabberemu.core.states import ClientState, EndReason
+from jabberemu.errors import LocalProtocolError
+
+__all__ = [
+    "AttemptFailed", "Cause", "CauseKind", "CancelTimer", "Command", "Connected",
+    "ConnectionLost", "EnterEndState", "Event", "FetchOtp", "HaEventSeen", "LimitsProblems",
+    "LossKind", "OperationTimeout", "OtpOk", "PingTimeout", "Record", "SaslCondition",
+    "SoapFailed", "SoapLogin", "SoapLoginOk", "SoapLogout", "Stage", "Start", "StartTimer",
+    "StateChanged", "StopRequested", "StreamCondition", "StreamError", "TimerFired",
+    "TimerPurpose", "WaitDrawn", "XmppAuthFailed", "XmppConnect", "XmppDisconnect", "XmppUp",
+    "classify",
+]
+
+_frozen = dataclass(frozen=True, kw_only=True, slots=True)
+
+
+def _text(name: str, value: Any, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise LocalProtocolError(f"{name} must be a non-empty string, not {value!r}")
+
+
+def _kind(name: str, value: Any, cls: type) -> None:
+    if not isinstance(value, cls):
+        raise LocalProtocolError(f"{name} must be a {cls.__name__}, not {value!r}")
+
+
+class StreamCondition(enum.Enum):
+    """Stream error conditions, RFC 6120 §4.9.3."""
+
+    BAD_FORMAT = "bad-format"
+    BAD_NAMESPACE_PREFIX = "bad-namespace-prefix"
+    CONFLICT = "conflict"
+    CONNECTION_TIMEOUT = "connection-timeout"
+    HOST_GONE = "host-gone"
+    HOST_UNKNOWN = "host-unknown"
+    IMPROPER_ADDRESSING = "improper-addressing"
+    INTERNAL_SERVER_ERROR = "internal-server-error"
+    INVALID_FROM = "invalid-from"
+    INVALID_NAMESPACE = "invalid-namespace"
+    INVALID_XML = "invalid-xml"
+    NOT_AUTHORIZED = "not-authorized"
+    NOT_WELL_FORMED = "not-well-formed"
+    POLICY_VIOLATION = "policy-violation"
+    REMOTE_CONNECTION_FAILED = "remote-connection-failed"
+    RESET = "reset"
+    RESOURCE_CONSTRAINT = "resource-constraint"
+    RESTRICTED_XML = "restricted-xml"
+    SEE_OTHER_HOST = "see-other-host"
+    SYSTEM_SHUTDOWN = "system-shutdown"
+    UNDEFINED_CONDITION = "undefined-condition"
+    UNSUPPORTED_ENCODING = "unsupported-encoding"
+    UNSUPPORTED_FEATURE = "unsupported-feature"
+    UNSUPPORTED_STANZA_TYPE = "unsupported-stanza-type"
+    UNSUPPORTED_VERSION = "unsupported-version"
+
+    @classmethod
+    def parse(cls, text: str) -> StreamCondition:
+        """Map a wire condition name to a member; an unknown name becomes UNDEFINED_CONDITION."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNDEFINED_CONDITION
+
+
+class SaslCondition(enum.Enum):
+    """SASL failure conditions, RFC 6120 §6.5."""
+
+    ABORTED = "aborted"
+    ACCOUNT_DISABLED = "account-disabled"
+    CREDENTIALS_EXPIRED = "credentials-expired"
+    ENCRYPTION_REQUIRED = "encryption-required"
+    INCORRECT_ENCODING = "incorrect-encoding"
+    INVALID_AUTHZID = "invalid-authzid"
+    INVALID_MECHANISM = "invalid-mechanism"
+    MALFORMED_REQUEST = "malformed-request"
+    MECHANISM_TOO_WEAK = "mechanism-too-weak"
+    NOT_AUTHORIZED = "not-authorized"
+    TEMPORARY_AUTH_FAILURE = "temporary-auth-failure"
+
+    @classmethod
+    def parse(cls, text: str) -> SaslCondition:
+        """Map a wire condition name to a member; an unknown name becomes NOT_AUTHORIZED (§6.5)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.NOT_AUTHORIZED
+
+
+class LossKind(enum.Enum):
+    """How a TCP connection ended or failed."""
+
+    CONNECTION_RESET = "connection-reset"
+    CONNECTION_CLOSED = "connection-closed"
+    CONNECTION_REFUSED = "connection-refused"
+
+
+class Stage(enum.Enum):
+    """An operation the driver puts a deadline on (see ``config.Timeouts``)."""
+
+    SOAP = "soap"
+    CONNECT = "connect"
+    AUTH = "auth"
+    BIND = "bind"
+
+
+class TimerPurpose(enum.Enum):
+    RELOGIN_WAIT = "relogin-wait"
+
+
+class CauseKind(enum.Enum):
+    STREAM_ERROR = "stream-error"
+    CONNECTION_RESET = "connection-reset"
+    CONNECTION_CLOSED = "connection-closed"
+    CONNECTION_REFUSED = "connection-refused"
+    PING_TIMEOUT = "ping-timeout"
+    SOAP_FAULT = "soap-fault"
+    AUTH_FAILURE = "auth-failure"
+    TIMEOUT = "timeout"
+
+
+@_frozen
+class Cause:
+    """Why an attempt failed or a connection was lost (an HA event when it was connected)."""
+
+    kind: CauseKind
+    node: str
+    detail: str | None = None
+
+    @property
+    def cls(self) -> str:
+        """The recorded class, e.g. ``stream-error:system-shutdown`` or ``connection-reset``."""
+        return self.kind.value if self.detail is None else f"{self.kind.value}:{self.detail}"
+
+
+# ----------------------------------------------------------------------------------- inputs ---
+
+
+class Event:
+    """Base of every input to :class:`~jabberemu.core.machine.ClientMachine`."""
+
+    __slots__ = ()
+
+
+@_frozen
+class Start(Event):
+    """The user signs in (Locust ``on_start``)."""
+
+
+@_frozen
+class StopRequested(Event):
+    """The user signs out (Locust ``on_stop``); allowed in every state, idempotent at the end."""
+
+
+@_frozen
+class SoapLoginOk(Event):
+    """CPA ``login`` and ``get-all-config`` both succeeded on ``node``.
+
+    Args:
+        node: node name the sign-in went to.
+        session_key: CPA session key (never in ``repr``).
+        limits: re-login limits from the system config (``ReloginLimits.from_server``).
+        primary: the user's primary node as the config names it (XMPP address, CPA URL).
+        secondary: its backup, or None.
+        problems: what ``ReloginLimits.from_server`` reported (missing or absurd limits).
+    """
+
+    node: str
+    session_key: str = field(repr=False)
+    limits: ReloginLimits
+    primary: NodeAddress
+    secondary: NodeAddress | None = None
+    problems: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _text("session_key", self.session_key)
+        _kind("limits", self.limits, ReloginLimits)
+        _kind("primary", self.primary, NodeAddress)
+        if self.secondary is not None:
+            _kind("secondary", self.secondary, NodeAddress)
+        if not isinstance(self.problems, tuple) or not all(isinstance(p, str) for p in self.problems):
+            raise LocalProtocolError("problems must be a tuple of str")
+
+
+@_frozen
+class SoapFailed(Event):
+    """A CPA call failed with a SOAP fault (``errors.SoapFault`` translated by the driver).
+
+    A malformed answer is reported with code ``malformed-response``; ``bad-credentials`` means
+    retrying cannot help.
+    """
+
+    node: str
+    code: str
+    reason: str = ""
+    sender_fault: bool = False
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _text("code", self.code)
+        _kind("reason", self.reason, str)
+        _kind("sender_fault", self.sender_fault, bool)
+
+
+@_frozen
+class OtpOk(Event):
+    """``get-onetime-password`` answered on ``node``; ``otp`` is never in ``repr``."""
+
+    node: str
+    otp: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _text("otp", self.otp)
+
+
+@_frozen
+class XmppUp(Event):
+    """The XMPP session on ``node`` is up: authenticated, bound, session established."""
+
+    node: str
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+
+
+@_frozen
+class XmppAuthFailed(Event):
+    """SASL ``<failure/>`` from ``node`` (RFC 6120 §6.5)."""
+
+    node: str
+    condition: SaslCondition
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _kind("condition", self.condition, SaslCondition)
+
+
+@_frozen
+class StreamError(Event):
+    """``node`` closed the stream with a stream error (RFC 6120 §4.9).
+
+    ``text`` of ``see-other-host`` names where to go (``host:port`` or a node name).
+    """
+
+    node: str
+    condition: StreamCondition
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _kind("condition", self.condition, StreamCondition)
+        if self.text is not None:
+            _kind("text", self.text, str)
+
+
+@_frozen
+class ConnectionLost(Event):
+    """The TCP connection to ``node`` failed or ended without a stream error."""
+
+    node: str
+    cls: LossKind
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _kind("cls", self.cls, LossKind)
+
+
+@_frozen
+class PingTimeout(Event):
+    """A XEP-0199 ping to ``node`` got no answer within ``Timeouts.ping_timeout_s``."""
+
+    node: str
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+
+
+@_frozen
+class OperationTimeout(Event):
+    """An operation on ``node`` passed its deadline (``config.Timeouts``)."""
+
+    node: str
+    stage: Stage
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _kind("stage", self.stage, Stage)
+
+
+@_frozen
+class TimerFired(Event):
+    """A timer the machine started with :class:`StartTimer` fired."""
+
+    timer_id: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.timer_id, bool) or not isinstance(self.timer_id, int):
+            raise LocalProtocolError(f"timer_id must be an int, not {self.timer_id!r}")
+
+
+def classify(event: Event) -> Cause:
+    """The failure class of a failure event.
+
+    Raises:
+        LocalProtocolError: ``event`` is not a failure event.
+    """
+    if isinstance(event, StreamError):
+        return Cause(kind=CauseKind.STREAM_ERROR, node=event.node, detail=event.condition.value)
+    if isinstance(event, ConnectionLost):
+        return Cause(kind=CauseKind(event.cls.value), node=event.node)
+    if isinstance(event, PingTimeout):
+        return Cause(kind=CauseKind.PING_TIMEOUT, node=event.node)
+    if isinstance(event, SoapFailed):
+        return Cause(kind=CauseKind.SOAP_FAULT, node=event.node, detail=event.code)
+    if isinstance(event, XmppAuthFailed):
+        return Cause(kind=CauseKind.AUTH_FAILURE, node=event.node, detail=event.condition.value)
+    if isinstance(event, OperationTimeout):
+        return Cause(kind=CauseKind.TIMEOUT, node=event.node, detail=event.stage.value)
+    raise LocalProtocolError(f"{type(event).__name__} is not a failure event")
+
+
+# --------------------------------------------------------------------------------- commands ---
+
+
+class Command:
+    """Base of everything :meth:`ClientMachine.handle` returns."""
+
+    __slots__ = ()
+
+
+@_frozen
+class StartTimer(Command):
+    """Feed :class:`TimerFired` with this id after ``delay_s`` seconds."""
+
+    timer_id: int
+    delay_s: float
+    purpose: TimerPurpose
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.delay_s) or self.delay_s < 0:
+            raise LocalProtocolError(f"delay_s must be finite and >= 0, not {self.delay_s!r}")
+        _kind("purpose", self.purpose, TimerPurpose)
+
+
+@_frozen
+class CancelTimer(Command):
+    timer_id: int
+
+
+@_frozen
+class SoapLogin(Command):
+    """CPA sign-in with the password on ``node``: SOAP ``login`` then ``get-all-config``.
+
+    Answer with :class:`SoapLoginOk`, or :class:`SoapFailed` / :class:`ConnectionLost` /
+    :class:`OperationTimeout` (stage SOAP).
+    """
+
+    node: NodeAddress
+
+    def __post_init__(self) -> None:
+        _kind("node", self.node, NodeAddress)
+        if self.node.cpa_url is None:
+            raise LocalProtocolError(f"node {self.node.name} has no CPA URL")
+
+
+@_frozen
+class FetchOtp(Command):
+    """SOAP ``get-onetime-password`` on ``node`` with ``session_key``; answer :class:`OtpOk`."""
+
+    node: NodeAddress
+    session_key: str = field(repr=False)
+
+
+@_frozen
+class SoapLogout(Command):
+    """SOAP ``logout`` on ``node`` (best effort; no answer expected)."""
+
+    node: NodeAddress
+    session_key: str = field(repr=False)
+
+
+@_frozen
+class XmppConnect(Command):
+    """Open an XMPP session on ``node``: connect, (TLS), SASL, bind, session; answer :class:`XmppUp`.
+
+    ``CISCO-VTG-TOKEN`` carries ``otp``; PLAIN/SCRAM use the user's password (``otp`` None).
+    """
+
+    node: NodeAddress
+    mechanism: SaslMechanism
+    otp: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _kind("node", self.node, NodeAddress)
+        _kind("mechanism", self.mechanism, SaslMechanism)
+        if (self.mechanism is SaslMechanism.CISCO_VTG_TOKEN) != (self.otp is not None):
+            raise LocalProtocolError("an OTP goes with CISCO-VTG-TOKEN and only with it")
+
+
+@_frozen
+class XmppDisconnect(Command):
+    """Close the XMPP connection to ``node`` if one is open (idempotent)."""
+
+    node: str
+
+
+@_frozen
+class EnterEndState(Command):
+    """The client is finished: cancel whatever is in flight and stop."""
+
+    state: ClientState
+    reason: EndReason
+    detail: str | None = None
+
+
+class Record(Command):
+    """Base of commands that only feed the run log and measurements (no I/O asked)."""
+
+    __slots__ = ()
+
+
+@_frozen
+class StateChanged(Record):
+    """Run-log ``state`` record. ``node``: the node the new state works with, if any."""
+
+    from_state: ClientState
+    to_state: ClientState
+    node: str | None
+    round: int
+    reason: str | None = None
+
+
+@_frozen
+class HaEventSeen(Record):
+    """Run-log ``ha_event``: the connected client lost its session; start the ``ha/relogin`` clock."""
+
+    node: str
+    cls: str
+
+
+@_frozen
+class WaitDrawn(Record):
+    """Run-log ``wait`` and measurement ``ha/wait`` (``wait_s * 1000`` ms)."""
+
+    wait_s: float
+    lower_s: float
+    upper_s: float
+    round: int
+    limits_node: str | None
+
+
+@_frozen
+class Connected(Record):
+    """Run-log ``connected``; with ``relogin`` True, stop the ``ha/relogin`` clock."""
+
+    node: str
+    relogin: bool
+    ha_cls: str | None = None
+
+
+@_frozen
+class AttemptFailed(Record):
+    """An attempt in ``state`` on ``node`` failed with class ``cls`` (for logs and reports)."""
+
+    node: str
+    state: ClientState
+    cls: str
+
+
+@_frozen
+class LimitsProblems(Record):
+    """The limits ``node`` sent were missing or absurd; ``problems`` says how."""
+
+    node: str
+    problems: tuple[str, ...]
