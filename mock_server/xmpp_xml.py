@@ -258,13 +258,10 @@ class StreamParser:
         elem = self._stack.pop()
         if self._depth > 1:
             return
-        idx = self._p.CurrentByteIndex
         start = self._stanza_start
-        rel = idx - self._base
-        if idx == start:  # empty-element tag <x .../>
-            end = _tag_end(self._buf, rel)
-        else:
-            end = self._buf.index(b">", rel)
+        end = _tag_end(self._buf, start - self._base)
+        if self._buf[end - 1] != 0x2F:  # not an empty-element tag <x/>: expat reports the index of "</"
+            end = self._buf.index(b">", self._p.CurrentByteIndex - self._base)
         raw = bytes(self._buf[start - self._base: end + 1])
         self._boundary = end + 1 + self._base
         self._stanza_start = -1
