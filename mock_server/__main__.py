@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _login_rates(args: argparse.Namespace) -> tuple[float | None, float | None]:
     if args.login_profile:
-        from mock_server.params import login_profile_rate
+        from mock_server.params import login_profile
 
-        rate = login_profile_rate(args.login_profile)
+        rate = login_profile(args.login_profile).users_per_s
         return rate, rate
     if args.login_rate:
         return args.login_rate  # type: ignore[no-any-return]

@@ -1,0 +1,182 @@
+"""zeep client of the Client Profile Agent (CPA, "EPAS SOAP") of an IM&P node.
+
+The WSDL is parsed once per process (:func:`load_wsdl`, the bundled copy by default, never
+downloaded at run time unless asked) and one service proxy is bound per node address
+(``zeep.Client.create_service`` semantics, async). Every call goes through the one shared
+:class:`~jabberemu.soap.transport.AiohttpTransport`. zeep and aiohttp errors become jabberemu errors
+here, chained with ``from``.
+
+Operations and names follow the IM and Presence Developer Cookbook 10.5 ("EPAS SOAP"): ``login``
+(-> session key), ``get-all-config`` (system and user properties, among them the SRM re-login limits
+under configurable property names), ``get-onetime-password``, ``logout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import lxml.etree
+import zeep.exceptions
+from zeep import AsyncClient
+from zeep.proxy import AsyncServiceProxy
+from zeep.transports import Transport
+from zeep.wsdl import Document
+
+from jabberemu.errors import RemoteProtocolError, SoapFault, TransportError
+from jabberemu.soap.transport import AiohttpTransport
+
+__all__ = ["CpaClient", "CpaConfig", "load_wsdl", "BUNDLED_WSDL", "EPAS_NS", "BINDING_QNAME"]
+
+logger = logging.getLogger(__name__)
+
+EPAS_NS = "urn:cisco:epas:soap"
+BINDING_QNAME = "{urn:cisco:epas:soap}EPASSoapBinding"
+BUNDLED_WSDL = str(importlib.resources.files("jabberemu.soap").joinpath("wsdl/epas.wsdl"))
+"""Path of the bundled WSDL (package data)."""
+
+
+def load_wsdl(location: str = BUNDLED_WSDL) -> Document:
+    """Parse the CPA WSDL once (blocking; call at start-up, outside the event loop's hot path).
+
+    Args:
+        location: a file path (default: the bundled copy) or the server's ``?wsdl`` URL.
+
+    Raises:
+        zeep.exceptions.Error: the document is not a usable WSDL.
+    """
+    return Document(location, Transport())
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpaConfig:
+    """What ``get-all-config`` returned.
+
+    Attributes:
+        system: system configuration properties, name -> text.
+        user: user configuration properties, name -> text.
+    """
+
+    system: dict[str, str]
+    user: dict[str, str]
+
+
+def _properties(plist: Any) -> dict[str, str]:
+    if plist is None:
+        return {}
+    out: dict[str, str] = {}
+    for prop in plist["property"] or []:
+        name = prop["name"]
+        if name:
+            value = prop["_value_1"]
+            out[str(name)] = "" if value is None else str(value)
+    return out
+
+
+def _fault_code(detail: Any) -> str:
+    if detail is None:
+        return "unknown"
+    for el in detail.iter(f"{{{EPAS_NS}}}error"):
+        return str(el.get("code") or "unknown")
+    return "unknown"
+
+
+class CpaClient:
+    """Calls the CPA of any node of the pair; share one per process.
+
+    Args:
+        wsdl: the parsed WSDL from :func:`load_wsdl`.
+        transport: the process's shared transport.
+        client_version: sent as the ``client-version`` attribute of ``login``.
+    """
+
+    def __init__(self, wsdl: Document, transport: AiohttpTransport, *, client_version: str = "14.1") -> None:
+        self._client = AsyncClient(wsdl=wsdl, transport=transport)
+        self._binding = self._client.wsdl.bindings[BINDING_QNAME]
+        self._services: dict[str, AsyncServiceProxy] = {}
+        self._client_version = client_version
+
+    def service(self, cpa_url: str) -> AsyncServiceProxy:
+        """The service proxy bound to ``cpa_url`` (made once per address)."""
+        svc = self._services.get(cpa_url)
+        if svc is None:
+            svc = AsyncServiceProxy(self._client, self._binding, address=cpa_url)
+            self._services[cpa_url] = svc
+        return svc
+
+    async def _call(self, node: str, cpa_url: str, op: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self.service(cpa_url)[op](*args, **kwargs)
+        except zeep.exceptions.Fault as exc:
+            code = _fault_code(exc.detail)
+            sender = "Sender" in str(exc.code or "")
+            raise SoapFault(node=node, code=code, reason=str(exc.message or code), sender_fault=sender) from exc
+        except zeep.exceptions.TransportError as exc:
+            raise SoapFault(
+                node=node, code=f"http-{exc.status_code}", reason=f"HTTP {exc.status_code}", sender_fault=False
+            ) from exc
+        except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.ValidationError, lxml.etree.XMLSyntaxError) as exc:
+            raise RemoteProtocolError(f"{node}: malformed SOAP answer to {op}: {exc}") from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise TransportError(node=node, cls="connection-closed") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(node=node, cls="connection-refused") from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise TransportError(node=node, cls="connection-reset") from exc
+        except asyncio.TimeoutError as exc:
+            raise TransportError(node=node, cls="timeout") from exc
+
+    async def login(self, node: str, cpa_url: str, username: str, password: str) -> str:
+        """``login``; returns the session key.
+
+        Raises:
+            SoapFault: the node refused (``code`` e.g. bad-credentials, services-stopped, server-busy).
+            TransportError: the connection failed, was reset or timed out.
+            RemoteProtocolError: the answer is not the expected SOAP.
+        """
+        resp = await self._call(
+            node,
+            cpa_url,
+            "login",
+            username=username,
+            password=password,
+            **{"client-type": "CUPC", "client-version": self._client_version, "force": True},
+        )
+        if not isinstance(resp, str) or not resp:
+            raise RemoteProtocolError(f"{node}: login answer has no session-key")
+        return resp
+
+    async def get_all_config(self, node: str, cpa_url: str, session_key: str) -> CpaConfig:
+        """``get-all-config`` with the session key header.
+
+        Raises:
+            SoapFault, TransportError, RemoteProtocolError: as :meth:`login`.
+        """
+        resp = await self._call(node, cpa_url, "get-all-config", _soapheaders={"session-key": session_key})
+        try:
+            return CpaConfig(system=_properties(resp["system-config"]), user=_properties(resp["user-config"]))
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise RemoteProtocolError(f"{node}: get-all-config answer is malformed") from exc
+
+    async def get_onetime_password(self, node: str, cpa_url: str, session_key: str) -> str:
+        """``get-onetime-password``; returns the OTP (never log it).
+
+        Raises:
+            SoapFault, TransportError, RemoteProtocolError: as :meth:`login`.
+        """
+        resp = await self._call(node, cpa_url, "get-onetime-password", _soapheaders={"session-key": session_key})
+        if not isinstance(resp, str) or not resp:
+            raise RemoteProtocolError(f"{node}: get-onetime-password answer has no password")
+        return resp
+
+    async def logout(self, node: str, cpa_url: str, session_key: str) -> None:
+        """``logout``.
+
+        Raises:
+            SoapFault, TransportError, RemoteProtocolError: as :meth:`login`.
+        """
+        await self._call(node, cpa_url, "logout", _soapheaders={"session-key": session_key})
