@@ -15,9 +15,12 @@ header can arrive through the TLS layer before ``start_tls()`` returns the new t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import socket
 import ssl
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 _COUNTERS = ("connections_total", "connections_active", "sessions_active", "auths_ok", "auths_failed",
              "auths_busy", "redirects", "stream_errors_sent", "pings_sent", "pongs_received", "ping_timeouts",
-             "stanzas_routed", "stanzas_bounced", "tls_upgrades")
+             "stanzas_routed", "stanzas_bounced", "tls_upgrades", "bytes_received")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +91,7 @@ class _Conn(asyncio.Protocol):
     queued: list[bytes] = field(default_factory=list)
     refuse: bool = False
     abort_handle: asyncio.TimerHandle | None = None
+    closing: bool = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,7 +104,10 @@ class _Conn(asyncio.Protocol):
         transport.set_write_buffer_limits(high=256 * 1024)
 
     def data_received(self, data: bytes) -> None:
+        if self.stream.closed:
+            return  # draining after our close
         self.last_rx = self.listener.now()
+        self.listener.counters["bytes_received"] += len(data)
         self.handle(self.stream.feed(data))
 
     def eof_received(self) -> bool | None:
@@ -127,7 +134,7 @@ class _Conn(asyncio.Protocol):
         if self.upgrading:
             self.queued.append(data)
             return
-        if self.transport.is_closing():
+        if self.closing or self.transport.is_closing():
             return
         self.transport.write(data)
         if self.transport.get_write_buffer_size() > self.listener.settings.max_write_buffer_bytes:
@@ -135,11 +142,19 @@ class _Conn(asyncio.Protocol):
             self.transport.abort()
 
     def finish(self) -> None:
-        """Close the transport after our closing bytes; reset it if the client lingers."""
-        if self.transport is None or self.transport.is_closing() or self.upgrading:
+        """End the connection after our closing bytes (RFC 6120 §4.4): half-close (FIN after
+        the buffered bytes) and drain what the client still sends, so no unread data turns our
+        close into a RST that could discard the stream error on the client's side; reset the
+        socket if the client has not closed within ``close_grace_s``. TLS: plain close."""
+        transport = self.transport
+        if transport is None or self.upgrading or self.abort_handle is not None or transport.is_closing():
             return
-        self.transport.close()
-        self.abort_handle = self.listener.loop.call_later(self.listener.settings.close_grace_s, self.transport.abort)
+        self.closing = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+        self.abort_handle = self.listener.loop.call_later(self.listener.settings.close_grace_s, transport.abort)
 
     def kick(self, condition: StreamCondition, text: str | None = None) -> None:
         """Send a stream error, end the session now and close."""
@@ -396,10 +411,15 @@ class XmppListener:
         return len(victims)
 
     def abort_all(self) -> int:
-        """Reset every connection (a killed node: clients see a TCP reset). Returns the count."""
+        """Reset every connection: ``SO_LINGER`` 0 then ``transport.abort()``, so clients see a
+        TCP RST (what a killed node looks like to a client). Returns the count."""
         conns = [c for c in self._conns if c.transport is not None]
         for conn in conns:
             assert conn.transport is not None
+            sock = conn.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.transport.abort()
         return len(conns)
 

@@ -106,7 +106,10 @@ class RawClient:
             got, self.received = self.received, b""
             return got
 
-        return await asyncio.wait_for(loop(), timeout_s)
+        try:
+            return await asyncio.wait_for(loop(), timeout_s)
+        finally:
+            self.close()
 
     async def login(self, user: str, password: str | None = None, resource: str | None = "raw") -> str:
         """PLAIN login, bind; returns the bound full JID."""
