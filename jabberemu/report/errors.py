@@ -1,23 +1,24 @@
 """Exceptions of the report layer.
 
-Tree::
+Tree (under ``jabberemu.errors.JabberEmuError``)::
 
     ReportError                  anything the report layer refuses
     ├── RunDataError             bad or missing run data (names the file and line)
     └── PlannerError             impossible planner input (names the argument)
 
-``ReportError`` should derive from ``jabberemu.errors.JabberEmuError`` once that root exists
-(owned by the core team); until then it derives from ``Exception``.
+``jabberemu.errors`` does not list this family; the lead may add it to that module's tree.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from jabberemu.errors import JabberEmuError
+
 __all__ = ["PlannerError", "ReportError", "RunDataError"]
 
 
-class ReportError(Exception):
+class ReportError(JabberEmuError):
     """Root of every error raised by ``jabberemu.report``."""
 
 

@@ -42,7 +42,7 @@ def _short(node: str | None) -> str:
 
 def _shade_waves(ax: Axes, waves: Sequence[Wave], label: bool) -> None:
     for w in waves:
-        ax.axvspan(w.at_s, w.end_s, color=_WAVE_COLOURS[w.kind], alpha=0.18, linewidth=0,
+        ax.axvspan(w.at_s, w.end_s, color=_WAVE_COLOURS[w.kind], alpha=0.18, linewidth=0, zorder=0,
                    label=f"{w.kind.value} wave" if label else None)
 
 
@@ -55,8 +55,9 @@ def _markers(ax: Axes, series: Series, *, labels: bool) -> None:
                        label="admin action" if "a" not in seen else None)
             seen.add("a")
             if labels:
-                ax.text(m.t_s, top, f" {m.label.split('.')[0]}", rotation=90, va="top", ha="right",
-                        fontsize=8, color="#d62828", fontweight="bold")
+                ax.text(m.t_s, top * 0.98, m.label.split('.')[0], rotation=90, va="top", ha="right",
+                        fontsize=8, color="#d62828", fontweight="bold",
+                        bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.0))
         else:
             ax.axvline(m.t_s, color="#555555", linewidth=0.8, linestyle=":",
                        label="SRM state change" if "s" not in seen else None)
@@ -76,19 +77,20 @@ def timeline_png(analysis: Analysis, info: RunInfo, capacity: float | None) -> b
     s = analysis.series
     nodes = sorted(set(s.logins) | set(s.connected))
     colours = _node_colours(nodes)
-    fig = Figure(figsize=(12, 7.5))
+    fig = Figure(figsize=(13, 7.5))
     ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1]})
     x = s.seconds
-    for node in nodes:
+    for rank, node in enumerate(nodes):
         c = colours[node]
+        width = 3.2 if rank == 0 and len(nodes) > 1 else 1.8
         if node in s.logins and s.logins[node].any():
-            ax1.step(x, s.logins[node], where="post", color=c, linewidth=1.0, alpha=0.6,
+            ax1.step(x, s.logins[node], where="post", color=c, linewidth=1.2, linestyle=":",
                      label=f"first logins/s on {_short(node)}")
         if node in s.relogins and s.relogins[node].any():
             ax1.step(x, s.relogins[node], where="post", color=c, linewidth=1.6,
                      label=f"re-logins/s on {_short(node)}")
         if node in s.connected:
-            ax2.step(x, s.connected[node], where="post", color=c, linewidth=1.8,
+            ax2.step(x, s.connected[node], where="post", color=c, linewidth=width,
                      label=f"connected on {_short(node)}")
     if capacity is not None:
         ax1.axhline(capacity, **_CAPACITY, label=f"declared capacity {capacity:g}/s per node")
@@ -102,8 +104,8 @@ def timeline_png(analysis: Analysis, info: RunInfo, capacity: float | None) -> b
     ax2.set_ylabel("clients in XMPPCONNECTED")
     ax2.set_title("Sessions per node")
     ax2.set_xlabel("time since start of load (s)")
-    ax1.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
-    ax2.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
+    ax1.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+    ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     fig.suptitle(f"Run {info.run_id}: timeline" + (" (PARTIAL RUN)" if info.partial else ""), fontweight="bold")
     return _png(fig)
 
@@ -141,7 +143,7 @@ def wave_png(wave: Wave, capacity: float | None) -> bytes:
     Returns:
         PNG bytes.
     """
-    fig = Figure(figsize=(12, 4.2))
+    fig = Figure(figsize=(13, 4.2))
     ax = fig.subplots()
     rel = wave.relogin_t - wave.at_s
     horizon = max(float(rel.max()) if rel.size else 0.0, (wave.upper_s or 0.0)) + 3.0
@@ -151,8 +153,13 @@ def wave_png(wave: Wave, capacity: float | None) -> bytes:
            label="re-logins completed per 1 s")
     if counts.size >= 10:
         rolling = np.convolve(counts, np.ones(10) / 10.0, mode="valid")
-        ax.plot(edges[9:-1] + 1.0, rolling, color="#1d3557", linewidth=2.0,
-                label="trailing 10 s average (re-logins/s)")
+        ax.plot(edges[: rolling.size] + 5.0, rolling, color="#1d3557", linewidth=2.0,
+                label="10 s moving average (centred), re-logins/s")
+    ax.axhline(wave.measured_peak_rate_1s, color="#6a4c93", linewidth=1.2, linestyle=":",
+               label=f"measured peak, sliding 1 s window: {wave.measured_peak_rate_1s:.0f}/s\n"
+               "(any 1 s interval, so it can top the fixed bins)")
+    ax.axhline(wave.measured_peak_rate_10s, color="#1d3557", linewidth=1.2, linestyle=":",
+               label=f"measured peak, sliding 10 s window: {wave.measured_peak_rate_10s:.1f}/s")
     if wave.predicted_peak_rate is not None and wave.lower_s is not None and wave.upper_s is not None:
         ax.axvspan(wave.lower_s, wave.upper_s, color="#2a9d8f", alpha=0.08,
                    label=f"re-login window [{wave.lower_s:g}, {wave.upper_s:g}] s")
@@ -164,12 +171,12 @@ def wave_png(wave: Wave, capacity: float | None) -> bytes:
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, max([1.0, float(counts.max()) if counts.size else 0.0, capacity or 0.0,
                         wave.predicted_peak_rate or 0.0]) * 1.25)
-    ax.set_xlabel(f"time since the {wave.kind.value} action (s)")
+    ax.set_xlabel(f"time since the {wave.kind.value} started (s)")
     ax.set_ylabel("re-logins completed per second")
-    ax.set_title(f"{wave.kind.value.capitalize()} wave #{wave.index + 1} of {_short(wave.node)} at "
-                 f"t={wave.at_s:.1f} s: {wave.recovered}/{wave.clients} clients back; measured peak "
-                 f"{wave.measured_peak_rate_1s:.0f}/s (1 s), {wave.measured_peak_rate_10s:.1f}/s (10 s)")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    target = ", ".join(_short(n) for n in wave.target_nodes) or "?"
+    ax.set_title(f"{wave.kind.value.capitalize()} wave #{wave.index + 1}: {wave.clients} clients of "
+                 f"{_short(wave.node)} -> {target} at t={wave.at_s:.1f} s; {wave.recovered}/{wave.clients} back")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     ax.grid(True, alpha=0.3)
     return _png(fig)
 

@@ -1,0 +1,182 @@
+"""Analysis against ground truth computed independently from the simulator's draws."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from synthetic_run import NODES, SimConfig, SimTruth, simulate
+
+from jabberemu.report.analysis import NO_END_RECORD, analyze
+from jabberemu.report.build import build_report
+from jabberemu.report.data import load_run
+from jabberemu.report.latency import Phase
+from jabberemu.report.waves import HaKind, peak_rate
+
+
+def _brute_peak(times: list[float], window: float) -> float:
+    """Max events in [t, t + window) over every start t (an event time), by brute force."""
+    best = 0
+    for start in times:
+        best = max(best, sum(1 for t in times if start <= t < start + window))
+    return best / window
+
+
+def _pct(values: list[float], q: float) -> float:
+    """Linear-interpolation percentile written out (numpy's default method)."""
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimTruth, dict]:
+    truth = simulate(tmp_path_factory.mktemp("drill") / "run-300",
+                     SimConfig(clients=600, ramp_per_s=150, lower_s=4, upper_s=16, fallback_at_s=40,
+                               gave_up=2, server_login_rate=60, seed=7))
+    build_report(truth.run_dir, html=False)
+    return truth, json.loads((truth.run_dir / "summary.json").read_text())
+
+
+def test_waves_found_with_kind_node_and_time(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    events = summary["ha_events"]
+    assert [(e["kind"], e["node"], e["anchor"]) for e in events] == [
+        ("failover", NODES[0], "failover"), ("fallback", NODES[0], "fallback")]
+    assert events[0]["at_s"] == pytest.approx(truth.waves[0].at_s)
+    assert events[1]["at_s"] == pytest.approx(40.0)
+    assert [(e["lower_s"], e["upper_s"]) for e in events] == [(4, 16), (4, 16)]
+
+
+def test_clients_recovered_and_peaks_match_truth(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    for got, want in zip(summary["ha_events"], truth.waves):
+        assert got["clients"] == len(want.clients)
+        assert got["recovered"] == len(want.completion_t)
+        times = [t - want.at_s for t in want.completion_t]
+        assert got["measured_peak_rate_1s"] == pytest.approx(_brute_peak(times, 1.0))
+        assert got["measured_peak_rate_10s"] == pytest.approx(_brute_peak(times, 10.0))
+        assert got["predicted_peak_rate"] == pytest.approx(len(want.clients) / 12.0)
+        assert got["target_nodes"] == {want.target: len(want.completion_t)}
+    assert summary["ha_events"][0]["clients"] == 300 and summary["ha_events"][0]["recovered"] == 298
+    assert summary["ha_events"][1]["clients"] == 298
+
+
+def test_recovery_percentiles_and_ks_match_truth(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    for got, want in zip(summary["ha_events"], truth.waves):
+        assert got["recovery_p50_s"] == pytest.approx(_pct(want.recovery_s, 50), abs=1e-5)
+        assert got["recovery_p99_s"] == pytest.approx(_pct(want.recovery_s, 99), abs=1e-5)
+        assert got["recovery_max_s"] == pytest.approx(max(want.recovery_s), abs=1e-5)
+        ks = stats.kstest(want.waits, stats.uniform(loc=4, scale=12).cdf)
+        assert got["ks_statistic"] == pytest.approx(ks.statistic, abs=1e-6)
+        assert got["ks_pvalue"] == pytest.approx(ks.pvalue, abs=1e-5)
+        assert got["ks_pvalue"] > 0.01  # the simulator draws uniformly
+
+
+def test_accounting_adds_up_with_reasons(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    assert summary["clients_started"] == 600 == sum(summary["end_states"].values())
+    assert summary["end_states"] == truth.end_states == {"GAVE_UP": 2, "LOGGED_OUT": 598}
+    assert summary["end_reasons"]["GAVE_UP"] == {"no node left after two rounds": 2}
+
+
+def test_latency_percentiles_ignore_samples_without_response_time(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    rows = [r for r in summary["latency"] if (r["request_type"], r["name"]) == ("soap", "login")]
+    assert [r["phase"] for r in rows] == ["initial login"]  # all first logins finish before the failover
+    (row,) = rows
+    samples = truth.samples_ms["soap/login"]
+    known = [s for s in samples if s is not None]
+    assert row["without_response_time"] == len(samples) - len(known) == 60
+    assert row["samples"] == len(known) == 600
+    assert row["failures"] == 60
+    for key, q in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99), ("p999_ms", 99.9)):
+        assert row[key] == pytest.approx(_pct(known, q), abs=1e-5)
+    # what a percentile over every sample (missing ones counted as 0 ms) would have said: not this
+    assert row["p50_ms"] != pytest.approx(_pct([s or 0.0 for s in samples], 50), abs=1e-5)
+
+
+def test_relogin_latency_falls_in_its_phase(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    phases = {r["phase"]: r["samples"] for r in summary["latency"]
+              if (r["request_type"], r["name"]) == ("ha", "relogin")}
+    assert phases == {"failover": 298, "fallback": 298}
+
+
+def test_generator_health(drill: tuple[SimTruth, dict]) -> None:
+    truth, summary = drill
+    lags = [json.loads(line)["loop_lag_ms"] for line in (truth.run_dir / "generator.jsonl").read_text().splitlines()]
+    cpus = [json.loads(line)["cpu_percent"] for line in (truth.run_dir / "generator.jsonl").read_text().splitlines()]
+    assert summary["generator"]["cpu_max"] == pytest.approx(max(cpus), abs=1e-5)
+    assert summary["generator"]["loop_lag_p99_ms"] == pytest.approx(_pct(lags, 99), abs=1e-5)
+    assert summary["generator"]["saturated"] is False
+
+
+def test_peak_rate_sliding_window() -> None:
+    # 3 events inside 1 s straddling a bin edge: a binned count would say 2.
+    assert peak_rate([0.6, 1.2, 1.5, 5.0], 1.0) == 3.0
+    assert peak_rate([], 1.0) == 0.0
+    assert peak_rate(np.arange(100) * 0.1, 10.0) == pytest.approx(10.0)
+
+
+def test_series_per_node(drill: tuple[SimTruth, dict]) -> None:
+    truth, _ = drill
+    analysis = analyze(load_run(truth.run_dir))
+    s = analysis.series
+    assert int(s.logins[NODES[0]].sum()) == int(s.logins[NODES[1]].sum()) == 300
+    assert int(s.relogins[NODES[1]].sum()) == 298 and int(s.relogins[NODES[0]].sum()) == 298
+    before = int(truth.waves[0].at_s) - 1
+    assert (s.connected[NODES[0]][before], s.connected[NODES[1]][before]) == (300, 300)
+    mid = 38  # after the failover wave, before the fallback
+    assert (s.connected[NODES[0]][mid], s.connected[NODES[1]][mid]) == (0, 598)
+    assert s.states["GAVE_UP"][mid] == 2
+    assert [m.label for m in s.markers if m.kind.value == "admin action"] == [
+        f"failover {NODES[0]}", f"fallback {NODES[0]}"]
+    assert [sp.phase for sp in analysis.spans] == [Phase.FAILOVER, Phase.FALLBACK, Phase.INITIAL_LOGIN]
+
+
+def test_wave_kind_from_clients_without_actions(tmp_path: Path) -> None:
+    truth = simulate(tmp_path / "r", SimConfig(clients=40, ramp_per_s=40, lower_s=1, upper_s=3, fallback_at_s=12))
+    run = json.loads((truth.run_dir / "run.json").read_text())
+    run["actions"] = []  # a real target where nobody recorded the button press
+    (truth.run_dir / "run.json").write_text(json.dumps(run))
+    waves = analyze(load_run(truth.run_dir)).waves
+    assert [w.kind for w in waves] == [HaKind.FAILOVER, HaKind.FALLBACK]
+    assert [w.node for w in waves] == [NODES[0], NODES[1]]  # the node that dropped the sessions
+    assert waves[0].anchor is None and waves[0].at_s == pytest.approx(min(truth.waves[0].ha_t))
+
+
+def test_follow_up_ha_events_do_not_make_waves(tmp_path: Path) -> None:
+    truth = simulate(tmp_path / "r", SimConfig(clients=20, ramp_per_s=20, lower_s=6, upper_s=8))
+    path = truth.run_dir / "client_events.jsonl"
+    first = truth.waves[0]
+    extra = [json.dumps({"ts": 1_700_000_000.0 + t + 3.0, "type": "ha_event", "client": c, "node": NODES[1],
+                         "cls": "soap-fault:services-stopped"}) for c, t in zip(first.clients, first.ha_t)]
+    path.write_text(path.read_text() + "\n".join(extra) + "\n")
+    (wave,) = analyze(load_run(truth.run_dir)).waves
+    assert wave.clients == 10 and wave.recovered == 10
+
+
+def test_partial_run_counts_clients_without_end_record(tmp_path: Path) -> None:
+    cfg = SimConfig(clients=100, ramp_per_s=100, lower_s=5, upper_s=25)
+    truth = simulate(tmp_path / "p", cfg)
+    partial = simulate(tmp_path / "q", SimConfig(clients=100, ramp_per_s=100, lower_s=5, upper_s=25,
+                                                 stop_at_s=cfg.failover_at_s + 12))
+    summary = build_report(partial.run_dir, html=False).data
+    assert summary["partial"] is True
+    assert summary["clients_started"] == 100 == sum(summary["end_states"].values())
+    assert summary["clients_without_end_record"] == 100
+    assert set(summary["end_reasons"]["XMPPCONNECTED"]) == {NO_END_RECORD}
+    wave = summary["ha_events"][0]
+    done = sum(1 for t in truth.waves[0].completion_t if t <= cfg.failover_at_s + 12)
+    assert wave["recovered"] == done and 0 < done < 50
+    assert wave["pending"] == 50 - done
+    assert summary["verdict"] == "FAIL"
+    assert any("still inside their window" in r for r in summary["reasons"])
+    assert summary["warnings"][0].startswith("partial run")

@@ -1,0 +1,133 @@
+"""Verdict checks, summary.json, report.html and the ``jabberemu report`` entry point."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from synthetic_run import SimConfig, simulate
+
+from jabberemu.report.build import build_report, main
+from jabberemu.report.summary import Summary
+from jabberemu.report.verdict import CheckName, CheckStatus, Verdict
+
+SUMMARY_FIELDS = {"clients_started", "end_states", "ha_events", "generator", "verdict", "reasons"}
+WAVE_FIELDS = {"kind", "node", "at_s", "lower_s", "upper_s", "clients", "recovered", "predicted_peak_rate",
+               "measured_peak_rate_1s", "measured_peak_rate_10s", "recovery_p50_s", "recovery_p99_s",
+               "recovery_max_s", "ks_statistic", "ks_pvalue"}
+
+
+def _run(tmp_path: Path, name: str, **kw: object) -> Path:
+    cfg = dict(clients=300, ramp_per_s=150, server_login_rate=60.0, seed=3)
+    cfg.update(kw)
+    return simulate(tmp_path / name, SimConfig(**cfg)).run_dir  # type: ignore[arg-type]
+
+
+def _checks(summary: Summary) -> dict[tuple[str, str], dict]:
+    return {(c["name"], c["status"]): c for c in summary.data["checks"]}
+
+
+def test_wide_window_passes(tmp_path: Path) -> None:
+    summary = build_report(_run(tmp_path, "wide", lower_s=4, upper_s=24), html=False)
+    assert summary.verdict is Verdict.PASS
+    assert SUMMARY_FIELDS <= set(summary.data) and WAVE_FIELDS <= set(summary.data["ha_events"][0])
+    assert {c["status"] for c in summary.data["checks"]} == {"pass"}
+    assert summary.data["ha_events"][0]["measured_peak_rate_1s"] <= 60
+
+
+def test_narrow_window_fails_on_the_1s_peak_with_the_excess(tmp_path: Path) -> None:
+    summary = build_report(_run(tmp_path, "narrow", lower_s=4, upper_s=6), html=False)
+    assert summary.verdict is Verdict.FAIL
+    failed = [c for c in summary.data["checks"] if c["status"] == "fail"]
+    assert [c["name"] for c in failed] == [CheckName.PEAK_RATE_1S.value]
+    wave = summary.data["ha_events"][0]
+    assert wave["predicted_peak_rate"] == pytest.approx(75.0)
+    assert failed[0]["measured"] == wave["measured_peak_rate_1s"] > 60
+    assert failed[0]["excess"] == pytest.approx(wave["measured_peak_rate_1s"] - 60)
+    assert summary.reasons[0] == failed[0]["message"]
+    assert f"exceeds capacity 60/s by {wave['measured_peak_rate_1s'] - 60:.1f}/s" in summary.reasons[0]
+    # 300 re-logins inside ~2 s average 30/s over any 10 s: that window passes
+    assert (CheckName.PEAK_RATE_10S.value, "pass") in _checks(summary)
+    assert any("window too narrow: predicted rate 150 / (6 - 4) s" in w for w in summary.data["warnings"])
+
+
+def test_no_declared_capacity_is_not_applicable(tmp_path: Path) -> None:
+    summary = build_report(_run(tmp_path, "nocap", lower_s=4, upper_s=6, server_login_rate=None), html=False)
+    assert summary.verdict is Verdict.PASS
+    na = [c for c in summary.data["checks"] if c["status"] == CheckStatus.NOT_APPLICABLE.value]
+    assert {c["name"] for c in na} == {CheckName.PEAK_RATE_1S.value, CheckName.PEAK_RATE_10S.value}
+    assert all("no server capacity declared" in c["message"] for c in na)
+    assert summary.data["declared_capacity_per_s"] is None
+
+
+def test_capacity_override_and_recovery_deadline(tmp_path: Path) -> None:
+    run = _run(tmp_path, "late", lower_s=4, upper_s=24, recovery_margin_s=0.0)
+    summary = build_report(run, html=False)
+    late = _checks(summary)[(CheckName.RECOVERY_TIME.value, "fail")]
+    wave = summary.data["ha_events"][0]
+    assert late["limit"] == 24.0 and late["excess"] == pytest.approx(wave["recovery_max_s"] - 24.0)
+    assert "exceeds upper 24 s + margin 0 s = 24 s" in late["message"]
+    assert build_report(run, html=False, recovery_margin_s=1.0).verdict is Verdict.PASS
+    tight = build_report(run, html=False, recovery_margin_s=1.0, server_login_rate=5.0)
+    assert tight.verdict is Verdict.FAIL and tight.data["declared_capacity_per_s"] == 5.0
+
+
+def test_gave_up_clients_fail_the_recovered_check(tmp_path: Path) -> None:
+    summary = build_report(_run(tmp_path, "lost", lower_s=4, upper_s=24, gave_up=3), html=False)
+    check = _checks(summary)[(CheckName.ALL_RECOVERED.value, "fail")]
+    assert (check["measured"], check["limit"], check["excess"]) == (147.0, 150.0, 3.0)
+    assert "3 of 150 clients did not recover" in check["message"]
+
+
+def test_saturated_generator_warns(tmp_path: Path) -> None:
+    summary = build_report(_run(tmp_path, "hot", lower_s=4, upper_s=24, loop_lag_ms=80.0), html=False)
+    assert summary.verdict is Verdict.PASS  # a warning, not a failed check
+    assert summary.data["generator"]["saturated"] is True
+    assert any("latencies not trustworthy" in w for w in summary.data["warnings"])
+
+
+def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    narrow = _run(tmp_path, "n", lower_s=4, upper_s=6)
+    wide = _run(tmp_path, "w", lower_s=4, upper_s=24)
+    assert main([str(narrow), "--no-html"]) == 0
+    assert main([str(narrow), "--no-html", "--fail-on-verdict"]) == 1
+    assert main([str(wide), "--no-html", "--fail-on-verdict"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("FAIL") >= 2 and "PASS" in out and "exceeds capacity" in out
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "run.json" in capsys.readouterr().err
+    assert Summary.read(wide / "summary.json").verdict is Verdict.PASS
+
+
+def test_html_is_self_contained_with_plots_and_verdict(tmp_path: Path) -> None:
+    run = _run(tmp_path, "html", lower_s=4, upper_s=6, fallback_at_s=20)
+    summary = build_report(run)
+    page = (run / "report.html").read_text()
+    assert summary.verdict is Verdict.FAIL
+    assert '<div class="banner FAIL"><h1>FAIL</h1>' in page
+    assert "exceeds capacity 60/s" in page
+    # timeline, states, 2 waves, 2 wait/recovery figures, generator
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 7
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
+    assert "PARTIAL RUN" not in page
+    assert "no response time (excluded)" in page
+
+
+def test_partial_run_is_marked_in_the_html(tmp_path: Path) -> None:
+    run = _run(tmp_path, "part", lower_s=4, upper_s=24, stop_at_s=12.0)
+    build_report(run)
+    page = (run / "report.html").read_text()
+    assert "PARTIAL RUN" in page and json.loads((run / "summary.json").read_text())["partial"] is True
+
+
+def test_2000_clients_5_25_predicted_and_measured_agree(tmp_path: Path) -> None:
+    """Issue 6: with 2,000 clients and 5/25 s, predicted and measured peak agree within 10%."""
+    run = simulate(tmp_path / "big", SimConfig(clients=4000, ramp_per_s=400, lower_s=5, upper_s=25,
+                                               seed=11, missing_rt_every=0)).run_dir
+    summary = build_report(run, html=False)
+    wave = summary.data["ha_events"][0]
+    assert wave["clients"] == 2000  # the failed node's half of 4,000 Balanced users
+    assert wave["predicted_peak_rate"] == pytest.approx(100.0)
+    assert wave["measured_peak_rate_10s"] == pytest.approx(100.0, rel=0.10)
