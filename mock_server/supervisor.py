@@ -127,7 +127,7 @@ class Supervisor:
                 return node
         raise KeyError(name)
 
-    async def request(self, name: str, op: ControlOp, timeout_s: float = 10.0, **args: Any) -> Any:
+    async def request(self, name: str, op: ControlOp, /, timeout_s: float = 10.0, **args: Any) -> Any:
         """Send one control operation to node ``name`` and wait for its answer.
 
         Raises:
