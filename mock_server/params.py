@@ -11,7 +11,8 @@ every other parameter is cluster-wide.
 
 Parameters arrive as ``--param NAME=VALUE`` (cluster-wide, or both nodes for a per-node parameter)
 or ``--param NODE:NAME=VALUE`` (one node, per-node parameters only), and as JSON through the
-admin API (``GET|PUT /api/parameters``, see :func:`to_dict` / :func:`update_from_dict`).
+admin API (``GET|PUT /api/parameters``, ``{node: {name: value}}``, see :func:`to_dict` /
+:func:`update_from_dict`).
 
 Login profiles: Cisco's "High Availability Login Profiles" tables (same guide) give a sustainable
 re-login rate per server size; :data:`LOGIN_PROFILES` names them (see DOMAIN.md "Sizing and
@@ -35,6 +36,7 @@ __all__ = [
     "ParameterError",
     "SrmParameters",
     "apply_params",
+    "from_dict",
     "login_profile",
     "parse_param",
     "to_dict",
@@ -234,65 +236,55 @@ def _build(base: SrmParameters, changes: Mapping[str, Mapping[str, Any]]) -> dic
     return result
 
 
-def to_dict(params_by_node: Mapping[str, SrmParameters]) -> dict[str, Any]:
-    """The JSON shape of ``GET /api/parameters``.
+def to_dict(params_by_node: Mapping[str, SrmParameters]) -> dict[str, dict[str, float | bool]]:
+    """The JSON shape of ``GET /api/parameters``: ``{node: {name: value, ...}}`` with every parameter."""
+    return {node: dataclasses.asdict(p) for node, p in params_by_node.items()}
 
-    Returns:
-        ``{"cluster": {name: value, ...}, "nodes": {node: {"relogin_lower_s": ..,
-        "relogin_upper_s": ..}}}``; cluster values are taken from the first node.
+
+def from_dict(data: object) -> dict[str, SrmParameters]:
+    """Build parameters from ``{node: {name: value}}``; names left out take Cisco's defaults.
+
+    Raises:
+        ParameterError: see :func:`update_from_dict`.
     """
-    if not params_by_node:
-        return {"cluster": {}, "nodes": {}}
-    first = next(iter(params_by_node.values()))
-    cluster = {name: getattr(first, name) for name in sorted(CLUSTER_PARAMETERS)}
-    nodes = {node: {name: getattr(p, name) for name in sorted(NODE_PARAMETERS)}
-             for node, p in params_by_node.items()}
-    return {"cluster": cluster, "nodes": nodes}
+    if not isinstance(data, Mapping):
+        raise ParameterError(f"parameters must be a JSON object, not {type(data).__name__}")
+    return update_from_dict({str(node): SrmParameters() for node in data}, data)
 
 
 def update_from_dict(current: Mapping[str, SrmParameters], data: object) -> dict[str, SrmParameters]:
-    """Apply a ``PUT /api/parameters`` body (same shape as :func:`to_dict`, any part may be left out).
+    """Apply a ``PUT /api/parameters`` body: ``{node: {name: value}}``, any name or node may be left out.
 
-    Per-node names under ``"cluster"`` set every node. Unknown keys are errors, not ignored.
+    Cluster-wide names are accepted per node here: the admin API sends the same values to both
+    nodes (their equality is the caller's business; the re-login limits may differ on purpose).
 
     Args:
         current: the parameters now in force, per node.
         data: the decoded JSON body.
 
     Returns:
-        The new parameters per node (``current`` is not modified).
+        The new parameters per node (``current`` is not modified; nodes not named are unchanged).
 
     Raises:
-        ParameterError: not an object, unknown key, node or name, wrong value type, or values that
-            fail :class:`SrmParameters` checks.
+        ParameterError: not an object, unknown node or name, wrong value type (seconds must be
+            numbers, ``auto_fallback`` a bool), or values that fail :class:`SrmParameters` checks.
     """
     if not isinstance(data, Mapping):
         raise ParameterError(f"parameters must be a JSON object, not {type(data).__name__}")
-    extra = set(data) - {"cluster", "nodes"}
-    if extra:
-        raise ParameterError(f"unknown keys {sorted(extra)} (expected 'cluster' and/or 'nodes')")
     changes: dict[str, dict[str, Any]] = {n: dataclasses.asdict(p) for n, p in current.items()}
-    cluster = data.get("cluster", {})
-    if not isinstance(cluster, Mapping):
-        raise ParameterError("'cluster' must be an object")
-    for name, raw in cluster.items():
-        value = _convert(str(name), raw)
-        for values in changes.values():
-            values[name] = value
-    nodes = data.get("nodes", {})
-    if not isinstance(nodes, Mapping):
-        raise ParameterError("'nodes' must be an object")
-    for node, values in nodes.items():
+    for node, values in data.items():
         if node not in changes:
             raise ParameterError(f"unknown node {node!r} (nodes: {', '.join(changes)})", node=str(node))
         if not isinstance(values, Mapping):
             raise ParameterError(f"parameters of node {node!r} must be an object", node=str(node))
         for name, raw in values.items():
-            value = _convert(str(name), raw, node=str(node))
-            if name not in NODE_PARAMETERS:
-                raise ParameterError(f"{name} is cluster-wide and cannot be set for node {node!r}",
-                                     name=str(name), value=raw, node=str(node))
-            changes[node][name] = value
+            if isinstance(raw, str) and name != "auto_fallback":
+                raise ParameterError(f"value of {name} must be a JSON number, not {raw!r}", name=str(name),
+                                     value=raw, node=str(node))
+            if isinstance(raw, str):
+                raise ParameterError(f"value of {name} must be a JSON bool, not {raw!r}", name=str(name),
+                                     value=raw, node=str(node))
+            changes[node][name] = _convert(str(name), raw, node=str(node))
     return _build(SrmParameters(), changes)
 
 

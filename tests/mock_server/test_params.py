@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from mock_server.params import (
-    LOGIN_PROFILES, ParameterError, ParamSetting, SrmParameters, apply_params, login_profile, parse_param, to_dict,
+    LOGIN_PROFILES, ParameterError, ParamSetting, SrmParameters, apply_params, from_dict, login_profile, parse_param,
+    to_dict,
     update_from_dict,
 )
 
@@ -87,21 +88,22 @@ def test_apply_errors() -> None:
 def test_dict_round_trip_and_partial_update() -> None:
     params = apply_params(["imp1.example.test:relogin_lower_s=100"], NODES)
     data = to_dict(params)
-    assert data["cluster"]["critical_service_delay_s"] == 90.0
-    assert data["nodes"][NODES[0]] == {"relogin_lower_s": 100.0, "relogin_upper_s": 537.0}
+    assert data[NODES[0]]["critical_service_delay_s"] == 90.0
+    assert (data[NODES[0]]["relogin_lower_s"], data[NODES[1]]["relogin_lower_s"]) == (100.0, 120.0)
+    assert from_dict(data) == params
     assert update_from_dict(params, data) == params
-    new = update_from_dict(params, {"cluster": {"auto_fallback": True, "relogin_upper_s": 600},
-                                    "nodes": {NODES[1]: {"relogin_lower_s": 10}}})
-    assert new[NODES[0]].auto_fallback and new[NODES[1]].auto_fallback
+    new = update_from_dict(params, {NODES[0]: {"auto_fallback": True, "relogin_upper_s": 600},
+                                    NODES[1]: {"relogin_lower_s": 10}})
+    assert new[NODES[0]].auto_fallback and not new[NODES[1]].auto_fallback
     assert (new[NODES[0]].relogin_lower_s, new[NODES[0]].relogin_upper_s) == (100.0, 600.0)
-    assert (new[NODES[1]].relogin_lower_s, new[NODES[1]].relogin_upper_s) == (10.0, 600.0)
+    assert (new[NODES[1]].relogin_lower_s, new[NODES[1]].relogin_upper_s) == (10.0, 537.0)
     assert params[NODES[0]].auto_fallback is False  # the input is not modified
+    assert update_from_dict(params, {NODES[1]: {}}) == params
 
 
-@pytest.mark.parametrize("body", [[], {"x": 1}, {"cluster": {"bogus": 1}}, {"cluster": {"auto_fallback": "yes please"}},
-                                  {"cluster": {"heartbeat_interval_s": True}},
-                                  {"nodes": {"imp9": {}}}, {"nodes": {NODES[0]: {"heartbeat_interval_s": 1}}},
-                                  {"cluster": {"relogin_lower_s": 1000}}])
+@pytest.mark.parametrize("body", [[], {"x": 1}, {NODES[0]: {"bogus": 1}}, {NODES[0]: {"auto_fallback": "yes"}},
+                                  {NODES[0]: {"heartbeat_interval_s": True}}, {NODES[0]: {"heartbeat_interval_s": "1"}},
+                                  {"imp9": {}}, {NODES[0]: 5}, {NODES[0]: {"relogin_lower_s": 1000}}])
 def test_update_rejects_bad_bodies(body: object) -> None:
     with pytest.raises(ParameterError):
         update_from_dict(apply_params([], NODES), body)
