@@ -124,19 +124,15 @@ def _clark(name: str) -> str:
     return f"{{{ns}}}{local}" if sep else name
 
 
+_TAG_END_RE = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")  # possessive: no backtracking
+
+
 def _tag_end(buf: bytearray | bytes, start: int) -> int:
     """Index of the ``>`` closing the tag that starts at ``start`` (skips quoted values)."""
-    quote = 0
-    for i in range(start, len(buf)):
-        c = buf[i]
-        if quote:
-            if c == quote:
-                quote = 0
-        elif c in (0x22, 0x27):
-            quote = c
-        elif c == 0x3E:
-            return i
-    raise XmlViolation("not-well-formed", "tag end not found")
+    m = _TAG_END_RE.match(buf, start)
+    if m is None:
+        raise XmlViolation("not-well-formed", "tag end not found")
+    return m.end() - 1
 
 
 class StreamParser:
