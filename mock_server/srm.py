@@ -661,8 +661,11 @@ class SrmMachine:
         trigger = self._classify(event)
         rule = TABLE.get((self.state, trigger)) if trigger is not None else None
         if rule is None:
+            detail = ""
+            if isinstance(event, AdminFailover) and self.state is S.NORMAL:
+                detail = f"the peer is not Normal (last heard: {self.peer_state.value if self.peer_state else 'nothing'})"
             raise SrmTransitionError(node=self.node, state=self.state, reason=self.reason, event=event,
-                                     trigger=trigger)
+                                     trigger=trigger, detail=detail)
         return self._apply(rule, event)
 
     # -- classification: the event plus the facts -> a table key ------------------------------------

@@ -400,8 +400,16 @@ def test_failover_refused_when_the_peer_is_not_normal() -> None:
     pair = normal_pair()
     pair.kill(2)
     pair.fire(1, Timer.HEARTBEAT_TIMEOUT)
-    with pytest.raises(SrmTransitionError):
+    with pytest.raises(SrmTransitionError, match="Running in Backup Mode"):
         pair.send(1, AdminFailover())
+    m = SrmMachine(node="imp1.example.test")
+    m.start()
+    m.handle(InitializationDone())
+    m.handle(PeerMessageReceived(message=PeerMessage(kind=PeerMessageKind.HEARTBEAT, sender_state=S.INITIALIZING,
+                                                     sender_reason=R.INITIALIZATION)))
+    assert m.state is S.NORMAL  # but the peer has not said it is Normal yet
+    with pytest.raises(SrmTransitionError, match=r"peer is not Normal \(last heard: Initializing\)"):
+        m.handle(AdminFailover())
 
 
 def test_fallback_on_the_backup_node_is_refused() -> None:
