@@ -486,77 +486,77 @@ class Rule(NamedTuple):
     actions: tuple[Action, ...] = ()
 
 
-S, T, A = NodeState, Trigger, Action
-KEEP, MESSAGE, FAILURE = _R.KEEP, _R.MESSAGE, _R.FAILURE
+_S, _T, _A = NodeState, Trigger, Action
+_KEEP, _MESSAGE, _FAILURE = _R.KEEP, _R.MESSAGE, _R.FAILURE
 
 
 def _table() -> dict[tuple[NodeState, Trigger], Rule]:
     t: dict[tuple[NodeState, Trigger], Rule] = {}
     for s in NodeState:  # facts that never change the state by themselves
-        for trig in (T.HEARTBEAT, T.SERVICE_CHANGE, T.CRITICAL_DOWN, T.CRITICAL_ALL_UP):
-            t[s, trig] = Rule(s, KEEP)
-        t[s, T.HA_DISABLED] = Rule(S.UNKNOWN, Reason.HA_NOT_ENABLED, (A.START_SERVICES, A.SERVE_OWN))
-        t[s, T.HA_ENABLED] = Rule(s, KEEP)
-    to_failed = Rule(S.FAILED_MODE, MESSAGE)
-    for s in (S.NORMAL, S.TAKING_OVER, S.FAILING_OVER, S.BACKUP, S.IDLE, S.FAILED_OVER,
-              S.FAILED_OVER_CRITICAL_DOWN, S.TAKING_BACK, S.FALLING_BACK, S.FAILED_MODE):
-        t[s, T.ENTER_FAILED_MODE] = to_failed if s is not S.FAILED_MODE else Rule(s, KEEP)
-    for s in (S.FAILING_OVER, S.IDLE, S.FAILED_OVER, S.FAILED_OVER_CRITICAL_DOWN, S.TAKING_BACK):
-        t[s, T.PEER_TIMEOUT] = Rule(S.FAILED_MODE, Reason.PEER_DOWN)
-    take_over = Rule(S.TAKING_OVER, MESSAGE, (A.SERVE_ALL, A.BEGIN_TAKE_OVER))
-    fail_over = (A.SERVE_NONE, A.SEND_TAKE_OVER_REQUEST)
+        for trig in (_T.HEARTBEAT, _T.SERVICE_CHANGE, _T.CRITICAL_DOWN, _T.CRITICAL_ALL_UP):
+            t[s, trig] = Rule(s, _KEEP)
+        t[s, _T.HA_DISABLED] = Rule(_S.UNKNOWN, Reason.HA_NOT_ENABLED, (_A.START_SERVICES, _A.SERVE_OWN))
+        t[s, _T.HA_ENABLED] = Rule(s, _KEEP)
+    to_failed = Rule(_S.FAILED_MODE, _MESSAGE)
+    for s in (_S.NORMAL, _S.TAKING_OVER, _S.FAILING_OVER, _S.BACKUP, _S.IDLE, _S.FAILED_OVER,
+              _S.FAILED_OVER_CRITICAL_DOWN, _S.TAKING_BACK, _S.FALLING_BACK, _S.FAILED_MODE):
+        t[s, _T.ENTER_FAILED_MODE] = to_failed if s is not _S.FAILED_MODE else Rule(s, _KEEP)
+    for s in (_S.FAILING_OVER, _S.IDLE, _S.FAILED_OVER, _S.FAILED_OVER_CRITICAL_DOWN, _S.TAKING_BACK):
+        t[s, _T.PEER_TIMEOUT] = Rule(_S.FAILED_MODE, Reason.PEER_DOWN)
+    take_over = Rule(_S.TAKING_OVER, _MESSAGE, (_A.SERVE_ALL, _A.BEGIN_TAKE_OVER))
+    fail_over = (_A.SERVE_NONE, _A.SEND_TAKE_OVER_REQUEST)
     t.update({
-        (S.UNKNOWN, T.HA_ENABLED): Rule(S.INITIALIZING, Reason.INITIALIZATION),
-        (S.INITIALIZING, T.PEER_READY): Rule(S.NORMAL, Reason.NORMAL, (A.SERVE_OWN,)),
-        (S.INITIALIZING, T.PEER_READY_SERVICES_DOWN): Rule(S.FAILING_OVER, FAILURE, fail_over),
-        (S.INITIALIZING, T.PEER_BACKUP_ADMIN): Rule(S.IDLE, Reason.INITIALIZATION, (A.STOP_SERVICES, A.SERVE_NONE)),
-        (S.INITIALIZING, T.PEER_BACKUP): Rule(S.FAILED_OVER, Reason.INITIALIZATION, (A.SERVE_NONE,)),
-        (S.INITIALIZING, T.PEER_BACKUP_SERVICES_DOWN):
-            Rule(S.FAILED_OVER_CRITICAL_DOWN, Reason.INITIALIZATION, (A.SERVE_NONE,)),
-        (S.INITIALIZING, T.PEER_FAILED_OVER): Rule(S.BACKUP, Reason.INITIALIZATION, (A.SERVE_ALL,)),
-        (S.INITIALIZING, T.PEER_TIMEOUT): Rule(S.BACKUP, Reason.PEER_DOWN_DURING_INITIALIZATION, (A.SERVE_ALL,)),
-        (S.INITIALIZING, T.PEER_TIMEOUT_SERVICES_DOWN): Rule(S.FAILED_MODE, FAILURE),
-        (S.INITIALIZING, T.TAKE_OVER_REQUEST): take_over,
-        (S.INITIALIZING, T.RECOVER): Rule(S.INITIALIZING, KEEP),
-        (S.NORMAL, T.ADMIN_FAILOVER): Rule(S.FAILING_OVER, Reason.ON_ADMIN_REQUEST, (A.STOP_SERVICES, *fail_over)),
-        (S.NORMAL, T.DELAY_EXPIRED): Rule(S.FAILING_OVER, FAILURE, fail_over),
-        (S.NORMAL, T.TAKE_OVER_REQUEST): take_over,
-        (S.NORMAL, T.PEER_TIMEOUT): Rule(S.BACKUP, Reason.PEER_DOWN, (A.SERVE_ALL,)),
-        (S.NORMAL, T.PEER_TIMEOUT_REBOOT): Rule(S.BACKUP, Reason.PEER_REBOOT, (A.SERVE_ALL,)),
-        (S.NORMAL, T.SPLIT_OWNERSHIP): Rule(S.FAILED_MODE, Reason.PEER_DOWN, (A.SEND_ENTER_FAILED_MODE,)),
-        (S.TAKING_OVER, T.MOVE_OK): Rule(S.BACKUP, KEEP, (A.SEND_TAKE_OVER_DONE,)),
-        (S.TAKING_OVER, T.MOVE_FAILED): Rule(S.FAILED_MODE, Reason.TAKE_OVER_USERS_FAILED, (A.SEND_TAKE_OVER_FAILED,)),
-        (S.TAKING_OVER, T.PEER_TIMEOUT): Rule(S.TAKING_OVER, Reason.PEER_DOWN),
-        (S.FAILING_OVER, T.TAKE_OVER_DONE_ADMIN): Rule(S.IDLE, KEEP),
-        (S.FAILING_OVER, T.TAKE_OVER_DONE): Rule(S.FAILED_OVER, KEEP),
-        (S.FAILING_OVER, T.TAKE_OVER_DONE_SERVICES_DOWN): Rule(S.FAILED_OVER_CRITICAL_DOWN, KEEP),
-        (S.FAILING_OVER, T.TAKE_OVER_FAILED): Rule(S.FAILED_MODE, Reason.TAKE_OVER_USERS_FAILED),
+        (_S.UNKNOWN, _T.HA_ENABLED): Rule(_S.INITIALIZING, Reason.INITIALIZATION),
+        (_S.INITIALIZING, _T.PEER_READY): Rule(_S.NORMAL, Reason.NORMAL, (_A.SERVE_OWN,)),
+        (_S.INITIALIZING, _T.PEER_READY_SERVICES_DOWN): Rule(_S.FAILING_OVER, _FAILURE, fail_over),
+        (_S.INITIALIZING, _T.PEER_BACKUP_ADMIN): Rule(_S.IDLE, Reason.INITIALIZATION, (_A.STOP_SERVICES, _A.SERVE_NONE)),
+        (_S.INITIALIZING, _T.PEER_BACKUP): Rule(_S.FAILED_OVER, Reason.INITIALIZATION, (_A.SERVE_NONE,)),
+        (_S.INITIALIZING, _T.PEER_BACKUP_SERVICES_DOWN):
+            Rule(_S.FAILED_OVER_CRITICAL_DOWN, Reason.INITIALIZATION, (_A.SERVE_NONE,)),
+        (_S.INITIALIZING, _T.PEER_FAILED_OVER): Rule(_S.BACKUP, Reason.INITIALIZATION, (_A.SERVE_ALL,)),
+        (_S.INITIALIZING, _T.PEER_TIMEOUT): Rule(_S.BACKUP, Reason.PEER_DOWN_DURING_INITIALIZATION, (_A.SERVE_ALL,)),
+        (_S.INITIALIZING, _T.PEER_TIMEOUT_SERVICES_DOWN): Rule(_S.FAILED_MODE, _FAILURE),
+        (_S.INITIALIZING, _T.TAKE_OVER_REQUEST): take_over,
+        (_S.INITIALIZING, _T.RECOVER): Rule(_S.INITIALIZING, _KEEP),
+        (_S.NORMAL, _T.ADMIN_FAILOVER): Rule(_S.FAILING_OVER, Reason.ON_ADMIN_REQUEST, (_A.STOP_SERVICES, *fail_over)),
+        (_S.NORMAL, _T.DELAY_EXPIRED): Rule(_S.FAILING_OVER, _FAILURE, fail_over),
+        (_S.NORMAL, _T.TAKE_OVER_REQUEST): take_over,
+        (_S.NORMAL, _T.PEER_TIMEOUT): Rule(_S.BACKUP, Reason.PEER_DOWN, (_A.SERVE_ALL,)),
+        (_S.NORMAL, _T.PEER_TIMEOUT_REBOOT): Rule(_S.BACKUP, Reason.PEER_REBOOT, (_A.SERVE_ALL,)),
+        (_S.NORMAL, _T.SPLIT_OWNERSHIP): Rule(_S.FAILED_MODE, Reason.PEER_DOWN, (_A.SEND_ENTER_FAILED_MODE,)),
+        (_S.TAKING_OVER, _T.MOVE_OK): Rule(_S.BACKUP, _KEEP, (_A.SEND_TAKE_OVER_DONE,)),
+        (_S.TAKING_OVER, _T.MOVE_FAILED): Rule(_S.FAILED_MODE, Reason.TAKE_OVER_USERS_FAILED, (_A.SEND_TAKE_OVER_FAILED,)),
+        (_S.TAKING_OVER, _T.PEER_TIMEOUT): Rule(_S.TAKING_OVER, Reason.PEER_DOWN),
+        (_S.FAILING_OVER, _T.TAKE_OVER_DONE_ADMIN): Rule(_S.IDLE, _KEEP),
+        (_S.FAILING_OVER, _T.TAKE_OVER_DONE): Rule(_S.FAILED_OVER, _KEEP),
+        (_S.FAILING_OVER, _T.TAKE_OVER_DONE_SERVICES_DOWN): Rule(_S.FAILED_OVER_CRITICAL_DOWN, _KEEP),
+        (_S.FAILING_OVER, _T.TAKE_OVER_FAILED): Rule(_S.FAILED_MODE, Reason.TAKE_OVER_USERS_FAILED),
         # both nodes failing over at once (critical services down on both): nobody can back up
-        (S.FAILING_OVER, T.TAKE_OVER_REQUEST): Rule(S.FAILED_MODE, KEEP, (A.SEND_ENTER_FAILED_MODE,)),
-        (S.BACKUP, T.TAKE_BACK_REQUEST): Rule(S.FALLING_BACK, MESSAGE, (A.SERVE_OWN, A.SEND_RELEASED)),
-        (S.BACKUP, T.DELAY_EXPIRED): Rule(S.FAILED_MODE, FAILURE, (A.SEND_ENTER_FAILED_MODE,)),
-        (S.BACKUP, T.DELAY_EXPIRED_PEER_FAILED_OVER): Rule(S.FALLING_BACK, FAILURE, (A.SERVE_OWN, A.SEND_RELEASED)),
-        (S.BACKUP, T.SPLIT_OWNERSHIP): Rule(S.FAILED_MODE, Reason.PEER_DOWN, (A.SEND_ENTER_FAILED_MODE,)),
-        (S.BACKUP, T.PEER_TIMEOUT): Rule(S.BACKUP, KEEP),
-        (S.IDLE, T.ADMIN_FALLBACK):
-            Rule(S.TAKING_BACK, Reason.ON_ADMIN_REQUEST, (A.START_SERVICES, A.SEND_TAKE_BACK_REQUEST)),
-        (S.FAILED_OVER, T.ADMIN_FALLBACK): Rule(S.TAKING_BACK, Reason.ON_ADMIN_REQUEST, (A.SEND_TAKE_BACK_REQUEST,)),
-        (S.FAILED_OVER, T.AUTO_FALLBACK_EXPIRED):
-            Rule(S.TAKING_BACK, Reason.AUTOMATIC_FALLBACK, (A.SEND_TAKE_BACK_REQUEST,)),
-        (S.FAILED_OVER, T.RELEASED): Rule(S.TAKING_BACK, MESSAGE, (A.SERVE_OWN, A.BEGIN_TAKE_BACK)),
-        (S.FAILED_OVER, T.CRITICAL_DOWN): Rule(S.FAILED_OVER_CRITICAL_DOWN, KEEP),
-        (S.FAILED_OVER_CRITICAL_DOWN, T.CRITICAL_ALL_UP): Rule(S.FAILED_OVER, KEEP),
-        (S.TAKING_BACK, T.RELEASED): Rule(S.TAKING_BACK, KEEP, (A.SERVE_OWN, A.BEGIN_TAKE_BACK)),
-        (S.TAKING_BACK, T.MOVE_OK): Rule(S.NORMAL, Reason.NORMAL, (A.SEND_TAKE_BACK_DONE,)),
-        (S.TAKING_BACK, T.MOVE_FAILED): Rule(S.FAILED_MODE, Reason.TAKE_BACK_USERS_FAILED, (A.SEND_TAKE_BACK_FAILED,)),
-        (S.FALLING_BACK, T.TAKE_BACK_DONE): Rule(S.NORMAL, Reason.NORMAL),
-        (S.FALLING_BACK, T.TAKE_BACK_DONE_SERVICES_DOWN): Rule(S.FAILING_OVER, FAILURE, fail_over),
-        (S.FALLING_BACK, T.TAKE_BACK_FAILED): Rule(S.FAILED_MODE, Reason.TAKE_BACK_USERS_FAILED),
-        (S.FALLING_BACK, T.PEER_TIMEOUT): Rule(S.BACKUP, Reason.PEER_DOWN, (A.SERVE_ALL,)),
-        (S.FAILED_MODE, T.ADMIN_RECOVER):
-            Rule(S.INITIALIZING, Reason.INITIALIZATION, (A.START_SERVICES, A.SEND_RECOVER)),
-        (S.FAILED_MODE, T.RECOVER): Rule(S.INITIALIZING, Reason.INITIALIZATION, (A.START_SERVICES,)),
-        (S.FAILED_MODE, T.PEER_TIMEOUT): Rule(S.FAILED_MODE, KEEP),
+        (_S.FAILING_OVER, _T.TAKE_OVER_REQUEST): Rule(_S.FAILED_MODE, _KEEP, (_A.SEND_ENTER_FAILED_MODE,)),
+        (_S.BACKUP, _T.TAKE_BACK_REQUEST): Rule(_S.FALLING_BACK, _MESSAGE, (_A.SERVE_OWN, _A.SEND_RELEASED)),
+        (_S.BACKUP, _T.DELAY_EXPIRED): Rule(_S.FAILED_MODE, _FAILURE, (_A.SEND_ENTER_FAILED_MODE,)),
+        (_S.BACKUP, _T.DELAY_EXPIRED_PEER_FAILED_OVER): Rule(_S.FALLING_BACK, _FAILURE, (_A.SERVE_OWN, _A.SEND_RELEASED)),
+        (_S.BACKUP, _T.SPLIT_OWNERSHIP): Rule(_S.FAILED_MODE, Reason.PEER_DOWN, (_A.SEND_ENTER_FAILED_MODE,)),
+        (_S.BACKUP, _T.PEER_TIMEOUT): Rule(_S.BACKUP, _KEEP),
+        (_S.IDLE, _T.ADMIN_FALLBACK):
+            Rule(_S.TAKING_BACK, Reason.ON_ADMIN_REQUEST, (_A.START_SERVICES, _A.SEND_TAKE_BACK_REQUEST)),
+        (_S.FAILED_OVER, _T.ADMIN_FALLBACK): Rule(_S.TAKING_BACK, Reason.ON_ADMIN_REQUEST, (_A.SEND_TAKE_BACK_REQUEST,)),
+        (_S.FAILED_OVER, _T.AUTO_FALLBACK_EXPIRED):
+            Rule(_S.TAKING_BACK, Reason.AUTOMATIC_FALLBACK, (_A.SEND_TAKE_BACK_REQUEST,)),
+        (_S.FAILED_OVER, _T.RELEASED): Rule(_S.TAKING_BACK, _MESSAGE, (_A.SERVE_OWN, _A.BEGIN_TAKE_BACK)),
+        (_S.FAILED_OVER, _T.CRITICAL_DOWN): Rule(_S.FAILED_OVER_CRITICAL_DOWN, _KEEP),
+        (_S.FAILED_OVER_CRITICAL_DOWN, _T.CRITICAL_ALL_UP): Rule(_S.FAILED_OVER, _KEEP),
+        (_S.TAKING_BACK, _T.RELEASED): Rule(_S.TAKING_BACK, _KEEP, (_A.SERVE_OWN, _A.BEGIN_TAKE_BACK)),
+        (_S.TAKING_BACK, _T.MOVE_OK): Rule(_S.NORMAL, Reason.NORMAL, (_A.SEND_TAKE_BACK_DONE,)),
+        (_S.TAKING_BACK, _T.MOVE_FAILED): Rule(_S.FAILED_MODE, Reason.TAKE_BACK_USERS_FAILED, (_A.SEND_TAKE_BACK_FAILED,)),
+        (_S.FALLING_BACK, _T.TAKE_BACK_DONE): Rule(_S.NORMAL, Reason.NORMAL),
+        (_S.FALLING_BACK, _T.TAKE_BACK_DONE_SERVICES_DOWN): Rule(_S.FAILING_OVER, _FAILURE, fail_over),
+        (_S.FALLING_BACK, _T.TAKE_BACK_FAILED): Rule(_S.FAILED_MODE, Reason.TAKE_BACK_USERS_FAILED),
+        (_S.FALLING_BACK, _T.PEER_TIMEOUT): Rule(_S.BACKUP, Reason.PEER_DOWN, (_A.SERVE_ALL,)),
+        (_S.FAILED_MODE, _T.ADMIN_RECOVER):
+            Rule(_S.INITIALIZING, Reason.INITIALIZATION, (_A.START_SERVICES, _A.SEND_RECOVER)),
+        (_S.FAILED_MODE, _T.RECOVER): Rule(_S.INITIALIZING, Reason.INITIALIZATION, (_A.START_SERVICES,)),
+        (_S.FAILED_MODE, _T.PEER_TIMEOUT): Rule(_S.FAILED_MODE, _KEEP),
     })
     return t
 
@@ -564,14 +564,14 @@ def _table() -> dict[tuple[NodeState, Trigger], Rule]:
 #: The whole transition table: ``(state, trigger) -> Rule``. Anything missing raises.
 TABLE: dict[tuple[NodeState, Trigger], Rule] = _table()
 
-_DELAY_STATES = frozenset({S.NORMAL, S.BACKUP})  # where a critical service down starts the delay
-_PEER_READY = frozenset({S.INITIALIZING, S.NORMAL})
-_PEER_FAILED = frozenset({S.IDLE, S.FAILED_OVER, S.FAILED_OVER_CRITICAL_DOWN})
+_DELAY_STATES = frozenset({_S.NORMAL, _S.BACKUP})  # where a critical service down starts the delay
+_PEER_READY = frozenset({_S.INITIALIZING, _S.NORMAL})
+_PEER_FAILED = frozenset({_S.IDLE, _S.FAILED_OVER, _S.FAILED_OVER_CRITICAL_DOWN})
 _MESSAGE_TRIGGERS = {
-    PeerMessageKind.TAKE_OVER_REQUEST: T.TAKE_OVER_REQUEST, PeerMessageKind.TAKE_OVER_FAILED: T.TAKE_OVER_FAILED,
-    PeerMessageKind.TAKE_BACK_REQUEST: T.TAKE_BACK_REQUEST, PeerMessageKind.RELEASED: T.RELEASED,
-    PeerMessageKind.TAKE_BACK_FAILED: T.TAKE_BACK_FAILED, PeerMessageKind.ENTER_FAILED_MODE: T.ENTER_FAILED_MODE,
-    PeerMessageKind.RECOVER: T.RECOVER,
+    PeerMessageKind.TAKE_OVER_REQUEST: _T.TAKE_OVER_REQUEST, PeerMessageKind.TAKE_OVER_FAILED: _T.TAKE_OVER_FAILED,
+    PeerMessageKind.TAKE_BACK_REQUEST: _T.TAKE_BACK_REQUEST, PeerMessageKind.RELEASED: _T.RELEASED,
+    PeerMessageKind.TAKE_BACK_FAILED: _T.TAKE_BACK_FAILED, PeerMessageKind.ENTER_FAILED_MODE: _T.ENTER_FAILED_MODE,
+    PeerMessageKind.RECOVER: _T.RECOVER,
 }
 
 
@@ -608,7 +608,7 @@ class SrmMachine:
     _pending_move: MoveKind | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.state = S.INITIALIZING if self.ha_enabled else S.UNKNOWN
+        self.state = _S.INITIALIZING if self.ha_enabled else _S.UNKNOWN
         self.reason = Reason.INITIALIZATION if self.ha_enabled else Reason.HA_NOT_ENABLED
 
     @property
@@ -623,7 +623,7 @@ class SrmMachine:
 
     def start(self) -> list[Command]:
         """Initial commands: serve own users when HA is off, else wait for the peer (init timeout)."""
-        if self.state is S.UNKNOWN:
+        if self.state is _S.UNKNOWN:
             return self._serve(ServeSet.OWN)
         return [self._start_timer(Timer.HEARTBEAT_TIMEOUT)]
 
@@ -655,14 +655,14 @@ class SrmMachine:
                 raise SrmTransitionError(node=self.node, state=self.state, reason=self.reason, event=event,
                                          trigger=None, detail=f"no {event.move.value} move was asked for")
             self._pending_move = None
-            if self.state not in (S.TAKING_OVER, S.TAKING_BACK):
+            if self.state not in (_S.TAKING_OVER, _S.TAKING_BACK):
                 logger.info("%s: %s finished after leaving the move state; ignored", self.node, event.move.value)
                 return []
         trigger = self._classify(event)
         rule = TABLE.get((self.state, trigger)) if trigger is not None else None
         if rule is None:
             detail = ""
-            if isinstance(event, AdminFailover) and self.state is S.NORMAL:
+            if isinstance(event, AdminFailover) and self.state is _S.NORMAL:
                 detail = f"the peer is not Normal (last heard: {self.peer_state.value if self.peer_state else 'nothing'})"
             raise SrmTransitionError(node=self.node, state=self.state, reason=self.reason, event=event,
                                      trigger=trigger, detail=detail)
@@ -671,50 +671,50 @@ class SrmMachine:
     # -- classification: the event plus the facts -> a table key ------------------------------------
     def _classify(self, event: Event) -> Trigger | None:
         if isinstance(event, HaEnabled):
-            return T.HA_ENABLED
+            return _T.HA_ENABLED
         if isinstance(event, HaDisabled):
-            return T.HA_DISABLED
+            return _T.HA_DISABLED
         if isinstance(event, InitializationDone):
             self.initialized = True
             if event.failed_services & self.critical_services:
                 self._start_failed = True
             self.services_down |= event.failed_services
-            return self._init_decision() or T.HEARTBEAT
+            return self._init_decision() or _T.HEARTBEAT
         if isinstance(event, (ServiceDown, ServiceUp)):
             was_down = bool(self.critical_down)
             (self.services_down.add if isinstance(event, ServiceDown) else self.services_down.discard)(event.service)
             if not self.critical_down:
                 self._start_failed = False
             if not was_down and self.critical_down:
-                return T.CRITICAL_DOWN
-            return T.CRITICAL_ALL_UP if was_down and not self.critical_down else T.SERVICE_CHANGE
+                return _T.CRITICAL_DOWN
+            return _T.CRITICAL_ALL_UP if was_down and not self.critical_down else _T.SERVICE_CHANGE
         if isinstance(event, PeerMessageReceived):
             return self._classify_message(event.message)
         if isinstance(event, TimerFired):
             return self._classify_timer(event.timer)
         if isinstance(event, AdminFailover):
-            return T.ADMIN_FAILOVER if self.peer_state is S.NORMAL else None
+            return _T.ADMIN_FAILOVER if self.peer_state is _S.NORMAL else None
         if isinstance(event, AdminFallback):
-            return T.ADMIN_FALLBACK
+            return _T.ADMIN_FALLBACK
         if isinstance(event, AdminRecover):
-            return T.ADMIN_RECOVER
+            return _T.ADMIN_RECOVER
         if isinstance(event, UsersMoved):
-            return T.MOVE_OK if event.ok else T.MOVE_FAILED
+            return _T.MOVE_OK if event.ok else _T.MOVE_FAILED
         raise TypeError(f"not an SRM event: {event!r}")
 
     def _init_decision(self) -> Trigger | None:
         """Initializing, started and the peer heard: which way to leave Initializing (None = wait)."""
-        if self.state is not S.INITIALIZING or not self.initialized or self.peer_state is None:
+        if self.state is not _S.INITIALIZING or not self.initialized or self.peer_state is None:
             return None
         down = bool(self.critical_down)
         if self.peer_state in _PEER_READY:
-            return T.PEER_READY_SERVICES_DOWN if down else T.PEER_READY
-        if self.peer_state is S.BACKUP:
+            return _T.PEER_READY_SERVICES_DOWN if down else _T.PEER_READY
+        if self.peer_state is _S.BACKUP:
             if self.peer_reason is Reason.ON_ADMIN_REQUEST:
-                return T.PEER_BACKUP_ADMIN
-            return T.PEER_BACKUP_SERVICES_DOWN if down else T.PEER_BACKUP
+                return _T.PEER_BACKUP_ADMIN
+            return _T.PEER_BACKUP_SERVICES_DOWN if down else _T.PEER_BACKUP
         if self.peer_state in _PEER_FAILED:
-            return T.PEER_FAILED_OVER
+            return _T.PEER_FAILED_OVER
         return None
 
     def _classify_message(self, msg: PeerMessage) -> Trigger:
@@ -722,31 +722,31 @@ class SrmMachine:
         kind = msg.kind
         if kind is PeerMessageKind.REBOOTING:
             self._peer_rebooting = True
-            return T.HEARTBEAT
+            return _T.HEARTBEAT
         self._peer_rebooting = False
         if kind is PeerMessageKind.TAKE_OVER_DONE:
             if self.reason is Reason.ON_ADMIN_REQUEST:
-                return T.TAKE_OVER_DONE_ADMIN
-            return T.TAKE_OVER_DONE_SERVICES_DOWN if self.critical_down else T.TAKE_OVER_DONE
+                return _T.TAKE_OVER_DONE_ADMIN
+            return _T.TAKE_OVER_DONE_SERVICES_DOWN if self.critical_down else _T.TAKE_OVER_DONE
         if kind is PeerMessageKind.TAKE_BACK_DONE:
-            return T.TAKE_BACK_DONE_SERVICES_DOWN if self.critical_down else T.TAKE_BACK_DONE
+            return _T.TAKE_BACK_DONE_SERVICES_DOWN if self.critical_down else _T.TAKE_BACK_DONE
         if kind is not PeerMessageKind.HEARTBEAT:
             return _MESSAGE_TRIGGERS[kind]
         peer = msg.sender_state
-        if (self.state is S.NORMAL and peer is S.BACKUP) or (self.state is S.BACKUP and peer in (S.NORMAL, S.BACKUP)):
-            return T.SPLIT_OWNERSHIP
-        return self._init_decision() or T.HEARTBEAT
+        if (self.state is _S.NORMAL and peer is _S.BACKUP) or (self.state is _S.BACKUP and peer in (_S.NORMAL, _S.BACKUP)):
+            return _T.SPLIT_OWNERSHIP
+        return self._init_decision() or _T.HEARTBEAT
 
     def _classify_timer(self, timer: Timer) -> Trigger:
         if timer is Timer.HEARTBEAT_TIMEOUT:
             rebooting, self._peer_rebooting = self._peer_rebooting, False
             self.peer_state = self.peer_reason = None
-            if self.state is S.INITIALIZING and self.critical_down:
-                return T.PEER_TIMEOUT_SERVICES_DOWN
-            return T.PEER_TIMEOUT_REBOOT if rebooting and self.state is S.NORMAL else T.PEER_TIMEOUT
+            if self.state is _S.INITIALIZING and self.critical_down:
+                return _T.PEER_TIMEOUT_SERVICES_DOWN
+            return _T.PEER_TIMEOUT_REBOOT if rebooting and self.state is _S.NORMAL else _T.PEER_TIMEOUT
         if timer is Timer.CRITICAL_SERVICE_DELAY:
-            return T.DELAY_EXPIRED_PEER_FAILED_OVER if self.peer_state is S.FAILED_OVER else T.DELAY_EXPIRED
-        return T.AUTO_FALLBACK_EXPIRED
+            return _T.DELAY_EXPIRED_PEER_FAILED_OVER if self.peer_state is _S.FAILED_OVER else _T.DELAY_EXPIRED
+        return _T.AUTO_FALLBACK_EXPIRED
 
     # -- applying a rule ------------------------------------------------------------------------------
     def _failure_reason(self) -> Reason:
@@ -756,12 +756,12 @@ class SrmMachine:
 
     def _apply(self, rule: Rule, event: Event) -> list[Command]:
         old_state, old_reason = self.state, self.reason
-        if rule.reason is KEEP:
+        if rule.reason is _KEEP:
             new_reason = self.reason
-        elif rule.reason is MESSAGE:
+        elif rule.reason is _MESSAGE:
             assert isinstance(event, PeerMessageReceived) and event.message.reason is not None
             new_reason = event.message.reason
-        elif rule.reason is FAILURE:
+        elif rule.reason is _FAILURE:
             new_reason = self._failure_reason()
         else:
             assert isinstance(rule.reason, Reason)
@@ -774,7 +774,7 @@ class SrmMachine:
             out.append(RecordTransition(from_state=old_state, to_state=self.state, reason=self.reason))
         for action in rule.actions:
             out.extend(self._run(action))
-        if (old_state, old_reason) != (self.state, self.reason) and self.state is not S.UNKNOWN \
+        if (old_state, old_reason) != (self.state, self.reason) and self.state is not _S.UNKNOWN \
                 and not any(isinstance(c, SendToPeer) for c in out):
             out.append(SendToPeer(message=self.heartbeat()))  # tell the peer at once, not at the next beat
         out.extend(self._reconcile_timers(old_state, event))
@@ -784,20 +784,20 @@ class SrmMachine:
         if isinstance(action.value, PeerMessageKind):
             return [SendToPeer(message=PeerMessage(kind=action.value, sender_state=self.state,
                                                    sender_reason=self.reason, reason=self.reason))]
-        if action is A.STOP_SERVICES:
+        if action is _A.STOP_SERVICES:
             if self._services_stopped:
                 return []
             self._services_stopped = True
             return [StopCriticalServices()]
-        if action is A.START_SERVICES:
+        if action is _A.START_SERVICES:
             if not self._services_stopped:
                 return []
             self._services_stopped = False
             return [StartCriticalServices()]
-        if action in (A.BEGIN_TAKE_OVER, A.BEGIN_TAKE_BACK):
-            self._pending_move = MoveKind.TAKE_OVER if action is A.BEGIN_TAKE_OVER else MoveKind.TAKE_BACK
+        if action in (_A.BEGIN_TAKE_OVER, _A.BEGIN_TAKE_BACK):
+            self._pending_move = MoveKind.TAKE_OVER if action is _A.BEGIN_TAKE_OVER else MoveKind.TAKE_BACK
             return [BeginUserMove(move=self._pending_move)]
-        target = {A.SERVE_NONE: ServeSet.NONE, A.SERVE_OWN: ServeSet.OWN, A.SERVE_ALL: ServeSet.OWN_AND_PEER}[action]
+        target = {_A.SERVE_NONE: ServeSet.NONE, _A.SERVE_OWN: ServeSet.OWN, _A.SERVE_ALL: ServeSet.OWN_AND_PEER}[action]
         return self._serve(target)
 
     def _serve(self, target: ServeSet) -> list[Command]:
@@ -815,7 +815,7 @@ class SrmMachine:
     def _start_timer(self, timer: Timer) -> StartTimer:
         p = self.params
         delay = {Timer.CRITICAL_SERVICE_DELAY: p.critical_service_delay_s, Timer.AUTO_FALLBACK: p.auto_fallback_delay_s,
-                 Timer.HEARTBEAT_TIMEOUT: p.init_heartbeat_timeout_s if self.state is S.INITIALIZING
+                 Timer.HEARTBEAT_TIMEOUT: p.init_heartbeat_timeout_s if self.state is _S.INITIALIZING
                  else p.heartbeat_timeout_s}[timer]
         self.active_timers.add(timer)
         return StartTimer(timer=timer, delay_s=delay)
@@ -823,19 +823,19 @@ class SrmMachine:
     def _reconcile_timers(self, old_state: NodeState, event: Event) -> list[Command]:
         """Timers follow from the state and facts (entry/exit actions kept out of the table)."""
         out: list[Command] = []
-        if self.state is S.UNKNOWN:
+        if self.state is _S.UNKNOWN:
             self._pending_move = None
             self.peer_state = self.peer_reason = None
             out = [CancelTimer(timer=tm) for tm in Timer if tm in self.active_timers]
             self.active_timers.clear()
             return out
-        if self.state is S.FAILED_MODE:
+        if self.state is _S.FAILED_MODE:
             self._pending_move = None
         heard = isinstance(event, PeerMessageReceived)
-        if heard or (self.state is S.INITIALIZING and old_state is not S.INITIALIZING):
+        if heard or (self.state is _S.INITIALIZING and old_state is not _S.INITIALIZING):
             out.append(self._start_timer(Timer.HEARTBEAT_TIMEOUT))
         wanted = {Timer.CRITICAL_SERVICE_DELAY: self.state in _DELAY_STATES and bool(self.critical_down),
-                  Timer.AUTO_FALLBACK: self.state is S.FAILED_OVER and self.params.auto_fallback}
+                  Timer.AUTO_FALLBACK: self.state is _S.FAILED_OVER and self.params.auto_fallback}
         for timer, want in wanted.items():
             if want and timer not in self.active_timers:
                 out.append(self._start_timer(timer))
@@ -843,6 +843,9 @@ class SrmMachine:
                 self.active_timers.discard(timer)
                 out.append(CancelTimer(timer=timer))
         return out
+
+
+_REASON_WORDS = {_R.KEEP: "reason kept", _R.MESSAGE: "reason from peer", _R.FAILURE: "failure reason"}
 
 
 def mermaid_diagram() -> str:
@@ -853,9 +856,9 @@ def mermaid_diagram() -> str:
     lines.append("    [*] --> INITIALIZING : HA enabled")
     lines.append("    [*] --> UNKNOWN : HA not enabled")
     for (src, trig), rule in TABLE.items():
-        if rule.to is src or trig is T.HA_DISABLED:
+        if rule.to is src or trig is _T.HA_DISABLED:
             continue
-        reason = rule.reason.value if isinstance(rule.reason, Reason) else f"<{rule.reason.value} reason>"
+        reason = rule.reason.value if isinstance(rule.reason, Reason) else _REASON_WORDS[rule.reason]
         lines.append(f"    {src.name} --> {rule.to.name} : {trig.value} / {reason}")
     lines.append("    note right of UNKNOWN : every state goes here on HA disabled")
     return "\n".join(lines) + "\n"
