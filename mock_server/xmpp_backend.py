@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -236,7 +237,7 @@ class LocalBackend:
     xmpp_host: str = "127.0.0.1"
     xmpp_port: int = 5222
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
-    routed: list[tuple[str, bytes]] = field(default_factory=list)
+    routed: deque[tuple[str, bytes]] = field(default_factory=lambda: deque(maxlen=1000))
 
     def hostname_hints(self) -> list[str]:
         """This node, then the peer if any."""
@@ -287,7 +288,7 @@ class LocalBackend:
         self.sessions.pop(session.full_jid, None)
 
     def route(self, to_jid: str, stanza: bytes) -> bool:
-        """No peer: record the stanza and report it undeliverable."""
+        """No peer: record the stanza (last 1,000 kept in ``routed``) and report it undeliverable."""
         self.routed.append((to_jid, stanza))
         logger.debug("no route to %s", to_jid)
         return False

@@ -230,3 +230,28 @@ async def test_connection_over_limit_gets_resource_constraint() -> None:
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_deliver_from_peer_and_route_to_backend() -> None:
+    backend = make_backend()
+    async with running(backend) as (listener, port):
+        c = await RawClient.open(port)
+        jid = await c.login("alice", resource="desk")
+        routed_in = f"<message from='zed@{DOMAIN}/x' to='{jid}' type='chat'><body>via peer</body></message>".encode()
+        assert listener.deliver(f"alice@{DOMAIN}", routed_in) == 1  # bound but no presence yet: all sessions
+        assert await c.read_until(rb"</message>") == routed_in
+        assert listener.deliver(f"alice@{DOMAIN}/other", routed_in) == 0
+        assert listener.deliver(f"nobody@{DOMAIN}", routed_in) == 0
+        # carol is not connected here: the stanza goes to the backend, which has no peer -> error reply
+        await c.send(f"<message to='carol@{DOMAIN}' id='m9'><body>x</body></message>".encode())
+        bounce = await c.read_until(rb"</message>")
+        assert bounce == (f"<message type='error' from='carol@{DOMAIN}' to='{jid}' id='m9'><error type='cancel'>"
+                          "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>").encode()
+        assert list(backend.routed)[-1] == (f"carol@{DOMAIN}",
+                                            f"<message from='{jid}' to='carol@{DOMAIN}' id='m9'><body>x</body></message>".encode())
+        # presence: alice's broadcast goes to her offline contacts through the backend, never bounced
+        await c.send(b"<presence/>")
+        await asyncio.wait_for(_until(lambda: {t for t, _ in backend.routed} >= {f"bob@{DOMAIN}", f"erin@{DOMAIN}"}),
+                               TIMEOUT_S)
+        assert listener.metrics()["stanzas_bounced"] == 1
+        c.close()

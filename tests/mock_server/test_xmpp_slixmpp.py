@@ -107,3 +107,70 @@ async def test_starttls_login(tls_required: bool) -> None:
             conn = listener._by_full[f"alice@{DOMAIN}/slix"]
             assert conn.info is not None and conn.info.secured
         assert listener.metrics()["tls_upgrades"] == 1
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name, self.written, self.reading, self.closed = name, [], True, False
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+async def test_starttls_race_replies_wait_for_the_tls_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's new header arrives through TLS before start_tls() returns (ENGINEERING.md):
+    the features must go out on the TLS transport, never in clear on the old one."""
+    from conftest_xmpp import header, server_ssl
+
+    from mock_server.xmpp_listener import ListenerSettings, XmppListener, _Conn
+    from mock_server.xmpp_wire import C2sStream
+
+    listener = XmppListener(make_backend(), ListenerSettings(), ssl_context=server_ssl())
+    listener._loop = asyncio.get_running_loop()
+    plain_t, tls_t = FakeTransport("plain"), FakeTransport("tls")
+    conn = _Conn(listener, C2sStream(listener._wire))
+
+    async def fake_start_tls(transport, protocol, sslcontext, *, server_side, ssl_handshake_timeout):
+        assert transport is plain_t and not plain_t.reading and server_side
+        protocol.data_received(header())  # decrypted new header, before we return
+        await asyncio.sleep(0)
+        return tls_t
+
+    monkeypatch.setattr(listener._loop, "start_tls", fake_start_tls)
+    conn.connection_made(plain_t)
+    conn.data_received(header())
+    conn.data_received(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert plain_t.written[-1] == b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    await wait_for(lambda: conn.transport is tls_t)
+    assert len(plain_t.written) == 2  # header+features, proceed: nothing after in clear
+    assert len(tls_t.written) == 1 and tls_t.written[0].endswith(b"</stream:features>")
+    assert b"<starttls" not in tls_t.written[0] and b"<mechanism>PLAIN</mechanism>" in tls_t.written[0]
+    assert listener.metrics()["tls_upgrades"] == 1
