@@ -1,0 +1,123 @@
+"""HA drill schedules: ``ACTION@SECONDS`` items on the load clock, and the admin call each one makes.
+
+Pure: parsing and the mapping to the mock pair's admin API (``mock_server.admin_app``). On a real
+IM&P pair nothing is called: the actions are recorded as the times the operator pressed the
+button (``mark:TEXT``, or any action with ``--topology`` lacking an ``admin_url``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from jabberemu.errors import ConfigError
+
+__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call"]
+
+
+class ActionKind(enum.Enum):
+    """What a drill step does (admin API of the mock pair; Cisco admin actions where they exist)."""
+
+    FAILOVER = "failover"
+    FALLBACK = "fallback"
+    RECOVER = "recover"
+    SERVICE_STOP = "service-stop"
+    SERVICE_START = "service-start"
+    KILL = "kill"
+    RESTART = "restart"
+    PARTITION = "partition"
+    HEAL = "heal"
+    HA_ON = "ha-on"
+    HA_OFF = "ha-off"
+    MARK = "mark"
+    STOP = "stop"
+
+
+_NEEDS_NODE = {ActionKind.FAILOVER, ActionKind.FALLBACK, ActionKind.SERVICE_STOP, ActionKind.SERVICE_START,
+               ActionKind.KILL, ActionKind.RESTART}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrillAction:
+    """One step of a drill.
+
+    Attributes:
+        kind: what to do.
+        at_s: seconds on the load clock (0 = the test started).
+        node: the node it applies to, or None.
+        arg: the service (service-stop/start) or the text (mark), or None.
+    """
+
+    kind: ActionKind
+    at_s: float
+    node: str | None = None
+    arg: str | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.at_s) or self.at_s < 0:
+            raise ConfigError(f"drill time must be >= 0 s, not {self.at_s!r}", field="drill")
+        if self.kind in _NEEDS_NODE and not self.node:
+            raise ConfigError(f"drill action {self.kind.value} needs a node: {self.kind.value}:NODE@T", field="drill")
+
+    @property
+    def label(self) -> str:
+        """``failover`` / ``service-stop:presence-engine`` ..., as recorded in ``run.json``."""
+        return f"{self.kind.value}:{self.arg}" if self.arg else self.kind.value
+
+
+def parse_schedule(text: str) -> tuple[DrillAction, ...]:
+    """Parse ``--drill``: comma-separated ``ACTION[:NODE[:ARG]]@SECONDS`` items.
+
+    Returns:
+        The actions, ordered by time.
+
+    Raises:
+        ConfigError: an item is malformed (the message quotes it).
+    """
+    actions = []
+    for raw in (t.strip() for t in text.split(",")):
+        if not raw:
+            continue
+        what, sep, when = raw.rpartition("@")
+        if not sep or not what:
+            raise ConfigError(f"drill item {raw!r} is not ACTION@SECONDS", field="drill")
+        try:
+            at_s = float(when)
+        except ValueError:
+            raise ConfigError(f"drill item {raw!r}: {when!r} is not a number of seconds", field="drill") from None
+        parts = what.split(":")
+        try:
+            kind = ActionKind(parts[0])
+        except ValueError:
+            known = ", ".join(k.value for k in ActionKind)
+            raise ConfigError(f"drill item {raw!r}: unknown action {parts[0]!r} (known: {known})", field="drill") \
+                from None
+        if kind is ActionKind.MARK:
+            actions.append(DrillAction(kind=kind, at_s=at_s, arg=":".join(parts[1:]) or "operator"))
+            continue
+        node = parts[1] if len(parts) > 1 and parts[1] else None
+        arg = parts[2] if len(parts) > 2 else None
+        if kind in (ActionKind.SERVICE_STOP, ActionKind.SERVICE_START) and not arg:
+            raise ConfigError(f"drill item {raw!r} needs a service: {kind.value}:NODE:SERVICE@T", field="drill")
+        actions.append(DrillAction(kind=kind, at_s=at_s, node=node, arg=arg))
+    return tuple(sorted(actions, key=lambda a: a.at_s))
+
+
+def admin_call(action: DrillAction) -> tuple[str, str, dict[str, object] | None] | None:
+    """The mock admin API request for ``action``: (method, path, JSON body), or None (record only)."""
+    k = action.kind
+    if k in (ActionKind.FAILOVER, ActionKind.FALLBACK):
+        return "POST", f"/api/{k.value}", {"node": action.node}
+    if k is ActionKind.RECOVER:
+        return "POST", "/api/recover", None
+    if k in (ActionKind.SERVICE_STOP, ActionKind.SERVICE_START):
+        verb = "stop" if k is ActionKind.SERVICE_STOP else "start"
+        return "POST", f"/api/nodes/{action.node}/services/{action.arg}/{verb}", None
+    if k in (ActionKind.KILL, ActionKind.RESTART):
+        return "POST", f"/api/nodes/{action.node}/{k.value}", None
+    if k in (ActionKind.PARTITION, ActionKind.HEAL):
+        return "POST", f"/api/{k.value}", None
+    if k in (ActionKind.HA_ON, ActionKind.HA_OFF):
+        return "POST", "/api/ha", {"enabled": k is ActionKind.HA_ON}
+    return None
