@@ -1,0 +1,178 @@
+"""Run data across Locust processes: client records, generator health, ``run.json``.
+
+Each process's clients write their records (``runtime.RunDataSink`` API) into a :class:`QueueSink`
+from the asyncio loop thread; one greenlet pumps the queue every ``PUMP_INTERVAL_S``: a local
+runner writes ``client_events.jsonl`` itself, a worker sends batches to the master with Locust's
+custom messages (``jabberemu_records``), and the master writes them, so the master's run directory
+is whole even across machines. Generator health (CPU %, event-loop lag p99) travels the same way
+(``jabberemu_health``), once per second per process.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from jabberemu.runtime import RecordType, RunDataSink
+
+__all__ = ["QueueSink", "RunCollector", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG"]
+
+logger = logging.getLogger(__name__)
+
+PUMP_INTERVAL_S = 0.5
+RECORDS_MSG = "jabberemu_records"
+HEALTH_MSG = "jabberemu_health"
+CLIENT_EVENTS_FILE = "client_events.jsonl"
+GENERATOR_FILE = "generator.jsonl"
+RUN_FILE = "run.json"
+
+
+class QueueSink(RunDataSink):
+    """A sink that only queues records (``deque.append`` is safe from the loop thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.queue: collections.deque[dict[str, Any]] = collections.deque()
+
+    def emit(self, kind: RecordType, ts: float, **fields: Any) -> None:
+        self.written += 1
+        self.queue.append({"type": kind.value, "ts": ts, **fields})
+
+    def drain(self, limit: int = 20_000) -> list[dict[str, Any]]:
+        """Take up to ``limit`` queued records."""
+        out = []
+        q = self.queue
+        while q and len(out) < limit:
+            out.append(q.popleft())
+        return out
+
+
+class RunCollector:
+    """Moves records and health samples to the run directory of the master (or local) process.
+
+    Args:
+        environment: the Locust environment.
+        sink: this process's queue sink.
+        run_dir: the run directory (used on the master or a local runner).
+        health: callable returning ``(cpu_percent, loop_lag_p99_ms | None)`` for this process.
+    """
+
+    def __init__(self, environment: Any, sink: QueueSink, run_dir: Path, health: Any) -> None:
+        self.environment = environment
+        self.sink = sink
+        self.run_dir = run_dir
+        self.health = health
+        self.records_written = 0
+        self.health_by_worker: dict[str, dict[str, Any]] = {}
+        self._events_file: Any = None
+        self._gen_file: Any = None
+        self._greenlet: gevent.Greenlet | None = None
+        self._last_health = 0.0
+        self.worker_id = f"{os.uname().nodename}-{os.getpid()}"
+
+    # -- roles ---------------------------------------------------------------------------------
+
+    @property
+    def _is_worker(self) -> bool:
+        from locust.runners import WorkerRunner
+
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    @property
+    def _is_master(self) -> bool:
+        from locust.runners import MasterRunner
+
+        return isinstance(self.environment.runner, MasterRunner)
+
+    def start(self) -> None:
+        """Register message handlers and start the pump greenlet (call from ``events.init``)."""
+        runner = self.environment.runner
+        if self._is_master:
+            runner.register_message(RECORDS_MSG, self._on_records)
+            runner.register_message(HEALTH_MSG, self._on_health)
+        if not self._is_worker:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._pump_forever)
+
+    def stop(self) -> None:
+        """Pump what is left and close the files."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+        self.pump()
+        for f in (self._events_file, self._gen_file):
+            if f is not None:
+                f.close()
+        self._events_file = self._gen_file = None
+
+    # -- pumping -------------------------------------------------------------------------------
+
+    def _pump_forever(self) -> None:
+        while True:
+            gevent.sleep(PUMP_INTERVAL_S)
+            try:
+                self.pump()
+            except Exception:  # the pump must keep going
+                logger.exception("run data pump failed")
+
+    def pump(self) -> None:
+        """Move queued records (and, once a second, a health sample) to where they belong."""
+        while True:
+            batch = self.sink.drain()
+            if not batch:
+                break
+            if self._is_worker:
+                self.environment.runner.send_message(RECORDS_MSG, batch)
+            else:
+                self._write_records(batch)
+        now = time.time()
+        if now - self._last_health >= 1.0:
+            self._last_health = now
+            cpu, lag = self.health()
+            sample = {"ts": now, "worker": self.worker_id, "cpu_percent": round(cpu, 1),
+                      "loop_lag_ms": None if lag is None else round(lag, 3)}
+            if self._is_worker:
+                self.environment.runner.send_message(HEALTH_MSG, sample)
+            else:
+                self._write_health(sample)
+
+    def _on_records(self, msg: Any, **_kw: Any) -> None:
+        self._write_records(msg.data)
+
+    def _on_health(self, msg: Any, **_kw: Any) -> None:
+        self._write_health(msg.data)
+
+    def _write_records(self, batch: list[dict[str, Any]]) -> None:
+        if self._events_file is None:
+            self._events_file = open(self.run_dir / CLIENT_EVENTS_FILE, "a", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
+        f = self._events_file
+        for rec in batch:
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        f.flush()
+        self.records_written += len(batch)
+
+    def _write_health(self, sample: dict[str, Any]) -> None:
+        self.health_by_worker[str(sample.get("worker"))] = sample
+        if self._gen_file is None:
+            self._gen_file = open(self.run_dir / GENERATOR_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._gen_file.write(json.dumps(sample) + "\n")
+        self._gen_file.flush()
+
+    # -- run.json ------------------------------------------------------------------------------
+
+    def write_run_info(self, info: dict[str, Any]) -> None:
+        """Write ``run.json`` (master or local runner only)."""
+        if self._is_worker:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+        tmp.replace(self.run_dir / RUN_FILE)
