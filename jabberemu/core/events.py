@@ -33,7 +33,6 @@ __all__ = [
     "classify",
 ]
 
-_frozen = dataclass(frozen=True, kw_only=True, slots=True)
 
 
 def _text(name: str, value: Any, *, optional: bool = False) -> None:
@@ -142,7 +141,7 @@ class CauseKind(enum.Enum):
     TIMEOUT = "timeout"
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Cause:
     """Why an attempt failed or a connection was lost (an HA event when it was connected)."""
 
@@ -165,17 +164,17 @@ class Event:
     __slots__ = ()
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Start(Event):
     """The user signs in (Locust ``on_start``)."""
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StopRequested(Event):
     """The user signs out (Locust ``on_stop``); allowed in every state, idempotent at the end."""
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SoapLoginOk(Event):
     """CPA ``login`` and ``get-all-config`` both succeeded on ``node``.
 
@@ -206,7 +205,7 @@ class SoapLoginOk(Event):
             raise LocalProtocolError("problems must be a tuple of str")
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SoapFailed(Event):
     """A CPA call failed with a SOAP fault (``errors.SoapFault`` translated by the driver).
 
@@ -226,7 +225,7 @@ class SoapFailed(Event):
         _kind("sender_fault", self.sender_fault, bool)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OtpOk(Event):
     """``get-onetime-password`` answered on ``node``; ``otp`` is never in ``repr``."""
 
@@ -238,7 +237,7 @@ class OtpOk(Event):
         _text("otp", self.otp)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class XmppUp(Event):
     """The XMPP session on ``node`` is up: authenticated, bound, session established."""
 
@@ -248,7 +247,7 @@ class XmppUp(Event):
         _text("node", self.node)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class XmppAuthFailed(Event):
     """SASL ``<failure/>`` from ``node`` (RFC 6120 §6.5)."""
 
@@ -261,7 +260,7 @@ class XmppAuthFailed(Event):
         _kind("condition", self.condition, SaslCondition)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StreamError(Event):
     """``node`` closed the stream with a stream error (RFC 6120 §4.9).
 
@@ -279,7 +278,7 @@ class StreamError(Event):
             _kind("text", self.text, str)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ConnectionLost(Event):
     """The TCP connection to ``node`` failed or ended without a stream error."""
 
@@ -291,7 +290,7 @@ class ConnectionLost(Event):
         _kind("cls", self.cls, LossKind)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PingTimeout(Event):
     """A XEP-0199 ping to ``node`` got no answer within ``Timeouts.ping_timeout_s``."""
 
@@ -301,7 +300,7 @@ class PingTimeout(Event):
         _text("node", self.node)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OperationTimeout(Event):
     """An operation on ``node`` passed its deadline (``config.Timeouts``)."""
 
@@ -313,7 +312,7 @@ class OperationTimeout(Event):
         _kind("stage", self.stage, Stage)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TimerFired(Event):
     """A timer the machine started with :class:`StartTimer` fired."""
 
@@ -354,7 +353,7 @@ class Command:
     __slots__ = ()
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StartTimer(Command):
     """Feed :class:`TimerFired` with this id after ``delay_s`` seconds."""
 
@@ -368,12 +367,12 @@ class StartTimer(Command):
         _kind("purpose", self.purpose, TimerPurpose)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CancelTimer(Command):
     timer_id: int
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SoapLogin(Command):
     """CPA sign-in with the password on ``node``: SOAP ``login`` then ``get-all-config``.
 
@@ -389,7 +388,7 @@ class SoapLogin(Command):
             raise LocalProtocolError(f"node {self.node.name} has no CPA URL")
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FetchOtp(Command):
     """SOAP ``get-onetime-password`` on ``node`` with ``session_key``; answer :class:`OtpOk`."""
 
@@ -397,7 +396,7 @@ class FetchOtp(Command):
     session_key: str = field(repr=False)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SoapLogout(Command):
     """SOAP ``logout`` on ``node`` (best effort; no answer expected)."""
 
@@ -405,7 +404,7 @@ class SoapLogout(Command):
     session_key: str = field(repr=False)
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class XmppConnect(Command):
     """Open an XMPP session on ``node``: connect, (TLS), SASL, bind, session; answer :class:`XmppUp`.
 
@@ -423,14 +422,14 @@ class XmppConnect(Command):
             raise LocalProtocolError("an OTP goes with CISCO-VTG-TOKEN and only with it")
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class XmppDisconnect(Command):
     """Close the XMPP connection to ``node`` if one is open (idempotent)."""
 
     node: str
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EnterEndState(Command):
     """The client is finished: cancel whatever is in flight and stop."""
 
@@ -445,7 +444,7 @@ class Record(Command):
     __slots__ = ()
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StateChanged(Record):
     """Run-log ``state`` record. ``node``: the node the new state works with, if any."""
 
@@ -456,7 +455,7 @@ class StateChanged(Record):
     reason: str | None = None
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HaEventSeen(Record):
     """Run-log ``ha_event``: the connected client lost its session; start the ``ha/relogin`` clock."""
 
@@ -464,7 +463,7 @@ class HaEventSeen(Record):
     cls: str
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WaitDrawn(Record):
     """Run-log ``wait`` and measurement ``ha/wait`` (``wait_s * 1000`` ms)."""
 
@@ -475,7 +474,7 @@ class WaitDrawn(Record):
     limits_node: str | None
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Connected(Record):
     """Run-log ``connected``; with ``relogin`` True, stop the ``ha/relogin`` clock."""
 
@@ -484,7 +483,7 @@ class Connected(Record):
     ha_cls: str | None = None
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptFailed(Record):
     """An attempt in ``state`` on ``node`` failed with class ``cls`` (for logs and reports)."""
 
@@ -493,7 +492,7 @@ class AttemptFailed(Record):
     cls: str
 
 
-@_frozen
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LimitsProblems(Record):
     """The limits ``node`` sent were missing or absurd; ``problems`` says how."""
 
