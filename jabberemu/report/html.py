@@ -17,6 +17,7 @@ from jabberemu.report import plots
 from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, NO_END_RECORD, Analysis
 from jabberemu.report.records import RunData
 from jabberemu.report.verdict import CheckStatus, Verdict, VerdictResult
+from jabberemu.report.waves import Wave
 
 __all__ = ["REPORT_FILE", "render_html"]
 
@@ -78,16 +79,21 @@ def _wave_table(analysis: Analysis, capacity: float | None) -> str:
     rows = []
     for w in analysis.waves:
         rows.append([
-            f"#{w.index + 1} {escape(w.kind.value)}", escape(w.node or "?"), _num(w.at_s, "{:.1f}"),
+            f"#{w.index + 1} {escape(w.kind.value)}", escape(w.node or "?"), escape(_moved(w)), _num(w.at_s, "{:.1f}"),
             f"{_num(w.lower_s, '{:g}')} / {_num(w.upper_s, '{:g}')}", str(w.clients), str(w.recovered),
             _num(w.predicted_peak_rate, "{:.1f}"), _num(w.measured_peak_rate_1s, "{:.1f}"),
             _num(w.measured_peak_rate_10s, "{:.1f}"), _num(capacity, "{:g}"),
             _num(w.recovery_p50_s), _num(w.recovery_p99_s), _num(w.recovery_max_s),
             _num(w.ks_statistic, "{:.3f}"), _num(w.ks_pvalue, "{:.3g}"),
         ])
-    return _table(["wave", "node", "at (s)", "lower / upper (s)", "clients", "recovered",
+    return _table(["wave", "node", "sessions moved", "at (s)", "lower / upper (s)", "clients", "recovered",
                    "predicted rate (/s)", "peak 1 s (/s)", "peak 10 s (/s)", "capacity (/s)",
-                   "recovery p50 (s)", "p99 (s)", "max (s)", "KS D", "KS p"], rows, left=2)
+                   "recovery p50 (s)", "p99 (s)", "max (s)", "KS D", "KS p"], rows, left=3)
+
+
+def _moved(w: Wave) -> str:
+    targets = ", ".join(w.target_nodes) or "?"
+    return f"{w.from_node or '?'} → {targets}"
 
 
 def _checks_table(result: VerdictResult) -> str:
@@ -180,7 +186,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
         parts.append(_img(plots.wave_png(w, capacity), f"wave {w.index + 1}"))
     parts.append("<h2>3. Drawn waits and time to recover</h2>")
     for w in analysis.waves:
-        parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1} of {escape(w.node or '?')}</h3>")
+        parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1}: {escape(_moved(w))}, {w.clients} clients</h3>")
         parts.append(_img(plots.waits_png(w, margin_s), f"waits {w.index + 1}"))
     parts.append("<h2>4. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
                  "from samples that have a response time (locustio/locust#3472); samples without one are "

@@ -128,7 +128,7 @@ def states_png(analysis: Analysis) -> bytes:
     _shade_waves(ax, analysis.waves, label=False)
     ax.set_xlabel("time since start of load (s)")
     ax.set_ylabel("clients")
-    ax.set_title("Clients per client state (end of each second)")
+    ax.set_title("Clients per client state (end of each second); FAILOVER = waiting out the drawn re-login delay")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     ax.grid(True, alpha=0.3)
     return _png(fig)
@@ -174,8 +174,10 @@ def wave_png(wave: Wave, capacity: float | None) -> bytes:
     ax.set_xlabel(f"time since the {wave.kind.value} started (s)")
     ax.set_ylabel("re-logins completed per second")
     target = ", ".join(_short(n) for n in wave.target_nodes) or "?"
-    ax.set_title(f"{wave.kind.value.capitalize()} wave #{wave.index + 1}: {wave.clients} clients of "
-                 f"{_short(wave.node)} -> {target} at t={wave.at_s:.1f} s; {wave.recovered}/{wave.clients} back")
+    action = f" ({wave.anchor} {_short(wave.node)})" if wave.anchor else ""
+    ax.set_title(f"{wave.kind.value.capitalize()} wave #{wave.index + 1}{action} at t={wave.at_s:.1f} s: "
+                 f"{wave.clients} clients moved {_short(wave.from_node)} -> {target}; "
+                 f"{wave.recovered}/{wave.clients} back")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     ax.grid(True, alpha=0.3)
     return _png(fig)
@@ -251,12 +253,13 @@ def generator_png(analysis: Analysis, cpu_limit: float, lag_limit_ms: float,
                  linewidth=1, label=f"worker {worker}")
     ax1.axhline(cpu_limit, **_CAPACITY, label=f"saturation {cpu_limit:g}%")
     ax2.axhline(lag_limit_ms, **_CAPACITY, label=f"saturation {lag_limit_ms:g} ms")
-    for ax, title, unit in ((ax1, "Generator CPU", "CPU (%)"), (ax2, "Event-loop lag", "lag (ms)")):
+    for ax, title, unit, floor in ((ax1, "Generator CPU per worker", "CPU (%)", 105.0),
+                                   (ax2, "Event-loop lag per worker", "lag (ms)", lag_limit_ms * 1.3)):
         _shade_waves(ax, analysis.waves, label=False)
         ax.set_title(title)
         ax.set_ylabel(unit)
         ax.set_xlabel("time since start of load (s)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(floor, ax.get_ylim()[1]))
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(True, alpha=0.3)
     return _png(fig)

@@ -6,7 +6,8 @@ Top-level fields (all always present; ``null`` where not measurable):
 - ``clients_planned``, ``clients_started``, ``end_states`` (state -> clients), ``end_reasons``
   (state -> reason -> clients), ``clients_without_end_record``
 - ``declared_capacity_per_s`` (``run.json`` ``server_login_rate``), ``recovery_margin_s``
-- ``ha_events``: one object per wave with ``kind`` (failover|fallback), ``node``, ``at_s``,
+- ``ha_events``: one object per wave with ``kind`` (failover|fallback), ``node`` (named by the
+  admin action), ``from_node`` (the node that dropped the sessions), ``at_s``,
   ``lower_s``, ``upper_s``, ``clients``, ``recovered``, ``predicted_peak_rate`` (clients/s),
   ``measured_peak_rate_1s``, ``measured_peak_rate_10s`` (re-logins/s), ``peak_node``,
   ``recovery_p50_s``, ``recovery_p95_s``, ``recovery_p99_s``, ``recovery_max_s``,
@@ -85,7 +86,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
     acc = analysis.accounting
     gen = analysis.generator
     waves = [{
-        "kind": w.kind.value, "node": w.node, "at_s": w.at_s, "lower_s": w.lower_s, "upper_s": w.upper_s,
+        "kind": w.kind.value, "node": w.node, "from_node": w.from_node, "at_s": w.at_s, "lower_s": w.lower_s, "upper_s": w.upper_s,
         "clients": w.clients, "recovered": w.recovered, "predicted_peak_rate": w.predicted_peak_rate,
         "measured_peak_rate_1s": w.measured_peak_rate_1s, "measured_peak_rate_10s": w.measured_peak_rate_10s,
         "peak_node": w.peak_node, "recovery_p50_s": w.recovery_p50_s, "recovery_p95_s": w.recovery_p95_s,

@@ -55,6 +55,10 @@ class HaKind(enum.Enum):
 class Wave:
     """One re-login wave; times on the load clock (s since ``started_ts``).
 
+    ``node`` is the node named by the admin action (the failing node on failover, the node
+    taking its users back on fallback) or, without an action, ``from_node``: the node that
+    dropped the sessions (most common ``ha_event.node``).
+
     Arrays (one entry per client of the wave, unordered): ``ha_t`` HA event times, ``waits_s``
     drawn waits (clients that logged one), ``recovery_s`` HA event -> XMPPCONNECTED (recovered
     clients only), ``relogin_t`` completion times (recovered clients only).
@@ -63,6 +67,7 @@ class Wave:
     index: int
     kind: HaKind
     node: str | None
+    from_node: str | None
     at_s: float
     anchor: str | None
     lower_s: float | None
@@ -236,8 +241,8 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
             kind = HaKind.FAILOVER
         else:
             kind = votes.most_common(1)[0][0] if votes else HaKind.FAILOVER
-        node = action.node if action is not None and action.node else Counter(
-            ev.node for ev in cluster).most_common(1)[0][0]
+        from_node = Counter(ev.node for ev in cluster).most_common(1)[0][0]
+        node = action.node if action is not None and action.node else from_node
         norm = np.asarray(waits, dtype=float)
         waits_s = np.asarray(raw_waits, dtype=float)
         ks_stat = ks_p = None
@@ -258,7 +263,7 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
         pending = sum(1 for _, ts in not_recovered if ts + deadline_extra > run_end) if info.partial else 0
         end_s = float(relogin_t.max()) if relogin_t.size else at_ts - t0 + deadline_extra
         waves.append(Wave(
-            index=index, kind=kind, node=node, at_s=at_ts - t0,
+            index=index, kind=kind, node=node, from_node=from_node, at_s=at_ts - t0,
             anchor=action.name if action is not None else None,
             lower_s=lower, upper_s=upper, limits_mixed=len(limits) > 1,
             clients=len(cluster), recovered=len(rec), pending=pending,
