@@ -1,0 +1,453 @@
+"""``EmulatedClient``: runs one :class:`~jabberemu.core.machine.ClientMachine` on an asyncio loop.
+
+The machine decides; this module does: it carries out the machine's commands (timers with
+``loop.call_later``, CPA SOAP calls through the process's one :class:`~jabberemu.soap.cpa.CpaClient`,
+XMPP connections as :class:`~jabberemu.xmpp.client.XmppSession`), feeds the results back as
+events, enforces every deadline of :class:`~jabberemu.config.Timeouts` (a stalled server ends an
+attempt as ``timeout:<stage>``; the machine then names the state and reason), writes the run-data
+records and reports the measurements of docs/ARCHITECTURE.md through the runtime.
+
+Re-login limits come from ``get-all-config`` under the configured property names, parsed with
+:meth:`~jabberemu.config.ReloginLimits.from_server`: a missing, non-numeric, NaN or negative value
+is replaced by the default (120/537 s unless the settings say otherwise), lower > upper is swapped,
+a value above one day is kept (the client does what the server says; the wait stays bounded by it).
+Each kind of problem is logged once per process and counted in ``Runtime.warned``.
+
+Source of the client behaviour: "Planning Guide for Cisco Jabber" 14.1, "Client Behavior During a
+Failover" (see :mod:`jabberemu.core.states`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+import zeep.exceptions
+
+from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, SaslMechanism
+from jabberemu.core import events as ev
+from jabberemu.core import metrics as mx
+from jabberemu.core.machine import ClientMachine
+from jabberemu.core.relogin import rng_for
+from jabberemu.core.states import END_STATES, ClientState
+from jabberemu.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SoapFault, TransportError
+from jabberemu.runtime import RecordType, Runtime
+from jabberemu.xmpp.client import XmppSession
+
+__all__ = ["PRESENCE_SHOWS", "EmulatedClient"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: ``<show/>`` values a presence change picks from (RFC 6121 §4.7.2.1); None = plain available.
+PRESENCE_SHOWS: tuple[str | None, ...] = (None, "away", "chat", "dnd", "xa")
+_LOSS_CLASSES = {k.value: k for k in ev.LossKind}
+
+
+class EmulatedClient:
+    """One emulated Jabber client.
+
+    Args:
+        user_id: the user's id (JID local part, registry key).
+        password: the user's password (sent to the CPA, or SASL in XMPP-only mode; never logged).
+        home: name of the user's home node in ``runtime.pair``, or None for the pair's first node.
+        runtime: the process's shared objects.
+        settings: client settings; ``runtime.settings`` when None.
+        rng: the client's random source; ``rng_for(runtime.run_seed, user_id)`` when None.
+        starttls: negotiate STARTTLS when a node offers it.
+
+    Raises:
+        ConfigError: unknown home node, or CPA mode without a CPA client in the runtime.
+    """
+
+    def __init__(self, user_id: str, password: str, home: str | None, runtime: Runtime,
+                 settings: ClientSettings | None = None, rng: random.Random | None = None,
+                 *, starttls: bool = True) -> None:
+        self.user_id = user_id
+        self._password = password
+        self.runtime = runtime
+        self.settings = settings if settings is not None else runtime.settings
+        if not self.settings.xmpp_only and runtime.cpa is None:
+            raise ConfigError("CPA mode needs a runtime with a CPA client", field="xmpp_only")
+        rng = rng if rng is not None else rng_for(runtime.run_seed, user_id)
+        self._activity_rng = random.Random(rng.getrandbits(64))
+        self.machine = ClientMachine(user_id, rng, self.settings, runtime.pair, home_node=home,
+                                     registry=runtime.registry)
+        self._starttls = starttls
+        self._loop = asyncio.get_running_loop()
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._ops: set[asyncio.Task[Any]] = set()
+        self._closing: set[asyncio.Task[Any]] = set()
+        self._xmpp: XmppSession | None = None
+        self._queue: list[ev.Event] = []
+        self._feeding = False
+        self._stopping = False
+        self._login_t0: float | None = None
+        self._ha_t0: float | None = None
+        self._activity: list[asyncio.TimerHandle] = []
+        self._settled: asyncio.Future[ClientState] | None = None
+        self.hostname_hints: list[str] = []
+        self.contacts: list[str] = []
+
+    # ----------------------------------------------------------------------------- API ---
+    @property
+    def state(self) -> ClientState:
+        return self.machine.state
+
+    @property
+    def xmpp(self) -> XmppSession | None:
+        """The current XMPP connection (None between attempts)."""
+        return self._xmpp
+
+    async def start(self, *, wait: bool = True) -> ClientState:
+        """Sign in (the machine's ``Start``).
+
+        Args:
+            wait: return only once the client is XMPPCONNECTED or has ended (bounded by the
+                timeouts: the initial login has no re-login waits).
+
+        Returns:
+            The state reached (XMPPCONNECTED, GAVE_UP ...; the current state when not waiting).
+
+        Raises:
+            LocalProtocolError: the client was started before.
+        """
+        if self.machine.state is not ClientState.NEW:
+            raise LocalProtocolError(f"{self.user_id}: started twice")
+        self._login_t0 = self._mono()
+        if wait:
+            self._settled = self._loop.create_future()
+        self._feed(ev.Start())
+        if self._settled is not None:
+            return await asyncio.shield(self._settled)
+        return self.machine.state
+
+    async def stop(self, *, timeout_s: float = 5.0) -> ClientState:
+        """Sign out: XMPP close, CPA ``logout``, end state LOGGED_OUT (idempotent).
+
+        Args:
+            timeout_s: how long to wait for the graceful close and the logout.
+
+        Returns:
+            The end state (LOGGED_OUT, or GAVE_UP when the client had already given up).
+        """
+        if self.machine.state not in END_STATES:
+            self._stopping = True
+            self._feed(ev.StopRequested())
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=timeout_s)
+            for task in list(self._closing):
+                task.cancel()
+        return self.machine.state
+
+    def send_message(self, to_bare_jid: str | None = None) -> bool:
+        """Send one stamped chat message to ``to_bare_jid`` (a random roster contact when None).
+
+        Returns:
+            True when sent (connected and a recipient known).
+        """
+        session = self._xmpp
+        if session is None or self.machine.state is not ClientState.XMPPCONNECTED:
+            return False
+        if to_bare_jid is None:
+            if not session.contacts:
+                return False
+            to_bare_jid = self._activity_rng.choice(session.contacts)
+        session.send_chat(to_bare_jid)
+        return True
+
+    def change_presence(self) -> bool:
+        """Broadcast a random presence change. Returns True when connected."""
+        session = self._xmpp
+        if session is None or self.machine.state is not ClientState.XMPPCONNECTED:
+            return False
+        session.change_presence(self._activity_rng.choice(PRESENCE_SHOWS), "jabberemu")
+        return True
+
+    # ------------------------------------------------------------------------ machine ---
+    def _mono(self) -> float:
+        return self.runtime.clock.monotonic()
+
+    def _feed(self, event: ev.Event) -> None:
+        """Hand one event to the machine and carry out its commands (never re-entrant)."""
+        self._queue.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._queue:
+                current = self._queue.pop(0)
+                try:
+                    commands = self.machine.handle(current)
+                except LocalProtocolError:
+                    logger.exception("%s: machine refused %r in %s", self.user_id, current,
+                                     self.machine.state.value)
+                    continue
+                for command in commands:
+                    try:
+                        self._do(command)
+                    except Exception:
+                        logger.exception("%s: carrying out %r failed", self.user_id, command)
+        finally:
+            self._feeding = False
+
+    def _do(self, cmd: ev.Command) -> None:  # noqa: C901 - one branch per command type
+        rt = self.runtime
+        if isinstance(cmd, ev.StartTimer):
+            self._timers[cmd.timer_id] = self._loop.call_later(
+                cmd.delay_s, self._timer_fired, cmd.timer_id)
+        elif isinstance(cmd, ev.CancelTimer):
+            handle = self._timers.pop(cmd.timer_id, None)
+            if handle is not None:
+                handle.cancel()
+        elif isinstance(cmd, ev.SoapLogin):
+            self._spawn(self._soap_login(cmd.node), self._ops)
+        elif isinstance(cmd, ev.FetchOtp):
+            self._spawn(self._fetch_otp(cmd.node, cmd.session_key), self._ops)
+        elif isinstance(cmd, ev.SoapLogout):
+            self._spawn(self._logout(cmd.node, cmd.session_key), self._closing)
+        elif isinstance(cmd, ev.XmppConnect):
+            self._connect(cmd)
+        elif isinstance(cmd, ev.XmppDisconnect):
+            self._disconnect(cmd.node)
+        elif isinstance(cmd, ev.EnterEndState):
+            self._end(cmd)
+        elif isinstance(cmd, ev.StateChanged):
+            if cmd.from_state is ClientState.XMPPCONNECTED:
+                self._stop_activity()
+            rt.sink.emit(RecordType.STATE, rt.now_ts(), client=self.user_id, **{
+                "from": cmd.from_state.value, "to": cmd.to_state.value}, node=cmd.node,
+                reason=cmd.reason, round=cmd.round)
+        elif isinstance(cmd, ev.HaEventSeen):
+            self._ha_t0 = self._mono()
+            rt.sink.emit(RecordType.HA_EVENT, rt.now_ts(), client=self.user_id, node=cmd.node, cls=cmd.cls)
+        elif isinstance(cmd, ev.WaitDrawn):
+            rt.sink.emit(RecordType.WAIT, rt.now_ts(), client=self.user_id, wait_s=cmd.wait_s,
+                         lower_s=cmd.lower_s, upper_s=cmd.upper_s, round=cmd.round)
+            rt.report(self.user_id, mx.Measurement.of(mx.HA_WAIT, cmd.wait_s * 1000.0, node=cmd.limits_node))
+        elif isinstance(cmd, ev.Connected):
+            self._connected(cmd)
+        elif isinstance(cmd, ev.AttemptFailed):
+            logger.debug("%s: %s on %s failed: %s", self.user_id, cmd.state.value, cmd.node, cmd.cls)
+        elif isinstance(cmd, ev.LimitsProblems):
+            for problem in cmd.problems:
+                key = "limits-missing" if "missing" in problem else "limits-absurd"
+                rt.warn_once(key, "re-login limits from %s: %s", cmd.node, problem)
+        else:
+            raise LocalProtocolError(f"unknown command {type(cmd).__name__}")
+
+    def _timer_fired(self, timer_id: int) -> None:
+        self._timers.pop(timer_id, None)
+        self._feed(ev.TimerFired(timer_id=timer_id))
+
+    def _spawn(self, coro: Awaitable[None], group: set[asyncio.Task[Any]]) -> None:
+        task = self._loop.create_task(coro)  # type: ignore[arg-type]
+        group.add(task)
+        task.add_done_callback(group.discard)
+
+    def _connected(self, cmd: ev.Connected) -> None:
+        rt, now = self.runtime, self._mono()
+        recovery_s: float | None = None
+        if cmd.relogin and self._ha_t0 is not None:
+            recovery_s = now - self._ha_t0
+            self._ha_t0 = None
+            rt.report(self.user_id, mx.Measurement.of(mx.HA_RELOGIN, recovery_s * 1000.0, node=cmd.node))
+        elif not cmd.relogin and self._login_t0 is not None:
+            rt.report(self.user_id, mx.Measurement.of(mx.CLIENT_LOGIN, (now - self._login_t0) * 1000.0,
+                                                      node=cmd.node))
+            self._login_t0 = None
+        rt.sink.emit(RecordType.CONNECTED, rt.now_ts(), client=self.user_id, node=cmd.node,
+                     relogin=cmd.relogin, recovery_s=recovery_s)
+        if self._xmpp is not None:
+            self.hostname_hints = list(self._xmpp.hostname_hints)
+            self.contacts = list(self._xmpp.contacts)
+        self._settle()
+        self._start_activity()
+
+    def _end(self, cmd: ev.EnterEndState) -> None:
+        rt, now = self.runtime, self._mono()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in list(self._ops):
+            task.cancel()
+        self._stop_activity()
+        if self._xmpp is not None:
+            self._xmpp.kill()
+            self._xmpp = None
+        failure = RuntimeError(f"{cmd.state.value}: {cmd.reason.value} ({cmd.detail})")
+        if self._login_t0 is not None and cmd.reason.value != "stop-requested":
+            rt.report(self.user_id, mx.Measurement.of(mx.CLIENT_LOGIN, (now - self._login_t0) * 1000.0,
+                                                      exception=failure))
+        if self._ha_t0 is not None and cmd.reason.value != "stop-requested":
+            rt.report(self.user_id, mx.Measurement.of(mx.HA_RELOGIN, (now - self._ha_t0) * 1000.0,
+                                                      exception=failure))
+        self._login_t0 = self._ha_t0 = None
+        rt.sink.emit(RecordType.END, rt.now_ts(), client=self.user_id, state=cmd.state.value,
+                     reason=cmd.reason.value, detail=cmd.detail)
+        logger.debug("%s ended in %s: %s (%s)", self.user_id, cmd.state.value, cmd.reason.value, cmd.detail)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._settled is not None and not self._settled.done():
+            self._settled.set_result(self.machine.state)
+
+    # --------------------------------------------------------------------------- SOAP ---
+    async def _timed(self, metric: mx.Metric, node: NodeAddress, call: Awaitable[T]) -> T:
+        t0 = self._mono()
+        try:
+            result = await asyncio.wait_for(call, self.settings.timeouts.soap_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.runtime.report(self.user_id, mx.Measurement.of(
+                metric, (self._mono() - t0) * 1000.0, node=node.name, exception=exc))
+            raise
+        self.runtime.report(self.user_id, mx.Measurement.of(metric, (self._mono() - t0) * 1000.0,
+                                                            node=node.name))
+        return result
+
+    def _soap_failure(self, node: NodeAddress, exc: Exception) -> ev.Event:
+        """Translate a failed CPA call into the machine's event."""
+        if isinstance(exc, SoapFault):
+            return ev.SoapFailed(node=node.name, code=exc.code or "unknown", reason=exc.reason,
+                                 sender_fault=exc.sender_fault)
+        if isinstance(exc, TransportError):
+            loss = _LOSS_CLASSES.get(exc.cls)
+            if loss is not None:
+                return ev.ConnectionLost(node=node.name, cls=loss)
+            return ev.OperationTimeout(node=node.name, stage=ev.Stage.SOAP)
+        if isinstance(exc, asyncio.TimeoutError):
+            return ev.OperationTimeout(node=node.name, stage=ev.Stage.SOAP)
+        if isinstance(exc, (RemoteProtocolError, zeep.exceptions.Error)):
+            return ev.SoapFailed(node=node.name, code="malformed-response", reason=str(exc)[:200])
+        logger.error("%s: unexpected CPA failure on %s: %r", self.user_id, node.name, exc)
+        return ev.SoapFailed(node=node.name, code="client-error", reason=type(exc).__name__)
+
+    async def _soap_login(self, node: NodeAddress) -> None:
+        cpa, s = self.runtime.cpa, self.settings
+        assert cpa is not None and node.cpa_url is not None
+        try:
+            key = await self._timed(mx.SOAP_LOGIN, node, cpa.login(node.name, node.cpa_url, self.user_id,
+                                                                    self._password))
+            config = await self._timed(mx.SOAP_GET_ALL_CONFIG, node,
+                                       cpa.get_all_config(node.name, node.cpa_url, key))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._feed(self._soap_failure(node, exc))
+            return
+        system = config.system
+        limits, problems = ReloginLimits.from_server(
+            system.get(s.lower_limit_property), system.get(s.upper_limit_property), default=s.default_limits)
+        primary = self._node_from(system, "Presence.PrimaryServer") or self.machine.primary
+        secondary = self._node_from(system, "Presence.BackupServer")
+        if secondary is None or secondary.name == primary.name:
+            secondary = self.runtime.pair.peer_of(primary.name) if self.runtime.pair.find(primary.name) else None
+        self._feed(ev.SoapLoginOk(node=node.name, session_key=key, limits=limits, primary=primary,
+                                  secondary=secondary, problems=tuple(problems)))
+
+    def _node_from(self, system: Mapping[str, str], prefix: str) -> NodeAddress | None:
+        """A node as ``get-all-config`` describes it, completed from the configured pair."""
+        name = (system.get(prefix) or "").strip()
+        if not name:
+            return None
+        known = self.runtime.pair.find(name)
+        try:
+            port_text = system.get(f"{prefix}.XmppPort")
+            return NodeAddress(
+                name=name,
+                cpa_url=system.get(f"{prefix}.CpaUrl") or (known.cpa_url if known else None),
+                xmpp_host=system.get(f"{prefix}.XmppHost") or (known.xmpp_host if known else ""),
+                xmpp_port=int(port_text) if port_text else (known.xmpp_port if known else 5222),
+            )
+        except (ConfigError, ValueError):
+            self.runtime.warn_once("config-node", "get-all-config describes node %r badly; using the "
+                                   "configured address", name)
+            return known
+
+    async def _fetch_otp(self, node: NodeAddress, session_key: str) -> None:
+        cpa = self.runtime.cpa
+        assert cpa is not None and node.cpa_url is not None
+        try:
+            otp = await self._timed(mx.SOAP_GET_ONETIME_PASSWORD, node,
+                                    cpa.get_onetime_password(node.name, node.cpa_url, session_key))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._feed(self._soap_failure(node, exc))
+            return
+        self._feed(ev.OtpOk(node=node.name, otp=otp))
+
+    async def _logout(self, node: NodeAddress, session_key: str) -> None:
+        cpa = self.runtime.cpa
+        if cpa is None or node.cpa_url is None:
+            return
+        try:
+            await self._timed(mx.SOAP_LOGOUT, node, cpa.logout(node.name, node.cpa_url, session_key))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # best effort: the session expires on the server anyway
+            logger.debug("%s: logout on %s failed: %r", self.user_id, node.name, exc)
+
+    # --------------------------------------------------------------------------- XMPP ---
+    def _connect(self, cmd: ev.XmppConnect) -> None:
+        if self._xmpp is not None:
+            self._xmpp.kill()
+        rt = self.runtime
+        secret = cmd.otp if cmd.mechanism is SaslMechanism.CISCO_VTG_TOKEN else self._password
+        assert secret is not None
+        session = XmppSession(
+            user_id=self.user_id, domain=rt.pair.domain, node=cmd.node, mechanism=cmd.mechanism,
+            secret=secret, ssl_context=rt.ssl_context, timeouts=self.settings.timeouts,
+            on_event=self._xmpp_event, on_measure=self._xmpp_measure, starttls=self._starttls,
+            monotonic=rt.clock.monotonic, wall=rt.clock.wall, loop=self._loop,
+        )
+        self._xmpp = session
+        session.start()
+
+    def _disconnect(self, node: str) -> None:
+        session = self._xmpp
+        if session is None or session.node.name != node:
+            return
+        self._xmpp = None
+        if self._stopping:
+            self._spawn(session.close(), self._closing)
+        else:
+            session.kill()
+
+    def _xmpp_event(self, session: XmppSession, event: ev.Event) -> None:
+        if session is not self._xmpp:
+            return  # a connection the machine already left
+        self._feed(event)
+
+    def _xmpp_measure(self, measurement: mx.Measurement) -> None:
+        self.runtime.report(self.user_id, measurement)
+
+    # ----------------------------------------------------------------------- activity ---
+    def _start_activity(self) -> None:
+        rates = self.settings.activity
+        if rates.presence_per_min > 0:
+            self._schedule_activity(rates.presence_per_min, self.change_presence)
+        if rates.messages_per_min > 0:
+            self._schedule_activity(rates.messages_per_min, self.send_message)
+
+    def _schedule_activity(self, per_min: float, action: Any) -> None:
+        delay_s = self._activity_rng.expovariate(per_min / 60.0)
+
+        def fire() -> None:
+            self._activity = [h for h in self._activity if h is not handle]
+            if self.machine.state is ClientState.XMPPCONNECTED and action():
+                self._schedule_activity(per_min, action)
+
+        handle = self._loop.call_later(delay_s, fire)
+        self._activity.append(handle)
+
+    def _stop_activity(self) -> None:
+        for handle in self._activity:
+            handle.cancel()
+        self._activity.clear()

@@ -1,0 +1,277 @@
+"""Per-process shared resources of the emulated clients, built once at start-up.
+
+Everything here is shared by every :class:`~jabberemu.driver.EmulatedClient` of one process (one
+asyncio loop): one ``ssl.SSLContext`` (a default context per slixmpp client costs 67-84 ms and
+~880 KiB; shared, 0.3 ms: ../shared/ENGINEERING.md), the parsed CPA WSDL, one aiohttp-based zeep
+transport and one :class:`~jabberemu.soap.cpa.CpaClient`, the run seed, a clock, the measurement
+callback, the run-data sink and the :class:`~jabberemu.core.registry.ClientRegistry`.
+
+Run data (docs/ARCHITECTURE.md, "Run data"): :class:`RunDataSink` receives the client records
+``state``, ``ha_event``, ``wait``, ``request``, ``connected``, ``end``, each stamped with ``ts`` (Unix
+epoch seconds), and writes ``client_events.jsonl`` (buffered, flushed on :meth:`RunDataSink.close`)
+or keeps them in memory (tests). Records never carry passwords, session keys or OTPs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import io
+import json
+import logging
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zeep.wsdl import Document
+
+from jabberemu.config import ClientSettings, ServerPair
+from jabberemu.core.metrics import Measurement
+from jabberemu.core.registry import ClientRegistry
+from jabberemu.errors import ConfigError
+from jabberemu.soap.cpa import BUNDLED_WSDL, CpaClient, load_wsdl
+from jabberemu.soap.transport import AiohttpTransport
+
+__all__ = [
+    "CLIENT_EVENTS_FILE",
+    "Clock",
+    "MeasureCallback",
+    "RecordType",
+    "RunDataSink",
+    "Runtime",
+    "make_ssl_context",
+]
+
+logger = logging.getLogger(__name__)
+
+CLIENT_EVENTS_FILE = "client_events.jsonl"
+
+MeasureCallback = Callable[[str, Measurement], None]
+"""``callback(client_id, measurement)``; called on the loop thread, must not block."""
+
+
+class RecordType(enum.Enum):
+    """``type`` of a ``client_events.jsonl`` record (docs/ARCHITECTURE.md, "Run data")."""
+
+    STATE = "state"
+    HA_EVENT = "ha_event"
+    WAIT = "wait"
+    REQUEST = "request"
+    CONNECTED = "connected"
+    END = "end"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Clock:
+    """Where the clients read the time.
+
+    Args:
+        monotonic: seconds for durations (``time.monotonic``).
+        wall: Unix epoch seconds for the ``ts`` of records (``time.time``).
+    """
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
+
+class RunDataSink:
+    """Receives the client records of a run.
+
+    Args:
+        directory: where ``client_events.jsonl`` is written (created if needed); None keeps the
+            records in :attr:`records` (tests).
+        buffer_bytes: write buffer size; the file is flushed when it fills and on :meth:`close`.
+    """
+
+    def __init__(self, directory: Path | str | None = None, *, buffer_bytes: int = 1 << 20) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.path: Path | None = None
+        self._file: io.TextIOWrapper | None = None
+        self.written = 0
+        if directory is not None:
+            path = Path(directory)
+            path.mkdir(parents=True, exist_ok=True)
+            self.path = path / CLIENT_EVENTS_FILE
+            self._file = open(self.path, "a", encoding="utf-8", buffering=buffer_bytes)  # noqa: SIM115
+
+    def emit(self, kind: RecordType, ts: float, **fields: Any) -> None:
+        """Record one event.
+
+        Args:
+            kind: the record type.
+            ts: Unix epoch seconds.
+            fields: the record's other fields (JSON-serialisable; never secrets).
+        """
+        record = {"type": kind.value, "ts": ts, **fields}
+        self.written += 1
+        if self._file is not None:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        else:
+            self.records.append(record)
+
+    def of_type(self, kind: RecordType) -> list[dict[str, Any]]:
+        """In-memory records of one type (empty when writing to a file)."""
+        return [r for r in self.records if r["type"] == kind.value]
+
+    def flush(self) -> None:
+        """Push buffered records to the file."""
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def make_ssl_context(verify_tls: bool) -> ssl.SSLContext:
+    """The one client TLS context of the process (XMPP STARTTLS and https CPA URLs).
+
+    Args:
+        verify_tls: True verifies the certificate chain and host name; False accepts any
+            certificate (the mock's self-signed one).
+    """
+    ctx = ssl.create_default_context()
+    if not verify_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@dataclass(kw_only=True, eq=False)
+class Runtime:
+    """Shared objects of one process; build with :meth:`create`, close with :meth:`aclose`.
+
+    Attributes:
+        pair: the target pair (node addresses and presence domain).
+        settings: client settings of the run.
+        ssl_context: the one client TLS context.
+        cpa: the CPA SOAP client, None in XMPP-only mode.
+        transport: the shared zeep/aiohttp transport, None in XMPP-only mode.
+        run_seed: seed from which each client's random source is derived.
+        clock: time sources.
+        measure: measurement callback (Locust's request event through the bridge, or a list).
+        sink: run-data sink.
+        registry: counts of clients per state and node.
+        warned: problem keys already logged once (e.g. ``limits-missing``) -> times seen.
+    """
+
+    pair: ServerPair
+    settings: ClientSettings
+    ssl_context: ssl.SSLContext
+    cpa: CpaClient | None
+    transport: AiohttpTransport | None
+    run_seed: int = 0
+    clock: Clock = field(default_factory=Clock)
+    measure: MeasureCallback | None = None
+    sink: RunDataSink = field(default_factory=RunDataSink)
+    registry: ClientRegistry = field(default_factory=ClientRegistry)
+    warned: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    async def create(
+        cls,
+        pair: ServerPair,
+        settings: ClientSettings,
+        *,
+        run_seed: int = 0,
+        wsdl: Document | str | None = None,
+        measure: MeasureCallback | None = None,
+        sink: RunDataSink | None = None,
+        clock: Clock | None = None,
+        registry: ClientRegistry | None = None,
+        http_pool_limit: int = 2000,
+    ) -> Runtime:
+        """Build the shared objects (on the loop that will run the clients).
+
+        Args:
+            pair: target pair.
+            settings: client settings (``verify_tls``, ``xmpp_only``, ``timeouts.soap_s``).
+            run_seed: the run's seed.
+            wsdl: a parsed WSDL, a path or the server's ``?wsdl`` URL; None: the bundled copy.
+                Parsing blocks; a URL is fetched in a worker thread so a server on this loop
+                can answer.
+            measure: measurement callback, or None to only write ``request`` records.
+            sink: run-data sink (an in-memory one when None).
+            clock: time sources (real ones when None).
+            registry: a shared registry (a new one when None).
+            http_pool_limit: concurrent HTTP connections over all CPA nodes.
+
+        Raises:
+            ConfigError: CPA mode on a pair whose nodes lack a CPA URL.
+            zeep.exceptions.Error, OSError: the WSDL could not be loaded.
+        """
+        ctx = make_ssl_context(settings.verify_tls)
+        cpa: CpaClient | None = None
+        transport: AiohttpTransport | None = None
+        if not settings.xmpp_only:
+            if any(n.cpa_url is None for n in pair.nodes):
+                raise ConfigError("CPA mode needs a cpa_url on every node", field="cpa_url")
+            if isinstance(wsdl, Document):
+                document = wsdl
+            else:
+                location = wsdl if wsdl is not None else BUNDLED_WSDL
+                if location.startswith(("http://", "https://")):
+                    document = await asyncio.to_thread(load_wsdl, location)
+                else:
+                    document = load_wsdl(location)
+            transport = AiohttpTransport(ssl_context=ctx, timeout_s=settings.timeouts.soap_s,
+                                         limit=http_pool_limit)
+            cpa = CpaClient(document, transport)
+        return cls(
+            pair=pair, settings=settings, ssl_context=ctx, cpa=cpa, transport=transport,
+            run_seed=run_seed, clock=clock or Clock(), measure=measure,
+            sink=sink if sink is not None else RunDataSink(),
+            registry=registry if registry is not None else ClientRegistry(),
+        )
+
+    def now_ts(self) -> float:
+        """Unix epoch seconds for a record."""
+        return self.clock.wall()
+
+    def report(self, client_id: str, measurement: Measurement) -> None:
+        """Hand a measurement to the callback and write its ``request`` record.
+
+        Args:
+            client_id: the measuring client.
+            measurement: what was measured.
+        """
+        if self.measure is not None:
+            try:
+                self.measure(client_id, measurement)
+            except Exception:  # a broken callback must not break the client
+                logger.exception("measurement callback failed for %s", measurement.label)
+        exc = measurement.exception
+        self.sink.emit(
+            RecordType.REQUEST, self.now_ts(), client=client_id,
+            request_type=measurement.request_type.value, name=measurement.name, node=measurement.node,
+            response_time_ms=round(measurement.response_time_ms, 3), ok=exc is None,
+            error=None if exc is None else _error_text(exc),
+        )
+
+    def warn_once(self, key: str, message: str, *args: Any) -> None:
+        """Log a warning the first time ``key`` is seen in this process; always count it.
+
+        Args:
+            key: the problem's kind, e.g. ``limits-missing``.
+            message, args: lazy ``%s`` logging message.
+        """
+        self.warned[key] += 1
+        if self.warned[key] == 1:
+            logger.warning(message + " (logged once per process)", *args)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session and flush the sink (idempotent)."""
+        if self.transport is not None:
+            await self.transport.aclose()
+        self.sink.close()
+
+
+def _error_text(exc: BaseException) -> str:
+    """A short, secret-free description of a failure (class name and message)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
