@@ -20,8 +20,6 @@ XML hardening and limits: ``mock_server/xmpp_xml.py``. Events, wire words and th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import secrets
 import xml.etree.ElementTree as ET
@@ -34,8 +32,9 @@ from mock_server.xmpp_events import (
     SaslMechanism, SessionBound, StanzaCondition, StanzaKind, StartTlsRequested, StreamClosed,
     StreamCondition, StreamErrorSent, StreamOpened, WireInput, WireState, WireStateError, next_state,
 )
+from mock_server.xmpp_sasl import decode_sasl
 from mock_server.xmpp_xml import (
-    NS_STREAM, NS_XML, ParseLimits, StanzaItem, StreamEndItem, StreamHeaderItem, StreamParser, XmlViolation,
+    NS_STREAM, ParseLimits, StanzaItem, StreamHeaderItem, StreamParser, XmlViolation,
     attr_escape as qa, restamp, serialize, text_escape as qt,
 )
 
@@ -53,7 +52,6 @@ NS_STANZA_ERR = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_ROSTER = "jabber:iq:roster"
 NS_PING = "urn:xmpp:ping"
 NS_HOSTNAME = "urn:xmpp:domain-based-name:0"
-_LANG = f"{{{NS_XML}}}lang"
 _STANZAS = {f"{{{NS_CLIENT}}}{k.value}": k for k in StanzaKind}
 
 
@@ -151,12 +149,13 @@ class C2sStream:
         Returns:
             Events in order. After ``StreamErrorSent`` or ``StreamClosed`` nothing more is read.
         """
-        self._events = events = []
+        events: list[Event] = []
+        self._events = events
         if self.state is WireState.CLOSED:
             return events
         try:
             for item in self._parser.feed(data):
-                if self.state is WireState.CLOSED:
+                if self.closed:
                     break
                 if isinstance(item, StreamHeaderItem):
                     self._on_header(item)
@@ -260,48 +259,12 @@ class C2sStream:
         self._on_sasl_payload(text)
 
     def _on_sasl_payload(self, text: str) -> None:
-        text = text.strip()
-        try:
-            payload = b"" if text == "=" else base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            self._sasl_failure(SaslCondition.INCORRECT_ENCODING)  # RFC 6120 §6.5.2
-            return
-        parsed = self._parse_payload(payload)
-        if isinstance(parsed, SaslCondition):
-            self._sasl_failure(parsed)
-            return
         assert self._mechanism is not None
-        self._emit(AuthRequested(mechanism=self._mechanism, user=parsed[0], secret=parsed[1]))
-
-    def _user_of(self, ident: str) -> str | None:
-        local, at, domain = ident.rpartition("@")
-        if not at:
-            local, domain = ident, self.settings.domain
-        if not local or "/" in ident or domain.lower() != self.settings.domain.lower():
-            return None
-        return local.lower()
-
-    def _parse_payload(self, payload: bytes) -> tuple[str, str] | SaslCondition:
-        try:
-            fields = payload.decode("utf-8").split("\0")
-        except UnicodeDecodeError:
-            return SaslCondition.MALFORMED_REQUEST
-        if self._mechanism is SaslMechanism.PLAIN:  # RFC 4616: [authzid] NUL authcid NUL passwd
-            if len(fields) != 3 or not fields[1] or not fields[2]:
-                return SaslCondition.MALFORMED_REQUEST
-            user = self._user_of(fields[1])
-            if user is None:
-                return SaslCondition.NOT_AUTHORIZED
-            if fields[0] and fields[0].lower() not in (user, f"{user}@{self.settings.domain}".lower()):
-                return SaslCondition.INVALID_AUTHZID
-            return user, fields[2]
-        pairs = dict(f.partition("=")[::2] for f in fields if f)  # userid=<user>@<domain> NUL token=<otp>
-        if len(fields) != 2 or not pairs.get("userid") or not pairs.get("token"):
-            return SaslCondition.MALFORMED_REQUEST
-        user = self._user_of(pairs["userid"])
-        if user is None:
-            return SaslCondition.NOT_AUTHORIZED
-        return user, pairs["token"]
+        got = decode_sasl(self._mechanism, text, self.settings.domain)
+        if isinstance(got, SaslCondition):
+            self._sasl_failure(got)
+        else:
+            self._emit(AuthRequested(mechanism=self._mechanism, user=got.user, secret=got.secret))
 
     # -- binding and stanzas -----------------------------------------------------------------
     def _on_bind(self, elem: ET.Element) -> None:

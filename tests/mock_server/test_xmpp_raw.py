@@ -100,10 +100,10 @@ async def test_otp_replayed_for_another_user_is_refused() -> None:
 
 @pytest.mark.parametrize(("auth", "failure"), [
     (f"<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>", "invalid-mechanism"),
-    (f"<auth xmlns='{SASL}' mechanism='PLAIN'>"+b64(b'\0bob\0wrong')+f"</auth>", "not-authorized"),
-    (f"<auth xmlns='{SASL}' mechanism='PLAIN'>"+b64(b'bob-no-nul')+f"</auth>", "malformed-request"),
+    (f"<auth xmlns='{SASL}' mechanism='PLAIN'>"+b64(b'\0bob\0wrong')+"</auth>", "not-authorized"),
+    (f"<auth xmlns='{SASL}' mechanism='PLAIN'>"+b64(b'bob-no-nul')+"</auth>", "malformed-request"),
     (f"<auth xmlns='{SASL}' mechanism='PLAIN'>!!notbase64</auth>", "incorrect-encoding"),
-    (f"<auth xmlns='{SASL}' mechanism='CISCO-VTG-TOKEN'>"+b64(b'token=x')+f"</auth>", "malformed-request"),
+    (f"<auth xmlns='{SASL}' mechanism='CISCO-VTG-TOKEN'>"+b64(b'token=x')+"</auth>", "malformed-request"),
 ])
 async def test_sasl_failures_then_retry_succeeds(auth: str, failure: str) -> None:
     async with running() as (listener, port):

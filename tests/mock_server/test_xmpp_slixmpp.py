@@ -150,13 +150,14 @@ async def test_starttls_race_replies_wait_for_the_tls_transport(monkeypatch: pyt
     the features must go out on the TLS transport, never in clear on the old one."""
     from conftest_xmpp import header, server_ssl
 
-    from mock_server.xmpp_listener import ListenerSettings, XmppListener, _Conn
+    from mock_server.xmpp_connection import C2sConnection
+    from mock_server.xmpp_listener import ListenerSettings, XmppListener
     from mock_server.xmpp_wire import C2sStream
 
     listener = XmppListener(make_backend(), ListenerSettings(), ssl_context=server_ssl())
     listener._loop = asyncio.get_running_loop()
     plain_t, tls_t = FakeTransport("plain"), FakeTransport("tls")
-    conn = _Conn(listener, C2sStream(listener._wire))
+    conn = C2sConnection(listener, C2sStream(listener._wire))
 
     async def fake_start_tls(transport, protocol, sslcontext, *, server_side, ssl_handshake_timeout):
         assert transport is plain_t and not plain_t.reading and server_side
