@@ -39,7 +39,7 @@ async def serve(users: int) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    print(json.dumps({"cpu_s": cpu_s, **listener.metrics()}), flush=True)
+    print(json.dumps({"cpu_s": cpu_s, **listener.metrics}), flush=True)
     await listener.stop()
 
 

@@ -111,8 +111,10 @@ class XmppListener:
         """Open TCP connections, bound or not."""
         return len(self._conns)
 
+    @property
     def metrics(self) -> dict[str, int]:
-        """A copy of the counters (auths ok/failed/busy, sessions, connections, errors, pings)."""
+        """A copy of the counters (auths ok/failed/busy, sessions, connections, errors, pings,
+        stanzas routed/bounced, TLS upgrades, bytes received)."""
         return dict(self.counters)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:

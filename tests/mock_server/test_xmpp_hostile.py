@@ -52,7 +52,7 @@ async def test_bad_stream_start(data: bytes, condition: str) -> None:
         assert m is not None and m.group(1).decode() == condition, got
         assert got.endswith(b"</stream:error></stream:stream>")
         assert b"root:" not in got and b"lollol" not in got
-        assert listener.metrics()["stream_errors_sent"] == 1
+        assert listener.metrics["stream_errors_sent"] == 1
         await assert_control_served(port)
 
 
@@ -89,7 +89,7 @@ async def test_ten_megabyte_stanza_is_refused_early() -> None:
     async with running() as (listener, port):
         c = await RawClient.open(port)
         await c.login("alice")
-        before = listener.metrics()["bytes_received"]
+        before = listener.metrics["bytes_received"]
         await c.send(b"<message to='bob@example.test'><body>")
         reply = asyncio.ensure_future(c.read_to_close())
         chunk = b"A" * 65536
@@ -101,7 +101,7 @@ async def test_ten_megabyte_stanza_is_refused_early() -> None:
         else:
             raise AssertionError("server read 10 MiB without closing")
         assert await reply == stream_error("policy-violation", "element over 65536 bytes")
-        read = listener.metrics()["bytes_received"] - before
+        read = listener.metrics["bytes_received"] - before
         assert read < 1024 * 1024, read  # refused after ~64 KiB, never buffered 10 MB
         await assert_control_served(port)
 

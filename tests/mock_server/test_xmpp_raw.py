@@ -76,7 +76,7 @@ async def test_cisco_vtg_token_exchange_bytes() -> None:
         assert got.startswith(b"<iq type='result' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@example.test/")
         await c.send(b"<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
         assert await c.read_until(rb"/>") == b"<iq type='result' id='s'/>"
-        assert listener.metrics()["auths_ok"] == 1
+        assert listener.metrics["auths_ok"] == 1
         await c.send(b"</stream:stream>")
         assert await c.read_to_close() == b"</stream:stream>"
 
@@ -93,7 +93,7 @@ async def test_otp_replayed_for_another_user_is_refused() -> None:
         # the stream stays usable: the right user with the OTP gets in
         await c.send(token_auth("alice", "otp-alice"))
         assert await c.read_until(rb"/>") == f"<success xmlns='{SASL}'/>".encode()
-        assert (listener.metrics()["auths_failed"], listener.metrics()["auths_ok"]) == (1, 1)
+        assert (listener.metrics["auths_failed"], listener.metrics["auths_ok"]) == (1, 1)
         c.close()
         await assert_control_served(port)
 
@@ -117,7 +117,7 @@ async def test_sasl_failures_then_retry_succeeds(auth: str, failure: str) -> Non
         assert await c.read_until(rb"/>") == f"<success xmlns='{SASL}'/>".encode()
         c.close()
         await assert_control_served(port)
-        assert listener.metrics()["auths_failed"] == (1 if failure == "not-authorized" else 0)
+        assert listener.metrics["auths_failed"] == (1 if failure == "not-authorized" else 0)
 
 
 async def test_over_login_capacity_is_temporary_auth_failure() -> None:
@@ -133,7 +133,7 @@ async def test_over_login_capacity_is_temporary_auth_failure() -> None:
         assert await c.read_until(rb"</failure>") == (
             f"<failure xmlns='{SASL}'><temporary-auth-failure/><text xml:lang='en'>login capacity reached</text>"
             "</failure>").encode()
-        assert listener.metrics()["auths_busy"] == 1
+        assert listener.metrics["auths_busy"] == 1
         c.close()
 
 
@@ -156,7 +156,7 @@ async def test_user_served_elsewhere_gets_see_other_host() -> None:
         ok = base64.b64encode(b"\0erin\0pass-erin").decode()
         await c.send(f"<auth xmlns='{SASL}' mechanism='PLAIN'>{ok}</auth>".encode())
         assert await c.read_to_close() == stream_error("system-shutdown", "no node serves this user now")
-        assert listener.metrics()["redirects"] == 1
+        assert listener.metrics["redirects"] == 1
         await assert_control_served(port)
 
 
@@ -212,7 +212,7 @@ async def test_unanswered_server_ping_closes_with_connection_timeout() -> None:
         assert ping == (f"<iq type='get' id='s2c-1' from='{DOMAIN}' to='{jid}'>"
                         "<ping xmlns='urn:xmpp:ping'/></iq>").encode()
         assert await c.read_to_close() == stream_error("connection-timeout", "ping unanswered")
-        assert listener.metrics()["ping_timeouts"] == 1
+        assert listener.metrics["ping_timeouts"] == 1
 
 
 async def test_connection_over_limit_gets_resource_constraint() -> None:
@@ -253,5 +253,5 @@ async def test_deliver_from_peer_and_route_to_backend() -> None:
         await c.send(b"<presence/>")
         await asyncio.wait_for(_until(lambda: {t for t, _ in backend.routed} >= {f"bob@{DOMAIN}", f"erin@{DOMAIN}"}),
                                TIMEOUT_S)
-        assert listener.metrics()["stanzas_bounced"] == 1
+        assert listener.metrics["stanzas_bounced"] == 1
         c.close()

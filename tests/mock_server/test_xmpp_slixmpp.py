@@ -30,7 +30,7 @@ async def test_plain_login_bind_roster_presence() -> None:
             await wait_for(lambda: listener._by_full[f"alice@{DOMAIN}/slix"].presence is not None)
             assert listener.session_count == 1
             assert [s.full_jid for s in backend.sessions.values()] == [f"alice@{DOMAIN}/slix"]
-            m = listener.metrics()
+            m = listener.metrics
             assert (m["auths_ok"], m["auths_failed"], m["sessions_active"]) == (1, 0, 1)
         await wait_for(lambda: listener.session_count == 0)
         assert backend.sessions == {}
@@ -65,7 +65,7 @@ async def test_two_users_exchange_presence_and_message() -> None:
                 assert msg["type"] == "chat"
             gone = await asyncio.wait_for(got_presence.get(), TIMEOUT_S)
             assert str(gone["from"]) == f"alice@{DOMAIN}/slix" and gone["type"] == "unavailable"
-        assert listener.metrics()["stanzas_routed"] == 1
+        assert listener.metrics["stanzas_routed"] == 1
 
 
 async def test_message_to_offline_user_bounces_service_unavailable() -> None:
@@ -90,8 +90,8 @@ async def test_client_pings_server() -> None:
 async def test_server_pings_idle_client() -> None:
     async with running(ping_interval_s=0.1, ping_timeout_s=2.0) as (listener, port):
         async with slix_session(slix("alice", port)):
-            await wait_for(lambda: listener.metrics()["pongs_received"] >= 2)
-            m = listener.metrics()
+            await wait_for(lambda: listener.metrics["pongs_received"] >= 2)
+            m = listener.metrics
             assert m["pings_sent"] >= 2 and m["ping_timeouts"] == 0
             assert listener.session_count == 1
 
@@ -106,7 +106,7 @@ async def test_starttls_login(tls_required: bool) -> None:
             assert len(roster["roster"]["items"]) == 2
             conn = listener._by_full[f"alice@{DOMAIN}/slix"]
             assert conn.info is not None and conn.info.secured
-        assert listener.metrics()["tls_upgrades"] == 1
+        assert listener.metrics["tls_upgrades"] == 1
 
 
 class FakeTransport(asyncio.Transport):
@@ -174,4 +174,4 @@ async def test_starttls_race_replies_wait_for_the_tls_transport(monkeypatch: pyt
     assert len(plain_t.written) == 2  # header+features, proceed: nothing after in clear
     assert len(tls_t.written) == 1 and tls_t.written[0].endswith(b"</stream:features>")
     assert b"<starttls" not in tls_t.written[0] and b"<mechanism>PLAIN</mechanism>" in tls_t.written[0]
-    assert listener.metrics()["tls_upgrades"] == 1
+    assert listener.metrics["tls_upgrades"] == 1
