@@ -376,8 +376,12 @@ class AsyncioBridge:
                exception: BaseException | None = None, context: dict[str, Any] | None = None,
                start_ts: float | None = None) -> None:
         """Queue one measurement for Locust; call it in the loop thread where it was timed."""
-        self._samples.append(LocustSample(request_type, name, response_time_ms, response_length, exception,
-                                          context or {}, time.time() if start_ts is None else start_ts))
+        self.record_sample(LocustSample(request_type, name, response_time_ms, response_length, exception,
+                                        context or {}, time.time() if start_ts is None else start_ts))
+
+    def record_sample(self, sample: LocustSample) -> None:
+        """Queue a ready-made :class:`LocustSample` (thread-safe; cheapest path)."""
+        self._samples.append(sample)
         watcher = self._watcher
         if watcher is not None:
             watcher.send()

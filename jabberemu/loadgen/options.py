@@ -43,7 +43,7 @@ def add_options(parser: Any) -> None:
     u.add_argument("--user-pattern", env_var="JABBEREMU_USER_PATTERN", default="user{n:05d}",
                    help="user ids when no CSV is given; {n} counts from 1 (default %(default)s)")
     u.add_argument("--password-pattern", env_var="JABBEREMU_PASSWORD_PATTERN", default="pass-{user}",
-                   help="password of each user; {user} is the user id (default %(default)s)", is_secret=True)
+                   help="password of each user; {user} is the user id (default %(default)s)")
     u.add_argument("--user-offset", env_var="JABBEREMU_USER_OFFSET", type=int, default=0,
                    help="skip this many users (several generators on one user base)")
     c = parser.add_argument_group("jabberemu client behaviour")
