@@ -108,7 +108,8 @@ class InProcPair:
 async def inproc_pair(users: int = 10, *, lower_s: float = 0.05, upper_s: float = 0.3,
                       lower_property: str = "Presence.Relogin.LowerLimit",
                       upper_property: str = "Presence.Relogin.UpperLimit",
-                      contacts: int = 2, listener: ListenerSettings | None = None) -> AsyncIterator[InProcPair]:
+                      contacts: int = 2, listener: ListenerSettings | None = None,
+                      server_ssl: Any = None) -> AsyncIterator[InProcPair]:
     directory = provision(users, list(NODES), seed=1, contacts=contacts)
     env = InProcPair(directory=directory, datastore=LoginDatastore(node="shared"))
     contacts_map: dict[str, NodeContact] = {
@@ -127,7 +128,7 @@ async def inproc_pair(users: int = 10, *, lower_s: float = 0.05, upper_s: float 
                              passwords={u.user_id: u.password for u in directory},
                              contacts={u.user_id: directory.contacts_of(u.user_id) for u in directory},
                              peer_hostname=next(n for n in NODES if n != name))
-            lst = XmppListener(xb, listener or ListenerSettings())
+            lst = XmppListener(xb, listener or ListenerSettings(), ssl_context=server_ssl)
             port = await lst.start("127.0.0.1", 0)
             xb.xmpp_port = port
             env.listeners[name] = lst
