@@ -188,6 +188,7 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
         "-u", str(args.clients), "-r", str(args.ramp), "-t", f"{int(plan.run_time_s + 0.999)}s",
         "--stop-timeout", "10", "--topology", str(topology_path), "--run-dir", str(out),
         "--run-seed", str(args.seed), "--drill", ",".join(plan.actions),
+        "--default-lower", str(args.lower), "--default-upper", str(args.upper),
         "--server-login-rate", str(capacity), "--recovery-margin", str(args.margin),
         "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--progress",
     ]
