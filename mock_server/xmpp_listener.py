@@ -25,7 +25,7 @@ from mock_server.xmpp_events import PresenceBroadcast, Routed, StreamCondition
 from mock_server.xmpp_wire import C2sStream, WireSettings, split_jid
 from mock_server.xmpp_xml import ParseLimits
 
-__all__ = ["ListenerSettings", "XmppListener"]
+__all__ = ["ListenerMetrics", "ListenerSettings", "XmppListener"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,13 @@ class ListenerSettings:
             raise ValueError("ping_interval_s >= 0, ping_timeout_s > 0 and close_grace_s > 0 required")
         if self.max_connections < 1 or self.max_write_buffer_bytes < 64 * 1024:
             raise ValueError("max_connections >= 1 and max_write_buffer_bytes >= 64 KiB required")
+
+
+class ListenerMetrics(dict[str, int]):
+    """A snapshot of the listener counters; calling it returns a plain ``dict`` copy."""
+
+    def __call__(self) -> dict[str, int]:
+        return dict(self)
 
 
 class XmppListener:
@@ -112,10 +119,11 @@ class XmppListener:
         return len(self._conns)
 
     @property
-    def metrics(self) -> dict[str, int]:
+    def metrics(self) -> ListenerMetrics:
         """A copy of the counters (auths ok/failed/busy, sessions, connections, errors, pings,
-        stanzas routed/bounced, TLS upgrades, bytes received)."""
-        return dict(self.counters)
+        stanzas routed/bounced, TLS upgrades, bytes received). Read it as a dict
+        (``dict(listener.metrics)``) or call it (``listener.metrics()``): both are in use."""
+        return ListenerMetrics(self.counters)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port``.
