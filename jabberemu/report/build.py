@@ -20,7 +20,7 @@ from jabberemu.report.summary import SUMMARY_FILE, Summary, make_summary
 from jabberemu.report.verdict import Verdict, judge
 from jabberemu.report.waves import DEFAULT_GAP_S
 
-__all__ = ["build_parser", "build_report", "main"]
+__all__ = ["build_parser", "build_report", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code (0, 1 on FAIL with ``--fail-on-verdict``, 2 on bad data).
     """
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``jabberemu report`` from arguments parsed by :func:`build_parser` (for a CLI subcommand).
+
+    Returns:
+        The exit code, as :func:`main`.
+    """
     try:
         summary = build_report(args.run_dir, out_dir=args.out, server_login_rate=args.server_login_rate,
                                recovery_margin_s=args.recovery_margin, gap_s=args.wave_gap, html=not args.no_html)

@@ -40,6 +40,9 @@ img{max-width:100%;border:1px solid #eee;margin:6px 0}.muted{color:#666;font-siz
 """
 
 
+_L = ' class="l"'
+
+
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
@@ -52,12 +55,12 @@ def _num(value: float | int | None, fmt: str = "{:.2f}") -> str:
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1,
            row_class: Sequence[str] | None = None) -> str:
-    th = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    th = "".join(f'<th{_L if i < left else ""}>{escape(h)}</th>' for i, h in enumerate(head))
     body = []
     for k, row in enumerate(rows):
         cls = f' class="{row_class[k]}"' if row_class and row_class[k] else ""
         body.append(f"<tr{cls}>" + "".join(
-            f'<td class="{"l" if i < left else ""}">{cell}</td>' for i, cell in enumerate(row)) + "</tr>")
+            f'<td{_L if i < left else ""}>{cell}</td>' for i, cell in enumerate(row)) + "</tr>")
     return f"<table><tr>{th}</tr>{''.join(body)}</table>"
 
 

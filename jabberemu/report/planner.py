@@ -38,6 +38,7 @@ __all__ = [
     "main",
     "plan",
     "plot_plan",
+    "run",
 ]
 
 #: Cisco default Critical Service Delay (s).
@@ -282,7 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0, or 2 on impossible input.
     """
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``jabberemu plan`` from arguments parsed by :func:`build_parser` (for a CLI subcommand).
+
+    Returns:
+        The exit code, as :func:`main`.
+    """
     try:
         result = plan(args.users, args.rate, args.login_profile, lower=args.lower,
                       critical_service_delay_s=args.critical_service_delay,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -21,8 +22,8 @@ __all__ = ["generator_png", "states_png", "timeline_png", "wave_png", "waits_png
 
 _DPI = 100
 _WAVE_COLOURS = {HaKind.FAILOVER: "#f4a261", HaKind.FALLBACK: "#8ecae6"}
-_CAPACITY = dict(color="#d62828", linewidth=2.0, linestyle="-")
-_PREDICTED = dict(color="#2a9d8f", linewidth=2.0, linestyle="--")
+_CAPACITY: dict[str, Any] = dict(color="#d62828", linewidth=2.0, linestyle="-")
+_PREDICTED: dict[str, Any] = dict(color="#2a9d8f", linewidth=2.0, linestyle="--")
 
 
 def _png(fig: Figure) -> bytes:

@@ -231,6 +231,8 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
             rel_node.append(c.node or "?")
             if ev.client in home:
                 votes[HaKind.FALLBACK if c.node == home[ev.client] else HaKind.FAILOVER] += 1
+        lower: float | None
+        upper: float | None
         if limits:
             (lower, upper), _ = limits.most_common(1)[0]
         else:

@@ -103,6 +103,10 @@ def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_html_is_self_contained_with_plots_and_verdict(tmp_path: Path) -> None:
     run = _run(tmp_path, "html", lower_s=4, upper_s=6, fallback_at_s=20)
+    (run / "out_stats.csv").write_text(
+        "Type,Name,Request Count,Failure Count,50%,95%,99%,99.9%\n"
+        "ha,relogin,300,0,9000,13000,13800,14000\n")
+    (run / "out_stats_history.csv").write_text("Timestamp,User Count\n1,2\n")
     summary = build_report(run)
     page = (run / "report.html").read_text()
     assert summary.verdict is Verdict.FAIL
@@ -113,6 +117,7 @@ def test_html_is_self_contained_with_plots_and_verdict(tmp_path: Path) -> None:
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
     assert "PARTIAL RUN" not in page
     assert "no response time (excluded)" in page
+    assert "Locust's own statistics" in page and "<td>13800</td>" in page and "User Count" not in page
 
 
 def test_partial_run_is_marked_in_the_html(tmp_path: Path) -> None:
