@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
+import struct
 import time
 from collections import deque
 from typing import Any
@@ -42,7 +44,7 @@ __all__ = ["MockNode", "PeerAddress", "NodeControlError"]
 
 logger = logging.getLogger(__name__)
 
-_FROM_RE = re.compile(rb"""\sfrom=(['"])([^'"/]+)""")
+_FROM_RE = re.compile(rb"""\sfrom=(['"])([^'"]+)\1""")
 _UNAVAILABLE_RE = re.compile(rb"""\stype=(['"])unavailable\1""")
 
 _SERVES_OWN = (srm.ServeSet.OWN, srm.ServeSet.OWN_AND_PEER)
@@ -50,6 +52,27 @@ _PEER_SERVES_MY_USERS = frozenset({srm.NodeState.BACKUP, srm.NodeState.TAKING_OV
 _PEER_LEFT_ITS_USERS = frozenset(
     {srm.NodeState.IDLE, srm.NodeState.FAILED_OVER, srm.NodeState.FAILED_OVER_CRITICAL_DOWN, srm.NodeState.FAILING_OVER}
 )
+
+
+METRICS_INTERVAL_S = 1.0
+"""Seconds between two ``/api/metrics`` rows of a node."""
+
+_PEER_GONE = frozenset({srm.Reason.PEER_DOWN, srm.Reason.PEER_REBOOT, srm.Reason.PEER_DOWN_DURING_INITIALIZATION})
+
+
+def xml_attr(text: str) -> str:
+    """``text`` escaped for a single-quoted XML attribute."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
+
+
+def _reset_when_killed(sockets: Any) -> None:
+    """``SO_LINGER`` 0 on listening sockets; accepted sockets inherit it (Linux), so when the node
+    process is killed the kernel resets its client connections instead of closing them cleanly:
+    a killed node "just vanishes (TCP reset, no stream error)" (issue 3). Graceful closes are not
+    affected: the listener half-closes (``shutdown(SHUT_WR)``) and waits for the client first."""
+    for sock in sockets or ():
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 class NodeControlError(Exception):
@@ -104,7 +127,7 @@ class MockNode:
             ssl_context=self._ssl_context() if config.starttls else None,
         )
         self.ports = NodePorts()
-        self._remote_presence: dict[str, bytes] = {}
+        self._remote_presence: dict[str, dict[str, bytes]] = {}  # bare JID -> full JID -> stanza
         self._timers: dict[srm.Timer, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -132,6 +155,7 @@ class MockNode:
         assert site._server is not None
         cpa_port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         xmpp_port = await self.listener.start(bind, want.xmpp)
+        _reset_when_killed(getattr(self.listener, "_server").sockets)
         peer_port = await self.peer.listen(bind, want.peer)
         self.ports = NodePorts(cpa=cpa_port, xmpp=xmpp_port, peer=peer_port)
         self._run(self.srm.start())
@@ -204,7 +228,7 @@ class MockNode:
         loop = asyncio.get_running_loop()
         for cmd in commands:
             if isinstance(cmd, srm.SendToPeer):
-                self.peer.send({"t": "srm", "msg": cmd.message.to_dict()})
+                self.peer.send({"t": "srm", "msg": cmd.message.to_dict()}, keep_while_away=False)
             elif isinstance(cmd, srm.StartTimer):
                 old = self._timers.pop(cmd.timer, None)
                 if old is not None:
@@ -232,6 +256,8 @@ class MockNode:
                 # Sessions and OTPs are already replicated: the move itself is immediate here.
                 loop.call_soon(self._handle, srm.UsersMoved(move=cmd.move, ok=True))
             elif isinstance(cmd, srm.RecordTransition):
+                if cmd.to_state is srm.NodeState.BACKUP and cmd.reason in _PEER_GONE:
+                    self._forget_peer_presence()
                 self._emit(
                     {
                         "kind": "transition",
@@ -247,7 +273,7 @@ class MockNode:
 
     async def _heartbeats(self) -> None:
         while True:
-            self.peer.send({"t": "srm", "msg": self.srm.heartbeat().to_dict()})
+            self.peer.send({"t": "srm", "msg": self.srm.heartbeat().to_dict()}, keep_while_away=False)
             await asyncio.sleep(self.srm.params.heartbeat_interval_s)
 
     # -- peer link -------------------------------------------------------------------------------
@@ -269,14 +295,34 @@ class MockNode:
                 self.listener.deliver(to, xml)
 
     def _note_remote_presence(self, xml: bytes) -> None:
+        """Cache the last available presence of each resource served by the peer (RFC 6121
+        §4.2.3: a user logging in here gets its contacts' current presence)."""
         m = _FROM_RE.search(xml)
         if m is None:
             return
-        bare = m.group(2).decode().lower()
-        if _UNAVAILABLE_RE.search(xml):
-            self._remote_presence.pop(bare, None)
-        elif b"type=" not in xml.split(b">", 1)[0] or b"type='available'" in xml:
-            self._remote_presence[bare] = xml
+        full = m.group(2).decode()
+        bare = full.split("/", 1)[0].lower()
+        head = xml.split(b">", 1)[0]
+        if _UNAVAILABLE_RE.search(head):
+            resources = self._remote_presence.get(bare, {})
+            resources.pop(full, None)
+            if not resources:
+                self._remote_presence.pop(bare, None)
+        elif b"type=" not in head:
+            self._remote_presence.setdefault(bare, {})[full] = xml
+
+    def _forget_peer_presence(self) -> None:
+        """The peer is gone (Peer Down or Peer Reboot): its users' sessions went with it, so each
+        cached presence becomes unavailable for the local contacts (RFC 6121 §4.5.2 on the
+        server's behalf) and is dropped."""
+        cached, self._remote_presence = self._remote_presence, {}
+        domain = self.config.domain
+        for bare, resources in cached.items():
+            user = bare.split("@", 1)[0]
+            for full in resources:
+                gone = f"<presence type='unavailable' from='{xml_attr(full)}'/>".encode()
+                for contact in self.users.contacts_of(user):
+                    self.listener.deliver_available(f"{contact}@{domain}", gone)
 
     def _on_local_delta(self, delta: Delta) -> None:
         self._send_delta(delta)
@@ -319,6 +365,7 @@ class MockNode:
             "tkhaserverstate": srm.TKHASERVERSTATE[state],
             "actions": actions,
             "login_queue_depth": self.admission.queue_depth,
+            "partitioned": self.peer.partitioned,
         }
 
     def control(self, op: str, args: dict[str, Any]) -> Any:
@@ -394,23 +441,33 @@ class MockNode:
     async def _sample_metrics(self) -> None:
         """Once a second: per-second counters for ``/api/metrics``."""
         while True:
-            await asyncio.sleep(1.0)
-            now = time.time()
-            cur = dict(self.listener.metrics)
-            cpa = {c.name.lower(): v for c, v in self.cpa_metrics.totals.items()}
-            cur.update({f"cpa_{k}": v for k, v in cpa.items()})
-            cur.update({f"admission_{k}": v for k, v in self.admission.counters().items()})
-            row: dict[str, Any] = {"ts": round(now, 3), "node": self.name}
-            for key, value in cur.items():
-                if key.endswith("_active") or key.endswith("depth"):
-                    row[key] = value
-                else:
-                    row[key] = value - self._last_counters.get(key, 0)
-            row["active_sessions"] = self.listener.session_count
-            row["login_queue_depth"] = self.admission.queue_depth
-            row["state"] = self.srm.state.value
-            self._last_counters = cur
-            self._metrics.append(row)
+            await asyncio.sleep(METRICS_INTERVAL_S)
+            try:
+                self._metrics.append(self.metrics_row())
+            except Exception:  # a bad sample must not end the sampling
+                logger.exception("metrics sample failed on %s", self.name)
+
+    def metrics_row(self) -> dict[str, Any]:
+        """Counts since the previous row (``xmpp_*``, ``cpa_*``, ``admission_*``), plus gauges
+        (``active_sessions``, ``login_queue_depth``, ``*_active``) and the SRM state.
+
+        ``admission_attempts = admission_started + admission_queued + admission_busy`` holds in
+        every row (``login_cost.LoginCostCounters``).
+        """
+        cur = {f"xmpp_{k}": v for k, v in self.listener.metrics.items()}
+        cur.update({f"cpa_{c.value}": v for c, v in self.cpa_metrics.totals.items()})
+        cur.update({f"admission_{k}": v for k, v in self.admission.counters().items()})
+        row: dict[str, Any] = {"ts": round(time.time(), 3), "node": self.name}
+        for key, value in cur.items():
+            if key.endswith("_active") or key.endswith("depth"):
+                row[key] = value
+            else:
+                row[key] = value - self._last_counters.get(key, 0)
+        row["active_sessions"] = self.listener.session_count
+        row["login_queue_depth"] = self.admission.queue_depth
+        row["state"] = self.srm.state.value
+        self._last_counters = cur
+        return row
 
     async def _housekeeping(self) -> None:
         while True:
@@ -557,10 +614,8 @@ class _XmppSide:
     def presence_of_contacts(self, user: str) -> list[bytes]:
         node = self._node
         domain = node.config.domain
-        out = []
+        out: list[bytes] = []
         for contact in node.users.contacts_of(user):
-            xml = node._remote_presence.get(f"{contact}@{domain}")
-            if xml is not None:
-                out.append(xml)
+            out.extend(node._remote_presence.get(f"{contact}@{domain}", {}).values())
         return out
 

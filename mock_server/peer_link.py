@@ -99,8 +99,16 @@ class PeerLink:
             self.frames_dropped += len(self._pending)
             self._pending.clear()
 
-    def send(self, frame: dict[str, Any]) -> None:
-        """Queue one frame for the peer; never blocks. Dropped while partitioned."""
+    def send(self, frame: dict[str, Any], *, keep_while_away: bool = True) -> None:
+        """Queue one frame for the peer; never blocks. Dropped while partitioned.
+
+        Args:
+            frame: the JSON object to send.
+            keep_while_away: keep the frame for the peer while the link is down and send it when
+                the link comes back (replication deltas, routed stanzas). False drops it instead:
+                SRM heartbeats and protocol frames describe the sender's state *now*, and a stale
+                one delivered to a restarted peer would make it decide on a state long gone.
+        """
         if self._partitioned or self._closed:
             self.frames_dropped += 1
             return
@@ -109,6 +117,8 @@ class PeerLink:
             assert self._writer is not None
             self._writer.write(line)
             self.frames_sent += 1
+        elif not keep_while_away:
+            self.frames_dropped += 1
         else:
             self._pending.append(line)
             if len(self._pending) > self._max_queue:

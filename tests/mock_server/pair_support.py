@@ -1,0 +1,333 @@
+"""Helpers for the tests that start the real mock pair (``test_pair_*``, ``test_admin_*``, browser).
+
+A pair with short SRM timers, raw-socket XMPP and SOAP probes that show exactly what a client
+sees (stream error or TCP reset), slixmpp clients configured per ENGINEERING.md, and readers of the
+admin API's event log. Imported by the test modules (pytest puts this directory on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import slixmpp
+
+from mock_server.pair_config import DEFAULT_NODE_NAMES, PairConfig
+from mock_server.runner import MockPair
+from mock_server.users import provision
+
+__all__ = [
+    "DOMAIN", "N1", "N2", "FAST_PARAMS", "TIMEOUT_S", "Closed", "SoapResult", "XmppProbe", "fast_config",
+    "started_pair", "soap", "soap_login_otp", "slix_client", "slix_connected", "transitions", "wait_for",
+    "wait_transitions", "home_users", "contacts_on_other_node", "node_of", "xmpp_port", "cpa_url",
+]
+
+DOMAIN = "example.test"
+N1, N2 = DEFAULT_NODE_NAMES
+TIMEOUT_S = 5.0
+FAST_PARAMS = (
+    "heartbeat_interval_s=0.1",
+    "heartbeat_timeout_s=0.5",
+    "init_heartbeat_timeout_s=1.0",
+    "critical_service_delay_s=0.3",
+    "relogin_lower_s=1",
+    "relogin_upper_s=2",
+)
+"""SRM timers shrunk for tests: beat 0.1 s, peer silent 0.5 s = down, service down 0.3 s = failover."""
+
+_SOAP_NS = "urn:cisco:epas:soap"
+
+
+def fast_config(*, users: int = 10, params: tuple[str, ...] = (), **kw: Any) -> PairConfig:
+    """A pair config on loopback port 0 with :data:`FAST_PARAMS` plus ``params`` (later wins)."""
+    return PairConfig(users=users, params=FAST_PARAMS + params, **kw)
+
+
+@contextlib.asynccontextmanager
+async def started_pair(config: PairConfig | None = None, **kw: Any) -> AsyncIterator[MockPair]:
+    """A running pair whose two nodes are Normal (bounded wait); stopped on exit."""
+    async with MockPair(config or fast_config(), **kw) as pair:
+        if pair.config.ha_enabled:
+            await pair.wait_for_states({N1: "Normal", N2: "Normal"}, timeout_s=10)
+        yield pair
+
+
+def node_of(pair: MockPair, name: str) -> dict[str, Any]:
+    """The topology entry of node ``name``."""
+    return next(n for n in pair.topology["nodes"] if n["name"] == name)
+
+
+def xmpp_port(pair: MockPair, name: str) -> int:
+    return int(node_of(pair, name)["xmpp_port"])
+
+
+def cpa_url(pair: MockPair, name: str) -> str:
+    return str(node_of(pair, name)["cpa_url"])
+
+
+def home_users(config: PairConfig) -> dict[str, list[str]]:
+    """Node name -> user ids homed there (the same provisioning the nodes run)."""
+    directory = provision(config.users, config.node_names, seed=config.seed, contacts=config.contacts)
+    return {name: [u.user_id for u in directory.users_on(name)] for name in config.node_names}
+
+
+def contacts_on_other_node(config: PairConfig) -> tuple[str, str]:
+    """Two users that are roster contacts of each other, homed on node 1 and node 2."""
+    directory = provision(config.users, config.node_names, seed=config.seed, contacts=config.contacts)
+    for user in directory.users_on(config.node_names[0]):
+        for contact in directory.contacts_of(user.user_id):
+            if directory.home_node(contact) == config.node_names[1]:
+                return user.user_id, contact
+    raise AssertionError("no pair of contacts across the two nodes")
+
+
+async def wait_for(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "condition") -> Any:
+    """Poll ``predicate`` every 10 ms until truthy; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
+# -- events ------------------------------------------------------------------------------------
+def transitions(events: list[dict[str, Any]], node: str | None = None) -> list[tuple[str, str, str]]:
+    """``(node, to, reason)`` of the state transitions, in the order recorded (node-stamped time)."""
+    rows = sorted((e for e in events if e.get("kind") == "transition"), key=lambda e: e["ts"])
+    return [(e["node"], e["to"], e["reason"]) for e in rows if node is None or e["node"] == node]
+
+
+async def wait_transitions(
+    pair: MockPair, since: float, expected: dict[str, list[tuple[str, str]]], timeout_s: float = 8.0
+) -> list[dict[str, Any]]:
+    """Wait until each node's transitions since ``since`` are exactly ``expected[node]`` (state,
+    reason) in order; returns the events since ``since``.
+
+    Raises:
+        AssertionError: another sequence, or not complete in time (the message shows what was seen).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = (await pair.admin("GET", f"/api/events?since={since}"))["events"]
+        seen = {n: [(to, r) for _, to, r in transitions(events, n)] for n in expected}
+        if seen == expected:
+            return list(events)
+        for n, want in expected.items():
+            assert seen[n] == want[: len(seen[n])], f"{n}: transitions {seen[n]}, expected {want}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"transitions {seen}, expected {expected}")
+        await asyncio.sleep(0.05)
+
+
+# -- XMPP: a byte-level probe ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Closed:
+    """How a connection ended for the client: the stream error condition it got (or None), whether
+    the TCP connection was reset, and every byte received after the last read."""
+
+    stream_error: str | None
+    reset: bool
+    data: bytes
+
+
+class XmppProbe:
+    """A raw c2s client: logs in (PLAIN or CISCO-VTG-TOKEN), binds, sends presence, and reports how
+    the server ended the connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.buf = b""
+
+    @classmethod
+    async def open(cls, port: int) -> XmppProbe:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT_S)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read_until(self, pattern: bytes, timeout_s: float = TIMEOUT_S) -> bytes:
+        """Read until the regex ``pattern`` matches; returns the bytes up to the match's end."""
+        rx = re.compile(pattern, re.S)
+
+        async def run() -> bytes:
+            while True:
+                m = rx.search(self.buf)
+                if m:
+                    got, self.buf = self.buf[: m.end()], self.buf[m.end():]
+                    return got
+                chunk = await self.reader.read(65536)
+                if not chunk:
+                    raise ConnectionError(f"closed before {pattern!r}; got {self.buf!r}")
+                self.buf += chunk
+
+        return await asyncio.wait_for(run(), timeout_s)
+
+    async def open_stream(self) -> bytes:
+        await self.send(
+            f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>".encode()
+        )
+        return await self.read_until(rb"</stream:features>")
+
+    async def auth(self, user: str, *, password: str | None = None, otp: str | None = None) -> bytes:
+        """Open the stream and authenticate; returns the server's SASL answer (or what closed it)."""
+        await self.open_stream()
+        if otp is not None:
+            mech, raw = "CISCO-VTG-TOKEN", f"userid={user}@{DOMAIN}\0token={otp}".encode()
+        else:
+            mech, raw = "PLAIN", f"\0{user}\0{password or 'pass-' + user}".encode()
+        await self.send(
+            f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>".encode()
+            + base64.b64encode(raw) + b"</auth>"
+        )
+        return await self.read_until(rb"<success[^>]*/>|<success[^>]*>.*?</success>|</failure>|</stream:stream>")
+
+    async def login(self, user: str, *, password: str | None = None, otp: str | None = None,
+                    resource: str = "probe", presence: bool = True) -> str:
+        """Authenticate, bind ``resource``, send initial presence; returns the bound full JID.
+
+        Raises:
+            AssertionError: the server did not accept the login (its answer in the message).
+        """
+        got = await self.auth(user, password=password, otp=otp)
+        assert b"<success" in got, f"{user} not accepted: {got!r}"
+        await self.open_stream()
+        await self.send(f"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                        f"<resource>{resource}</resource></bind></iq>".encode())
+        got = await self.read_until(rb"</iq>")
+        m = re.search(rb"<jid>([^<]+)</jid>", got)
+        assert m, got
+        if presence:
+            await self.send(b"<presence/>")
+        return m.group(1).decode()
+
+    async def ping(self, ident: str = "c1") -> bytes:
+        """An XEP-0199 ping to the server; returns its result."""
+        await self.send(f"<iq type='get' id='{ident}' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
+        return await self.read_until(rf"<iq[^>]*id=['\"]{ident}['\"][^>]*/?>".encode())
+
+    async def closed(self, timeout_s: float = TIMEOUT_S) -> Closed:
+        """Read until the server ends the connection; what it sent and how it closed."""
+        reset = False
+
+        async def run() -> None:
+            nonlocal reset
+            while True:
+                try:
+                    chunk = await self.reader.read(65536)
+                except (ConnectionResetError, BrokenPipeError):
+                    reset = True
+                    return
+                if not chunk:
+                    return
+                self.buf += chunk
+
+        try:
+            await asyncio.wait_for(run(), timeout_s)
+        finally:
+            self.writer.close()
+        data, self.buf = self.buf, b""
+        m = re.search(rb"<stream:error><([a-z-]+)", data)
+        return Closed(stream_error=m.group(1).decode() if m else None, reset=reset, data=data)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# -- SOAP: one call with a hand-written envelope --------------------------------------------------
+@dataclass(frozen=True)
+class SoapResult:
+    """HTTP status, the fault's ``epas:error code`` (or None) and the success payload text."""
+
+    status: int
+    fault: str | None
+    value: str | None
+    body: str
+
+
+def _envelope(op: str, inner: str, key: str | None) -> bytes:
+    header = f"<env:Header><epas:session-key>{key}</epas:session-key></env:Header>" if key else ""
+    return (f"<?xml version='1.0' encoding='utf-8'?><env:Envelope xmlns:env='http://www.w3.org/2003/05/soap-envelope'"
+            f" xmlns:epas='{_SOAP_NS}'>{header}<env:Body>{inner}</env:Body></env:Envelope>").encode()
+
+
+async def soap(session: aiohttp.ClientSession, url: str, op: str, *, user: str | None = None,
+               password: str | None = None, key: str | None = None) -> SoapResult:
+    """One CPA call (``login``, ``get-all-config``, ``get-onetime-password``, ``logout``)."""
+    if op == "login":
+        inner = (f"<epas:login client-type='CUPC' client-version='14.1' force='true'><epas:username>{user}"
+                 f"</epas:username><epas:password>{password or 'pass-' + str(user)}</epas:password></epas:login>")
+    else:
+        inner = f"<epas:{op}/>"
+    headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{_SOAP_NS}/{op}"'}
+    async with session.post(url, data=_envelope(op, inner, key), headers=headers,
+                            timeout=aiohttp.ClientTimeout(total=TIMEOUT_S * 4)) as resp:
+        body = await resp.text()
+    fault = re.search(r"<epas:error[^>]*code=\"([a-z-]+)\"|<epas:error[^>]*code='([a-z-]+)'", body)
+    value = re.search(r"<epas:(?:session-key|password)>([^<]+)<", body)
+    return SoapResult(status=resp.status, fault=(fault.group(1) or fault.group(2)) if fault else None,
+                      value=value.group(1) if value else None, body=body)
+
+
+async def soap_login_otp(session: aiohttp.ClientSession, url: str, user: str) -> str:
+    """CPA login then get-onetime-password; returns the OTP.
+
+    Raises:
+        AssertionError: a fault (shown).
+    """
+    login = await soap(session, url, "login", user=user)
+    assert login.status == 200 and login.value, login.body
+    otp = await soap(session, url, "get-onetime-password", key=login.value)
+    assert otp.status == 200 and otp.value, otp.body
+    return otp.value
+
+
+# -- slixmpp --------------------------------------------------------------------------------------
+def slix_client(user: str, *, password: str | None = None, otp: str | None = None,
+                resource: str = "slix") -> slixmpp.ClientXMPP:
+    """slixmpp per ENGINEERING.md: plain TCP, no direct TLS, PLAIN over plain TCP allowed, no
+    auto-reconnect; with ``otp`` the CISCO-VTG-TOKEN mechanism (``jabberemu.xmpp.sasl``) is used."""
+    import jabberemu.xmpp.sasl  # noqa: F401  (registers CISCO-VTG-TOKEN with slixmpp)
+
+    client = slixmpp.ClientXMPP(f"{user}@{DOMAIN}/{resource}", password or f"pass-{user}",
+                                loop=asyncio.get_running_loop())
+    client.enable_starttls = False
+    client.enable_direct_tls = False
+    client.enable_plaintext = True
+    client.plugin["feature_mechanisms"].unencrypted_plain = True
+    client.auto_reconnect = False
+    if otp is not None:
+        client.credentials["token"] = otp.encode()
+        client.plugin["feature_mechanisms"].use_mech = "CISCO-VTG-TOKEN"
+    else:
+        client.plugin["feature_mechanisms"].use_mech = "PLAIN"
+    return client
+
+
+@contextlib.asynccontextmanager
+async def slix_connected(client: slixmpp.ClientXMPP, port: int) -> AsyncIterator[slixmpp.ClientXMPP]:
+    """Connect to 127.0.0.1:``port``, wait for ``session_start`` (bounded), disconnect on exit."""
+    started = asyncio.Event()
+    failed: list[Any] = []
+    client.add_event_handler("session_start", lambda _e: started.set())
+    client.add_event_handler("failed_auth", failed.append)
+    client.connect("127.0.0.1", port)
+    try:
+        await wait_for(lambda: started.is_set() or failed, TIMEOUT_S, "slixmpp session_start")
+        assert not failed, f"{client.boundjid.bare}: authentication failed"
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(wait=0.5), TIMEOUT_S)
