@@ -244,7 +244,8 @@ def _server_event(o: _Obj) -> ServerEvent:
     return ServerEvent(ts=_req_num(o, "ts"), node=_text(o, "node", optional=True),
                        kind=_text(o, "kind", optional=True) or "transition",
                        from_state=_text(o, "from", optional=True), to_state=_text(o, "to", optional=True),
-                       reason=_text(o, "reason", optional=True))
+                       reason=_text(o, "reason", optional=True), action=_text(o, "action", optional=True),
+                       service=_text(o, "service", optional=True))
 
 
 def _metric_rows(o: _Obj) -> list[ServerMetric]:

@@ -62,7 +62,8 @@ class LoginProfile:
 
 #: Cisco "High Availability Login Profiles" (IM&P 12.5(1)); names as mock_server/params.py.
 PROFILES: dict[str, LoginProfile] = {p.name: p for p in (
-    LoginProfile(name="small", rate_per_s=3.0, description="small OVAs (Cisco: 1.5-3 users/s)"),
+    LoginProfile(name="small", rate_per_s=3.0, description="small OVAs, upper end of Cisco's 1.5-3 users/s"),
+    LoginProfile(name="small-conservative", rate_per_s=1.5, description="small OVAs, lower end of 1.5-3 users/s"),
     LoginProfile(name="15k-active-standby", rate_per_s=6.0, description="15k-user OVA, active/standby"),
     LoginProfile(name="15k-active-active", rate_per_s=15.0, description="15k-user OVA, active/active"),
     LoginProfile(name="25k", rate_per_s=8.5, description="25k-user OVA (Cisco: ~8-9 users/s)"),

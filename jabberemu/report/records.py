@@ -216,8 +216,12 @@ class EndRecord:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ServerEvent:
-    """One row of the mock's ``/api/events``: a node state transition, service change or admin
-    action (``kind``)."""
+    """One row of the mock's ``/api/events``.
+
+    ``kind`` as the mock writes it: ``transition`` (SRM ``from`` -> ``to`` with ``reason``),
+    ``service`` (``service`` -> ``to`` running/stopped), ``admin`` (``action``: failover,
+    fallback, kill, partition ...), ``process`` (``action`` started/exited), ``disconnect``.
+    """
 
     ts: float
     node: str | None
@@ -225,6 +229,18 @@ class ServerEvent:
     from_state: str | None
     to_state: str | None
     reason: str | None
+    action: str | None = None
+    service: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short text for a timeline marker."""
+        node = (self.node or "pair").split(".")[0]
+        if self.kind == "service":
+            return f"{node}: {self.service or 'service'} {self.to_state or ''}".strip()
+        if self.action:
+            return f"{node}: {self.kind} {self.action}"
+        return f"{node}: {self.to_state}" + (f" ({self.reason})" if self.reason else "")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -267,6 +283,15 @@ class RunData:
     generator: list[GeneratorSample] = field(default_factory=list)
     locust_stats: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """Admin actions: ``run.json`` ``actions``, or, when it lists none, the ``admin`` rows of
+        ``server_events.jsonl`` (the mock records every admin API call)."""
+        if self.info.actions:
+            return self.info.actions
+        return tuple(Action(ts=e.ts, name=e.action, node=e.node, kind=ActionKind.parse(e.action))
+                     for e in self.server_events if e.kind == "admin" and e.action and e.action != "parameters")
 
     def t(self, ts: float) -> float:
         """Load-clock time (s since ``started_ts``) of an epoch ``ts``."""

@@ -62,6 +62,11 @@ class Series:
     markers: tuple[Marker, ...] = ()
 
 
+#: ``server_events`` kinds drawn as state markers; ``admin`` rows come in through ``RunData.actions``.
+_STATE_MARKER_KINDS = frozenset({"transition", "service", "process"})
+_OTHER_KINDS = frozenset({"admin", "disconnect"})
+
+
 def _bins(t: list[float], n: int) -> IntArray:
     idx = np.floor(np.asarray(t, dtype=float)).astype(np.int64)
     idx = idx[(idx >= 0) & (idx < n)]
@@ -124,10 +129,10 @@ def build_series(data: RunData) -> Series:
             values.append(value)
 
     markers = [Marker(t_s=a.ts - t0, kind=MarkerKind.ADMIN_ACTION, node=a.node,
-                      label=f"{a.name} {a.node or ''}".strip()) for a in data.info.actions]
-    markers += [Marker(t_s=e.ts - t0, kind=MarkerKind.SERVER_STATE, node=e.node,
-                       label=f"{e.node or '?'}: {e.to_state}" + (f" ({e.reason})" if e.reason else ""))
-                for e in data.server_events if e.to_state]
+                      label=f"{a.name} {a.node or ''}".strip()) for a in data.actions]
+    markers += [Marker(t_s=e.ts - t0, kind=MarkerKind.SERVER_STATE, node=e.node, label=e.label)
+                for e in data.server_events
+                if e.kind in _STATE_MARKER_KINDS or (e.kind not in _OTHER_KINDS and e.to_state)]
     return Series(
         seconds=seconds, logins=logins, relogins=relogins, connected=connected, states=states,
         server={k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in server.items()},

@@ -12,7 +12,8 @@ How waves are found:
    later ones before the next ``connected`` (e.g. ``soap-fault:...`` while retrying) are follow-ups.
 2. Primary HA events are sorted and cut into clusters wherever two consecutive ones are more than
    ``gap_s`` apart (default 5 s: a node drops all its streams within a second or two).
-3. Each cluster is anchored to the latest ``run.json`` action at or before its first event
+3. Each cluster is anchored to the latest admin action (``RunData.actions``: ``run.json``, else
+   the mock's ``admin`` events) at or before its first event
    (+ ``skew_s`` for an action stamped after the API call returned) that is not older than the
    previous cluster. ``at_s`` is the action's time, else the first HA event's.
 4. ``kind``: the action's (failover / node-kill / service-down / partition -> failover; fallback ->
@@ -200,10 +201,11 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
             home[c.client] = c.node
     run_end = data.last_ts
 
+    actions = data.actions
     waves: list[Wave] = []
     previous_first = float("-inf")
     for index, cluster in enumerate(clusters):
-        action = _anchor(cluster, info.actions, previous_first, skew_s)
+        action = _anchor(cluster, actions, previous_first, skew_s)
         previous_first = cluster[-1].ts
         at_ts = action.ts if action is not None else cluster[0].ts
         limits: Counter[tuple[float, float]] = Counter()

@@ -166,10 +166,10 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
             else (("Taking Back", "Falling Back"), ("Normal", "Normal"))
         reason = "On Admin Request"
         server_events += [
-            {"ts": t0 + w.at_s, "node": failed_node, "kind": "state", "from": "x", "to": a[0], "reason": reason},
-            {"ts": t0 + w.at_s, "node": peer, "kind": "state", "from": "x", "to": a[1], "reason": reason},
-            {"ts": t0 + w.at_s + 0.5, "node": failed_node, "kind": "state", "from": a[0], "to": b[0], "reason": reason},
-            {"ts": t0 + w.at_s + 0.5, "node": peer, "kind": "state", "from": a[1], "to": b[1], "reason": reason},
+            {"ts": t0 + w.at_s, "node": failed_node, "kind": "transition", "from": "x", "to": a[0], "reason": reason},
+            {"ts": t0 + w.at_s, "node": peer, "kind": "transition", "from": "x", "to": a[1], "reason": reason},
+            {"ts": t0 + w.at_s + 0.5, "node": failed_node, "kind": "transition", "from": a[0], "to": b[0], "reason": reason},
+            {"ts": t0 + w.at_s + 0.5, "node": peer, "kind": "transition", "from": a[1], "to": b[1], "reason": reason},
         ]
     generator = [{"ts": t0 + s, "worker": "w1", "cpu_percent": config.cpu_percent + rng.uniform(-5, 5),
                   "loop_lag_ms": config.loop_lag_ms * rng.uniform(0.5, 1.5)} for s in range(int(end_t) + 1)]

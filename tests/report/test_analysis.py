@@ -180,3 +180,21 @@ def test_partial_run_counts_clients_without_end_record(tmp_path: Path) -> None:
     assert summary["verdict"] == "FAIL"
     assert any("still inside their window" in r for r in summary["reasons"])
     assert summary["warnings"][0].startswith("partial run")
+
+
+def test_actions_from_the_mocks_admin_events(tmp_path: Path) -> None:
+    truth = simulate(tmp_path / "r", SimConfig(clients=40, ramp_per_s=40, lower_s=1, upper_s=3, fallback_at_s=12))
+    run = json.loads((truth.run_dir / "run.json").read_text())
+    actions, run["actions"] = run["actions"], []
+    (truth.run_dir / "run.json").write_text(json.dumps(run))
+    with (truth.run_dir / "server_events.jsonl").open("a") as fh:
+        for a in actions:  # what the mock's /api/events holds for an admin call
+            fh.write(json.dumps({"ts": a["ts"], "kind": "admin", "action": a["action"], "node": a["node"]}) + "\n")
+        fh.write(json.dumps({"ts": actions[0]["ts"], "kind": "service", "service": "xcp-router", "to": "stopped",
+                             "node": NODES[0], "by": "srm"}) + "\n")
+    analysis = analyze(load_run(truth.run_dir))
+    assert [(w.anchor, w.kind) for w in analysis.waves] == [("failover", HaKind.FAILOVER), ("fallback", HaKind.FALLBACK)]
+    assert analysis.waves[1].at_s == pytest.approx(12.0)
+    labels = [m.label for m in analysis.series.markers]
+    assert f"failover {NODES[0]}" in labels and "imp1: xcp-router stopped" in labels
+    assert "imp1: Failing Over (On Admin Request)" in labels

@@ -21,8 +21,9 @@ def test_cisco_default_example() -> None:
 
 
 def test_profiles_match_the_mock_names_and_rates() -> None:
+    """Names and rates as mock_server/params.py LOGIN_PROFILES (kept in step by hand: no shared code)."""
     assert {n: pr.rate_per_s for n, pr in PROFILES.items()} == {
-        "small": 3.0, "15k-active-standby": 6.0, "15k-active-active": 15.0, "25k": 8.5, "push": 4.0}
+        "small": 3.0, "small-conservative": 1.5, "15k-active-standby": 6.0, "15k-active-active": 15.0, "25k": 8.5, "push": 4.0}
     p = plan(15000, profile="15k-active-standby")
     assert (p.lower_s, p.upper_s, p.rate_per_s) == (120.0, 2620.0, 6.0)
 
