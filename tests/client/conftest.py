@@ -14,3 +14,38 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0, what
         if loop.time() > deadline:
             raise AssertionError(f"{what} not met within {timeout_s} s")
         await asyncio.sleep(0.01)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts and then never answers (a stalled node)."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.accepted = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> SilentServer:
+        async def on_conn(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            self._writers.append(w)
+
+        self._server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in self._writers:
+            w.close()
+        await self._server.wait_closed()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
