@@ -36,7 +36,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:.92em}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f1f3f5}
 td.l,th.l{text-align:left}tr.fail td{background:#ffe3e3}tr.na td{color:#666}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}.muted{color:#666;font-size:.9em}
-.kv td:first-child{text-align:left;font-weight:600}
+.kv td:first-child{text-align:left;font-weight:600}.wrap{overflow-x:auto}
 """
 
 
@@ -61,7 +61,7 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1,
         cls = f' class="{row_class[k]}"' if row_class and row_class[k] else ""
         body.append(f"<tr{cls}>" + "".join(
             f'<td{_L if i < left else ""}>{cell}</td>' for i, cell in enumerate(row)) + "</tr>")
-    return f"<table><tr>{th}</tr>{''.join(body)}</table>"
+    return f"<div class='wrap'><table><tr>{th}</tr>{''.join(body)}</table></div>"
 
 
 def _banner(data: RunData, result: VerdictResult) -> str:
@@ -94,9 +94,13 @@ def _wave_table(analysis: Analysis, capacity: float | None) -> str:
                    "recovery p50 (s)", "p99 (s)", "max (s)", "KS D", "KS p"], rows, left=3)
 
 
+def _short(node: str | None) -> str:
+    return (node or "?").split(".")[0]
+
+
 def _moved(w: Wave) -> str:
-    targets = ", ".join(w.target_nodes) or "?"
-    return f"{w.from_node or '?'} → {targets}"
+    targets = ", ".join(_short(n) for n in w.target_nodes) or "?"
+    return f"{_short(w.from_node)} → {targets}"
 
 
 def _checks_table(result: VerdictResult) -> str:
