@@ -26,7 +26,7 @@ from mock_server.users import provision
 __all__ = [
     "DOMAIN", "N1", "N2", "FAST_PARAMS", "TIMEOUT_S", "Closed", "SoapResult", "XmppProbe", "fast_config",
     "started_pair", "soap", "soap_login_otp", "slix_client", "slix_connected", "transitions", "wait_for",
-    "wait_transitions", "home_users", "contacts_on_other_node", "node_of", "xmpp_port", "cpa_url",
+    "wait_transitions", "PairPool", "home_users", "contacts_on_other_node", "node_of", "xmpp_port", "cpa_url",
 ]
 
 DOMAIN = "example.test"
@@ -331,3 +331,53 @@ async def slix_connected(client: slixmpp.ClientXMPP, port: int) -> AsyncIterator
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.disconnect(wait=0.5), TIMEOUT_S)
+
+
+class PairPool:
+    """One pair shared by the tests of a module while it stays clean: both nodes alive and Normal,
+    every service running, no partition, the parameters it started with. A test that leaves it
+    otherwise gets a fresh pair for the next test, so no test depends on another's leftovers.
+
+    Args:
+        config: the pair's settings.
+    """
+
+    def __init__(self, config: PairConfig) -> None:
+        self.config = config
+        self.pair: MockPair | None = None
+        self._params: Any = None
+        self.starts = 0
+
+    async def get(self) -> MockPair:
+        """The shared pair, clean (a fresh one when the last test left it otherwise)."""
+        if self.pair is not None and not await self._clean(self.pair):
+            await self.close()
+        if self.pair is None:
+            pair = MockPair(self.config)
+            await pair.start()
+            try:
+                await pair.wait_for_states({N1: "Normal", N2: "Normal"}, timeout_s=10)
+                self._params = await pair.admin("GET", "/api/parameters")
+            except BaseException:
+                await pair.stop()
+                raise
+            self.pair = pair
+            self.starts += 1
+        return self.pair
+
+    async def _clean(self, pair: MockPair) -> bool:
+        try:
+            status = await pair.admin("GET", "/api/status")
+            params = await pair.admin("GET", "/api/parameters")
+        except Exception:
+            return False
+        return params == self._params and all(
+            n.get("alive") and n["state"] == "Normal" and not n.get("partitioned")
+            and set(n["services"].values()) == {"running"}
+            for n in status["nodes"]
+        )
+
+    async def close(self) -> None:
+        if self.pair is not None:
+            pair, self.pair = self.pair, None
+            await pair.stop()
