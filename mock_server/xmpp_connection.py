@@ -23,6 +23,7 @@ from mock_server.xmpp_backend import SessionInfo
 from mock_server.xmpp_events import (
     AuthRequested, DataOut, Event, IqResponse, PresenceBroadcast, Routed, RosterRequested, SaslCondition,
     SaslMechanism, SessionBound, StartTlsRequested, StreamClosed, StreamCondition, StreamErrorSent, StreamOpened,
+    WireState,
 )
 from mock_server.xmpp_wire import C2sStream
 from mock_server.xmpp_xml import attr_escape
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["C2sConnection"]
 
 logger = logging.getLogger(__name__)
+
+KICK_RETRY_S = 0.05
+"""Seconds between checks whether a client has restarted its stream after SASL success."""
+KICK_RETRIES = 40
+"""Checks before a pending stream error is sent anyway (2 s)."""
 
 
 @dataclass(eq=False)
@@ -119,8 +125,19 @@ class C2sConnection(asyncio.Protocol):
             transport.close()
         self.abort_handle = self.listener.loop.call_later(self.listener.settings.close_grace_s, transport.abort)
 
-    def kick(self, condition: StreamCondition, text: str | None = None) -> None:
-        """Send a stream error, end the session now and close."""
+    def kick(self, condition: StreamCondition, text: str | None = None, _tries: int = 0) -> None:
+        """Send a stream error, end the session now and close.
+
+        Between our SASL ``<success/>`` and the client's stream restart nothing may be sent
+        (RFC 6120 §6.4.6: the client resets its parser when it restarts; bytes sent earlier land in
+        the old document and a parser such as slixmpp's fails on them). A kick in that window waits
+        for the restart, polling every ``KICK_RETRY_S`` up to ``KICK_RETRIES`` times.
+        """
+        if self.stream.state is WireState.AWAIT_RESTART and _tries < KICK_RETRIES and self.transport is not None:
+            asyncio.get_running_loop().call_later(KICK_RETRY_S, self.kick, condition, text, _tries + 1)
+            return
+        if self.stream.closed:
+            return
         self.listener.counters["stream_errors_sent"] += 1
         self.write(self.stream.stream_error(condition, text))
         self.end_session()

@@ -1,0 +1,36 @@
+"""A stream error due while the client restarts its stream after SASL success waits for the restart.
+
+Regression: a failover that closed streams right after ``<success/>`` wrote our new stream header
+and the error before the client had reset its parser, and slixmpp failed with a parse error
+(RFC 6120 §6.4.6: nothing is sent between success and the client's restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest_xmpp import TIMEOUT_S, RawClient, header, make_backend, running
+from test_xmpp_raw import SASL, token_auth
+
+
+async def test_kick_between_success_and_restart_waits_for_the_restart() -> None:
+    backend = make_backend()
+    backend.issue_token("alice", "otp-1")
+    async with running(backend) as (listener, port):
+        c = await RawClient.open(port)
+        await c.send(header())
+        await c.read_until(rb"</stream:features>")
+        await c.send(token_auth("alice", "otp-1"))
+        assert await c.read_until(rb"/>") == f"<success xmlns='{SASL}'/>".encode()
+        assert listener.shutdown_sessions(lambda user: user == "alice") == 1
+        # Nothing may arrive before our restart: the old document is finished.
+        try:
+            early = await asyncio.wait_for(c.reader.read(1), 0.2)
+        except asyncio.TimeoutError:
+            early = b""
+        assert early == b""
+        await c.send(header())
+        rest = await c.read_to_close(TIMEOUT_S)
+        assert rest.startswith(b"<?xml version='1.0'?><stream:stream ")
+        assert b"<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in rest
+        assert rest.endswith(b"</stream:stream>")
