@@ -32,7 +32,7 @@ from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
 from jabberemu.core.machine import ClientMachine
 from jabberemu.core.relogin import rng_for
-from jabberemu.core.states import END_STATES, ClientState
+from jabberemu.core.states import END_STATES, ClientState, EndReason
 from jabberemu.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SoapFault, TransportError
 from jabberemu.runtime import RecordType, Runtime
 from jabberemu.xmpp.client import XmppSession
@@ -138,8 +138,9 @@ class EmulatedClient:
         if self.machine.state not in END_STATES:
             self._stopping = True
             self._feed(ev.StopRequested())
-        if self._closing:
-            await asyncio.wait(set(self._closing), timeout=timeout_s)
+        pending = self._closing | self._ops  # logout and close; cancelled attempts winding down
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
             for task in list(self._closing):
                 task.cancel()
         return self.machine.state
@@ -280,10 +281,10 @@ class EmulatedClient:
             self._xmpp.kill()
             self._xmpp = None
         failure = RuntimeError(f"{cmd.state.value}: {cmd.reason.value} ({cmd.detail})")
-        if self._login_t0 is not None and cmd.reason.value != "stop-requested":
+        if self._login_t0 is not None and cmd.reason is not EndReason.STOP_REQUESTED:
             rt.report(self.user_id, mx.Measurement.of(mx.CLIENT_LOGIN, (now - self._login_t0) * 1000.0,
                                                       exception=failure))
-        if self._ha_t0 is not None and cmd.reason.value != "stop-requested":
+        if self._ha_t0 is not None and cmd.reason is not EndReason.STOP_REQUESTED:
             rt.report(self.user_id, mx.Measurement.of(mx.HA_RELOGIN, (now - self._ha_t0) * 1000.0,
                                                       exception=failure))
         self._login_t0 = self._ha_t0 = None

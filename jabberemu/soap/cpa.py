@@ -116,6 +116,10 @@ class CpaClient:
             sender = "Sender" in str(exc.code or "")
             raise SoapFault(node=node, code=code, reason=str(exc.message or code), sender_fault=sender) from exc
         except zeep.exceptions.TransportError as exc:
+            if exc.status_code is not None and exc.status_code < 300:
+                # 2xx whose body is not SOAP (zeep reports it as a transport error)
+                raise RemoteProtocolError(f"{node}: answer to {op} is not SOAP (HTTP {exc.status_code})",
+                                          node=node) from exc
             raise SoapFault(
                 node=node, code=f"http-{exc.status_code}", reason=f"HTTP {exc.status_code}", sender_fault=False
             ) from exc

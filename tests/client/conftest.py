@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from jabberemu.runtime import Runtime
 
 
 async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition") -> None:
@@ -49,3 +54,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+async def _close_runtimes(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Runtime]]:
+    """Close every Runtime a test built, even when the test failed (no unclosed HTTP sessions)."""
+    made: list[Runtime] = []
+    original = Runtime.create.__func__  # type: ignore[attr-defined]
+
+    async def create(cls: type[Runtime], *args: Any, **kwargs: Any) -> Runtime:
+        rt = await original(cls, *args, **kwargs)
+        made.append(rt)
+        return rt
+
+    monkeypatch.setattr(Runtime, "create", classmethod(create))
+    yield made
+    for rt in made:
+        await rt.aclose()
