@@ -192,9 +192,17 @@ def format_ha_status(status: dict[str, Any]) -> str:
 async def _ha_status(admin_url: str) -> int:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
-        async with session.get(admin_url.rstrip("/") + "/api/status") as resp:
-            status = await resp.json()
+    url = admin_url.rstrip("/") + "/api/status"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.get(url) as resp:
+                if resp.status != 200:
+                    sys.stderr.write(f"ha-status: {url} answered {resp.status}: {(await resp.text())[:200]}\n")
+                    return 1
+                status = await resp.json()
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        sys.stderr.write(f"ha-status: cannot read {url}: {exc or type(exc).__name__}\n")
+        return 1
     sys.stdout.write(format_ha_status(status))
     return 0
 
@@ -215,9 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config_from_args(args)
+        config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    from mock_server.admin_app import is_loopback
+
+    if not is_loopback(config.bind) and not args.admin_token:
+        parser.error(f"--bind {config.bind} is beyond loopback: give --admin-token for the admin API")
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(args))
     return 0

@@ -35,7 +35,7 @@ from aiohttp import web
 from mock_server.control import ControlError, ControlOp
 from mock_server.supervisor import NodeGoneError, Supervisor
 
-__all__ = ["make_admin_app", "SUPERVISOR_KEY", "SUBCLUSTER_NAME"]
+__all__ = ["make_admin_app", "is_loopback", "SUPERVISOR_KEY", "SUBCLUSTER_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +60,16 @@ async def _errors_and_auth(request: web.Request, handler: Handler) -> web.Stream
             return _error(401, "this admin API needs 'Authorization: Bearer <token>' for writes")
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return _error(exc.status, f"{request.method} {request.path}: {exc.reason}")  # 404, 405 as JSON
     except KeyError as exc:
         return _error(404, f"unknown node {exc.args[0]!r}")
     except NodeGoneError as exc:
         return _error(409, str(exc))
     except ControlError as exc:
-        return _error(409, str(exc))
+        return _error(exc.status, str(exc))
     except asyncio.TimeoutError:
         return _error(504, "the node did not answer in time")
     except Exception:  # never a traceback on the wire
@@ -261,7 +263,8 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -279,7 +282,7 @@ def make_admin_app(sup: Supervisor, *, admin_token: str | None = None) -> web.Ap
     Raises:
         ValueError: bound beyond loopback without a token.
     """
-    if not _is_loopback(sup.config.bind) and not admin_token:
+    if not is_loopback(sup.config.bind) and not admin_token:
         raise ValueError("the admin API is bound beyond loopback: give --admin-token")
     app = web.Application(middlewares=[_errors_and_auth], client_max_size=1 << 20)
     app[SUPERVISOR_KEY] = sup

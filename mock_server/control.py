@@ -39,7 +39,16 @@ class ControlOp(str, enum.Enum):
 
 
 class ControlError(Exception):
-    """A node refused or failed a control operation; ``str()`` is the node's message."""
+    """A node refused or failed a control operation; ``str()`` is the node's message.
+
+    Attributes:
+        status: the HTTP status the admin API answers with: 409 (not allowed in this state, the
+            SRM's reason in the message), 400 (bad arguments), 404 (no such service).
+    """
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def encode(obj: dict[str, Any]) -> bytes:

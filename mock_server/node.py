@@ -76,7 +76,16 @@ def _reset_when_killed(sockets: Any) -> None:
 
 
 class NodeControlError(Exception):
-    """A control operation was refused; ``str()`` is the message shown to the admin."""
+    """A control operation was refused; ``str()`` is the message shown to the admin.
+
+    Attributes:
+        status: HTTP status for the admin API (409 refused in this state, 400 bad arguments,
+            404 unknown service).
+    """
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PeerAddress:
@@ -411,22 +420,22 @@ class MockNode:
         if op == "params_put":
             try:
                 updated = update_from_dict({self.name: self.srm.params}, {self.name: args.get("params", {})})
-            except ValueError as exc:
-                raise NodeControlError(str(exc)) from exc
+            except (ValueError, TypeError) as exc:
+                raise NodeControlError(str(exc), status=400) from exc
             self.srm.params = updated[self.name]
             return to_dict(updated)[self.name]
         if op == "metrics":
             return list(self._metrics)
-        raise NodeControlError(f"unknown control operation {op!r}")
+        raise NodeControlError(f"unknown control operation {op!r}", status=400)
 
     def _service(self, name: str, action: str) -> dict[str, Any]:
         try:
             service = srm.MonitoredService(name)
         except ValueError:
             known = ", ".join(s.value for s in srm.MonitoredService)
-            raise NodeControlError(f"unknown service {name!r}; known: {known}") from None
+            raise NodeControlError(f"unknown service {name!r}; known: {known}", status=404) from None
         if action not in ("stop", "start"):
-            raise NodeControlError("service action must be 'stop' or 'start'")
+            raise NodeControlError("service action must be 'stop' or 'start'", status=400)
         up = action == "start"
         was = self.services.get(service)
         self.services[service] = up

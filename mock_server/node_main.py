@@ -66,8 +66,10 @@ async def _run(index: int, config: PairConfig) -> int:
                     return
                 result = node.control(op, frame.get("args") or {})
                 _write({"id": req_id, "ok": True, "result": result})
-            except (NodeControlError, ValueError, TypeError, KeyError) as exc:
-                _write({"id": req_id, "ok": False, "error": str(exc)})
+            except NodeControlError as exc:
+                _write({"id": req_id, "ok": False, "error": str(exc), "status": exc.status})
+            except (ValueError, TypeError, KeyError) as exc:
+                _write({"id": req_id, "ok": False, "error": str(exc), "status": 400})
             except Exception as exc:  # keep serving; the admin sees a message, not a traceback
                 logger.exception("control %s failed", op)
                 _write({"id": req_id, "ok": False, "error": f"internal error: {type(exc).__name__}"})

@@ -246,7 +246,9 @@ class Supervisor:
                     if frame.get("ok"):
                         fut.set_result(frame.get("result"))
                     else:
-                        fut.set_exception(ControlError(str(frame.get("error", "refused"))))
+                        status = frame.get("status")
+                        fut.set_exception(ControlError(str(frame.get("error", "refused")),
+                                                       status if isinstance(status, int) else 409))
         if not ready.done():
             ready.set_exception(NodeGoneError(f"node {node.name} exited before it was ready"))
         for fut in node.pending.values():
