@@ -255,6 +255,8 @@ class AsyncioBridge:
         self._watcher: Any = None
         self._inbox: collections.deque[BridgeHandle] = collections.deque()
         self._inbox_scheduled = False
+        self._notify_scheduled = False  # loop thread only
+        self._tasks: set[asyncio.Future[Any]] = set()  # loop thread only
         self._done: collections.deque[tuple[BridgeHandle, bool, Any]] = collections.deque()
         self._samples: collections.deque[LocustSample] = collections.deque()
         self._samples_ready = gevent.event.Event()
@@ -278,6 +280,7 @@ class AsyncioBridge:
         self._owner_thread_id = _get_ident()
         self._watcher = gevent.get_hub().loop.async_(ref=True)
         self._watcher.start(self._on_wakeup)
+        self._inbox_scheduled = self._notify_scheduled = False
         self._thread_exited.clear()
         self._thread_started.clear()
         self._lags.clear()
@@ -382,9 +385,7 @@ class AsyncioBridge:
     def record_sample(self, sample: LocustSample) -> None:
         """Queue a ready-made :class:`LocustSample` (thread-safe; cheapest path)."""
         self._samples.append(sample)
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.send()
+        self._notify_gevent()
 
     @contextmanager
     def measure(self, request_type: str, name: str, context: dict[str, Any] | None = None) -> Iterator[None]:
@@ -463,9 +464,11 @@ class AsyncioBridge:
                 self._finish(handle, False, exc)
                 continue
             handle._task = task
+            self._tasks.add(task)  # the loop holds tasks weakly: a dropped handle must not lose one
             task.add_done_callback(lambda t, h=handle: self._on_task_done(h, t))
 
     def _on_task_done(self, handle: BridgeHandle, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
         if task.cancelled():
             self._finish(handle, False, asyncio.CancelledError())
         elif (exc := task.exception()) is not None:
@@ -475,6 +478,21 @@ class AsyncioBridge:
 
     def _finish(self, handle: Any, ok: bool, value: Any) -> None:
         self._done.append((handle, ok, value))
+        self._notify_gevent()
+
+    def _notify_gevent(self) -> None:
+        """Wake the hub once per loop iteration, not once per item (fewer GIL hand-overs)."""
+        if _get_ident() != self._loop_thread_id:
+            watcher = self._watcher
+            if watcher is not None:
+                watcher.send()
+        elif not self._notify_scheduled:
+            self._notify_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._send_wakeup)
+
+    def _send_wakeup(self) -> None:
+        self._notify_scheduled = False
         self._watcher.send()
 
     def _cancel_in_loop(self, handle: BridgeHandle) -> None:
