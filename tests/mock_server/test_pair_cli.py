@@ -1,0 +1,63 @@
+"""``python -m mock_server --users 10 --topology-out F``: the topology document once every listener
+is up (file and stdout), a working pair behind it, and a clean stop on SIGINT or SIGTERM that leaves
+no node process behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+START_TIMEOUT_S = 30.0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_writes_topology_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    out = tmp_path / "topology.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "--users", "10", "--topology-out", str(out), "--log-level", "WARNING",
+         "--param", "heartbeat_interval_s=0.1", "--param", "init_heartbeat_timeout_s=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not out.exists() or not out.read_text(encoding="utf-8").endswith("\n"):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no topology file in time"
+            time.sleep(0.05)
+        topology = json.loads(out.read_text(encoding="utf-8"))
+        assert topology["presence_domain"] == "example.test"
+        assert topology["admin_url"].startswith("http://127.0.0.1:")
+        names = [n["name"] for n in topology["nodes"]]
+        assert names == ["imp1.example.test", "imp2.example.test"]
+        for node in topology["nodes"]:
+            assert node["cpa_url"].startswith("http://127.0.0.1:") and node["cpa_url"].endswith("/EPASSoap/service/v80")
+            assert node["wsdl_url"] == node["cpa_url"] + "?wsdl"
+            assert node["xmpp_host"] == "127.0.0.1" and 0 < node["xmpp_port"] < 65536
+            with urllib.request.urlopen(node["wsdl_url"], timeout=10) as resp:  # a listener is up behind it
+                assert b"urn:cisco:epas:soap" in resp.read()
+        with urllib.request.urlopen(topology["admin_url"] + "/api/status", timeout=10) as resp:
+            status = json.load(resp)
+        assert [n["assigned_users"] for n in status["nodes"]] == [5, 5]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        node_pids = sorted(c.pid for c in children if "mock_server.node_main" in " ".join(c.cmdline()))
+        assert len(node_pids) == 2, [c.cmdline() for c in children]
+
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert json.loads(stdout) == topology  # the same document on stdout
+    assert b"Traceback" not in stderr
+    for child in children:  # every descendant is gone, none left as an orphan
+        assert not child.is_running(), child
