@@ -6,22 +6,44 @@ result; the loop thread wakes the gevent side through ONE ref'd ``hub.loop.async
 deques of finished jobs and measurements. Measurements are timed inside the loop, pushed into a
 deque and fired as ``events.request`` in batches by one pump greenlet.
 
-Spike figures (2-core shared box, Python 3.11, Locust 2.47, gevent 26.9; figures to refresh from
-``bench/results/bridge_spike.json``):
+Spike figures (``bench/bridge_spike.py``, three full runs on the shared 2-core box under load
+average 4-5 from other work, so wall-clock figures are noisy and CPU figures are the ones to trust;
+Python 3.11, Locust 2.47, gevent 26.9; every sample fired into a real ``Environment`` with a local
+runner; stand-in client = one asyncio TCP connection + a small object; stand-in login = connect +
+3 round trips on loopback; server in a third process):
 
-======================================  =====================  =====================
-measure                                 A: thread + loop        B: child process+pipe
-======================================  =====================  =====================
-hand-off, one greenlet, sequential      {A_HANDOFF}             {B_HANDOFF}
-measurement delivered (CPU, all procs)  {A_MEAS}                {B_MEAS}
-hand-offs/s, 1,000 greenlets            {A_T1000}               {B_T1000}
-hand-offs/s, 2,000 greenlets            {A_T2000}               {B_T2000}
-RSS per connected client                {A_RSS}                 {B_RSS}
-logins/s per core (3 loopback RTTs)     {A_LOGIN}               {B_LOGIN}
-2,000 clients: lost / hung / LoopExit   {A_OK}                  {B_OK}
-======================================  =====================  =====================
+=============================================  ===================  ===================
+measure                                        A: thread + loop     B: child + pipe
+=============================================  ===================  ===================
+measurement delivered to events.request, CPU   10-12 us             11-12 us
+hand-off, one greenlet, sequential (wall)      155-275 us           340-1,140 us
+hand-off CPU, 1,000 / 2,000 greenlets          92-98 / 88-94 us     60-64 / 69-77 us
+hand-offs/s, 1,000 greenlets (wall)            6.9k-9.4k            4.6k-16k
+hand-offs/s, 2,000 greenlets (wall)            5.8k-7.6k            7.0k-14k
+RSS per connected stand-in client              7.5-7.7 KiB          6.1-6.3 KiB
+fixed RSS per Locust process                   0 (same process)     +23 MB (child)
+logins per CPU-second, client side             1,455-1,513          1,544-2,108
+2,000 clients x (connect + 5 pings) CPU/wall  3.0 s / 6-10 s       2.4-2.7 s / 2.5-3.8 s
+  lost / hung / failed / LoopExit              0 / 0 / 0 / none     0 / 0 / 0 / none
+idle hub: submit(sleep 0.3 s) returns after    0.30 s               0.42-0.75 s (incl. child start)
+loop lag p99 over a whole run                  0.9-1.9 s            (not measured)
+stop(): cancel, stop loop, join thread         12-72 ms             -
+=============================================  ===================  ===================
 
-Reason for the choice: {REASON}
+Reason for the choice (A): per delivered measurement the two cost the same (Locust's stats
+handler dominates). B saves ~30 us CPU per hand-off and uses a second core, but costs +23 MB and a
+second process per Locust process, adds latency to every hand-off (two pipe crossings + pickling),
+and turns every call into an RPC by name: no shared objects between a Locust user and its client,
+exceptions and results must pickle, and the child's life cycle (orphans on kill -9) is ours to
+manage. Multi-core scaling is what ``--processes N`` already gives A. The bridge costs <= 0.1 ms CPU
+per hand-off against slixmpp's 2-2.8 ms CPU per login (ENGINEERING.md), i.e. a few percent.
+A's weakness, measured: the loop thread shares the GIL with the gevent thread; when thousands of
+greenlets keep the gevent side busy, each socket syscall in the loop thread can wait for the GIL
+(convoy), so wall time stretches (6-10 s vs CPU 3 s above) and loop lag grows. Real users mostly
+*wait* on the loop, but :meth:`AsyncioBridge.loop_lag_ms` is exposed so generator health can warn,
+and the remedy is more ``--processes``. Also found while measuring: asyncio holds tasks weakly; a
+version of B without strong task references lost 143 of 6,000 results to the GC. The bridge keeps
+strong references to every task it starts.
 
 Traps handled here (ENGINEERING.md, "Locust (gevent) and asyncio"):
 
@@ -227,15 +249,16 @@ class BridgeHandle:
             gevent.GreenletExit: the greenlet was killed; the task is cancelled in the loop.
         """
         try:
-            return self._result.get(timeout=timeout_s)
-        except gevent.Timeout:
-            self.cancel()
-            raise BridgeTimeoutError(f"{getattr(self._fn, '__qualname__', self._fn)!s} did not finish within "
-                                     f"{timeout_s} s; task cancelled", timeout_s=timeout_s or 0.0) from None
-        except BaseException:
+            self._result.wait(timeout_s)  # returns on timeout; an outer gevent.Timeout still raises
+        except BaseException:  # GreenletExit, an outer Timeout: the task must not outlive its waiter
             if not self._result.ready():
                 self.cancel()
             raise
+        if not self._result.ready():
+            self.cancel()
+            raise BridgeTimeoutError(f"{getattr(self._fn, '__qualname__', self._fn)!s} did not finish within "
+                                     f"{timeout_s} s; task cancelled", timeout_s=timeout_s or 0.0)
+        return self._result.get(block=False)
 
 
 class AsyncioBridge:
@@ -310,7 +333,7 @@ class AsyncioBridge:
         self.state = BridgeState.STOPPING
         _RUNNING_OWNERS.pop(id(self), None)
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown(timeout_s * 0.8)))
+        self._loop.call_soon_threadsafe(self._begin_shutdown, timeout_s * 0.8)
         exited = self._thread_exited.wait(timeout_s)
         joined = exited and self._thread_lock.acquire(timeout=1.0)
         if joined:
@@ -499,9 +522,13 @@ class AsyncioBridge:
         if handle._task is not None:
             handle._task.cancel()
 
+    def _begin_shutdown(self, grace_s: float) -> None:
+        task = asyncio.ensure_future(self._shutdown(grace_s))
+        self._tasks.add(task)  # strong reference until the loop stops
+
     async def _shutdown(self, grace_s: float) -> None:
         me = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        tasks = [t for t in asyncio.all_tasks() | self._tasks if t is not me and not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -538,8 +565,11 @@ class AsyncioBridge:
         while True:
             self._samples_ready.wait()
             self._samples_ready.clear()
-            while self._drain_samples(limit=PUMP_BATCH):
-                gevent.sleep(0)
+            try:
+                while self._drain_samples(limit=PUMP_BATCH):
+                    gevent.sleep(0)
+            except Exception:  # a failing listener must not stop the delivery of later samples
+                logger.exception("firing a measurement failed")
 
     def _drain_samples(self, limit: int | None) -> bool:
         """Fire queued samples; return True if some are left."""

@@ -322,3 +322,11 @@ def test_locust_users_submit_coroutines_and_stats_count_exactly() -> None:
         runner.quit()
         env.events.quitting.fire(environment=env)
     assert bridge.state is BridgeState.STOPPED
+
+
+def test_an_outer_gevent_timeout_propagates_and_cancels_the_task(bridge: AsyncioBridge) -> None:
+    flags: list[str] = []
+    with pytest.raises(gevent.Timeout) as info, gevent.Timeout(0.1):
+        bridge.submit(_cancellable(flags), timeout_s=30)
+    assert not isinstance(info.value, BridgeTimeoutError)
+    _wait_until(lambda: flags == ["cancelled"])
