@@ -55,6 +55,8 @@ def decode_sasl(mechanism: SaslMechanism, text: str, domain: str) -> SaslCredent
         payload = b"" if text == "=" else base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return SaslCondition.INCORRECT_ENCODING
+    if text != "=" and base64.b64encode(payload).decode() != text:
+        return SaslCondition.INCORRECT_ENCODING  # RFC 4648 §3.5, §4: canonical padding only ("====", "AAAA====")
     try:
         fields = payload.decode("utf-8").split("\0")
     except UnicodeDecodeError:

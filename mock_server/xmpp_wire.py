@@ -117,6 +117,7 @@ class C2sStream:
         self.resource: str | None = None
         self._parser = StreamParser(settings.limits)
         self._header_sent = False
+        self._opened: WireState | None = None  # state after a header whose StreamOpened is unanswered
         self._client_from: str | None = None
         self._raw_ok = True
         self._auth_failures = 0
@@ -153,18 +154,22 @@ class C2sStream:
         self._events = events
         if self.state is WireState.CLOSED:
             return events
+        violation: XmlViolation | None = None
         try:
-            for item in self._parser.feed(data):
-                if self.closed:
-                    break
-                if isinstance(item, StreamHeaderItem):
-                    self._on_header(item)
-                elif isinstance(item, StanzaItem):
-                    self._on_element(item)
-                else:
-                    self._on_stream_end()
-        except XmlViolation as exc:
-            self._fail(StreamCondition(exc.condition), exc.detail)
+            items = self._parser.feed(data)
+        except XmlViolation as exc:  # what was complete before it is handled first
+            items, violation = exc.items_before, exc
+        for item in items:
+            if self.closed:
+                break
+            if isinstance(item, StreamHeaderItem):
+                self._on_header(item)
+            elif isinstance(item, StanzaItem):
+                self._on_element(item)
+            else:
+                self._on_stream_end()
+        if violation is not None and not self.closed:
+            self._fail(StreamCondition(violation.condition), violation.detail)
         return events
 
     def _emit(self, event: Event) -> None:
@@ -177,7 +182,9 @@ class C2sStream:
         self.state = next_state(self.state, inp)
 
     def _fail(self, condition: StreamCondition, text: str | None = None) -> None:
-        self._out(self.stream_error(condition, text))
+        # With a StreamOpened still unanswered, the caller writes our header when it answers it,
+        # before this error (events are handled in order): the error must not repeat it.
+        self._out(self._error_bytes(condition, text, header=not self._header_sent and self._opened is None))
         self._emit(StreamErrorSent(condition=condition, text=text))
 
     def _sasl_failure(self, condition: SaslCondition, text: str | None = None) -> None:
@@ -204,6 +211,7 @@ class C2sStream:
             return self._fail(StreamCondition.UNSUPPORTED_VERSION, "version 1.0 required")
         self._raw_ok = set(item.namespaces) <= {"", "stream"}
         self._go(WireInput.HEADER)
+        self._opened = self.state
         self._emit(StreamOpened(secured=self.secured, authenticated=self.user is not None))
 
     def _on_stream_end(self) -> None:
@@ -350,15 +358,23 @@ class C2sStream:
                 inside ``<mechanisms>``, this node first, then its peer (DOMAIN.md "XMPP side").
 
         Returns:
-            Bytes to send; ``b""`` if the stream has closed meanwhile.
+            Bytes to send; ``b""`` if the stream has closed meanwhile. Elements the client sent
+            right after its header (pipelined, in the same read) may have been handled already:
+            the features are those of the state the header opened, and if those elements closed
+            the stream, only our header is returned (their stream error follows in the events).
 
         Raises:
             WireStateError: no stream header is being answered.
         """
-        if not self._require(WireState.NEGOTIATING, WireState.BINDING):
-            return b""
+        opened, self._opened = self._opened, None
+        if opened is None:
+            if self.state is WireState.CLOSED:
+                return b""
+            raise WireStateError(state=self.state, action="accept_stream without a stream header to answer")
+        if self.state is WireState.CLOSED:
+            return self._header().encode() if not self._header_sent else b""
         parts = [self._header(), "<stream:features>"]
-        if self.state is WireState.BINDING:
+        if opened is WireState.BINDING:
             parts.append(f"<bind xmlns='{NS_BIND}'/><session xmlns='{NS_SESSION}'><optional/></session>")
         else:
             if self.settings.tls_available and not self.secured:
@@ -375,6 +391,7 @@ class C2sStream:
     def _restart(self) -> None:
         self._parser = StreamParser(self.settings.limits)
         self._header_sent = False
+        self._opened = None
 
     def proceed_tls(self) -> bytes:
         """Answer ``StartTlsRequested`` with ``<proceed/>`` (RFC 6120 §5.4.2.3). The caller then
@@ -454,7 +471,11 @@ class C2sStream:
         """
         if self.state is WireState.CLOSED:
             return b""
-        head = "" if self._header_sent else self._header()
+        self._opened = None
+        return self._error_bytes(condition, text, header=not self._header_sent)
+
+    def _error_bytes(self, condition: StreamCondition, text: str | None, *, header: bool) -> bytes:
+        head = self._header() if header else ""
         if condition is StreamCondition.SEE_OTHER_HOST:
             body = f"<{condition.value} xmlns='{NS_STREAM_ERR}'>{qt(text or '')}</{condition.value}>"
         else:
@@ -466,7 +487,7 @@ class C2sStream:
 
     def close(self) -> bytes:
         """Our closing ``</stream:stream>`` (RFC 6120 §4.4), or ``b""`` when nothing is open."""
-        was_open = self._header_sent
+        was_open = self._header_sent or self._opened is not None  # a pending header is written first
         self.state = WireState.CLOSED
         self._header_sent = False
         return b"</stream:stream>" if was_open else b""

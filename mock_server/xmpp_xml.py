@@ -48,6 +48,7 @@ NS_STREAM = "http://etherx.jabber.org/streams"
 NS_XML = "http://www.w3.org/XML/1998/namespace"
 _SEP = " "
 _SLICE_BYTES = 16 * 1024
+_XML_SPACE = " \t\r\n"
 
 
 class XmlViolation(Exception):
@@ -56,12 +57,15 @@ class XmlViolation(Exception):
     Attributes:
         condition: RFC 6120 §4.9.3 defined condition word, e.g. ``not-well-formed``.
         detail: what was wrong, for logs and the error's ``<text/>``.
+        items_before: items completed by the same ``feed`` call before the violation; the
+            caller handles them first, so the outcome does not depend on how TCP split the bytes.
     """
 
     def __init__(self, condition: str, detail: str) -> None:
         super().__init__(f"{condition}: {detail}")
         self.condition = condition
         self.detail = detail
+        self.items_before: list[ParseItem] = []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +167,7 @@ class StreamParser:
         self._depth = 0
         self._stanza_start = -1
         self._stack: list[ET.Element] = []
+        self._text: list[str] = []  # character data since the last tag, joined once (no O(n^2) concat)
         self._pending_ns: dict[str, str] = {}
         self._items: list[ParseItem] = []
         self._ended = False
@@ -183,25 +188,30 @@ class StreamParser:
 
         Raises:
             XmlViolation: malformed or restricted XML, or a limit exceeded; the parser is then dead.
+                Its ``items_before`` holds the items completed before the violation.
         """
         items: list[ParseItem] = []
-        for off in range(0, len(data), _SLICE_BYTES):
-            if self._ended:
-                break
-            chunk = data[off:off + _SLICE_BYTES]
-            self._buf += chunk
-            self._fed += len(chunk)
-            self._items = items
-            try:
-                self._p.Parse(chunk, False)
-            except ExpatError as exc:
-                raise XmlViolation("not-well-formed", str(exc)) from exc
-            if self._fed - self._boundary > self._limits.max_stanza_bytes:
-                raise XmlViolation("policy-violation", f"element over {self._limits.max_stanza_bytes} bytes")
-            keep_from = self._boundary if self._stanza_start < 0 else min(self._boundary, self._stanza_start)
-            if keep_from > self._base:
-                del self._buf[: keep_from - self._base]
-                self._base = keep_from
+        self._items = items
+        try:
+            for off in range(0, len(data), _SLICE_BYTES):
+                if self._ended:
+                    break
+                chunk = data[off:off + _SLICE_BYTES]
+                self._buf += chunk
+                self._fed += len(chunk)
+                try:
+                    self._p.Parse(chunk, False)
+                except ExpatError as exc:
+                    raise XmlViolation("not-well-formed", str(exc)) from exc
+                if self._fed - self._boundary > self._limits.max_stanza_bytes:
+                    raise XmlViolation("policy-violation", f"element over {self._limits.max_stanza_bytes} bytes")
+                keep_from = self._boundary if self._stanza_start < 0 else min(self._boundary, self._stanza_start)
+                if keep_from > self._base:
+                    del self._buf[: keep_from - self._base]
+                    self._base = keep_from
+        except XmlViolation as exc:
+            exc.items_before = items
+            raise
         return items
 
     # -- expat handlers -------------------------------------------------------------------
@@ -225,13 +235,29 @@ class StreamParser:
             if len(value) > lim.max_attr_bytes:
                 raise XmlViolation("policy-violation", f"attribute over {lim.max_attr_bytes} characters")
 
+    def _flush_text(self) -> None:
+        """Put the character data read since the last tag into the tree (text or tail)."""
+        if not self._text:
+            return
+        data = "".join(self._text)
+        self._text.clear()
+        cur = self._stack[-1]
+        if len(cur):
+            cur[-1].tail = data
+        else:
+            cur.text = data
+
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         self._check_attrs(attrs)
+        if self._stack:
+            self._flush_text()
         clark_attrs = {_clark(k): v for k, v in attrs.items()}
         self._depth += 1
         idx = self._p.CurrentByteIndex
         if self._depth == 1:
             self._boundary = _tag_end(self._buf, idx - self._base) + 1 + self._base
+            if self._boundary > self._limits.max_stanza_bytes:
+                raise XmlViolation("policy-violation", f"stream header over {self._limits.max_stanza_bytes} bytes")
             self._items.append(StreamHeaderItem(tag=_clark(name), attrs=clark_attrs, namespaces=self._pending_ns))
             self._pending_ns = {}
             return
@@ -251,6 +277,7 @@ class StreamParser:
             self._ended = True
             self._items.append(StreamEndItem())
             return
+        self._flush_text()
         elem = self._stack.pop()
         if self._depth > 1:
             return
@@ -258,6 +285,8 @@ class StreamParser:
         end = _tag_end(self._buf, start - self._base)
         if self._buf[end - 1] != 0x2F:  # not an empty-element tag <x/>: expat reports the index of "</"
             end = self._buf.index(b">", self._p.CurrentByteIndex - self._base)
+        if end + 1 - start + self._base > self._limits.max_stanza_bytes:  # whatever the slice alignment
+            raise XmlViolation("policy-violation", f"element over {self._limits.max_stanza_bytes} bytes")
         raw = bytes(self._buf[start - self._base: end + 1])
         self._boundary = end + 1 + self._base
         self._stanza_start = -1
@@ -265,13 +294,9 @@ class StreamParser:
 
     def _chars(self, data: str) -> None:
         if self._depth >= 2:
-            cur = self._stack[-1]
-            if len(cur):
-                cur[-1].tail = (cur[-1].tail or "") + data
-            else:
-                cur.text = (cur.text or "") + data
+            self._text.append(data)
         elif self._depth == 1:
-            if data.strip():
+            if data.strip(_XML_SPACE):  # XML whitespace only (XML 1.0 §2.3 S), not NBSP, U+3000, NEL...
                 raise XmlViolation("not-well-formed", "text between stanzas")
             self._boundary = self._p.CurrentByteIndex + len(data)
 
