@@ -69,6 +69,7 @@ import asyncio
 import collections
 import concurrent.futures
 import enum
+import functools
 import logging
 import math
 import selectors
@@ -200,15 +201,16 @@ class _BridgeLoop(asyncio.SelectorEventLoop):
         self._csock = _RealSocket(b.family, b.type, b.proto, fileno=b.detach())
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
-        self._internal_fds += 1
-        self._add_reader(self._ssock.fileno(), self._read_from_self)
+        self._internal_fds += 1  # type: ignore[attr-defined]  # mirrors BaseSelectorEventLoop
+        self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
 
     async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,  # noqa: A002
                           proto: int = 0, flags: int = 0) -> list[Any]:
-        return _real_getaddrinfo(host, port, family, type, proto, flags)
+        return list(_real_getaddrinfo(host, port, family, type, proto, flags))
 
     async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
-        return _real_getnameinfo(sockaddr, flags)
+        host, service = _real_getnameinfo(sockaddr, flags)
+        return str(host), str(service)
 
 
 class BridgeHandle:
@@ -226,7 +228,7 @@ class BridgeHandle:
 
     def done(self) -> bool:
         """Return True once the result or the exception is available on the gevent side."""
-        return self._result.ready()
+        return bool(self._result.ready())
 
     def cancel(self) -> None:
         """Ask the loop to cancel the task (thread-safe, no wait)."""
@@ -488,7 +490,7 @@ class AsyncioBridge:
                 continue
             handle._task = task
             self._tasks.add(task)  # the loop holds tasks weakly: a dropped handle must not lose one
-            task.add_done_callback(lambda t, h=handle: self._on_task_done(h, t))
+            task.add_done_callback(functools.partial(self._on_task_done, handle))
 
     def _on_task_done(self, handle: BridgeHandle, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
@@ -614,7 +616,7 @@ def _install_nested_run_guard() -> None:
             raise
         return runner_run(self, coro, context=context)
 
-    def guarded_run_until_complete(self: asyncio.AbstractEventLoop, future: Any) -> Any:
+    def guarded_run_until_complete(self: asyncio.BaseEventLoop, future: Any) -> Any:
         try:
             _refuse_nested("loop.run_until_complete()")
         except BridgeError:
