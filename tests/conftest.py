@@ -7,8 +7,6 @@ import socket
 
 import pytest
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
 
 
 def _check(address: object) -> None:
@@ -23,17 +21,20 @@ def _check(address: object) -> None:
                 raise RuntimeError(f"tests may only reach loopback, not {host}")
 
 
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    _check(address)
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: object) -> int:
-    _check(address)
-    return _real_connect_ex(self, address)
-
-
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    """Wrap ``connect``/``connect_ex`` of whatever ``socket.socket`` is at test time (gevent's
+    after ``import locust``), so that a test can only reach loopback addresses."""
+    cls = socket.socket
+    real_connect, real_connect_ex = cls.connect, cls.connect_ex
+
+    def guarded_connect(self: socket.socket, address: object) -> None:
+        _check(address)
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    def guarded_connect_ex(self: socket.socket, address: object) -> int:
+        _check(address)
+        return real_connect_ex(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cls, "connect", guarded_connect)
+    monkeypatch.setattr(cls, "connect_ex", guarded_connect_ex)
