@@ -82,6 +82,8 @@ import gevent
 import gevent.event
 from gevent import monkey
 
+from jabberemu import errors
+
 __all__ = [
     "AsyncioBridge",
     "BridgeError",
@@ -134,7 +136,7 @@ class BridgeErrorReason(enum.Enum):
     START_FAILED = "start-failed"
 
 
-class BridgeError(Exception):
+class BridgeError(errors.BridgeError):
     """The bridge refused a call or could not complete it.
 
     Attributes:
