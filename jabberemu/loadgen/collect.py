@@ -5,7 +5,11 @@ from the asyncio loop thread; one greenlet pumps the queue every ``PUMP_INTERVAL
 runner writes ``client_events.jsonl`` itself, a worker sends batches to the master with Locust's
 custom messages (``jabberemu_records``), and the master writes them, so the master's run directory
 is whole even across machines. Generator health (CPU %, event-loop lag p99) travels the same way
-(``jabberemu_health``), once per second per process.
+(``jabberemu_health``), once per second per process; the master (or local runner) checks each
+sample with :class:`HealthWatch` and warns, at most once every ``WARN_EVERY_S`` per worker, when a
+generator is so busy that the latencies it measures are no longer trustworthy. Locust itself only
+warns once, at 90 % CPU of the gevent side; the event-loop lag is the better signal here because the
+clients' timestamps are taken inside the asyncio loop (ENGINEERING.md).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from typing import Any
 
 import gevent
 
+from jabberemu.errors import ConfigError
 from jabberemu.runtime import RecordType, RunDataSink
 
-__all__ = ["QueueSink", "RunCollector", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG"]
+__all__ = ["QueueSink", "RunCollector", "HealthWatch", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG",
+           "WARN_EVERY_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +38,58 @@ HEALTH_MSG = "jabberemu_health"
 CLIENT_EVENTS_FILE = "client_events.jsonl"
 GENERATOR_FILE = "generator.jsonl"
 RUN_FILE = "run.json"
+WARN_EVERY_S = 10.0
+"""At most one saturation warning per worker in this many seconds."""
+
+
+class HealthWatch:
+    """Judges generator health samples against the thresholds; pure (the caller passes the time).
+
+    Args:
+        cpu_warn: CPU percent of one core above which a generator is saturated (``--cpu-warn``).
+        loop_lag_warn_ms: event-loop lag p99 above which it is saturated (``--loop-lag-warn-ms``).
+        every_s: at most one warning per worker in this many seconds.
+
+    Raises:
+        ConfigError: a threshold is negative or not finite.
+    """
+
+    def __init__(self, *, cpu_warn: float, loop_lag_warn_ms: float, every_s: float = WARN_EVERY_S) -> None:
+        for name, value in (("cpu_warn", cpu_warn), ("loop_lag_warn_ms", loop_lag_warn_ms), ("every_s", every_s)):
+            if not value >= 0 or value == float("inf"):
+                raise ConfigError(f"--{name.replace('_', '-')} must be finite and >= 0, not {value!r}", field=name)
+        self.cpu_warn = cpu_warn
+        self.loop_lag_warn_ms = loop_lag_warn_ms
+        self.every_s = every_s
+        self.warnings = 0
+        self.saturated_samples = 0
+        self._last_warned: dict[str, float] = {}
+
+    def check(self, sample: dict[str, Any], now_s: float) -> str | None:
+        """Return the warning text for ``sample`` if one is due now, else None.
+
+        Args:
+            sample: ``{"worker", "cpu_percent", "loop_lag_ms"}`` as sent by a worker.
+            now_s: the current time in seconds (any monotonic clock).
+        """
+        cpu = float(sample.get("cpu_percent") or 0.0)
+        lag = sample.get("loop_lag_ms")
+        why = []
+        if cpu > self.cpu_warn:
+            why.append(f"CPU {cpu:.0f}% > {self.cpu_warn:g}%")
+        if lag is not None and float(lag) > self.loop_lag_warn_ms:
+            why.append(f"event-loop lag p99 {float(lag):.1f} ms > {self.loop_lag_warn_ms:g} ms")
+        if not why:
+            return None
+        self.saturated_samples += 1
+        worker = str(sample.get("worker"))
+        last = self._last_warned.get(worker)
+        if last is not None and now_s - last < self.every_s:
+            return None
+        self._last_warned[worker] = now_s
+        self.warnings += 1
+        return (f"load generator {worker} is saturated ({', '.join(why)}): latencies it measures are no longer "
+                "trustworthy; add workers (--processes) or lower the load")
 
 
 class QueueSink(RunDataSink):
@@ -62,15 +120,18 @@ class RunCollector:
         sink: this process's queue sink.
         run_dir: the run directory (used on the master or a local runner).
         health: callable returning ``(cpu_percent, loop_lag_p99_ms | None)`` for this process.
+        cpu_warn, loop_lag_warn_ms: thresholds of :class:`HealthWatch` (checked where samples land).
     """
 
-    def __init__(self, environment: Any, sink: QueueSink, run_dir: Path, health: Any) -> None:
+    def __init__(self, environment: Any, sink: QueueSink, run_dir: Path, health: Any, *,
+                 cpu_warn: float = 85.0, loop_lag_warn_ms: float = 50.0) -> None:
         self.environment = environment
         self.sink = sink
         self.run_dir = run_dir
         self.health = health
         self.records_written = 0
         self.health_by_worker: dict[str, dict[str, Any]] = {}
+        self.watch = HealthWatch(cpu_warn=cpu_warn, loop_lag_warn_ms=loop_lag_warn_ms)
         self._events_file: Any = None
         self._gen_file: Any = None
         self._greenlet: gevent.Greenlet | None = None
@@ -161,6 +222,9 @@ class RunCollector:
 
     def _write_health(self, sample: dict[str, Any]) -> None:
         self.health_by_worker[str(sample.get("worker"))] = sample
+        warning = self.watch.check(sample, time.monotonic())
+        if warning is not None:
+            logger.warning("%s", warning)
         if self._gen_file is None:
             self._gen_file = open(self.run_dir / GENERATOR_FILE, "a", encoding="utf-8")  # noqa: SIM115
         self._gen_file.write(json.dumps(sample) + "\n")

@@ -1,5 +1,9 @@
 """HA drill schedules: ``ACTION@SECONDS`` items on the load clock, and the admin call each one makes.
 
+``ACTION@ready+SECONDS`` counts from the moment every client of the run is signed in
+(XMPPCONNECTED): on a busy generator the ramp takes longer than ``N / spawn rate``, and a fault
+injected while clients are still signing in tests something else than the re-login wave.
+
 Pure: parsing and the mapping to the mock pair's admin API (``mock_server.admin_app``). On a real
 IM&P pair nothing is called: the actions are recorded as the times the operator pressed the
 button (``mark:TEXT``, or any action with ``--topology`` lacking an ``admin_url``).
@@ -47,12 +51,14 @@ class DrillAction:
         at_s: seconds on the load clock (0 = the test started).
         node: the node it applies to, or None.
         arg: the service (service-stop/start) or the text (mark), or None.
+        after_ready: True when ``at_s`` counts from the moment every client is signed in.
     """
 
     kind: ActionKind
     at_s: float
     node: str | None = None
     arg: str | None = None
+    after_ready: bool = False
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.at_s) or self.at_s < 0:
@@ -66,11 +72,31 @@ class DrillAction:
         return f"{self.kind.value}:{self.arg}" if self.arg else self.kind.value
 
 
+def _parse_when(raw: str, when: str) -> tuple[float, bool]:
+    text = when.strip()
+    after_ready = text.startswith("ready")
+    if after_ready:
+        text = text[len("ready"):].strip()
+        if not text:
+            return 0.0, True
+        if not text.startswith("+"):
+            raise ConfigError(f"drill item {raw!r}: write ready+SECONDS, not {when!r}", field="drill")
+        text = text[1:]
+    try:
+        return float(text), after_ready
+    except ValueError:
+        raise ConfigError(f"drill item {raw!r}: {when!r} is not a number of seconds (or ready+SECONDS)",
+                          field="drill") from None
+
+
 def parse_schedule(text: str) -> tuple[DrillAction, ...]:
-    """Parse ``--drill``: comma-separated ``ACTION[:NODE[:ARG]]@SECONDS`` items.
+    """Parse ``--drill``: comma-separated ``ACTION[:NODE[:ARG]]@WHEN`` items.
+
+    ``WHEN`` is seconds on the load clock (``failover:imp1@60``) or ``ready+SECONDS`` after every
+    client is signed in (``failover:imp1@ready+5``).
 
     Returns:
-        The actions, ordered by time.
+        The actions: those on the load clock ordered by time, then those after ready, by time.
 
     Raises:
         ConfigError: an item is malformed (the message quotes it).
@@ -82,10 +108,7 @@ def parse_schedule(text: str) -> tuple[DrillAction, ...]:
         what, sep, when = raw.rpartition("@")
         if not sep or not what:
             raise ConfigError(f"drill item {raw!r} is not ACTION@SECONDS", field="drill")
-        try:
-            at_s = float(when)
-        except ValueError:
-            raise ConfigError(f"drill item {raw!r}: {when!r} is not a number of seconds", field="drill") from None
+        at_s, after_ready = _parse_when(raw, when)
         parts = what.split(":")
         try:
             kind = ActionKind(parts[0])
@@ -94,14 +117,15 @@ def parse_schedule(text: str) -> tuple[DrillAction, ...]:
             raise ConfigError(f"drill item {raw!r}: unknown action {parts[0]!r} (known: {known})", field="drill") \
                 from None
         if kind is ActionKind.MARK:
-            actions.append(DrillAction(kind=kind, at_s=at_s, arg=":".join(parts[1:]) or "operator"))
+            actions.append(DrillAction(kind=kind, at_s=at_s, arg=":".join(parts[1:]) or "operator",
+                                       after_ready=after_ready))
             continue
         node = parts[1] if len(parts) > 1 and parts[1] else None
         arg = parts[2] if len(parts) > 2 else None
         if kind in (ActionKind.SERVICE_STOP, ActionKind.SERVICE_START) and not arg:
             raise ConfigError(f"drill item {raw!r} needs a service: {kind.value}:NODE:SERVICE@T", field="drill")
-        actions.append(DrillAction(kind=kind, at_s=at_s, node=node, arg=arg))
-    return tuple(sorted(actions, key=lambda a: a.at_s))
+        actions.append(DrillAction(kind=kind, at_s=at_s, node=node, arg=arg, after_ready=after_ready))
+    return tuple(sorted(actions, key=lambda a: (a.after_ready, a.at_s)))
 
 
 def admin_call(action: DrillAction) -> tuple[str, str, dict[str, object] | None] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -30,9 +31,11 @@ class DrillState:
     def __init__(self) -> None:
         self.actions: tuple[DrillAction, ...] = ()
         self.admin_url: str = ""
-        self.next_index = 0
+        self.fired: set[int] = set()
         self.done: list[dict[str, Any]] = []
         self.stop_requested = False
+        self.ready_probe: Callable[[], bool] = lambda: False
+        self.ready_at_s: float | None = None
         self._session = requests.Session()
 
     def configure(self, schedule: str, admin_url: str) -> None:
@@ -43,21 +46,38 @@ class DrillState:
         """
         self.actions = parse_schedule(schedule)
         self.admin_url = admin_url.rstrip("/")
-        self.next_index = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was done (a new test starts)."""
+        self.fired.clear()
         self.done.clear()
         self.stop_requested = False
+        self.ready_at_s = None
 
     def due(self, run_time_s: float) -> list[DrillAction]:
-        """Actions whose time has come; each is returned once."""
+        """Actions whose time has come; each is returned once.
+
+        ``ready+S`` actions count from the first call at which :attr:`ready_probe` (every client
+        signed in) returned True; the probe is only asked while such an action is pending.
+        """
+        pending = [i for i in range(len(self.actions)) if i not in self.fired]
+        if self.ready_at_s is None and any(self.actions[i].after_ready for i in pending) and self.ready_probe():
+            self.ready_at_s = run_time_s
+            logger.info("drill: every client signed in at %.1f s on the load clock", run_time_s)
         out = []
-        while self.next_index < len(self.actions) and self.actions[self.next_index].at_s <= run_time_s:
-            out.append(self.actions[self.next_index])
-            self.next_index += 1
+        for i in pending:
+            action = self.actions[i]
+            start = self.ready_at_s if action.after_ready else 0.0
+            if start is not None and start + action.at_s <= run_time_s:
+                self.fired.add(i)
+                out.append(action)
         return out
 
     def fire(self, action: DrillAction) -> None:
         """Record ``action`` now and, on the mock pair, call its admin API in a greenlet."""
-        entry: dict[str, Any] = {"ts": time.time(), "action": action.label, "node": action.node, "at_s": action.at_s}
+        entry: dict[str, Any] = {"ts": time.time(), "action": action.label, "node": action.node, "at_s": action.at_s,
+                                 "after_ready": action.after_ready}
         self.done.append(entry)
         if action.kind is ActionKind.STOP:
             self.stop_requested = True

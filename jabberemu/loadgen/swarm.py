@@ -2,85 +2,107 @@
 
 Locust's events drive it (wired by :func:`install`): ``init`` builds the per-process objects (the
 asyncio bridge is already running by then), ``test_start`` stamps the load clock and loads the
-drill, ``test_stop`` writes ``run.json``, ``quitting`` closes the runtime and, with ``--report``,
-builds the report and sets the exit code from the verdict.
+drill, ``test_stop`` writes ``run.json``, ``quitting`` closes the runtime, writes a worker's own
+account (``workers/<worker>.json``) and, with ``--report``, builds the report and sets the exit code
+from the verdict.
+
+User ids are unique across workers because the master hands them out: a worker's user asks the
+master for the next index with a custom message (``jabberemu_uid_req``) and waits for the answer
+(``jabberemu_uid``); one round trip on loopback per spawned user. A local runner counts itself.
+Every distributed run thus uses users 1..N whatever the number of workers and however Locust
+dispatches users over them.
+
+Bad options end the process with a one-line error and exit code 2 (no traceback).
 """
 
 from __future__ import annotations
 
-import csv
+import itertools
 import json
 import logging
 import os
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
+import requests
 
-from jabberemu.config import ActivityRates, ClientSettings, NodeAddress, ReloginLimits, ServerPair, Timeouts
+from jabberemu.config import ClientSettings
 from jabberemu.core.metrics import Measurement
-from jabberemu.errors import ConfigError
+from jabberemu.errors import ConfigError, JabberEmuError
 from jabberemu.loadgen.bridge import AsyncioBridge
 from jabberemu.loadgen.collect import HEALTH_MSG, QueueSink, RunCollector
+from jabberemu.loadgen.options import (
+    Assignment, Target, UserSpec, home_node, load_users_csv, settings_from_options, target_from_options,
+)
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.runtime import Runtime
 
-__all__ = ["Swarm", "SWARM", "UserSpec", "install"]
+__all__ = ["Swarm", "SWARM", "UserSpec", "install", "UID_REQ_MSG", "UID_MSG", "PROGRESS_MSG", "DONE_MSG",
+           "WORKERS_DIR", "WORKERS_FILE"]
 
 logger = logging.getLogger(__name__)
 
-
-class UserSpec:
-    """Who one emulated client is."""
-
-    __slots__ = ("user_id", "password", "home")
-
-    def __init__(self, user_id: str, password: str, home: str | None) -> None:
-        self.user_id = user_id
-        self.password = password
-        self.home = home
-
-
-def _target(opts: Any) -> tuple[ServerPair, str, bool]:
-    """(pair, admin_url, is_mock) from ``--topology`` or ``--cpa-url``/``--xmpp-host``."""
-    if opts.topology:
-        try:
-            data = json.loads(Path(opts.topology).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--topology {opts.topology}: {exc}", field="topology") from exc
-        return ServerPair.from_topology(data), str(data.get("admin_url") or ""), True
-    hosts = [h.strip() for h in opts.xmpp_host.split(",") if h.strip()]
-    if not hosts:
-        raise ConfigError("give --topology FILE, or --xmpp-host (and --cpa-url) of the pair", field="topology")
-    cpas = [u.strip() for u in opts.cpa_url.split(",") if u.strip()]
-    names = [n.strip() for n in opts.node_names.split(",") if n.strip()]
-    if not opts.xmpp_only and len(cpas) != len(hosts):
-        raise ConfigError("--cpa-url needs one URL per --xmpp-host node (or use --xmpp-only)", field="cpa_url")
-    nodes = []
-    for i, hp in enumerate(hosts):
-        host, _, port = hp.rpartition(":") if ":" in hp else (hp, "", "5222")
-        nodes.append(NodeAddress(name=names[i] if i < len(names) else host, cpa_url=cpas[i] if i < len(cpas) else None,
-                                 xmpp_host=host, xmpp_port=int(port or 5222)))
-    domain = opts.domain or nodes[0].xmpp_host
-    return ServerPair(nodes=tuple(nodes), domain=domain), "", False
+DONE_MSG = "jabberemu_done"
+DRAIN_TIMEOUT_S = 90.0
+"""Bound on the master's wait for its workers' last records when a test stops."""
+UID_REQ_MSG = "jabberemu_uid_req"
+UID_MSG = "jabberemu_uid"
+PROGRESS_MSG = HEALTH_MSG + "_progress"
+WORKERS_DIR = "workers"
+WORKERS_FILE = "workers.json"
+UID_TIMEOUT_S = 30.0
+"""Bound on the wait for a user index from the master."""
 
 
-def _settings(opts: Any, is_mock: bool) -> ClientSettings:
-    verify = {"on": True, "off": False}.get(opts.verify_tls, not is_mock)
-    return ClientSettings(
-        xmpp_only=bool(opts.xmpp_only),
-        verify_tls=verify,
-        lower_limit_property=opts.lower_property,
-        upper_limit_property=opts.upper_property,
-        default_limits=ReloginLimits(lower_s=opts.default_lower, upper_s=opts.default_upper),
-        timeouts=replace(Timeouts(), ping_interval_s=opts.ping_interval, ping_timeout_s=opts.ping_timeout)
-        if opts.ping_interval > 0 else Timeouts(),
-        activity=ActivityRates(presence_per_min=opts.presence_rate * 60.0, messages_per_min=opts.message_rate * 60.0),
-    )
+def use_threaded_resolver() -> None:
+    """Make aiohttp resolve with ``loop.getaddrinfo`` (the bridge's original resolver), not aiodns.
+
+    With aiodns installed aiohttp's default resolver is pycares, whose channel starts a
+    ``threading.Thread`` at first use. In a gevent-patched process that thread is a greenlet on a
+    hub of the bridge's loop thread that nobody runs; at shut-down pycares puts the channel into a
+    gevent ``SimpleQueue`` waited on by that greenlet and gevent prints "AssertionError: Can only use
+    Waiter.switch method from the Hub greenlet". The threaded resolver calls the loop's
+    ``getaddrinfo``, which the bridge runs with the original (unpatched) resolver (ENGINEERING.md,
+    trap 3).
+    """
+    import aiohttp.connector
+    import aiohttp.resolver
+
+    aiohttp.connector.DefaultResolver = aiohttp.resolver.ThreadedResolver  # type: ignore[misc,assignment]
+
+
+def detect_assignment(admin_url: str) -> Assignment:
+    """Ask the mock's ``/api/status`` where users are homed: all on node 1 = Active-Standby.
+
+    Returns:
+        ACTIVE_STANDBY when every node after the first has no assigned user, else BALANCED (also
+        when the admin API cannot be read: the mock's default).
+    """
+    if not admin_url:
+        return Assignment.BALANCED
+    try:
+        nodes = requests.get(admin_url.rstrip("/") + "/api/status", timeout=10).json()["nodes"]
+        counts = [int(n.get("assigned_users", 0)) for n in nodes]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        logger.warning("could not read the user assignment from %s (%s); assuming balanced", admin_url, exc)
+        return Assignment.BALANCED
+    if len(counts) > 1 and counts[0] > 0 and not any(counts[1:]):
+        return Assignment.ACTIVE_STANDBY
+    return Assignment.BALANCED
+
+
+def _check_patterns(opts: Any) -> None:
+    try:
+        user = opts.user_pattern.format(n=1)
+        opts.password_pattern.format(user=user)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"--user-pattern {opts.user_pattern!r} / --password-pattern: {exc!r}; use {{n}} and "
+                          "{user}", field="user_pattern") from None
 
 
 class Swarm:
@@ -91,78 +113,149 @@ class Swarm:
         self.environment: Any = None
         self.runtime: Runtime | None = None
         self.settings: ClientSettings | None = None
+        self.target: Target | None = None
+        self.assignment = Assignment.BALANCED
         self.sink = QueueSink()
         self.collector: RunCollector | None = None
         self.run_dir = Path("reports")
         self.run_id = ""
         self.started_ts: float | None = None
         self.csv_users: list[UserSpec] = []
-        self._next = 0
-        self._stride = 1
-        self._offset = 0
         self.progress: dict[str, dict[str, Any]] = {}
         self.is_mock = False
-        self.ended: Counter[str] = Counter()
+        self.requests_fired: Counter[tuple[str, str, bool]] = Counter()
+        self.user_indices: list[int] = []
+        self._next_index = 0  # master or local runner: the next user index to hand out
+        self._req_ids = itertools.count(1)
+        self._pending: dict[int, gevent.event.AsyncResult] = {}
+        self.worker_accounts: dict[str, dict[str, Any]] = {}  # master: worker client id -> its account
 
     # -- Locust events -------------------------------------------------------------------------
 
     def on_init(self, environment: Any, **_kw: Any) -> None:
-        from locust.runners import MasterRunner, WorkerRunner
-
+        """``events.init``: build this process's objects; bad options end the process (exit 2)."""
         self.environment = environment
-        logging.getLogger("slixmpp").setLevel(logging.WARNING)  # "JID set to ..." per login is noise
         opts = environment.parsed_options
         if opts is None:  # a library Environment without our options (tests build their own)
             return
+        try:
+            self._init(environment, opts)
+        except JabberEmuError as exc:
+            sys.stderr.write(f"jabberemu: error: {exc}\n")
+            sys.stderr.flush()
+            sys.exit(2)
+
+    def _init(self, environment: Any, opts: Any) -> None:
+        from locust.runners import MasterRunner, WorkerRunner
+
+        logging.getLogger("slixmpp").setLevel(logging.WARNING)  # "JID set to ..." per login is noise
+        use_threaded_resolver()
+        self.target = target_from_options(opts)
+        self.is_mock = self.target.is_mock
+        self.settings = settings_from_options(opts, self.is_mock)
+        DRILL.configure(opts.drill or "", self.target.admin_url)
+        _check_patterns(opts)
+        if opts.users_csv:
+            self.csv_users = load_users_csv(opts.users_csv)
+        if opts.user_offset < 0:
+            raise ConfigError(f"--user-offset must be >= 0, not {opts.user_offset}", field="user_offset")
         self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
-        pair, admin_url, self.is_mock = _target(opts)
-        DRILL.configure(opts.drill or "", admin_url)
         runner = environment.runner
-        self.collector = RunCollector(environment, self.sink, self.run_dir, self.health)
+        self.collector = RunCollector(environment, self.sink, self.run_dir, self.health,
+                                      cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms)
         self.collector.start()
+        if not isinstance(runner, WorkerRunner):
+            runner.register_message(UID_REQ_MSG, self._on_uid_request)
+        if environment.web_ui is not None:
+            from jabberemu.loadgen.webui import install_tab
+
+            install_tab(environment, self)
+        DRILL.ready_probe = self.all_signed_in
         if isinstance(runner, MasterRunner):
-            runner.register_message(HEALTH_MSG + "_progress", self._on_progress)
+            runner.register_message(PROGRESS_MSG, self._on_progress)
+            runner.register_message(DONE_MSG, self._on_worker_done)
             if opts.progress:
                 gevent.spawn(self._print_progress)
             return
-        self.settings = _settings(opts, self.is_mock)
-        if opts.users_csv:
-            self.csv_users = _load_users_csv(opts.users_csv)
-        self._offset = int(opts.user_offset or 0)
         if isinstance(runner, WorkerRunner):
-            self._stride = max(1, int(getattr(opts, "processes", 0) or getattr(opts, "expect_workers", 1) or 1))
-            self._next = int(getattr(runner, "worker_index", 0) or 0)
-        self.runtime = self.bridge.submit(self._make_runtime, pair, self.settings, int(opts.run_seed), timeout_s=60)
+            runner.register_message(UID_MSG, self._on_uid)
+        assignment = Assignment(opts.assignment)
+        self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
+        self.runtime = self.bridge.submit(self._make_runtime, self.target.pair, self.settings, int(opts.run_seed),
+                                          timeout_s=60)
         gevent.spawn(self._share_progress)
         if opts.progress and not isinstance(runner, WorkerRunner):
             gevent.spawn(self._print_progress)
 
-    async def _make_runtime(self, pair: ServerPair, settings: ClientSettings, seed: int) -> Runtime:
+    async def _make_runtime(self, pair: Any, settings: ClientSettings, seed: int) -> Runtime:
         return await Runtime.create(pair, settings, run_seed=seed, measure=self._measure, sink=self.sink)
 
     def _measure(self, client_id: str, m: Measurement) -> None:
         self.bridge.record(m.request_type.value, m.name, m.response_time_ms, response_length=m.response_length,
                            exception=m.exception, context={"node": m.node})
 
+    def count_request(self, request_type: str, name: str, exception: Any = None, **_kw: Any) -> None:
+        """``events.request`` listener: what this process fed to Locust (``workers/*.json``)."""
+        self.requests_fired[(request_type, name, exception is None)] += 1
+
     def on_test_start(self, environment: Any, **_kw: Any) -> None:
         self.started_ts = time.time()
+        if not self._is_worker():
+            self._next_index = 0  # a new test in the web UI starts again at user 1
+            self.worker_accounts.clear()
         self._write_run_info(partial=True)
 
     def on_test_stop(self, environment: Any, **_kw: Any) -> None:
+        """``events.test_stop``: a worker sends its last records and its account; the master waits for them.
+
+        Locust's master, when a headless run ends, stops without telling its workers and then gives
+        them 0.5 s to quit: the sign-outs of ``on_stop`` and the ``end`` records would be lost. So the
+        master stops the workers itself here and waits (``DRAIN_TIMEOUT_S`` at most) until each has
+        reported ``jabberemu_done``, after its final statistics and records.
+        """
+        from locust.runners import MasterRunner
+
+        runner = environment.runner
+        if self._is_worker():
+            self._finish_worker()
+            return
+        if isinstance(runner, MasterRunner):
+            self._drain_workers(runner)
         self._write_run_info(partial=False)
+        DRILL.reset()  # the next test in the web UI runs the drill again
 
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
+        """``events.quitting``: sign every client out, close the loop, write what this process did.
+
+        On SIGTERM Locust fires ``quitting`` *before* it stops the users; the users are stopped
+        here first so that every client signs out (and writes its ``end`` record) while the loop runs.
+        """
+        from locust.runners import STATE_SPAWNING, STATE_RUNNING, MasterRunner
+
+        runner = environment.runner
+        if runner is not None and not isinstance(runner, MasterRunner) and runner.state in (STATE_SPAWNING,
+                                                                                               STATE_RUNNING):
+            runner.stop()
         if self.runtime is not None:
             try:
                 self.bridge.submit(self.runtime.aclose, timeout_s=10)
             except Exception:  # the bridge may already be stopped
                 logger.debug("runtime close skipped", exc_info=True)
-        self.bridge.stop(5.0)
+        self.bridge.stop(5.0)  # fires the last measurements into Locust's statistics
         if self.collector is not None:
             self.collector.stop()
         opts = environment.parsed_options
-        if opts is None or not opts.report or self._is_worker():
+        if opts is not None and getattr(opts, "csv_prefix", None) and not self._is_worker():
+            from locust.stats import CSV_STATS_INTERVAL_SEC
+
+            gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)  # one more pass of Locust's --csv writer: whole totals
+        if opts is None or self.collector is None:
+            return
+        if self._is_worker():
+            self._write_worker_account()  # again: anything after test_stop is counted too
+            return
+        if not opts.report:
             return
         from jabberemu.report.build import build_report
 
@@ -178,19 +271,53 @@ class Swarm:
     # -- users ---------------------------------------------------------------------------------
 
     def next_user(self) -> UserSpec:
-        """The next user of this process: unique across workers (index = worker + k * workers)."""
-        n = self._offset + self._next
-        self._next += self._stride
+        """The next user: unique across workers (the master hands out the indices).
+
+        Raises:
+            ConfigError: ``--users-csv`` has fewer users than asked for.
+            BridgeError-free: a master that does not answer within ``UID_TIMEOUT_S`` raises
+            ``gevent.Timeout``.
+        """
+        index = self._take_index_remote() if self._is_worker() else self._take_index_local()
+        self.user_indices.append(index)
         if self.csv_users:
-            if n >= len(self.csv_users):
-                raise ConfigError(f"--users-csv has {len(self.csv_users)} users; user #{n + 1} was asked for")
-            return self.csv_users[n]
+            if index >= len(self.csv_users):
+                raise ConfigError(f"--users-csv has {len(self.csv_users)} users; user #{index + 1} was asked for",
+                                  field="users_csv")
+            return self.csv_users[index]
         opts = self.environment.parsed_options
-        user_id = opts.user_pattern.format(n=n + 1)
+        user_id = opts.user_pattern.format(n=index + 1)
         password = opts.password_pattern.format(user=user_id)
-        assert self.runtime is not None
-        nodes = self.runtime.pair.nodes
-        return UserSpec(user_id, password, nodes[n % len(nodes)].name)
+        assert self.target is not None
+        names = tuple(n.name for n in self.target.pair.nodes)
+        return UserSpec(index=index, user_id=user_id, password=password,
+                        home=home_node(index, names, self.assignment))
+
+    def _take_index_local(self) -> int:
+        opts = self.environment.parsed_options
+        index = int(opts.user_offset or 0) + self._next_index
+        self._next_index += 1
+        return index
+
+    def _take_index_remote(self) -> int:
+        req = next(self._req_ids)
+        result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self._pending[req] = result
+        try:
+            self.environment.runner.send_message(UID_REQ_MSG, {"req": req})
+            return int(result.get(timeout=UID_TIMEOUT_S))
+        finally:
+            self._pending.pop(req, None)
+
+    def _on_uid_request(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        """Master (or local runner): answer a worker's ``jabberemu_uid_req`` with the next index."""
+        index = self._take_index_local()
+        environment.runner.send_message(UID_MSG, {"req": msg.data["req"], "index": index}, client_id=msg.node_id)
+
+    def _on_uid(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        result = self._pending.get(int(msg.data["req"]))
+        if result is not None:
+            result.set(int(msg.data["index"]))
 
     # -- health and progress -------------------------------------------------------------------
 
@@ -200,7 +327,7 @@ class Swarm:
     def _is_worker(self) -> bool:
         from locust.runners import WorkerRunner
 
-        return isinstance(self.environment.runner, WorkerRunner)
+        return isinstance(getattr(self.environment, "runner", None), WorkerRunner)
 
     async def _snapshot(self) -> dict[str, Any]:
         assert self.runtime is not None
@@ -212,6 +339,7 @@ class Swarm:
         }
 
     def _share_progress(self) -> None:
+        key = f"{os.uname().nodename}-{os.getpid()}"
         while True:
             gevent.sleep(1.0)
             if self.runtime is None:
@@ -220,14 +348,18 @@ class Swarm:
                 snap = self.bridge.submit(self._snapshot, timeout_s=5)
             except Exception:
                 continue
-            key = f"{os.getpid()}"
             if self._is_worker():
-                self.environment.runner.send_message(HEALTH_MSG + "_progress", {"worker": key, **snap})
+                self.environment.runner.send_message(PROGRESS_MSG, {"worker": key, **snap})
             else:
                 self.progress[key] = snap
 
     def _on_progress(self, msg: Any, **_kw: Any) -> None:
         self.progress[str(msg.data.get("worker"))] = msg.data
+
+    def all_signed_in(self) -> bool:
+        """True when every user of the run (``-u``) has a client in XMPPCONNECTED (from the progress)."""
+        want = int(getattr(self.environment.parsed_options, "num_users", 0) or 0)
+        return want > 0 and int(self.totals()["states"].get("XMPPCONNECTED", 0)) >= want
 
     def totals(self) -> dict[str, Any]:
         """Clients per state and connected clients per node, summed over processes."""
@@ -257,13 +389,13 @@ class Swarm:
             )
             sys.stdout.flush()
 
-    # -- run.json ------------------------------------------------------------------------------
+    # -- run.json and the workers' own accounts ------------------------------------------------
 
     def _write_run_info(self, *, partial: bool) -> None:
         if self.collector is None or self.environment is None:
             return
         opts = self.environment.parsed_options
-        settings = self.settings or _settings(opts, self.is_mock)
+        settings = self.settings or settings_from_options(opts, self.is_mock)
         info = {
             "run_id": self.run_id,
             "started_ts": self.started_ts or time.time(),
@@ -280,26 +412,62 @@ class Swarm:
         }
         self.collector.write_run_info(info)
 
+    def worker_account(self) -> dict[str, Any]:
+        """What this process did: users it started and the measurements it fed to Locust."""
+        reqs: dict[str, dict[str, int]] = {}
+        for (rtype, name, ok), n in sorted(self.requests_fired.items()):
+            row = reqs.setdefault(f"{rtype}/{name}", {"ok": 0, "fail": 0})
+            row["ok" if ok else "fail"] += n
+        return {
+            "worker": self.collector.worker_id if self.collector else str(os.getpid()),
+            "worker_index": int(getattr(self.environment.runner, "worker_index", -1)),
+            "users_started": len(self.user_indices),
+            "user_indices": sorted(self.user_indices),
+            "requests": reqs,
+        }
 
-def _load_users_csv(path: str) -> list[UserSpec]:
-    """Rows of user id, password[, display name[, home node]]; a header row is skipped.
+    def _finish_worker(self) -> None:
+        runner = self.environment.runner
+        if self.collector is not None:
+            self.collector.pump()
+        send_stats = getattr(runner, "_send_stats", None)
+        if send_stats is not None:
+            send_stats()  # Locust's statistics first, so the master's totals are whole at "done"
+        account = self._write_worker_account()
+        runner.send_message(DONE_MSG, account)
 
-    Raises:
-        ConfigError: unreadable file or a row without a password (the line is named).
-    """
-    out: list[UserSpec] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            for line_no, row in enumerate(csv.reader(f), start=1):
-                if not row or row[0].strip().lower() in ("user", "userid", "user_id", "user id", "username"):
-                    continue
-                if len(row) < 2 or not row[0].strip() or not row[1]:
-                    raise ConfigError(f"{path}:{line_no}: need user id and password", field="users_csv")
-                home = row[3].strip() if len(row) > 3 and row[3].strip() else None
-                out.append(UserSpec(row[0].strip(), row[1], home))
-    except OSError as exc:
-        raise ConfigError(f"--users-csv {path}: {exc}", field="users_csv") from exc
-    return out
+    def _on_worker_done(self, msg: Any, **_kw: Any) -> None:
+        self.worker_accounts[str(msg.node_id)] = msg.data
+
+    def _drain_workers(self, runner: Any) -> None:
+        from locust.rpc import Message
+        from locust.runners import STATE_RUNNING, STATE_SPAWNING
+
+        workers = {c.id: c for c in runner.clients.all}
+        for wid, client in workers.items():
+            if wid not in self.worker_accounts and client.state in (STATE_RUNNING, STATE_SPAWNING):
+                runner.server.send_to_client(Message("stop", None, wid))
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while not set(workers) <= set(self.worker_accounts) and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+        missing = sorted(set(workers) - set(self.worker_accounts))
+        if missing:
+            logger.warning("workers %s sent no final account within %.0f s: run data may miss their last records",
+                           ", ".join(missing), DRAIN_TIMEOUT_S)
+        gevent.sleep(0.2)  # records sent just before "done" are written by now; let the writer flush
+        if self.collector is not None and self.worker_accounts:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / WORKERS_FILE).write_text(json.dumps(self.worker_accounts, indent=1), encoding="utf-8")
+
+    def _write_worker_account(self) -> dict[str, Any]:
+        account = self.worker_account()
+        out = self.run_dir / WORKERS_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{account['worker']}.json").write_text(json.dumps(account, indent=1), encoding="utf-8")
+        login = account["requests"].get("client/login", {"ok": 0, "fail": 0})
+        logger.info("worker %s: %d users started, client/login %d ok %d failed", account["worker_index"],
+                    account["users_started"], login["ok"], login["fail"])
+        return account
 
 
 SWARM = Swarm()
@@ -317,6 +485,7 @@ def install(events: Any) -> Swarm:
     # it is not stopped between tests in the web UI, only when Locust quits.
     events.init.add_listener(lambda **_kw: bridge.start())
     events.init.add_listener(SWARM.on_init)
+    events.request.add_listener(SWARM.count_request)
     events.test_start.add_listener(SWARM.on_test_start)
     events.test_stop.add_listener(SWARM.on_test_stop)
     events.quitting.add_listener(SWARM.on_quitting)

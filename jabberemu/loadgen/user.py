@@ -10,6 +10,7 @@ bridge, timed inside the loop. Configure mixes by class attributes (``activity``
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -17,8 +18,12 @@ import gevent
 from locust import User, constant, task
 
 from jabberemu.config import ActivityRates
+from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
+from jabberemu.errors import JabberEmuError
+from jabberemu.loadgen.bridge import BridgeTimeoutError
 from jabberemu.loadgen.swarm import SWARM
+from jabberemu.runtime import RecordType
 
 __all__ = ["JabberUser", "IdleJabberUser", "ChattyJabberUser", "PresenceJabberUser", "LOGIN_TIMEOUT_S"]
 
@@ -46,13 +51,39 @@ class JabberUser(User):
         self.spec = None
 
     def on_start(self) -> None:
-        spec = SWARM.next_user()
+        """Take the next user, build its client on the loop and sign it in.
+
+        Whatever fails, the user shows as a ``client/login`` failure and, once it has a user id,
+        as an ``end`` record (GAVE_UP) in the run data: nobody vanishes. A user that cannot even
+        get an id (``--users-csv`` too short, master not answering) idles without a client.
+        """
+        try:
+            spec = SWARM.next_user()
+        except (JabberEmuError, gevent.Timeout) as exc:
+            self._login_failed(None, exc)
+            return  # no client: the user idles (StopUser here would print a traceback)
         self.spec = spec
         settings = SWARM.settings
         if settings is not None and self.activity is not None:
             settings = replace(settings, activity=self.activity)
-        self.client = SWARM.bridge.submit(_make_client, spec.user_id, spec.password, spec.home, settings, timeout_s=30)
-        SWARM.bridge.submit(self.client.start, timeout_s=LOGIN_TIMEOUT_S)
+        try:
+            self.client = SWARM.bridge.submit(_make_client, spec.user_id, spec.password, spec.home, settings,
+                                              timeout_s=30)
+        except JabberEmuError as exc:
+            self._login_failed(spec.user_id, exc)
+            return
+        try:
+            SWARM.bridge.submit(self.client.start, timeout_s=LOGIN_TIMEOUT_S)
+        except BridgeTimeoutError as exc:
+            self._login_failed(None, exc)  # the client records its own end state when stopped
+
+    def _login_failed(self, user_id: str | None, exc: BaseException) -> None:
+        logger.error("client %s could not start: %s", user_id or "(no user id)", exc)
+        self.environment.events.request.fire(request_type="client", name="login", response_time=0.0,
+                                             response_length=0, exception=exc, context={})
+        if user_id is not None:
+            SWARM.sink.emit(RecordType.END, time.time(), client=user_id, state=ClientState.GAVE_UP.value,
+                            reason=EndReason.INITIAL_LOGIN_FAILED.value, error=f"{type(exc).__name__}: {exc}"[:300])
 
     @task
     def stay_signed_in(self) -> None:
