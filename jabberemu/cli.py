@@ -12,6 +12,7 @@ Subcommands:
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -33,19 +34,35 @@ Commands:
 """
 
 
+def _own_options_help() -> str:
+    """jabberemu's own Locust options (Locust's ``--help`` does not load the locustfile, so never shows them)."""
+    import configargparse
+
+    from jabberemu.loadgen.options import add_options
+
+    parser = configargparse.ArgumentParser(prog="jabberemu run", add_help=False, usage=configargparse.SUPPRESS)
+    add_options(parser)
+    return parser.format_help()
+
+
 def _run_locust(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         sys.stdout.write(
-            "usage: jabberemu run [LOCUST OPTIONS]\n\n"
-            "Runs 'locust -f <jabberemu locustfile> [LOCUST OPTIONS]'. Every stock Locust option works\n"
-            "(--headless, -u, -r, -t, --csv, --html, --processes, --master/--worker ...), plus jabberemu's\n"
-            "own (--topology, --cpa-url, --xmpp-host, --users-csv, --drill ...): see them with\n"
-            "'jabberemu run --help-locust'.\n"
+            "usage: jabberemu run [LOCUST OPTIONS] [JABBEREMU OPTIONS]\n\n"
+            "Runs 'locust -f <jabberemu locustfile> [OPTIONS]'. Every stock Locust option works\n"
+            "(--headless, -u, -r, -t, --csv, --html, --processes, --master/--worker ...: see them with\n"
+            "'jabberemu run --help-locust'), plus jabberemu's own, each also an environment variable and a\n"
+            "locust.conf key:\n\n" + _own_options_help()
         )
         return 0
     if argv and argv[0] == "--help-locust":
-        argv = ["--help"]
+        sys.stdout.flush()
+        code = subprocess.call([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--help"])
+        sys.stdout.write("\njabberemu's own options:\n\n" + _own_options_help())
+        return code
     cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, *argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
     os.execv(sys.executable, cmd)
     return 0  # not reached
 

@@ -2,14 +2,16 @@
 
 1. start the mock pair (or use ``--topology`` of a pair already running) with short SRM timers and
    the re-login limits ``--lower``/``--upper``;
-2. run the Locust swarm (``jabberemu run``, headless) that logs ``--clients`` emulated Jabber clients
-   in at ``--ramp`` logins/s, holds, and at set times on the load clock injects the fault
-   (``--fault``) on node 1 and later falls back, each phase given ``upper + margin`` seconds to settle;
+2. run the Locust swarm (``jabberemu run``, headless, in its own session) that logs ``--clients``
+   emulated Jabber clients in at ``--ramp`` logins/s, holds, and at set times on the load clock injects
+   the fault (``--fault``) on node 1 and later brings the pair back to Normal | Normal, each phase given
+   ``upper + margin`` seconds to settle; the swarm prints one progress line a second;
 3. collect the mock's events and metrics beside the clients' run data in ``--out``;
 4. build ``report.html`` and ``summary.json`` and print the verdict and the report's path.
 
-Ctrl-C at any point stops the swarm and the pair (no orphan processes) and still writes a report,
-marked partial.
+Ctrl-C (SIGINT, or SIGTERM) at any point stops the swarm (SIGINT to its process group: the clients log
+out and the run data is flushed) and the pair (no orphan processes) and still writes a report,
+marked partial; a second Ctrl-C kills the swarm at once.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -28,14 +32,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser", "DrillPlan", "plan_drill", "FAULTS"]
+__all__ = ["main", "build_parser", "DrillPlan", "Fault", "plan_drill", "FAULTS", "WAVE_GAP_S", "validate"]
 
 logger = logging.getLogger(__name__)
 
-FAULTS = ("failover", "service-down", "node-kill", "partition")
-"""Faults the drill can inject on node 1."""
+
+class Fault(enum.Enum):
+    """What the drill does to node 1 (docs/srm.md for the SRM's answer to each)."""
+
+    FAILOVER = "failover"  # admin Failover, later Fallback
+    SERVICE_DOWN = "service-down"  # critical service stopped past the Critical Service Delay, restarted, Fallback
+    NODE_KILL = "node-kill"  # SIGKILL; peer takes over on heartbeat timeout; restart -> Failed Over; Fallback
+    PARTITION = "partition"  # heartbeats cut both ways: split ownership; heal -> Failed Mode; Recover
+
+
+FAULTS = tuple(f.value for f in Fault)
+"""Fault names for ``--fault``."""
 
 CRITICAL_SERVICE = "presence-engine"
+
+WAVE_GAP_S = 5.0
+"""The report's wave gap (``jabberemu.report.waves.DEFAULT_GAP_S``; a test keeps them equal): HA
+events further apart start a new wave, so two phases of the drill must be further apart than this,
+plus the second or so a node takes to drop its sessions."""
+
+MIN_SETTLE_S = WAVE_GAP_S + 2.0
+"""Shortest settle window, so that the failover and the fallback waves are reported apart."""
+
+RESTART_SLACK_S = 5.0
+"""Seconds between a node restart and the Fallback: the process start and the Initializing ->
+Failed Over step (docs/srm.md, Initialization: hearing its peer in backup mode)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,11 +70,19 @@ class DrillPlan:
 
     Attributes:
         actions: ``ACTION@T`` items for the locustfile's ``--drill`` option.
+        fault_at_s: when the fault is injected.
+        settle_s: the window each wave gets (``max(upper + margin, MIN_SETTLE_S)``).
         run_time_s: Locust ``-t``: the end of the last settle window.
     """
 
     actions: tuple[str, ...]
+    fault_at_s: float
+    settle_s: float
     run_time_s: float
+
+    def __post_init__(self) -> None:
+        if not self.actions or self.run_time_s <= self.fault_at_s or self.settle_s <= 0:
+            raise ValueError(f"inconsistent drill plan {self!r}")
 
 
 def plan_drill(
@@ -57,66 +91,106 @@ def plan_drill(
     ramp: float,
     lower_s: float,
     upper_s: float,
-    fault: str,
+    fault: Fault,
     node: str,
     hold_s: float,
     margin_s: float,
     critical_service_delay_s: float,
     heartbeat_timeout_s: float,
+    init_heartbeat_timeout_s: float = 3.0,
 ) -> DrillPlan:
-    """Lay the drill's phases on the load clock.
+    """Lay the drill's phases on the load clock (pure).
+
+    The fault comes once the ramp is over plus ``hold_s``; every phase that makes clients re-login
+    gets ``settle_s`` before the next one. The last action brings the pair back to Normal | Normal:
+    Fallback after a failover (pressed on the failed node, docs/srm.md), after the critical service is
+    back (Failed Over with Critical Services not Running -> Failed Over), after the killed node came
+    back (a restarted node hearing its peer in backup mode comes up Failed Over); Recover after a healed
+    partition (split ownership leaves both in Running in Failed Mode until Recover).
 
     Args:
         clients: emulated clients; ramp: logins/s while spawning; hold_s: steady state before the fault.
         lower_s, upper_s: the re-login limits the pair hands out.
-        fault: one of :data:`FAULTS`; node: the node that fails (node 1).
+        fault: what happens to ``node`` (node 1).
         margin_s: extra seconds after ``upper`` for a wave to settle.
-        critical_service_delay_s, heartbeat_timeout_s: the pair's SRM timers (detection delays).
+        critical_service_delay_s, heartbeat_timeout_s, init_heartbeat_timeout_s: the pair's SRM timers.
+
+    Returns:
+        The plan.
 
     Raises:
-        ValueError: unknown fault or non-positive numbers.
+        ValueError: numbers out of range (message names the option).
     """
-    if fault not in FAULTS:
-        raise ValueError(f"--fault must be one of {', '.join(FAULTS)}, not {fault!r}")
-    if clients < 1 or ramp <= 0 or upper_s < lower_s or lower_s < 0:
-        raise ValueError("need clients >= 1, ramp > 0 and 0 <= lower <= upper")
-    settle = upper_s + margin_s
+    problems = validate(clients=clients, ramp=ramp, lower_s=lower_s, upper_s=upper_s, hold_s=hold_s, margin_s=margin_s)
+    if problems:
+        raise ValueError(problems[0])
+    settle = max(upper_s + margin_s, MIN_SETTLE_S)
     t = clients / ramp + hold_s
     acts: list[str] = []
-    if fault == "failover":
+    if fault is Fault.FAILOVER:
         acts += [f"failover:{node}@{t:.1f}", f"fallback:{node}@{t + settle:.1f}"]
         end = t + 2 * settle
-    elif fault == "service-down":
-        t_up = t + critical_service_delay_s + 1.0
+    elif fault is Fault.SERVICE_DOWN:
+        t_over = t + critical_service_delay_s  # automatic failover when the delay expires
         acts += [
             f"service-stop:{node}:{CRITICAL_SERVICE}@{t:.1f}",
-            f"service-start:{node}:{CRITICAL_SERVICE}@{t_up:.1f}",
-            f"fallback:{node}@{t + critical_service_delay_s + settle:.1f}",
+            f"service-start:{node}:{CRITICAL_SERVICE}@{t_over + 1.0:.1f}",
+            f"fallback:{node}@{t_over + settle:.1f}",
         ]
-        end = t + critical_service_delay_s + 2 * settle
-    elif fault == "node-kill":
-        t_back = t + heartbeat_timeout_s + settle
-        acts += [f"kill:{node}@{t:.1f}", f"restart:{node}@{t_back:.1f}", f"fallback:{node}@{t_back + 5:.1f}"]
-        end = t_back + 5 + settle
-    else:  # partition: both nodes take over (split ownership), heal, Recover
-        t_heal = t + heartbeat_timeout_s + settle
-        acts += [f"partition@{t:.1f}", f"heal@{t_heal:.1f}", f"recover@{t_heal + 2:.1f}"]
-        end = t_heal + 2 + settle
-    return DrillPlan(actions=tuple(acts), run_time_s=round(end + 2.0, 1))
+        end = t_over + 2 * settle
+    elif fault is Fault.NODE_KILL:
+        t_back = t + heartbeat_timeout_s + settle  # the peer takes over on its heartbeat timeout
+        t_fallback = t_back + max(RESTART_SLACK_S, init_heartbeat_timeout_s + 2.0)
+        acts += [f"kill:{node}@{t:.1f}", f"restart:{node}@{t_back:.1f}", f"fallback:{node}@{t_fallback:.1f}"]
+        end = t_fallback + settle
+    else:  # partition: both nodes take over (split ownership, nobody's session drops), heal, Recover
+        t_heal = t + heartbeat_timeout_s + 3.0
+        acts += [f"partition@{t:.1f}", f"heal@{t_heal:.1f}", f"recover@{t_heal + 2.0:.1f}"]
+        end = t_heal + 2.0 + settle
+    return DrillPlan(actions=tuple(acts), fault_at_s=round(t, 1), settle_s=settle, run_time_s=round(end + 2.0, 1))
+
+
+def validate(*, clients: int, ramp: float, lower_s: float, upper_s: float, hold_s: float = 0.0,
+             margin_s: float = 0.0, processes: int = 1, login_rate: float | None = None,
+             timers: dict[str, float] | None = None) -> list[str]:
+    """Check the drill's numbers; returns one message per problem, naming the option (empty: fine)."""
+    problems = []
+    if clients < 1:
+        problems.append(f"--clients must be at least 1, not {clients}")
+    if not ramp > 0:
+        problems.append(f"--ramp must be > 0 logins/s, not {ramp:g}")
+    if lower_s < 0:
+        problems.append(f"--lower must be >= 0 s, not {lower_s:g}")
+    if upper_s < lower_s:
+        problems.append(f"--upper ({upper_s:g} s) must be >= --lower ({lower_s:g} s)")
+    if hold_s < 0:
+        problems.append(f"--hold must be >= 0 s, not {hold_s:g}")
+    if margin_s < 0:
+        problems.append(f"--margin must be >= 0 s, not {margin_s:g}")
+    if processes < 1:
+        problems.append(f"--processes must be at least 1, not {processes}")
+    if login_rate is not None and not login_rate > 0:
+        problems.append(f"--login-rate must be > 0 logins/s, not {login_rate:g}")
+    for name, value in (timers or {}).items():
+        if not value > 0:
+            problems.append(f"--{name} must be > 0 s, not {value:g}")
+    return problems
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``jabberemu drill`` (defaults: the demo's)."""
     p = argparse.ArgumentParser(
         prog="jabberemu drill",
         description="Run a whole HA drill on the bundled mock IM&P pair: log clients in, inject a fault on "
-        "node 1, let the re-login wave settle, fall back, and judge the re-login limits. "
-        "Defaults are the demo's (make demo).",
+        "node 1, let the re-login wave settle, bring the pair back, let it settle, and judge the re-login "
+        "limits. Defaults are the demo's (make demo). Ctrl-C stops everything and writes a partial report.",
     )
     p.add_argument("--clients", type=int, default=2000, help="emulated Jabber clients (default %(default)s)")
     p.add_argument("--ramp", type=float, default=100.0, help="initial logins per second (default %(default)s)")
     p.add_argument("--lower", type=float, default=5.0, help="Client Re-Login Lower Limit, s (default %(default)s)")
     p.add_argument("--upper", type=float, default=25.0, help="Client Re-Login Upper Limit, s (default %(default)s)")
-    p.add_argument("--fault", choices=FAULTS, default="failover", help="what happens to node 1 (default %(default)s)")
+    p.add_argument("--fault", choices=FAULTS, default=Fault.FAILOVER.value,
+                   help="what happens to node 1 (default %(default)s)")
     p.add_argument("--login-rate", type=float, default=None,
                    help="mock login capacity per node, logins/s (default: unlimited; the verdict then "
                    "judges against --server-login-rate)")
@@ -125,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="run seed: users, waits (default %(default)s)")
     p.add_argument("--out", help="run directory (default reports/<run-id>)")
     p.add_argument("--topology", help="topology JSON of a mock pair already running (skip starting one)")
-    p.add_argument("--hold", type=float, default=5.0, help="steady state before the fault, s")
-    p.add_argument("--margin", type=float, default=5.0, help="seconds after upper for a wave to settle")
+    p.add_argument("--hold", type=float, default=5.0, help="steady state before the fault, s (default %(default)s)")
+    p.add_argument("--margin", type=float, default=5.0,
+                   help=f"seconds after upper for a wave to settle (default %(default)s; each phase gets at "
+                   f"least {MIN_SETTLE_S:g} s so that the report tells the waves apart)")
     p.add_argument("--processes", type=int, default=1, help="Locust worker processes (default %(default)s)")
     p.add_argument("--fail-on-verdict", action="store_true", help="exit 1 when the verdict is FAIL")
     t = p.add_argument_group("SRM timers of the bundled pair (seconds; Cisco's defaults are 15/60/120/90)")
@@ -141,50 +217,18 @@ def _run_id() -> str:
     return time.strftime("drill-%Y%m%d-%H%M%S")
 
 
-async def _collect_server_data(pair: Any, out: Path) -> None:
-    with contextlib.suppress(Exception):
-        metrics = await asyncio.wait_for(pair.admin("GET", "/api/metrics"), 10.0)
-        with open(out / "server_metrics.jsonl", "w", encoding="utf-8") as f:
-            for row in metrics.get("metrics", []):
-                f.write(json.dumps(row) + "\n")
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-async def _drill(args: argparse.Namespace, out: Path) -> int:
-    from mock_server.pair_config import LoginCostConfig, PairConfig
-    from mock_server.runner import MockPair
+def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Path, out: Path) -> list[str]:
+    from jabberemu.cli import LOCUSTFILE
 
-    pair: MockPair | None = None
-    topology_path = out / "topology.json"
-    node = "imp1.example.test"
-    if args.topology:
-        topology = json.loads(Path(args.topology).read_text(encoding="utf-8"))
-        node = topology["nodes"][0]["name"]
-        topology_path.write_text(json.dumps(topology, indent=2), encoding="utf-8")
-    else:
-        params = (
-            f"heartbeat_interval_s={args.heartbeat_interval}",
-            f"heartbeat_timeout_s={args.heartbeat_timeout}",
-            f"init_heartbeat_timeout_s={args.init_heartbeat_timeout}",
-            f"critical_service_delay_s={args.critical_service_delay}",
-            f"relogin_lower_s={args.lower}",
-            f"relogin_upper_s={args.upper}",
-        )
-        cost = LoginCostConfig(rate_per_s=args.login_rate) if args.login_rate else LoginCostConfig()
-        config = PairConfig(users=args.clients, seed=args.seed, params=params, login_cost=(cost, cost))
-        pair = MockPair(config, events_out=str(out / "server_events.jsonl"))
-        sys.stdout.write(f"starting the mock pair ({args.clients} users)...\n")
-        topology = await pair.start()
-        node = topology["nodes"][0]["name"]
-        topology_path.write_text(json.dumps(topology, indent=2), encoding="utf-8")
-        await pair.wait_for_states({n["name"]: "Normal" for n in topology["nodes"]}, timeout_s=30)
-    plan = plan_drill(
-        clients=args.clients, ramp=args.ramp, lower_s=args.lower, upper_s=args.upper, fault=args.fault,
-        node=node, hold_s=args.hold, margin_s=args.margin, critical_service_delay_s=args.critical_service_delay,
-        heartbeat_timeout_s=args.heartbeat_timeout,
-    )
     capacity = args.server_login_rate or args.login_rate or 100.0
     cmd = [
-        sys.executable, "-m", "locust", "-f", _locustfile(), "--headless", "--only-summary",
+        sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "--only-summary",
         "-u", str(args.clients), "-r", str(args.ramp), "-t", f"{int(plan.run_time_s + 0.999)}s",
         "--stop-timeout", "10", "--topology", str(topology_path), "--run-dir", str(out),
         "--run-seed", str(args.seed), "--drill", ",".join(plan.actions),
@@ -193,33 +237,128 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
         "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--progress",
     ]
     if args.processes > 1:
-        cmd += ["--processes", str(args.processes)]
-    sys.stdout.write(
-        f"drill: {args.clients} clients at {args.ramp:g}/s, limits {args.lower:g}/{args.upper:g} s, fault "
-        f"{args.fault} on {node}; phases {', '.join(plan.actions)}; about {plan.run_time_s:.0f} s\n"
-    )
-    sys.stdout.flush()
-    interrupted = False
-    proc = await asyncio.create_subprocess_exec(*cmd, start_new_session=True)
-    try:
-        await proc.wait()
-    except asyncio.CancelledError:
-        interrupted = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
+        port = str(_free_port())  # Locust's master binds * :5557 by default: loopback and a free port
+        cmd += ["--processes", str(args.processes), "--master-bind-host", "127.0.0.1",
+                "--master-bind-port", port, "--master-port", port]
+    return cmd
+
+
+async def _collect_server_data(pair: Any, out: Path) -> dict[str, str]:
+    """Write ``server_metrics.jsonl``; returns the nodes' final SRM states ({} if unknown)."""
+    states: dict[str, str] = {}
+    with contextlib.suppress(Exception):
+        status = await asyncio.wait_for(pair.admin("GET", "/api/status"), 10.0)
+        states = {n["name"]: str(n.get("state")) for n in status["nodes"]}
+    with contextlib.suppress(Exception):
+        metrics = await asyncio.wait_for(pair.admin("GET", "/api/metrics"), 10.0)
+        with open(out / "server_metrics.jsonl", "w", encoding="utf-8") as f:
+            for row in metrics.get("metrics", []):
+                f.write(json.dumps(row) + "\n")
+    return states
+
+
+class _Swarm:
+    """The Locust child, in its own session so that only the drill decides when it stops."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """SIGINT to the swarm's group (clients log out, run data flushed); SIGKILL after ``grace_s``."""
+        if self.proc is None:
+            return
+        self.signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(proc.wait(), 20.0)
+            await asyncio.wait_for(self.proc.wait(), grace_s)
         except asyncio.TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    finally:
+            self.signal(signal.SIGKILL)
+            await self.proc.wait()
+        self.signal(signal.SIGKILL)  # forked workers left behind by a dead master
+
+
+async def _drill(args: argparse.Namespace, out: Path) -> int:
+    from mock_server.pair_config import LoginCostConfig, PairConfig
+    from mock_server.runner import MockPair
+
+    loop = asyncio.get_running_loop()
+    body = asyncio.current_task()
+    assert body is not None
+    swarm = _Swarm()
+    signals: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        signals.append(sig)
+        if len(signals) == 1:
+            sys.stdout.write(f"\n{signal.Signals(sig).name}: stopping the swarm and the pair, then a partial "
+                             "report (again to kill the swarm at once)\n")
+            sys.stdout.flush()
+            body.cancel()
+        else:
+            swarm.signal(signal.SIGKILL)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    pair: MockPair | None = None
+    final_states: dict[str, str] = {}
+    topology_path = out / "topology.json"
+    try:
+        if args.topology:
+            topology = json.loads(Path(args.topology).read_text(encoding="utf-8"))
+        else:
+            params = (
+                f"heartbeat_interval_s={args.heartbeat_interval}",
+                f"heartbeat_timeout_s={args.heartbeat_timeout}",
+                f"init_heartbeat_timeout_s={args.init_heartbeat_timeout}",
+                f"critical_service_delay_s={args.critical_service_delay}",
+                f"relogin_lower_s={args.lower}",
+                f"relogin_upper_s={args.upper}",
+            )
+            cost = LoginCostConfig(rate_per_s=args.login_rate) if args.login_rate else LoginCostConfig()
+            config = PairConfig(users=args.clients, seed=args.seed, params=params, login_cost=(cost, cost))
+            pair = MockPair(config, events_out=str(out / "server_events.jsonl"))
+            sys.stdout.write(f"starting the mock pair ({args.clients} users)...\n")
+            sys.stdout.flush()
+            topology = await pair.start()
+            await pair.wait_for_states({n["name"]: "Normal" for n in topology["nodes"]}, timeout_s=30)
+        topology_path.write_text(json.dumps(topology, indent=2), encoding="utf-8")
+        node = topology["nodes"][0]["name"]
+        plan = plan_drill(
+            clients=args.clients, ramp=args.ramp, lower_s=args.lower, upper_s=args.upper, fault=Fault(args.fault),
+            node=node, hold_s=args.hold, margin_s=args.margin, critical_service_delay_s=args.critical_service_delay,
+            heartbeat_timeout_s=args.heartbeat_timeout, init_heartbeat_timeout_s=args.init_heartbeat_timeout,
+        )
+        sys.stdout.write(
+            f"drill: {args.clients} clients at {args.ramp:g}/s, limits {args.lower:g}/{args.upper:g} s, fault "
+            f"{args.fault} on {node} at {plan.fault_at_s:g} s, {plan.settle_s:g} s per wave; phases "
+            f"{', '.join(plan.actions)}; about {plan.run_time_s:.0f} s\n"
+        )
+        sys.stdout.flush()
+        swarm.proc = await asyncio.create_subprocess_exec(
+            *_locust_command(args, plan, topology_path, out), start_new_session=True)
+        code = await swarm.proc.wait()
         if pair is not None:
-            await _collect_server_data(pair, out)
+            final_states = await _collect_server_data(pair, out)
+            if final_states and set(final_states.values()) != {"Normal"}:
+                sys.stdout.write(f"warning: the pair ended in {final_states}, not Normal | Normal: a phase of the "
+                                 f"drill did not happen (see {out / 'server_events.jsonl'})\n")
+        return code
+    except asyncio.CancelledError:
+        if not signals:
+            raise
+        await swarm.stop()
+        return 128 + signals[0]
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if pair is not None:
+            if not final_states:
+                await _collect_server_data(pair, out)
             await pair.stop()
-    if interrupted:
-        _mark_partial(out)
-    return 130 if interrupted else (proc.returncode or 0)
 
 
 def _mark_partial(out: Path) -> None:
@@ -230,54 +369,62 @@ def _mark_partial(out: Path) -> None:
         run_file.write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
-def _locustfile() -> str:
-    from jabberemu.cli import LOCUSTFILE
-
-    return LOCUSTFILE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jabberemu drill``.
 
     Returns:
         0 (PASS, or FAIL without ``--fail-on-verdict``), 1 (FAIL with it), 2 (bad options or no report),
-        130 (interrupted; a partial report is still written).
+        130 (Ctrl-C; 143 for SIGTERM): a partial report is still written when the swarm had started.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    timers = {"heartbeat-interval": args.heartbeat_interval, "heartbeat-timeout": args.heartbeat_timeout,
+              "init-heartbeat-timeout": args.init_heartbeat_timeout,
+              "critical-service-delay": args.critical_service_delay}
+    problems = validate(clients=args.clients, ramp=args.ramp, lower_s=args.lower, upper_s=args.upper,
+                        hold_s=args.hold, margin_s=args.margin, processes=args.processes,
+                        login_rate=args.login_rate, timers=timers)
+    if args.topology and not Path(args.topology).is_file():
+        problems.append(f"--topology {args.topology}: no such file")
+    if problems:
+        parser.error("; ".join(problems))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        plan_drill(clients=args.clients, ramp=args.ramp, lower_s=args.lower, upper_s=args.upper, fault=args.fault,
-                   node="n", hold_s=args.hold, margin_s=args.margin,
-                   critical_service_delay_s=args.critical_service_delay, heartbeat_timeout_s=args.heartbeat_timeout)
-    except ValueError as exc:
-        parser.error(str(exc))
     out = Path(args.out or os.path.join("reports", _run_id()))
     out.mkdir(parents=True, exist_ok=True)
-    code = 0
     try:
         code = asyncio.run(_drill(args, out))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the drill's own handler was in place
         code = 130
+    if code >= 128:
         _mark_partial(out)
-    return _finish(out, code, args.fail_on_verdict)
+    try:
+        return _finish(out, code, args.fail_on_verdict)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"interrupted while building the report; rebuild it with 'jabberemu report {out}'\n")
+        return 130
 
 
 def _finish(out: Path, code: int, fail_on_verdict: bool) -> int:
     from jabberemu.report.build import build_report
+    from jabberemu.report.errors import ReportError
 
+    interrupted = code >= 128
     if not (out / "run.json").exists():
         sys.stderr.write(f"no run data in {out}: the swarm did not start (exit code {code})\n")
         return code or 2
-    summary = build_report(out)
-    report = out / "report.html"
-    sys.stdout.write(f"\nverdict: {summary.verdict.value}\n")
+    try:
+        summary = build_report(out)
+    except ReportError as exc:
+        sys.stderr.write(f"jabberemu drill: no report: {exc}\n")
+        return code if interrupted else 2
+    sys.stdout.write(f"\nverdict{' (partial run)' if interrupted else ''}: {summary.verdict.value}\n")
     for reason in summary.reasons:
         sys.stdout.write(f"  - {reason}\n")
-    partial = " (partial run)" if code == 130 else ""
-    sys.stdout.write(f"report{partial}: {report}\n")
-    if code == 130:
-        return 130
+    sys.stdout.write(f"report{' (partial run)' if interrupted else ''}: {out / 'report.html'}\n")
+    if interrupted:
+        return code
+    if code != 0:
+        sys.stderr.write(f"the swarm exited with code {code}\n")
     if fail_on_verdict and summary.verdict.value == "FAIL":
         return 1
     return 0
