@@ -56,3 +56,210 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(cls, "connect", connect)
     monkeypatch.setattr(cls, "connect_ex", connect_ex)
+
+
+# -- Locust scenarios as subprocesses against a mock pair in another subprocess (swarm tests) ------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = REPO / "locustfiles" / "jabber.py"
+"""The locustfile users run: ``locust -f locustfiles/jabber.py``."""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: no inherited ``JABBEREMU_*``/``LOCUST_*``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JABBEREMU_", "LOCUST_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    """Poll ``cond`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+        time.sleep(interval_s)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class MockPairProc:
+    """A ``python -m mock_server`` subprocess (its own process group) and its topology file."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], topology: Path, log: Path) -> None:
+        self.proc = proc
+        self.topology = topology
+        self.log = log
+        self.data = json.loads(topology.read_text(encoding="utf-8"))
+        self.admin_url: str = self.data["admin_url"]
+        self.node_names = [n["name"] for n in self.data["nodes"]]
+
+    def status(self) -> dict[str, object]:
+        with urllib.request.urlopen(self.admin_url + "/api/status", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def states(self) -> list[str]:
+        return [str(n["state"]) for n in self.status()["nodes"]]  # type: ignore[index]
+
+    def stop(self) -> None:
+        _kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def mock_pair(tmp_path: Path) -> Iterator[Callable[..., MockPairProc]]:
+    """Start the mock pair: ``mock_pair(users, assignment="balanced", extra=())``; stopped at the end."""
+    started: list[MockPairProc] = []
+
+    def start(users: int, assignment: str = "balanced", extra: tuple[str, ...] = ()) -> MockPairProc:
+        topo = tmp_path / f"topology-{len(started)}.json"
+        log = tmp_path / f"mock-{len(started)}.log"
+        cmd = [sys.executable, "-m", "mock_server", "--users", str(users), "--assignment", assignment,
+               "--topology-out", str(topo), "--param", "relogin_lower_s=1", "--param", "relogin_upper_s=3", *extra]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        try:
+            wait_until(lambda: topo.exists() and topo.stat().st_size > 0 or proc.poll() is not None, 30,
+                       "mock pair topology written")
+            assert proc.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.2)  # the file is written in one go; let the writer close it
+            pair = MockPairProc(proc, topo, log)
+            started.append(pair)
+            wait_until(lambda: pair.states() == ["Normal", "Normal"], 60, "both mock nodes Normal")
+        except BaseException:
+            _kill_group(proc)
+            raise
+        return pair
+
+    yield start
+    for pair in started:
+        pair.stop()
+
+
+class LocustProc:
+    """One ``python -m locust`` subprocess (own process group), its outputs and run directory."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], workdir: Path, run_dir: Path, csv_prefix: Path) -> None:
+        self.proc = proc
+        self.workdir = workdir
+        self.run_dir = run_dir
+        self.csv_prefix = csv_prefix
+        self.stdout = workdir / "locust.out"
+        self.stderr = workdir / "locust.err"
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc)
+            self.proc.wait(10)
+            raise AssertionError(f"locust did not exit within {timeout_s:.0f} s:\n{self.err_text()[-3000:]}") \
+                from None
+
+    def terminate(self, timeout_s: float = 120.0) -> int:
+        """SIGTERM (what CI sends) to the main process, then wait for the graceful shut-down."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
+    def err_text(self) -> str:
+        return self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.exists() else ""
+
+    def out_text(self) -> str:
+        return self.stdout.read_text(encoding="utf-8", errors="replace") if self.stdout.exists() else ""
+
+    def records(self, kind: str | None = None) -> list[dict[str, object]]:
+        """``client_events.jsonl`` records (of one ``type``)."""
+        path = self.run_dir / "client_events.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except ValueError:  # a line being written
+                    continue
+                if kind is None or rec.get("type") == kind:
+                    out.append(rec)
+        return out
+
+    def stats(self) -> dict[tuple[str, str], dict[str, str]]:
+        """Rows of Locust's ``--csv`` ``*_stats.csv`` by (type, name)."""
+        import csv
+
+        with open(f"{self.csv_prefix}_stats.csv", newline="", encoding="utf-8") as f:
+            return {(r["Type"], r["Name"]): r for r in csv.DictReader(f)}
+
+
+@pytest.fixture
+def locust_run(tmp_path: Path) -> Iterator[Callable[..., LocustProc]]:
+    """Start ``python -m locust -f locustfiles/jabber.py ARGS`` in ``tmp_path`` with ``--run-dir`` and
+    ``--csv`` there: ``locust_run(*args, env={...}, locustfile=...)``; killed at the end if still running."""
+    runs: list[LocustProc] = []
+
+    def run(*args: str, env: dict[str, str] | None = None, locustfile: Path = LOCUSTFILE,
+            run_dir: bool = True, csv: bool = True) -> LocustProc:
+        workdir = tmp_path / f"locust-{len(runs)}"
+        workdir.mkdir()
+        rd, prefix = workdir / "run", workdir / "out"
+        cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), *args]
+        if run_dir:
+            cmd += ["--run-dir", str(rd)]
+        if csv:
+            cmd += ["--csv", str(prefix)]
+        with open(workdir / "locust.out", "wb") as out, open(workdir / "locust.err", "wb") as err:
+            proc = subprocess.Popen(cmd, cwd=workdir, env=clean_env(**(env or {})), stdout=out, stderr=err,
+                                    start_new_session=True)
+        lp = LocustProc(proc, workdir, rd, prefix)
+        runs.append(lp)
+        return lp
+
+    yield run
+    for lp in runs:
+        if lp.proc.poll() is None:
+            _kill_group(lp.proc)
+            lp.proc.wait(10)
+        _kill_group(lp.proc)  # --processes workers left behind, if any
+
+
+def assert_clean_shutdown(err: str) -> None:
+    """No traceback, no gevent hub complaint in a Locust run's stderr."""
+    assert "Waiter.switch" not in err, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "Task was destroyed but it is pending" not in err, err[-3000:]
+
+
+class SwarmTools:
+    """Helpers of the swarm tests, handed out by the ``swarm_tools`` fixture."""
+
+    wait_until = staticmethod(wait_until)
+    clean_env = staticmethod(clean_env)
+    assert_clean_shutdown = staticmethod(assert_clean_shutdown)
+    repo = REPO
+    locustfile = LOCUSTFILE
+
+
+@pytest.fixture
+def swarm_tools() -> type[SwarmTools]:
+    return SwarmTools
