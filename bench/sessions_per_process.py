@@ -116,7 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["tsung"] = None if args.no_tsung else {"skipped": "tsung not installed"}
         else:
             await asyncio.sleep(1.0)
-            hold_s = max(10.0, args.idle_s + 6.0)
+            hold_s = args.idle_s + 5.0
             ts = await run_tsung(host=node["xmpp_host"], port=node["xmpp_port"], domain=pair.domain,
                                  users=mock_users(n), rate_per_s=args.rate, hold_s=hold_s, idle_s=args.idle_s)
             result["tsung"] = ts.as_dict()
