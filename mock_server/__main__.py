@@ -173,6 +173,8 @@ async def _serve(args: argparse.Namespace) -> int:
         logger.info("stopping the mock pair")
     finally:
         await pair.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before asyncio.run closes the wake-up fd
+            loop.remove_signal_handler(sig)
     return 0
 
 

@@ -80,6 +80,8 @@ async def _run(index: int, config: PairConfig) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await control
     await node.stop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before the loop closes its wake-up fd
+        loop.remove_signal_handler(sig)
     return 0
 
 

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 """Seconds a node process may take to bind its listeners and report ready."""
 
+GRACEFUL_STOP_S = 5.0
+"""Seconds a node asked to shut down may take to exit before it is terminated."""
+
 
 class NodeGoneError(ControlError):
     """The node process is not running (killed, crashed or not started)."""
@@ -81,11 +84,17 @@ class Supervisor:
         await self._introduce()
 
     async def stop(self) -> None:
-        """Ask each node to shut down, then terminate what is left; no orphan processes."""
-        for node in self.nodes:
-            if node.alive:
-                with contextlib.suppress(ControlError, asyncio.TimeoutError, ConnectionError):
-                    await asyncio.wait_for(self.request(node.name, ControlOp.SHUTDOWN), 2.0)
+        """Ask each node to shut down, give it time to exit, then terminate what is left; no
+        orphan processes. (A SIGTERM that reaches a node while its loop is already closing would
+        hit a closed wake-up fd, so the graceful path waits first.)"""
+        asked = [node for node in self.nodes if node.alive]
+        for node in asked:
+            with contextlib.suppress(ControlError, asyncio.TimeoutError, ConnectionError):
+                await asyncio.wait_for(self.request(node.name, ControlOp.SHUTDOWN), 2.0)
+        for node in asked:
+            if node.proc is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(node.proc.wait(), GRACEFUL_STOP_S)
         for node in self.nodes:
             await self._reap(node)
         if self._events_file is not None:
