@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -43,7 +44,7 @@ from jabberemu.loadgen.shape import DRILL
 from jabberemu.runtime import Runtime
 
 __all__ = ["Swarm", "SWARM", "UserSpec", "install", "UID_REQ_MSG", "UID_MSG", "PROGRESS_MSG", "DONE_MSG",
-           "WORKERS_DIR", "WORKERS_FILE"]
+           "WORKERS_DIR", "WORKERS_FILE", "start_bridge", "use_threaded_resolver"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ class Swarm:
 
             install_tab(environment, self)
         DRILL.ready_probe = self.all_signed_in
+        if not isinstance(runner, WorkerRunner):
+            gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
         if isinstance(runner, MasterRunner):
             runner.register_message(PROGRESS_MSG, self._on_progress)
             runner.register_message(DONE_MSG, self._on_worker_done)
@@ -187,6 +190,15 @@ class Swarm:
         gevent.spawn(self._share_progress)
         if opts.progress and not isinstance(runner, WorkerRunner):
             gevent.spawn(self._print_progress)
+
+    def _on_sigterm(self) -> None:
+        """SIGTERM during a shape run: end the drill, so Locust shuts down gracefully.
+
+        Headless Locust installs its own SIGTERM handler only after a ``LoadTestShape`` finished; until
+        then SIGTERM killed the process outright (no statistics, no ``--csv``, no sign-outs).
+        """
+        logger.info("SIGTERM: ending the drill; clients sign out")
+        DRILL.stop_requested = True
 
     async def _make_runtime(self, pair: Any, settings: ClientSettings, seed: int) -> Runtime:
         return await Runtime.create(pair, settings, run_seed=seed, measure=self._measure, sink=self.sink)
@@ -473,6 +485,22 @@ class Swarm:
 SWARM = Swarm()
 """The one swarm of this process."""
 
+_PROCESS_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
+
+
+def start_bridge(bridge: AsyncioBridge) -> None:
+    """Start the bridge's loop thread with the process signals blocked in it.
+
+    A thread inherits its creator's signal mask. Without this, the kernel may deliver SIGTERM to
+    the loop thread, where gevent's handler (libev, main thread) does not see it: the process died
+    at once, skipping Locust's graceful shut-down (stats, ``--csv``, sign-outs).
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+    try:
+        bridge.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
 
 def install(events: Any) -> Swarm:
     """Wire :data:`SWARM` and its bridge to Locust's events (call once, from the locustfile)."""
@@ -483,7 +511,7 @@ def install(events: Any) -> Swarm:
     events.init_command_line_parser.add_listener(add_options)
     # One loop for the process's whole life: the runtime (HTTP pool, TLS context) lives on it, so
     # it is not stopped between tests in the web UI, only when Locust quits.
-    events.init.add_listener(lambda **_kw: bridge.start())
+    events.init.add_listener(lambda **_kw: start_bridge(bridge))
     events.init.add_listener(SWARM.on_init)
     events.request.add_listener(SWARM.count_request)
     events.test_start.add_listener(SWARM.on_test_start)
