@@ -1,0 +1,202 @@
+"""Helpers of the CLI tests: run the console script as a real process and watch its process tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+__all__ = [
+    "REPO",
+    "VENV_BIN",
+    "PROGRESS_RE",
+    "DrillProcess",
+    "env_with_venv",
+    "jabberemu",
+    "read_jsonl",
+    "state_sequence",
+    "assert_accounted",
+    "orphans_of",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PROGRESS_RE = re.compile(
+    r"^\[\s*(?P<t>[0-9.]+)s\] clients (?P<clients>\d+): connected (?P<connected>.*?) \| "
+    r"waiting to re-login (?P<waiting>\d+) \| logging in (?P<logging_in>\d+) \| ended (?P<ended>\d+)"
+)
+
+
+def env_with_venv(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment with the venv's bin first on PATH (``jabberemu``, ``locust``, ``python``)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def jabberemu(*args: str, timeout_s: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the console script to completion; stdout and stderr captured."""
+    return subprocess.run([str(VENV_BIN / "jabberemu"), *args], capture_output=True, text=True, timeout=timeout_s,
+                          cwd=cwd or REPO, env=env_with_venv())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every JSON line of ``path``."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def state_sequence(server_events: Iterable[dict[str, Any]], node: str) -> list[str]:
+    """The SRM states ``node`` went through, from the mock's ``transition`` events."""
+    seq: list[str] = []
+    for ev in server_events:
+        if ev.get("kind") == "transition" and ev.get("node") == node:
+            if not seq:
+                seq.append(ev["from"])
+            seq.append(ev["to"])
+    return seq
+
+
+def assert_accounted(summary: dict[str, Any], clients: int) -> None:
+    """Clients started = planned = the sum of clients by end state, each end state with named reasons."""
+    assert summary["clients_planned"] == clients
+    assert summary["clients_started"] == clients
+    assert sum(summary["end_states"].values()) == clients, summary["end_states"]
+    assert summary["clients_without_end_record"] == 0
+    for state, n in summary["end_states"].items():
+        reasons = summary["end_reasons"][state]
+        assert sum(reasons.values()) == n and all(reasons), (state, reasons)
+
+
+def orphans_of(pids: Iterable[int]) -> list[str]:
+    """The processes of ``pids`` still running (zombies excluded), as ``pid cmdline`` strings."""
+    alive = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{pid} {' '.join(proc.cmdline()[:4])}")
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+@dataclass
+class DrillProcess:
+    """``jabberemu drill ...`` in a session of its own; stdout read by a thread, its process tree sampled.
+
+    ``descendants`` holds every process seen under the drill (the mock nodes, Locust and its workers),
+    so a test can check that none outlives it. :meth:`close` kills whatever is left (test clean-up).
+    """
+
+    args: Sequence[str]
+    cwd: Path = REPO
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    descendants: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "jabberemu"), "drill", *self.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, cwd=self.cwd, env=env_with_venv(), start_new_session=True,
+        )
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._sample_tree()
+            with self._cond:
+                self.lines.append((time.monotonic() - self.started, line.rstrip("\n")))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _sample_tree(self) -> None:
+        try:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                if child.pid not in self.descendants:
+                    try:
+                        self.descendants[child.pid] = " ".join(child.cmdline()[:4])
+                    except psutil.Error:
+                        continue
+        except psutil.Error:
+            pass
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(line for _, line in self.lines)
+
+    def progress(self) -> list[tuple[float, re.Match[str]]]:
+        """The progress lines seen so far, with the wall time (s since start) each was read."""
+        with self._cond:
+            return [(t, m) for t, line in self.lines if (m := PROGRESS_RE.match(line))]
+
+    def wait_for_line(self, predicate: Any, timeout_s: float) -> str:
+        """Block until a line satisfies ``predicate`` (a callable on the line); returns it.
+
+        Raises:
+            AssertionError: the drill ended or the time ran out first (the output is shown).
+        """
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        with self._cond:
+            while True:
+                for _, line in self.lines[seen:]:
+                    if predicate(line):
+                        return line
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no such line within {timeout_s} s; output:\n{self.output[-4000:]}")
+                self._cond.wait(min(left, 0.5))
+
+    def wait(self, timeout_s: float) -> int:
+        """Exit code of the drill (its output fully read)."""
+        code = self.proc.wait(timeout_s)
+        self._reader.join(10)
+        return code
+
+    def interrupt(self) -> None:
+        """SIGINT to the drill process only (what ``kill -INT`` does)."""
+        self._sample_tree()
+        os.kill(self.proc.pid, signal.SIGINT)
+
+    def interrupt_group(self) -> None:
+        """SIGINT to the drill's whole process group (what Ctrl-C in a terminal does)."""
+        self._sample_tree()
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def close(self) -> None:
+        """Kill the drill and everything it started, if still running."""
+        self._sample_tree()
+        pids = [self.proc.pid, *self.descendants]
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                if pid == self.proc.pid or " ".join(proc.cmdline()[:4]) == self.descendants.get(pid):
+                    proc.kill()  # still the process we saw, not a reused pid
+            except psutil.Error:
+                continue
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

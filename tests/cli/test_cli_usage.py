@@ -1,0 +1,158 @@
+"""The console script's usage: help everywhere, unknown commands and bad drill options refused cleanly;
+the drill's phase plan (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_support import jabberemu
+
+from jabberemu import cli
+from jabberemu.drill import MIN_SETTLE_S, WAVE_GAP_S, Fault, plan_drill, validate
+
+COMMANDS = ("mock", "run", "drill", "report", "plan")
+
+
+def test_top_level_help_lists_every_command() -> None:
+    for flag in ("--help", "-h", "help"):
+        res = jabberemu(flag)
+        assert res.returncode == 0, res.stderr
+        for command in COMMANDS:
+            assert f"\n  {command} " in res.stdout, (flag, res.stdout)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help_shows_usage(command: str) -> None:
+    res = jabberemu(command, "--help")
+    assert res.returncode == 0, res.stderr
+    assert "usage:" in res.stdout.lower()
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_run_help_lists_jabberemus_own_locust_options() -> None:
+    res = jabberemu("run", "--help")
+    assert res.returncode == 0
+    for option in ("--topology", "--cpa-url", "--users-csv", "--verify-tls", "--drill", "--lower-property"):
+        assert option in res.stdout, option
+    full = jabberemu("run", "--help-locust", timeout_s=90)
+    assert full.returncode == 0, full.stderr
+    assert "--headless" in full.stdout and "--drill" in full.stdout and "--processes" in full.stdout
+
+
+def test_no_command_prints_usage_and_exits_2() -> None:
+    res = jabberemu()
+    assert res.returncode == 2
+    assert "Commands:" in res.stdout
+
+
+def test_unknown_command_exits_2_with_a_message() -> None:
+    res = jabberemu("fly")
+    assert res.returncode == 2
+    assert "unknown command 'fly'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+BAD_DRILL_OPTIONS = [
+    (("--upper", "1", "--lower", "5"), "--upper (1 s) must be >= --lower (5 s)"),
+    (("--clients", "0"), "--clients must be at least 1, not 0"),
+    (("--ramp", "0"), "--ramp must be > 0 logins/s, not 0"),
+    (("--lower", "-1", "--upper", "3"), "--lower must be >= 0 s, not -1"),
+    (("--hold", "-2"), "--hold must be >= 0 s, not -2"),
+    (("--processes", "0"), "--processes must be at least 1, not 0"),
+    (("--login-rate", "0"), "--login-rate must be > 0 logins/s, not 0"),
+    (("--heartbeat-timeout", "0"), "--heartbeat-timeout must be > 0 s, not 0"),
+    (("--fault", "meteor"), "invalid choice: 'meteor'"),
+    (("--clients", "many"), "invalid int value: 'many'"),
+    (("--topology", "/nonexistent/topology.json"), "--topology /nonexistent/topology.json: no such file"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_DRILL_OPTIONS[:2])
+def test_bad_drill_options_exit_2_without_traceback(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    res = jabberemu("drill", *args, "--out", str(tmp_path / "out"))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert message in res.stderr
+    assert "usage: jabberemu drill" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything started
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_DRILL_OPTIONS)
+def test_bad_drill_options_in_process(args: tuple[str, ...], message: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["drill", *args, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "usage: jabberemu drill" in err
+    assert not (tmp_path / "out").exists()
+
+
+def _plan(fault: Fault, **kw: float) -> list[tuple[str, float]]:
+    args = dict(clients=100, ramp=50.0, lower_s=1.0, upper_s=3.0, hold_s=2.0, margin_s=2.0,
+                critical_service_delay_s=1.0, heartbeat_timeout_s=1.0, init_heartbeat_timeout_s=3.0)
+    args.update(kw)
+    plan = plan_drill(fault=fault, node="imp1", **args)  # type: ignore[arg-type]
+    acts = [(a.rsplit("@", 1)[0], float(a.rsplit("@", 1)[1])) for a in plan.actions]
+    assert plan.run_time_s > acts[-1][1]
+    assert plan.fault_at_s == 4.0  # 100 clients / 50 per s + 2 s hold
+    return acts
+
+
+def test_wave_gap_matches_the_report() -> None:
+    from jabberemu.report.waves import DEFAULT_GAP_S
+
+    assert WAVE_GAP_S == DEFAULT_GAP_S
+    assert MIN_SETTLE_S > WAVE_GAP_S + 1.0  # a node drops its sessions within a second
+
+
+def test_failover_plan_keeps_the_waves_apart() -> None:
+    acts = _plan(Fault.FAILOVER)
+    assert [a for a, _ in acts] == ["failover:imp1", "fallback:imp1"]
+    assert acts[0][1] == 4.0
+    assert acts[1][1] - acts[0][1] == MIN_SETTLE_S  # upper + margin = 5 s < 7 s: widened
+    wide = _plan(Fault.FAILOVER, upper_s=25.0, lower_s=5.0, margin_s=5.0)
+    assert wide[1][1] - wide[0][1] == 30.0
+
+
+def test_service_down_plan_restarts_the_service_then_falls_back() -> None:
+    acts = _plan(Fault.SERVICE_DOWN)
+    names = [a for a, _ in acts]
+    assert names == ["service-stop:imp1:presence-engine", "service-start:imp1:presence-engine", "fallback:imp1"]
+    stop, start, fallback = (t for _, t in acts)
+    assert start > stop + 1.0  # past the Critical Service Delay: the automatic failover happened
+    assert fallback >= stop + 1.0 + MIN_SETTLE_S
+
+
+def test_node_kill_plan_restarts_then_falls_back_after_initialization() -> None:
+    acts = _plan(Fault.NODE_KILL)
+    assert [a for a, _ in acts] == ["kill:imp1", "restart:imp1", "fallback:imp1"]
+    kill, restart, fallback = (t for _, t in acts)
+    assert restart >= kill + 1.0 + MIN_SETTLE_S  # heartbeat timeout, then the wave settles
+    assert fallback - restart >= 5.0  # the restarted node comes up Failed Over: Fallback needs it up
+    slow_init = _plan(Fault.NODE_KILL, init_heartbeat_timeout_s=10.0)
+    assert slow_init[2][1] - slow_init[1][1] >= 12.0
+
+
+def test_partition_plan_heals_then_recovers() -> None:
+    acts = _plan(Fault.PARTITION)
+    assert [a for a, _ in acts] == ["partition", "heal", "recover"]
+    part, heal, recover = (t for _, t in acts)
+    assert heal > part + 1.0  # both sides saw the heartbeat timeout (split ownership)
+    assert recover > heal
+
+
+def test_validate_names_each_bad_option() -> None:
+    assert validate(clients=1, ramp=1.0, lower_s=0.0, upper_s=0.0) == []
+    problems = validate(clients=0, ramp=-1.0, lower_s=5.0, upper_s=1.0, margin_s=-1.0, timers={"heartbeat-interval": 0.0})
+    assert problems == [
+        "--clients must be at least 1, not 0",
+        "--ramp must be > 0 logins/s, not -1",
+        "--upper (1 s) must be >= --lower (5 s)",
+        "--margin must be >= 0 s, not -1",
+        "--heartbeat-interval must be > 0 s, not 0",
+    ]
+    with pytest.raises(ValueError, match="--upper"):
+        plan_drill(clients=1, ramp=1.0, lower_s=5.0, upper_s=1.0, fault=Fault.FAILOVER, node="n", hold_s=0.0,
+                   margin_s=0.0, critical_service_delay_s=1.0, heartbeat_timeout_s=1.0)
