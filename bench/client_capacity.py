@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from jabberemu.config import ClientSettings, ServerPair, Timeouts  # noqa: E402
 from jabberemu.core.states import ClientState  # noqa: E402
 from jabberemu.driver import EmulatedClient  # noqa: E402
-from jabberemu.runtime import Runtime  # noqa: E402
+from jabberemu.runtime import Runtime, RunDataSink  # noqa: E402
 from mock_server.users import provision  # noqa: E402
 
 NODE_NAMES = ("imp1.example.test", "imp2.example.test")
@@ -51,7 +51,7 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def run(clients: int, concurrency: int) -> dict[str, object]:
+async def run(clients: int, concurrency: int, xmpp_only: bool = False) -> dict[str, object]:
     homes = {u.user_id: u.home_node for u in provision(clients, NODE_NAMES, seed=1, contacts=0)}
     proc = psutil.Process()
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +67,8 @@ async def run(clients: int, concurrency: int) -> dict[str, object]:
                     raise RuntimeError("mock pair did not start")
                 await asyncio.sleep(0.1)
             await _wait_normal(str(json.loads(topo_file.read_text())["admin_url"]))
-            return await _measure(json.loads(topo_file.read_text()), homes, proc, clients, concurrency)
+            return await _measure(json.loads(topo_file.read_text()), homes, proc, clients, concurrency,
+                                  xmpp_only, Path(tmp))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -87,16 +88,16 @@ async def _wait_normal(admin_url: str, timeout_s: float = 60.0) -> None:
 
 
 async def _measure(topology: dict[str, object], homes: dict[str, str], proc: psutil.Process, clients: int,
-                   concurrency: int) -> dict[str, object]:
+                   concurrency: int, xmpp_only: bool, out_dir: Path) -> dict[str, object]:
     pairspec = ServerPair.from_topology(topology)
-    settings = ClientSettings(verify_tls=False, timeouts=Timeouts(ping_interval_s=3600))
+    settings = ClientSettings(verify_tls=False, xmpp_only=xmpp_only, timeouts=Timeouts(ping_interval_s=3600))
     login_ms: list[float] = []
 
     def measure(_client: str, m: object) -> None:
         if getattr(m, "label", "") == "client/login" and getattr(m, "ok", False):
             login_ms.append(m.response_time_ms)  # type: ignore[attr-defined]
 
-    rt = await Runtime.create(pairspec, settings, measure=measure)
+    rt = await Runtime.create(pairspec, settings, measure=measure, sink=RunDataSink(out_dir))
     gc.collect()
     rss0 = proc.memory_info().rss
     cpu0, t0 = _cpu_s(), time.perf_counter()
@@ -120,7 +121,7 @@ async def _measure(topology: dict[str, object], homes: dict[str, str], proc: psu
     await asyncio.gather(*(c.stop(timeout_s=5) for c in emulated))
     await rt.aclose()
     return {
-        "bench": "client_capacity", "clients": clients, "connected": ok, "concurrency": concurrency,
+        "bench": "client_capacity", "mode": "xmpp-only" if xmpp_only else "cpa", "clients": clients, "connected": ok, "concurrency": concurrency,
         "rss_per_client_kib": round((rss1 - rss0) / max(ok, 1) / 1024, 1),
         "cpu_per_login_ms": round((cpu1 - cpu0) / max(ok, 1) * 1000, 3),
         "login_wall_s": round(t1 - t0, 2), "logins_per_s": round(ok / (t1 - t0), 1),
@@ -136,9 +137,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200, help="logins in flight at once")
+    parser.add_argument("--xmpp-only", action="store_true", help="SASL PLAIN with the password, no CPA")
     args = parser.parse_args()
-    result = asyncio.run(run(args.clients, args.concurrency))
-    for key in ("clients", "connected", "rss_per_client_kib", "cpu_per_login_ms", "logins_per_s",
+    result = asyncio.run(run(args.clients, args.concurrency, args.xmpp_only))
+    for key in ("mode", "clients", "connected", "rss_per_client_kib", "cpu_per_login_ms", "logins_per_s",
                 "client_login_p50_ms", "client_login_p99_ms", "idle_cpu_percent"):
         print(f"{key:24} {result[key]}")
     out = ROOT / "bench" / "results" / "client_capacity.json"

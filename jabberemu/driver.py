@@ -48,6 +48,11 @@ PRESENCE_SHOWS: tuple[str | None, ...] = (None, "away", "chat", "dnd", "xa")
 _LOSS_CLASSES = {k.value: k for k in ev.LossKind}
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class EmulatedClient:
     """One emulated Jabber client.
 
@@ -246,7 +251,7 @@ class EmulatedClient:
         self._feed(ev.TimerFired(timer_id=timer_id))
 
     def _spawn(self, coro: Awaitable[None], group: set[asyncio.Task[Any]]) -> None:
-        task = self._loop.create_task(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = self._loop.create_task(coro)  # type: ignore[arg-type]
         group.add(task)
         task.add_done_callback(group.discard)
 
@@ -300,8 +305,10 @@ class EmulatedClient:
     # --------------------------------------------------------------------------- SOAP ---
     async def _timed(self, metric: mx.Metric, node: NodeAddress, call: Awaitable[T]) -> T:
         t0 = self._mono()
+        inner = asyncio.ensure_future(call)
+        inner.add_done_callback(_retrieve)  # an exception after our cancel must not be "never retrieved"
         try:
-            result = await asyncio.wait_for(call, self.settings.timeouts.soap_s)
+            result = await asyncio.wait_for(inner, self.settings.timeouts.soap_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

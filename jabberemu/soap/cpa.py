@@ -49,7 +49,7 @@ def load_wsdl(location: str = BUNDLED_WSDL) -> Document:
     Raises:
         zeep.exceptions.Error: the document is not a usable WSDL.
     """
-    return Document(location, Transport())
+    return Document(location, Transport())  # type: ignore[no-untyped-call,arg-type]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +95,7 @@ class CpaClient:
     """
 
     def __init__(self, wsdl: Document, transport: AiohttpTransport, *, client_version: str = "14.1") -> None:
-        self._client = AsyncClient(wsdl=wsdl, transport=transport)
+        self._client = AsyncClient(wsdl=wsdl, transport=transport)  # type: ignore[no-untyped-call]
         self._binding = self._client.wsdl.bindings[BINDING_QNAME]
         self._services: dict[str, AsyncServiceProxy] = {}
         self._client_version = client_version
@@ -104,7 +104,7 @@ class CpaClient:
         """The service proxy bound to ``cpa_url`` (made once per address)."""
         svc = self._services.get(cpa_url)
         if svc is None:
-            svc = AsyncServiceProxy(self._client, self._binding, address=cpa_url)
+            svc = AsyncServiceProxy(self._client, self._binding, address=cpa_url)  # type: ignore[no-untyped-call]
             self._services[cpa_url] = svc
         return svc
 

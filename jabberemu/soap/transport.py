@@ -21,7 +21,7 @@ from zeep.wsdl.utils import etree_to_string
 __all__ = ["AiohttpTransport"]
 
 
-class AiohttpTransport(Transport):  # type: ignore[misc]
+class AiohttpTransport(Transport):
     """One per process; shared by every emulated client and every node address.
 
     Args:
@@ -39,7 +39,7 @@ class AiohttpTransport(Transport):  # type: ignore[misc]
         timeout_s: float = 10.0,
         limit: int = 2000,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else verify_tls
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._limit = limit
@@ -58,7 +58,7 @@ class AiohttpTransport(Transport):  # type: ignore[misc]
             aiohttp.ClientError: the connection failed or was reset.
             asyncio.TimeoutError: no answer within ``timeout_s`` seconds.
         """
-        message = etree_to_string(envelope)
+        message = etree_to_string(envelope)  # type: ignore[no-untyped-call]
         async with self._session_or_new().post(address, data=message, headers=headers) as resp:
             body = await resp.read()
             new = Response()

@@ -78,7 +78,7 @@ EventCallback = Callable[["XmppSession", ev.Event], None]
 MeasureCallback = Callable[[mx.Measurement], None]
 
 
-class XmppSession(slixmpp.ClientXMPP):  # type: ignore[misc]
+class XmppSession(slixmpp.ClientXMPP):
     """One XMPP connection of one emulated client to one node.
 
     Args:
@@ -335,7 +335,7 @@ class XmppSession(slixmpp.ClientXMPP):  # type: ignore[misc]
         iq["to"] = self.boundjid.domain
         iq.enable("ping")
         t0 = self._mono()
-        fut = iq.send(timeout=self.timeouts.ping_timeout_s)
+        fut = iq.send(timeout=self.timeouts.ping_timeout_s)  # type: ignore[no-untyped-call]
         self._ping_future = fut
 
         def done(f: asyncio.Future[Any]) -> None:
