@@ -1,20 +1,32 @@
 """The supervisor: starts the two node processes, talks to them, keeps the event log.
 
-Each IM&P node runs in its own OS process (``python -m mock_server.node_main``) so that killing a
-node is a real failure: its sockets vanish with it. The supervisor owns the admin API (see
-``admin_app``), forwards admin actions to the nodes over the control channel (``control``), and
-records every event the nodes push, stamped with Unix time in seconds.
+Each IM&P node runs in its own OS process so that killing a node is a real failure: its sockets
+vanish with it. Node processes are forked by a *zygote* (``python -m mock_server.node_main
+--zygote``) that has imported the node's code once (aiohttp, lxml, Faker's data): a node starts in
+tens of milliseconds instead of re-importing everything (~1 CPU-second per process, several seconds
+on a busy 2-core machine). One zygote serves every supervisor of a Python process; it exits when
+that process closes its standard input (at exit at the latest). The supervisor watches each node
+through a pidfd (Linux), since the nodes are the zygote's children, not its own.
+
+Each node dials the supervisor's control listener (loopback, port 0) and identifies itself with a
+one-time token; requests, answers and events then flow on that connection (``control``). The
+supervisor owns the admin API (see ``admin_app``), forwards admin actions to the nodes, and records
+every event the nodes push, stamped with Unix time in seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +34,7 @@ from typing import Any
 from mock_server.control import ControlError, ControlOp, decode, encode
 from mock_server.pair_config import NodePorts, PairConfig
 
-__all__ = ["Supervisor", "NodeHandle", "NodeGoneError", "START_TIMEOUT_S"]
+__all__ = ["Supervisor", "NodeHandle", "NodeProcess", "NodeGoneError", "START_TIMEOUT_S", "GRACEFUL_STOP_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +44,128 @@ START_TIMEOUT_S = 30.0
 GRACEFUL_STOP_S = 5.0
 """Seconds a node asked to shut down may take to exit before it is terminated."""
 
+_CONTROL_HOST = "127.0.0.1"
+
+
+class _Zygote:
+    """The process-wide zygote (blocking pipe I/O; call :meth:`fork` from a worker thread)."""
+
+    _lock = threading.Lock()
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def fork(cls, args: list[Any]) -> int:
+        """Fork one node process running ``node_main.serve_forked(*args)``; returns its pid.
+
+        Raises:
+            NodeGoneError: the zygote is gone or refused the request.
+        """
+        with cls._lock:
+            for attempt in (1, 2):
+                proc = cls._running()
+                assert proc.stdin is not None and proc.stdout is not None
+                try:
+                    proc.stdin.write(encode({"args": args}))
+                    proc.stdin.flush()
+                    answer = decode(proc.stdout.readline() or b"{}")
+                except (OSError, ControlError):
+                    answer = {}
+                if "pid" in answer:
+                    return int(answer["pid"])
+                cls._close()
+                if attempt == 2:
+                    raise NodeGoneError(f"the node zygote failed: {answer.get('error', 'it exited')}")
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _running(cls) -> subprocess.Popen[bytes]:
+        if cls._proc is None or cls._proc.poll() is not None:
+            cls._proc = subprocess.Popen(
+                [sys.executable, "-m", "mock_server.node_main", "--zygote"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            )
+        return cls._proc
+
+    @classmethod
+    def _close(cls) -> None:
+        proc, cls._proc = cls._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+atexit.register(_Zygote._close)
+
 
 class NodeGoneError(ControlError):
     """The node process is not running (killed, crashed or not started)."""
+
+
+class NodeProcess:
+    """One node OS process (a child of the zygote), watched through a pidfd.
+
+    ``returncode`` is -9 after :meth:`kill`, -15 after :meth:`terminate` and 0 otherwise once the
+    process is gone (the zygote's kernel-reaped children leave no exit status to read).
+
+    Args:
+        pid: the node's process id.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._signalled = 0
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            self._pidfd = None
+            self._exited.set_result(0)
+            return
+        loop.add_reader(self._pidfd, self._gone)
+
+    def _gone(self) -> None:
+        self.close()
+        if not self._exited.done():
+            self._exited.set_result(-self._signalled)
+
+    @property
+    def returncode(self) -> int | None:
+        """See the class docstring; None while the process runs."""
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        """Wait for the process to exit; returns :attr:`returncode`."""
+        return await asyncio.shield(self._exited)
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None and self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, sig)
+                self._signalled = sig
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Stop watching and release the pidfd."""
+        if self._pidfd is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 @dataclass
@@ -43,11 +174,12 @@ class NodeHandle:
 
     index: int
     name: str
-    proc: asyncio.subprocess.Process | None = None
+    proc: NodeProcess | None = None
     ports: NodePorts = field(default_factory=NodePorts)
     ready: dict[str, Any] = field(default_factory=dict)
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     reader_task: asyncio.Task[None] | None = None
+    writer: asyncio.StreamWriter | None = None
     killed: bool = False
 
     @property
@@ -71,6 +203,9 @@ class Supervisor:
         self._events_file = open(events_out, "a", encoding="utf-8") if events_out else None  # noqa: SIM115
         self._next_id = 0
         self.started_ts = time.time()
+        self._server: asyncio.AbstractServer | None = None
+        self._control_port = 0
+        self._hellos: dict[str, asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -80,6 +215,8 @@ class Supervisor:
         Raises:
             NodeGoneError: a node exited or did not report ready within ``START_TIMEOUT_S``.
         """
+        self._server = await asyncio.start_server(self._accept, _CONTROL_HOST, 0, limit=1 << 22)
+        self._control_port = int(self._server.sockets[0].getsockname()[1])
         await asyncio.gather(*(self._spawn(node) for node in self.nodes))
         await self._introduce()
 
@@ -97,6 +234,9 @@ class Supervisor:
                     await asyncio.wait_for(node.proc.wait(), GRACEFUL_STOP_S)
         for node in self.nodes:
             await self._reap(node)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._events_file is not None:
             self._events_file.close()
             self._events_file = None
@@ -108,7 +248,7 @@ class Supervisor:
             raise NodeGoneError(f"node {name} is not running")
         assert node.proc is not None
         node.killed = True
-        node.proc.send_signal(signal.SIGKILL)
+        node.proc.kill()
         await node.proc.wait()
         self.record({"node": name, "kind": "admin", "action": "kill"})
 
@@ -146,19 +286,20 @@ class Supervisor:
             asyncio.TimeoutError: no answer within ``timeout_s`` seconds.
         """
         node = self.node(name)
-        if not node.alive or node.proc is None or node.proc.stdin is None:
+        if not node.alive or node.writer is None or node.writer.is_closing():
             raise NodeGoneError(f"node {name} is not running")
         self._next_id += 1
+        req_id = self._next_id
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        node.pending[self._next_id] = fut
+        node.pending[req_id] = fut
         try:
-            node.proc.stdin.write(encode({"id": self._next_id, "op": op.value, "args": args}))
-            await node.proc.stdin.drain()
+            node.writer.write(encode({"id": req_id, "op": op.value, "args": args}))
+            await node.writer.drain()
             return await asyncio.wait_for(fut, timeout_s)
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise NodeGoneError(f"node {name} is not running") from exc
         finally:
-            node.pending.pop(self._next_id, None)
+            node.pending.pop(req_id, None)
 
     def record(self, event: dict[str, Any]) -> dict[str, Any]:
         """Stamp ``event`` with ``ts`` (Unix seconds) unless it has one, keep it, and write it out."""
@@ -188,26 +329,40 @@ class Supervisor:
 
     # -- internals ---------------------------------------------------------------------------
 
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A node dialled in: its first line must carry a token we handed out."""
+        try:
+            hello = decode(await asyncio.wait_for(reader.readline(), START_TIMEOUT_S))
+        except (ControlError, asyncio.TimeoutError, ConnectionError, ValueError):
+            writer.close()
+            return
+        fut = self._hellos.pop(str(hello.get("hello")), None)
+        if fut is None or fut.done():
+            logger.warning("control connection with an unknown token; closed")
+            writer.close()
+            return
+        fut.set_result((reader, writer))
+
     async def _spawn(self, node: NodeHandle) -> None:
         config = self.config.with_ports(node.index, node.ports)
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        node.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mock_server.node_main",
-            str(node.index),
-            json.dumps(config.to_dict()),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-            limit=1 << 22,
-        )
-        ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        node.reader_task = asyncio.get_running_loop().create_task(self._read(node, ready))
+        token = secrets.token_hex(16)
+        loop = asyncio.get_running_loop()
+        hello: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = loop.create_future()
+        self._hellos[token] = hello
+        args = [node.index, json.dumps(config.to_dict()), _CONTROL_HOST, self._control_port, token]
+        # the first fork starts the zygote (a second of imports): keep the loop free meanwhile
+        node.proc = NodeProcess(await asyncio.to_thread(_Zygote.fork, args))
+        ready: asyncio.Future[dict[str, Any]] = loop.create_future()
         try:
+            done, _ = await asyncio.wait({hello, asyncio.ensure_future(node.proc.wait())}, timeout=START_TIMEOUT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if hello not in done:
+                raise NodeGoneError(f"node {node.name} did not call back (exit code {node.proc.returncode})")
+            reader, node.writer = hello.result()
+            node.reader_task = loop.create_task(self._read(node, reader, ready))
             node.ready = await asyncio.wait_for(ready, START_TIMEOUT_S)
         except (asyncio.TimeoutError, NodeGoneError) as exc:
+            self._hellos.pop(token, None)
             await self._reap(node)
             raise NodeGoneError(f"node {node.name} did not start: {exc}") from exc
         node.ports = NodePorts(**node.ready["ports"])
@@ -228,12 +383,11 @@ class Supervisor:
                 cpa_port=peer.ports.cpa,
             )
 
-    async def _read(self, node: NodeHandle, ready: asyncio.Future[dict[str, Any]]) -> None:
-        assert node.proc is not None and node.proc.stdout is not None
-        stdout = node.proc.stdout
+    async def _read(self, node: NodeHandle, reader: asyncio.StreamReader,
+                    ready: asyncio.Future[dict[str, Any]]) -> None:
         while True:
             try:
-                line = await stdout.readline()
+                line = await reader.readline()
             except (ValueError, ConnectionError):
                 break
             if not line:
@@ -263,6 +417,9 @@ class Supervisor:
         for fut in node.pending.values():
             if not fut.done():
                 fut.set_exception(NodeGoneError(f"node {node.name} is gone"))
+        if node.proc is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(node.proc.wait(), GRACEFUL_STOP_S)
         if not node.killed:
             self.record({"node": node.name, "kind": "process", "action": "exited"})
 
@@ -271,16 +428,15 @@ class Supervisor:
         if proc is None:
             return
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+            proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), 3.0)
             except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                proc.kill()
                 await proc.wait()
-        if proc.stdin is not None:
-            proc.stdin.close()
+        if node.writer is not None:
+            node.writer.close()
+            node.writer = None
         if node.reader_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(node.reader_task, 2.0)

@@ -30,8 +30,8 @@ CONFIG = """<?xml version="1.0"?>
   <clients><client host="localhost" use_controller_vm="true" maxusers="{users}"/></clients>
   <servers><server host="127.0.0.1" port="{port}" type="tcp"/></servers>
   <load>
-    <arrivalphase phase="1" duration="2" unit="second">
-      <users maxnumber="{users}" arrivalrate="200" unit="second"/>
+    <arrivalphase phase="1" duration="30" unit="second">
+      <users maxnumber="{users}" arrivalrate="100" unit="second"/>
     </arrivalphase>
   </load>
   <options>
