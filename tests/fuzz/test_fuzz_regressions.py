@@ -119,3 +119,13 @@ def test_non_canonical_base64_is_incorrect_encoding(text: str) -> None:
     assert decode_sasl(SaslMechanism.PLAIN, text, "example.test") is SaslCondition.INCORRECT_ENCODING
     good = base64.b64encode(b"\0alice\0pw").decode()
     assert decode_sasl(SaslMechanism.PLAIN, good, "example.test").user == "alice"  # type: ignore[union-attr]
+
+
+def test_atheris_entry_points_accept_any_bytes() -> None:
+    """The atheris targets (run by hand, docs/fuzzing.md) stay usable without atheris."""
+    from atheris_targets import cpa_one_input, xmpp_one_input
+
+    for data in (b"", b"\x00", b"\x03<presence/><message to='bob@example.test'><body>x</body></message>",
+                 b"\x01<!DOCTYPE x [<!ENTITY a 'b'>]>", b"\xff" * 64):
+        xmpp_one_input(data)
+        cpa_one_input(data)
