@@ -28,13 +28,18 @@ from mock_server.users import provision
 pytestmark = pytest.mark.slow
 
 LOWER_S, UPPER_S = 0.5, 2.5
-PARAMS = ("heartbeat_interval_s=0.1", "heartbeat_timeout_s=0.5", "init_heartbeat_timeout_s=1.0",
+# Heartbeat timeouts generous enough for a loaded 2-core box (only manual actions use PARAMS);
+# the kill test needs the survivor to notice within the first re-login wait: KILL_PARAMS.
+PARAMS = ("heartbeat_interval_s=0.2", "heartbeat_timeout_s=5", "init_heartbeat_timeout_s=5",
           "critical_service_delay_s=0.3", f"relogin_lower_s={LOWER_S}", f"relogin_upper_s={UPPER_S}")
+KILL_PARAMS = ("heartbeat_interval_s=0.2", "heartbeat_timeout_s=1.2", "init_heartbeat_timeout_s=5",
+               "critical_service_delay_s=0.3", "relogin_lower_s=2", "relogin_upper_s=4")
 
 
 @contextlib.asynccontextmanager
-async def clients_on_pair(users: int) -> AsyncIterator[tuple[MockPair, Runtime, list[EmulatedClient]]]:
-    config = PairConfig(users=users, params=PARAMS, contacts=2)
+async def clients_on_pair(users: int, params: tuple[str, ...] = PARAMS
+                          ) -> AsyncIterator[tuple[MockPair, Runtime, list[EmulatedClient]]]:
+    config = PairConfig(users=users, params=params, contacts=2)
     homes = {u.user_id: u.home_node for u in provision(users, config.node_names, seed=config.seed, contacts=0)}
     async with MockPair(config) as pair:
         await pair.wait_for_states({n: "Normal" for n in config.node_names}, timeout_s=20)
@@ -84,7 +89,7 @@ def check_wave(rt: Runtime, movers: set[str], since: float, cls: str) -> list[fl
         assert LOWER_S <= delay_s <= UPPER_S + 0.5, (user, delay_s)
         wait = waits[user][0]
         assert (wait["lower_s"], wait["upper_s"]) == (LOWER_S, UPPER_S)
-        assert wait["wait_s"] - 0.005 <= delay_s <= wait["wait_s"] + 0.5  # never early; late = loop lag
+        assert delay_s >= wait["wait_s"] - 0.005  # never early (late = loop lag on a busy box)
         drawn.append(wait["wait_s"])
     return drawn
 
@@ -117,12 +122,12 @@ async def test_failover_and_fallback_of_300_clients() -> None:
 
 
 async def test_node_kill_moves_its_clients() -> None:
-    async with clients_on_pair(100) as (pair, rt, clients):
+    async with clients_on_pair(100, KILL_PARAMS) as (pair, rt, clients):
         n1, n2 = (n["name"] for n in pair.topology["nodes"])
         movers = {c.user_id for c in clients if c.machine.node == n1}
         since = rt.now_ts()
         await pair.admin("POST", f"/api/nodes/{n1}/kill")
-        await wait_until(lambda: connected(rt, n2) == 100, timeout_s=UPPER_S + 30, what="all on the survivor")
+        await wait_until(lambda: connected(rt, n2) == 100, timeout_s=40, what="all on the survivor")
         ha = by_client(rt, RecordType.HA_EVENT, since)
         assert set(ha) == movers
         assert {r[0]["cls"] for r in ha.values()} <= {"connection-reset", "ping-timeout", "connection-closed"}
