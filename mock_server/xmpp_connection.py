@@ -120,7 +120,11 @@ class C2sConnection(asyncio.Protocol):
             return
         self.closing = True
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client's side is gone already (ENOTCONN): nothing to drain
+                transport.abort()
+                return
         else:
             transport.close()
         self.abort_handle = self.listener.loop.call_later(self.listener.settings.close_grace_s, transport.abort)
