@@ -32,7 +32,12 @@ __all__ = [
     "COUNTS",
     "DEFAULT_TOTAL",
     "DOMAIN",
+    "ELSEWHERE_USER",
     "ENV_EXAMPLES",
+    "LIMITS",
+    "OTPS",
+    "UNSERVED_USER",
+    "USERS",
     "WEIGHTS",
     "WireDriver",
     "budget",
@@ -41,7 +46,6 @@ __all__ = [
     "make_xmpp_backend",
     "output_well_formed",
     "run_corpus",
-    "sasl_failures_in",
     "stream_error_condition",
 ]
 
@@ -241,11 +245,6 @@ class WireDriver:
             assert cond in {c.value for c in StreamCondition}, cond
             assert out.endswith(b"</stream:error></stream:stream>"), out[-200:]
             assert self.stream.closed
-
-
-def sasl_failures_in(out: bytes) -> list[str]:
-    """SASL failure conditions in the server's bytes, in order."""
-    return [m.decode() for m in re.findall(rb"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><([a-z-]+)/>", out)]
 
 
 def run_corpus(target: str, strategy: SearchStrategy[T], prop: Callable[[T], None]) -> int:

@@ -206,9 +206,9 @@ async def test_cpa_app_corpus(aiohttp_client: ClientFactory, caplog: pytest.LogC
             ct = CONTENT_TYPES[ct_i]
             headers: list[tuple[str, str]] = []
             if isinstance(ct, tuple):
-                headers = [("Content-Type", v) for v in ct]
+                headers = [("Content-Type", str(v)) for v in ct]
             elif ct is not None:
-                headers = [("Content-Type", ct)]
+                headers = [("Content-Type", str(ct))]
             path = CPA_PATHS[path_i % 3] if path_i < 8 else rng_path(seed)
             method = "GET" if path_i == 7 else "POST"
             data: Any = _chunks(b.data) if chunked else b.data

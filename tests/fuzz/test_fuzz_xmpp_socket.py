@@ -24,7 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz_support import COUNTS, DOMAIN, budget, fuzz_settings, make_xmpp_backend, output_well_formed
-from fuzz_xmpp_inputs import HEADER, Stage, chunked, conversation, hostile, hostile_cases, mutate
+from fuzz_xmpp_inputs import (
+    HEADER, Stage, bind_iq, chunked, conversation, hostile, hostile_cases, mutate, plain_auth,
+)
 from mock_server.tls import server_context
 from mock_server.xmpp_listener import ListenerSettings, XmppListener
 
@@ -93,8 +95,6 @@ class Raw:
 
 
 def _login_turns(user: str, resource: str) -> list[bytes]:
-    from fuzz_xmpp_inputs import bind_iq, plain_auth
-
     return [HEADER, plain_auth(user, f"pass-{user}"), HEADER, bind_iq(resource)]
 
 
@@ -140,7 +140,7 @@ async def run_case(port: int, case: Case, n: int) -> tuple[Case, Raw, frozenset[
             hkind, stage, size, seed, _ = params
             rng = random.Random(seed)
             frag = hostile(hkind, stage, size, seed)
-            turns = _login_turns(random.choice(["alice", "bob", "erin"]), f"fz{n}")[: _STAGE_TURNS[stage]]
+            turns = _login_turns(rng.choice(["alice", "bob", "erin"]), f"fz{n}")[: _STAGE_TURNS[stage]]
             for i, turn in enumerate(turns):
                 await c.send(turn)
                 await c.read_until(_ANSWER[i])
@@ -209,7 +209,7 @@ async def test_hostile_clients_over_sockets() -> None:
     listener = XmppListener(make_xmpp_backend(), ListenerSettings(close_grace_s=1.0),
                             ssl_context=server_context([DOMAIN, "127.0.0.1"]))
     port = await listener.start("127.0.0.1", 0)
-    listener.backend.xmpp_port = port  # type: ignore[attr-defined]
+    listener.backend.xmpp_port = port
     control = await Raw.open(port)
     tried = 0
     try:
