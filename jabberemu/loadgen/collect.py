@@ -195,7 +195,7 @@ class RunCollector:
             else:
                 self._write_records(batch)
         now = time.time()
-        if now - self._last_health >= 1.0:
+        if now - self._last_health >= 1.0 and not self._is_master:  # the master generates no load
             self._last_health = now
             cpu, lag = self.health()
             sample = {"ts": now, "worker": self.worker_id, "cpu_percent": round(cpu, 1),

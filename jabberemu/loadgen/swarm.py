@@ -151,6 +151,7 @@ class Swarm:
 
         logging.getLogger("slixmpp").setLevel(logging.WARNING)  # "JID set to ..." per login is noise
         use_threaded_resolver()
+        self.bridge.cpu_percent()  # reset its CPU mark: set at import, before Locust's --processes fork
         self.target = target_from_options(opts)
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)

@@ -128,14 +128,16 @@ class MockPairProc:
 
 @pytest.fixture
 def mock_pair(tmp_path: Path) -> Iterator[Callable[..., MockPairProc]]:
-    """Start the mock pair: ``mock_pair(users, assignment="balanced", extra=())``; stopped at the end."""
+    """Start the mock pair: ``mock_pair(users, assignment="balanced", lower_s=1, upper_s=3, extra=())``
+    (re-login limits the pair hands out); stopped at the end."""
     started: list[MockPairProc] = []
 
-    def start(users: int, assignment: str = "balanced", extra: tuple[str, ...] = ()) -> MockPairProc:
+    def start(users: int, assignment: str = "balanced", lower_s: float = 1.0, upper_s: float = 3.0,
+              extra: tuple[str, ...] = ()) -> MockPairProc:
         topo = tmp_path / f"topology-{len(started)}.json"
         log = tmp_path / f"mock-{len(started)}.log"
         cmd = [sys.executable, "-m", "mock_server", "--users", str(users), "--assignment", assignment,
-               "--topology-out", str(topo), "--param", "relogin_lower_s=1", "--param", "relogin_upper_s=3", *extra]
+               "--topology-out", str(topo), "--param", f"relogin_lower_s={lower_s}", "--param", f"relogin_upper_s={upper_s}", *extra]
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=REPO, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
@@ -203,6 +205,13 @@ class LocustProc:
                 if kind is None or rec.get("type") == kind:
                     out.append(rec)
         return out
+
+    def count(self, *fragments: str) -> int:
+        """Lines of ``client_events.jsonl`` holding every fragment (cheap: no JSON parsing while polling)."""
+        path = self.run_dir / "client_events.jsonl"
+        if not path.exists():
+            return 0
+        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if all(f in line for f in fragments))
 
     def stats(self) -> dict[tuple[str, str], dict[str, str]]:
         """Rows of Locust's ``--csv`` ``*_stats.csv`` by (type, name)."""
