@@ -242,7 +242,8 @@ class MockNode:
                 old = self._timers.pop(cmd.timer, None)
                 if old is not None:
                     old.cancel()
-                self._timers[cmd.timer] = loop.call_later(cmd.delay_s, self._timer_fired, cmd.timer)
+                handle = loop.call_later(cmd.delay_s, self._timer_due, cmd.timer)
+                self._timers[cmd.timer] = handle
             elif isinstance(cmd, srm.CancelTimer):
                 handle = self._timers.pop(cmd.timer, None)
                 if handle is not None:
@@ -275,6 +276,21 @@ class MockNode:
                         "reason": cmd.reason.value,
                     }
                 )
+
+    def _timer_due(self, timer: srm.Timer) -> None:
+        """A timer expired. The heartbeat timeout is checked once more on the next loop pass: a loop
+        that stalled (busy node, busy machine) runs due timers in the same pass as the socket reads
+        that carry the peer's late heartbeats, but the peer link's reader task only sees those
+        bytes on the next pass; the heartbeat re-arms the timer there and the check is void."""
+        handle = self._timers.get(timer)
+        if timer is srm.Timer.HEARTBEAT_TIMEOUT and handle is not None:
+            asyncio.get_running_loop().call_soon(self._timer_still_due, timer, handle)
+        else:
+            self._timer_fired(timer)
+
+    def _timer_still_due(self, timer: srm.Timer, handle: asyncio.TimerHandle) -> None:
+        if self._timers.get(timer) is handle:  # not re-armed meanwhile
+            self._timer_fired(timer)
 
     def _timer_fired(self, timer: srm.Timer) -> None:
         self._timers.pop(timer, None)
