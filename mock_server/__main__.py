@@ -223,7 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_ha_status(hargs.admin_url))
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -232,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not is_loopback(config.bind) and not args.admin_token:
         parser.error(f"--bind {config.bind} is beyond loopback: give --admin-token for the admin API")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(args))
     return 0

@@ -1,14 +1,17 @@
 """The control channel between the supervisor and one node process.
 
-The supervisor starts each node as ``python -m mock_server.node_main`` with pipes on its standard
-input and output. Both directions carry newline-delimited JSON objects:
+Each node process dials the supervisor's control listener (loopback TCP, port 0) and sends a first
+line ``{"hello": TOKEN, "index": I, "pid": P}`` with the one-time token the supervisor gave it
+(``supervisor.Supervisor``, ``node_main.serve_forked``). Both directions then carry
+newline-delimited JSON objects:
 
 supervisor -> node  ``{"id": 7, "op": "failover", "args": {...}}``
-node -> supervisor  ``{"id": 7, "ok": true, "result": ...}`` or ``{"id": 7, "ok": false, "error": "..."}``
+node -> supervisor  ``{"id": 7, "ok": true, "result": ...}`` or
+                    ``{"id": 7, "ok": false, "error": "...", "status": 409}``
 node -> supervisor  ``{"event": {...}}`` pushed at any time (state transitions, service changes)
 node -> supervisor  ``{"ready": {...}}`` once, when every listener is bound (ports)
 
-End of input on the node's standard input means the supervisor is gone: the node shuts down, so a
+End of the connection on the node's side means the supervisor is gone: the node shuts down, so a
 killed supervisor leaves no orphan node behind. Logging goes to standard error, never here.
 """
 

@@ -18,6 +18,8 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from pair_support import N1, N2, cpa_url, fast_config, soap, started_pair
 
+from mock_server.__main__ import format_ha_status
+from mock_server.__main__ import main as cli_main
 from mock_server.admin_app import make_admin_app
 from mock_server.pair_config import PairConfig
 from mock_server.runner import AdminError, MockPair
@@ -123,14 +125,18 @@ async def test_ha_status_cli_prints_what_utils_ha_status_prints(pair: MockPair) 
     await pair.admin("POST", "/api/ha", {"enabled": False})
     try:
         await pair.wait_for_states({N1: "Unknown", N2: "Unknown"})
-        code, out, _ = await ha_status_cli(pair.admin_url)
-        assert code == 0 and out.count("  State: Unknown\n  Reason: High Availability Not Enabled\n") == 2, out
+        out = format_ha_status(await pair.admin("GET", "/api/status"))
+        assert out.count("  State: Unknown\n  Reason: High Availability Not Enabled\n") == 2, out
         sub = (await pair.admin("GET", "/api/tables/enterprisesubcluster"))["rows"]
         assert sub[0]["haenabled"] == "f"
     finally:
         await pair.admin("POST", "/api/ha", {"enabled": True})
         await pair.wait_for_states({N1: "Normal", N2: "Normal"})
-    code, out, err = await ha_status_cli("http://127.0.0.1:9")  # nothing listens on port 9
+
+
+async def test_ha_status_cli_reports_an_unreachable_api(capsys: pytest.CaptureFixture[str]) -> None:
+    code = await asyncio.to_thread(cli_main, ["ha-status", "--admin-url", "http://127.0.0.1:9"])  # nobody on 9
+    out, err = capsys.readouterr()
     assert (code, out) == (1, "") and err.startswith("ha-status: cannot read http://127.0.0.1:9/api/status")
 
 
@@ -179,10 +185,8 @@ async def test_writes_need_the_token_beyond_loopback() -> None:
         await server.close()
 
 
-async def test_cli_refuses_a_public_bind_without_a_token() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mock_server", "--bind", "0.0.0.0", "--users", "2",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2 and out == b""
-    assert b"--bind 0.0.0.0 is beyond loopback: give --admin-token" in err
+async def test_cli_refuses_a_public_bind_without_a_token(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["--bind", "0.0.0.0", "--users", "2"])  # refused before anything is bound or run
+    assert exit_.value.code == 2
+    assert "--bind 0.0.0.0 is beyond loopback: give --admin-token" in capsys.readouterr().err
