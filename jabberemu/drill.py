@@ -22,6 +22,7 @@ import contextlib
 import enum
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -66,22 +67,25 @@ Failed Over step (docs/srm.md, Initialization: hearing its peer in backup mode).
 
 @dataclass(frozen=True, kw_only=True)
 class DrillPlan:
-    """When each phase happens, in seconds on the load clock (0 = Locust starts spawning).
+    """When each phase happens, in seconds after every client is signed in (``ready``).
 
     Attributes:
-        actions: ``ACTION@T`` items for the locustfile's ``--drill`` option.
-        fault_at_s: when the fault is injected.
+        actions: ``ACTION@ready+T`` items for the locustfile's ``--drill`` option, the last one ``stop``.
+        fault_at_s: when the fault is injected (after ready).
         settle_s: the window each wave gets (``max(upper + margin, MIN_SETTLE_S)``).
-        run_time_s: Locust ``-t``: the end of the last settle window.
+        end_s: the end of the last settle window (after ready): the ``stop`` action.
+        run_time_s: Locust ``-t``, a bound in case the clients never all sign in: three times the
+            ramp, plus 30 s, plus ``end_s``.
     """
 
     actions: tuple[str, ...]
     fault_at_s: float
     settle_s: float
+    end_s: float
     run_time_s: float
 
     def __post_init__(self) -> None:
-        if not self.actions or self.run_time_s <= self.fault_at_s or self.settle_s <= 0:
+        if not self.actions or not self.fault_at_s < self.end_s < self.run_time_s or self.settle_s <= 0:
             raise ValueError(f"inconsistent drill plan {self!r}")
 
 
@@ -101,7 +105,8 @@ def plan_drill(
 ) -> DrillPlan:
     """Lay the drill's phases on the load clock (pure).
 
-    The fault comes once the ramp is over plus ``hold_s``; every phase that makes clients re-login
+    The fault comes ``hold_s`` after every client is signed in (``ready``: on a busy machine the ramp
+    takes longer than ``clients / ramp``, and a fault during the ramp tests something else); every phase that makes clients re-login
     gets ``settle_s`` before the next one. The last action brings the pair back to Normal | Normal:
     Fallback after a failover (pressed on the failed node, docs/srm.md), after the critical service is
     back (Failed Over with Critical Services not Running -> Failed Over), after the killed node came
@@ -125,7 +130,7 @@ def plan_drill(
     if problems:
         raise ValueError(problems[0])
     settle = max(upper_s + margin_s, MIN_SETTLE_S)
-    t = clients / ramp + hold_s
+    t = hold_s
     acts: list[str] = []
     if fault is Fault.FAILOVER:
         acts += [f"failover:{node}@{t:.1f}", f"fallback:{node}@{t + settle:.1f}"]
@@ -147,7 +152,12 @@ def plan_drill(
         t_heal = t + heartbeat_timeout_s + 3.0
         acts += [f"partition@{t:.1f}", f"heal@{t_heal:.1f}", f"recover@{t_heal + 2.0:.1f}"]
         end = t_heal + 2.0 + settle
-    return DrillPlan(actions=tuple(acts), fault_at_s=round(t, 1), settle_s=settle, run_time_s=round(end + 2.0, 1))
+    acts = [item.replace("@", "@ready+") for item in acts]
+    end = round(end + 1.0, 1)
+    acts.append(f"stop@ready+{end:.1f}")
+    bound = 3.0 * clients / ramp + 30.0 + end
+    return DrillPlan(actions=tuple(acts), fault_at_s=round(t, 1), settle_s=settle, end_s=end,
+                     run_time_s=float(math.ceil(bound)))
 
 
 def validate(*, clients: int, ramp: float, lower_s: float, upper_s: float, hold_s: float = 0.0,
@@ -229,7 +239,7 @@ def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Pa
     capacity = args.server_login_rate or args.login_rate or 100.0
     cmd = [
         sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "--only-summary",
-        "-u", str(args.clients), "-r", str(args.ramp), "-t", f"{int(plan.run_time_s + 0.999)}s",
+        "-u", str(args.clients), "-r", str(args.ramp), "-t", f"{int(plan.run_time_s)}s",
         "--stop-timeout", "10", "--topology", str(topology_path), "--run-dir", str(out),
         "--run-seed", str(args.seed), "--drill", ",".join(plan.actions),
         "--default-lower", str(args.lower), "--default-upper", str(args.upper),
@@ -334,8 +344,8 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
         )
         sys.stdout.write(
             f"drill: {args.clients} clients at {args.ramp:g}/s, limits {args.lower:g}/{args.upper:g} s, fault "
-            f"{args.fault} on {node} at {plan.fault_at_s:g} s, {plan.settle_s:g} s per wave; phases "
-            f"{', '.join(plan.actions)}; about {plan.run_time_s:.0f} s\n"
+            f"{args.fault} on {node} {plan.fault_at_s:g} s after every client is signed in, {plan.settle_s:g} s "
+            f"per wave; phases {', '.join(plan.actions)}; about {args.clients / args.ramp + plan.end_s:.0f} s\n"
         )
         sys.stdout.flush()
         swarm.proc = await asyncio.create_subprocess_exec(

@@ -64,7 +64,7 @@ def state_sequence(server_events: Iterable[dict[str, Any]], node: str) -> list[s
     seq: list[str] = []
     for ev in server_events:
         if ev.get("kind") == "transition" and ev.get("node") == node:
-            if not seq:
+            if not seq or ev["from"] != seq[-1]:  # a restarted process starts over from Initializing
                 seq.append(ev["from"])
             seq.append(ev["to"])
     return seq

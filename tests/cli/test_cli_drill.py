@@ -1,0 +1,169 @@
+"""``jabberemu drill`` end to end through the console script: the bundled pair, a Locust swarm, a fault,
+the re-login waves, the report; one small drill per fault, each checked against the mock's SRM states."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import DrillProcess, assert_accounted, orphans_of, read_jsonl, state_sequence
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+NODE1, NODE2 = "imp1.example.test", "imp2.example.test"
+CLIENTS = 120
+RUN_FILES = ("report.html", "summary.json", "run.json", "client_events.jsonl", "server_events.jsonl",
+             "server_metrics.jsonl", "topology.json")
+
+
+class Drill:
+    """A finished drill: its exit code, output, run directory and the processes it had started."""
+
+    def __init__(self, proc: DrillProcess, code: int, out: Path) -> None:
+        self.proc, self.code, self.out = proc, code, out
+        self.summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        self.server_events = read_jsonl(out / "server_events.jsonl")
+
+    def waves(self) -> list[tuple[str, int, int]]:
+        return [(w["kind"], w["clients"], w["recovered"]) for w in self.summary["ha_events"]]
+
+
+def _drill(out: Path, *args: str, timeout_s: float = 240.0) -> Drill:
+    proc = DrillProcess(["--out", str(out), "--seed", "7", *args])
+    try:
+        code = proc.wait(timeout_s)
+    finally:
+        proc.close()
+    assert code == 0, proc.output[-4000:]
+    return Drill(proc, code, out)
+
+
+@pytest.fixture(scope="module")
+def failover_drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
+    out = tmp_path_factory.mktemp("drill") / "run"
+    yield _drill(out, "--clients", str(CLIENTS), "--ramp", "60", "--lower", "1", "--upper", "3", "--hold", "3",
+                 "--margin", "3")
+
+
+def test_drill_writes_every_run_file_and_prints_the_verdict(failover_drill: Drill) -> None:
+    for name in RUN_FILES:
+        assert (failover_drill.out / name).stat().st_size > 0, name
+    out = failover_drill.proc.output
+    assert re.search(r"^verdict: (PASS|FAIL)$", out, re.M), out[-2000:]
+    assert f"report: {failover_drill.out / 'report.html'}" in out
+    assert failover_drill.summary["verdict"] in out
+    info = json.loads((failover_drill.out / "run.json").read_text(encoding="utf-8"))
+    assert info["clients"] == CLIENTS and info.get("partial") is False
+    assert [a["action"] for a in info["actions"]] == ["failover", "fallback", "stop"]
+    assert orphans_of(failover_drill.proc.descendants) == []
+    assert any("mock_server.node_main" in cmd for cmd in failover_drill.proc.descendants.values())
+    assert any("locust" in cmd for cmd in failover_drill.proc.descendants.values())
+
+
+def test_drill_summary_shows_a_failover_and_a_fallback_wave(failover_drill: Drill) -> None:
+    summary = failover_drill.summary
+    half = CLIENTS // 2  # balanced assignment: node 1 homes every other user
+    assert failover_drill.waves() == [("failover", half, half), ("fallback", half, half)]
+    failover, fallback = summary["ha_events"]
+    assert failover["target_nodes"] == {NODE2: half}
+    assert fallback["target_nodes"] == {NODE1: half}
+    assert set(failover["ha_classes"]) == {"stream-error:system-shutdown"}
+    assert failover["lower_s"] == 1.0 and failover["upper_s"] == 3.0
+    assert fallback["at_s"] - failover["at_s"] >= 7.0
+    for wave in (failover, fallback):
+        assert wave["pending"] == 0
+        assert 1.0 <= wave["recovery_p50_s"] <= wave["recovery_max_s"]
+
+
+def test_drill_accounts_for_every_client(failover_drill: Drill) -> None:
+    summary = failover_drill.summary
+    assert_accounted(summary, CLIENTS)
+    assert summary["end_states"] == {"LOGGED_OUT": CLIENTS}
+    assert summary["end_reasons"] == {"LOGGED_OUT": {"stop-requested": CLIENTS}}
+    ends = [e for e in read_jsonl(failover_drill.out / "client_events.jsonl") if e["type"] == "end"]
+    assert len({e["client"] for e in ends}) == CLIENTS
+
+
+def test_drill_report_shows_both_waves_and_the_accounting(failover_drill: Drill) -> None:
+    page = (failover_drill.out / "report.html").read_text(encoding="utf-8")
+    half = CLIENTS // 2
+    assert f"failover #1: imp1 → imp2, {half} clients" in page
+    assert f"fallback #2: imp2 → imp1, {half} clients" in page
+    text = re.sub(r"<[^>]+>", "", page)
+    assert f"Clients started: {CLIENTS} of {CLIENTS} planned; sum over end states: {CLIENTS}" in text
+    assert "PARTIAL RUN" not in page
+
+
+def test_drill_mock_went_through_failover_and_fallback(failover_drill: Drill) -> None:
+    events = failover_drill.server_events
+    assert state_sequence(events, NODE1) == ["Initializing", "Normal", "Failing Over", "Idle", "Taking Back", "Normal"]
+    assert state_sequence(events, NODE2) == [
+        "Initializing", "Normal", "Taking Over", "Running in Backup Mode", "Falling Back", "Normal"]
+    assert [e["action"] for e in events if e["kind"] == "admin"] == ["failover", "fallback"]
+
+
+def test_drill_prints_progress_once_a_second(failover_drill: Drill) -> None:
+    progress = failover_drill.proc.progress()
+    assert len(progress) >= 15, failover_drill.proc.output[-3000:]
+    clocks = [float(m["t"]) for _, m in progress]
+    steps = [b - a for a, b in zip(clocks, clocks[1:])]
+    assert 0.8 <= statistics.median(steps) <= 1.3, steps
+    rows = [(m["connected"], int(m["waiting"]), int(m["logging_in"]), int(m["ended"])) for _, m in progress]
+    half = CLIENTS // 2
+    assert (f"imp1={half} imp2={half}", 0, 0, 0) in rows  # steady state before the fault, per node
+    assert (f"imp2={CLIENTS}", 0, 0, 0) in rows  # failed over, settled
+    assert any(waiting > 0 for _, waiting, _, _ in rows)  # the wave, waiting to re-login
+    assert rows[-1] == (f"imp1={half} imp2={half}", 0, 0, 0)  # fallen back, settled, until the stop
+    assert all(int(m["clients"]) <= CLIENTS for _, m in progress)
+
+
+# -- one small drill per fault -------------------------------------------------------------------
+
+FAULT_CASES = {
+    "service-down": (
+        ["Initializing", "Normal", "Failing Over", "Failed Over with Critical Services not Running", "Failed Over",
+         "Taking Back", "Normal"],
+        ["Initializing", "Normal", "Taking Over", "Running in Backup Mode", "Falling Back", "Normal"],
+        ["service-stop", "service-start", "fallback"],
+        {"stream-error:system-shutdown"},
+    ),
+    "node-kill": (
+        # killed, restarted: the new process hears its peer in backup mode and comes up Failed Over
+        ["Initializing", "Normal", "Initializing", "Failed Over", "Taking Back", "Normal"],
+        ["Initializing", "Normal", "Running in Backup Mode", "Falling Back", "Normal"],
+        ["kill", "restart", "fallback"],
+        {"connection-reset"},
+    ),
+    "partition": (
+        # split ownership: each side serves what it served, nobody's session drops; heal; Recover
+        ["Initializing", "Normal", "Running in Backup Mode", "Running in Failed Mode", "Initializing", "Normal"],
+        ["Initializing", "Normal", "Running in Backup Mode", "Running in Failed Mode", "Initializing", "Normal"],
+        ["partition", "heal", "recover"],
+        set(),
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_CASES))
+def test_drill_fault(fault: str, tmp_path: Path) -> None:
+    node1_states, node2_states, admin_actions, ha_classes = FAULT_CASES[fault]
+    clients = 40
+    drill = _drill(tmp_path / fault, "--fault", fault, "--clients", str(clients), "--ramp", "40", "--lower", "1",
+                   "--upper", "2", "--hold", "2", "--margin", "3")
+    assert state_sequence(drill.server_events, NODE1) == node1_states
+    assert state_sequence(drill.server_events, NODE2) == node2_states
+    assert [e["action"] for e in drill.server_events if e["kind"] == "admin"] == admin_actions
+    assert "warning: the pair ended in" not in drill.proc.output
+    assert_accounted(drill.summary, clients)
+    assert drill.summary["end_states"] == {"LOGGED_OUT": clients}
+    if ha_classes:
+        assert drill.waves() == [("failover", clients // 2, clients // 2), ("fallback", clients // 2, clients // 2)]
+        assert set(drill.summary["ha_events"][0]["ha_classes"]) == ha_classes
+    else:
+        assert drill.waves() == []
+    assert orphans_of(drill.proc.descendants) == []
