@@ -24,7 +24,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -38,6 +38,7 @@ from mock_server.params import SrmParameters, apply_params, to_dict, update_from
 from mock_server.peer_link import PeerLink
 from mock_server.users import AssignmentMode, UserDirectory, load_csv, provision
 from mock_server.xmpp_backend import NodeRef, RosterItem, SessionInfo
+from mock_server.xmpp_events import StreamCondition
 from mock_server.xmpp_listener import ListenerSettings, XmppListener
 
 __all__ = ["MockNode", "PeerAddress", "NodeControlError"]
@@ -161,10 +162,11 @@ class MockNode:
         await self._runner.setup()
         site = web.TCPSite(self._runner, bind, want.cpa, reuse_address=True)
         await site.start()
-        assert site._server is not None
-        cpa_port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        server = cast(asyncio.Server, site._server)
+        cpa_port = int(server.sockets[0].getsockname()[1])
         xmpp_port = await self.listener.start(bind, want.xmpp)
-        _reset_when_killed(getattr(self.listener, "_server").sockets)
+        # accepted c2s sockets inherit SO_LINGER 0 from the listening socket (no public accessor yet)
+        _reset_when_killed(cast(asyncio.Server, getattr(self.listener, "_server")).sockets)
         peer_port = await self.peer.listen(bind, want.peer)
         self.ports = NodePorts(cpa=cpa_port, xmpp=xmpp_port, peer=peer_port)
         self._run(self.srm.start())
@@ -242,12 +244,11 @@ class MockNode:
                 old = self._timers.pop(cmd.timer, None)
                 if old is not None:
                     old.cancel()
-                handle = loop.call_later(cmd.delay_s, self._timer_due, cmd.timer)
-                self._timers[cmd.timer] = handle
+                self._timers[cmd.timer] = loop.call_later(cmd.delay_s, self._timer_due, cmd.timer)
             elif isinstance(cmd, srm.CancelTimer):
-                handle = self._timers.pop(cmd.timer, None)
-                if handle is not None:
-                    handle.cancel()
+                running = self._timers.pop(cmd.timer, None)
+                if running is not None:
+                    running.cancel()
             elif isinstance(cmd, srm.StopCriticalServices):
                 self._srm_stopped = True
                 self._emit({"kind": "service", "service": "critical", "to": "stopped", "by": "srm"})
@@ -258,9 +259,11 @@ class MockNode:
                 self.serving = cmd.users
             elif isinstance(cmd, srm.DisconnectUsers):
                 own = cmd.group is srm.UserGroup.OWN
-                n = self.listener.shutdown_sessions(
-                    lambda user, own=own: user is not None and self.is_own(user) == own, cmd.stream_error
-                )
+
+                def in_group(user: str | None, own: bool = own) -> bool:
+                    return user is not None and self.is_own(user) == own
+
+                n = self.listener.shutdown_sessions(in_group, StreamCondition(cmd.stream_error))
                 self._emit({"kind": "disconnect", "group": cmd.group.value, "condition": cmd.stream_error, "count": n})
             elif isinstance(cmd, srm.BeginUserMove):
                 # Sessions and OTPs are already replicated: the move itself is immediate here.

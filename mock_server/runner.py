@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -85,7 +85,7 @@ class MockPair:
         except BaseException:
             await self.stop()
             raise
-        server = site._server
+        server = cast(asyncio.Server, site._server)
         assert server is not None and server.sockets
         port = server.sockets[0].getsockname()[1]
         self.admin_url = f"http://{self.config.bind}:{port}"

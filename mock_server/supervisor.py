@@ -354,8 +354,10 @@ class Supervisor:
         node.proc = NodeProcess(await asyncio.to_thread(_Zygote.fork, args))
         ready: asyncio.Future[dict[str, Any]] = loop.create_future()
         try:
-            done, _ = await asyncio.wait({hello, asyncio.ensure_future(node.proc.wait())}, timeout=START_TIMEOUT_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            exited: asyncio.Future[Any] = asyncio.ensure_future(node.proc.wait())
+            waiting: set[asyncio.Future[Any]] = {hello, exited}
+            done, _ = await asyncio.wait(waiting, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+            exited.cancel()
             if hello not in done:
                 raise NodeGoneError(f"node {node.name} did not call back (exit code {node.proc.returncode})")
             reader, node.writer = hello.result()
