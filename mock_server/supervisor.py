@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -345,6 +346,8 @@ class Supervisor:
 
     async def _spawn(self, node: NodeHandle) -> None:
         config = self.config.with_ports(node.index, node.ports)
+        if config.users_csv:  # the zygote's working directory may not be ours
+            config = dataclasses.replace(config, users_csv=os.path.abspath(config.users_csv))
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()
         hello: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = loop.create_future()
