@@ -11,10 +11,11 @@ CPU-second, i.e. per core (one node = one asyncio loop = at most one core).
 - XMPP login = TCP connect, stream header, SASL PLAIN, stream restart, resource bind, close.
 
 Bounded (loopback only, a few seconds per phase). Prints a table, appends machine info, the
-command line and the results to ``bench/results/mock_capacity.json``, and prints the results as one
-JSON object on its last line. Goal (issue 2): >= 1,000 logins/s per core each.
+command line and the results to ``bench/results/mock_capacity.json`` (``benchkit``), and prints the
+results as one JSON object on its last line. Goal (issue 2): >= 1,000 logins/s per core each.
 
     .venv/bin/python bench/mock_capacity.py --clients 200 --seconds 5
+    .venv/bin/python bench/mock_capacity.py --smoke        # 20 clients, 1 s per phase
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,13 +33,17 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import emit, machine_info  # noqa: E402
+
 from mock_server.pair_config import PairConfig  # noqa: E402
 from mock_server.runner import MockPair  # noqa: E402
 
 __all__ = ["main"]
 
 DOMAIN = "example.test"
-RESULTS = Path(__file__).resolve().parent / "results" / "mock_capacity.json"
+NAME = "mock_capacity"
 HEADER = (f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' xmlns='jabber:client' "
           "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>").encode()
 GOAL_PER_CORE = 1000.0
@@ -175,38 +178,40 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"soap": soap, "xmpp": xmpp}
 
 
+def _rows(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    rows: list[tuple[str, Any, Any]] = []
+    for key, label in (("soap", "SOAP login"), ("xmpp", "XMPP PLAIN login")):
+        r = result[key]
+        rows += [
+            (f"{label}: logins/s per node core", r["logins_per_core_s"], None),
+            (f"{label}: logins/s wall", r["logins_per_s"], None),
+            (f"{label}: node CPU %", r["node_cpu_percent"], None),
+            (f"{label}: logins / failed", f"{r['logins']} / {r['failed']}", None),
+            (f"{label}: goal {GOAL_PER_CORE:.0f}/s per core met", r["goal_met"], None),
+        ]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=200, help="concurrent clients (default %(default)s)")
     p.add_argument("--seconds", type=float, default=5.0, help="seconds per phase (default %(default)s)")
     p.add_argument("--users", type=int, default=2000, help="provisioned users (default %(default)s)")
-    p.add_argument("--no-save", action="store_true", help="do not append to bench/results/mock_capacity.json")
+    p.add_argument("--smoke", action="store_true", help="20 clients, 1 s per phase: checks the script works")
+    p.add_argument("--results-dir", type=Path, default=None, help="where mock_capacity.json is appended")
+    p.add_argument("--no-save", action="store_true", help="do not append to the results file")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.clients, args.seconds, args.users = 20, 1.0, 40
     if not (1 <= args.clients <= 5000 and 0.5 <= args.seconds <= 120 and args.users >= args.clients):
         p.error("need 1 <= --clients <= 5000, 0.5 <= --seconds <= 120 and --users >= --clients")
     results = asyncio.run(run(args))
-    record = {
-        "ts": time.time(),
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "clients": args.clients,
-        "seconds": args.seconds,
-        "goal_per_core": GOAL_PER_CORE,
-        **results,
-    }
-    print(f"{'phase':<18}{'logins':>8}{'failed':>8}{'logins/s':>10}{'node CPU s':>12}{'logins/core-s':>15}"
-          f"{'node CPU %':>12}{'goal met':>10}")
-    for r in (results["soap"], results["xmpp"]):
-        per_core = r["logins_per_core_s"] or 0.0
-        print(f"{r['phase']:<18}{r['logins']:>8}{r['failed']:>8}{r['logins_per_s']:>10}{r['node_cpu_s']:>12}"
-              f"{per_core:>15}{r['node_cpu_percent']:>12}{'yes' if per_core >= GOAL_PER_CORE else 'NO':>10}")
-    if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        history = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else []
-        history.append(record)
-        RESULTS.write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(record))
+    for r in results.values():
+        r["goal_met"] = (r["logins_per_core_s"] or 0.0) >= GOAL_PER_CORE
+    result = {"clients": args.clients, "seconds": args.seconds, "goal_per_core": GOAL_PER_CORE,
+              "smoke": args.smoke, **results, "machine": machine_info(),
+              "argv": sys.argv if argv is None else [__file__, *argv], "ts": time.time()}
+    emit(NAME, _rows(result), result, results_dir=args.results_dir, save=not args.no_save)
     return 0
 
 
