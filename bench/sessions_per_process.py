@@ -88,7 +88,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rss0 = proc.memory_info().rss
             wave = await run_wave(rt, mock_users(n), home, rate_per_s=args.rate)
             gc.collect()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(3.0)  # let the last logins' follow-ups (presence, pool clean-up) pass
             rss1 = proc.memory_info().rss
             idle_c0, idle_t0 = cpu_s(), time.monotonic()
             await asyncio.sleep(args.idle_s)
@@ -116,7 +116,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["tsung"] = None if args.no_tsung else {"skipped": "tsung not installed"}
         else:
             await asyncio.sleep(1.0)
-            hold_s = args.idle_s + 5.0
+            # every session must still be connected when the last one logs in (Poisson arrivals)
+            hold_s = n / args.rate * 1.6 + args.idle_s + 8.0
             ts = await run_tsung(host=node["xmpp_host"], port=node["xmpp_port"], domain=pair.domain,
                                  users=mock_users(n), rate_per_s=args.rate, hold_s=hold_s, idle_s=args.idle_s)
             result["tsung"] = ts.as_dict()
