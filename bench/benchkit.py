@@ -29,6 +29,7 @@ import psutil
 __all__ = [
     "ROOT",
     "RESULTS_DIR",
+    "GcMonitor",
     "LoopLagMonitor",
     "MockProcess",
     "TreeSample",
@@ -204,9 +205,45 @@ class LoopLagMonitor:
 
     def summary(self, since: float = 0.0, until: float = float("inf")) -> dict[str, float | None]:
         """p50/p99/max lag in ms of the samples taken in ``[since, until]`` (monotonic seconds)."""
-        lags = [lag for t, lag in self.samples_ms if since <= t <= until]
+        window = [(t, lag) for t, lag in self.samples_ms if since <= t <= until]
+        lags = [lag for _, lag in window]
+        worst = sorted(window, key=lambda s: -s[1])[:8]
         return {"lag_p50_ms": _r(percentile(lags, 50)), "lag_p99_ms": _r(percentile(lags, 99)),
-                "lag_max_ms": _r(max(lags) if lags else None), "lag_samples": len(lags)}
+                "lag_max_ms": _r(max(lags) if lags else None), "lag_samples": len(lags),
+                "lag_over_50ms": sum(1 for v in lags if v > 50.0),
+                "lag_worst": [[round(t - since, 2), round(v, 1)] for t, v in sorted(worst)] if since else []}
+
+
+class GcMonitor:
+    """Durations of the garbage collector's passes (``gc.callbacks``), to tell GC pauses from load."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[float, int, float]] = []  # (monotonic start, generation, ms)
+        self._t0 = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.monotonic()
+        else:
+            self.passes.append((self._t0, int(info.get("generation", -1)), (time.monotonic() - self._t0) * 1000.0))
+
+    def start(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        import gc
+
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+    def summary(self, since: float = 0.0, until: float = float("inf")) -> dict[str, Any]:
+        """Passes per generation, total and longest pause (ms) in ``[since, until]``."""
+        window = [p for p in self.passes if since <= p[0] <= until]
+        gen2 = [ms for _, g, ms in window if g == 2]
+        return {"gc_passes": len(window), "gc_total_ms": round(sum(ms for *_, ms in window), 1),
+                "gc_gen2_passes": len(gen2), "gc_max_ms": round(max((ms for *_, ms in window), default=0.0), 1)}
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:

@@ -34,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchkit import (  # noqa: E402
+    GcMonitor,
     LoopLagMonitor,
     MockProcess,
+    cpu_s,
     emit,
     machine_info,
     percentile,
@@ -115,12 +117,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rt = await make_runtime(pair, xmpp_only=False, run_dir=Path(run_dir), ping_interval_s=args.ping_interval)
             lag = LoopLagMonitor()
             lag.start()
+            gcm = GcMonitor()
+            gcm.start()
             try:
                 wave = await run_wave(rt, mock_users(n), node1, rate_per_s=args.rate, concurrency=args.concurrency)
                 result["initial_login"] = {"states": dict(wave.states), "wall_s": round(wave.wall_s, 1),
                                            "cpu_per_login_ms": wave.cpu_per_login_ms()}
                 await asyncio.sleep(1.0)
-                failover_ts, t_fail = time.time(), time.monotonic()
+                failover_ts, t_fail, cpu_fail = time.time(), time.monotonic(), cpu_s()
                 await mock.admin("POST", "/api/failover", {"node": node1})
                 deadline = t_fail + args.upper + args.margin
                 while time.monotonic() < deadline:
@@ -129,16 +133,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if snap.connected_by_node.get(node2, 0) + ended >= wave.connected:
                         break
                     await asyncio.sleep(0.5)
-                t_done = time.monotonic()
+                t_done, cpu_done = time.monotonic(), cpu_s()
                 snap = rt.registry.snapshot()
                 result["wave"] = {
                     "wall_s": round(t_done - t_fail, 1), "connected_on_backup": snap.connected_by_node.get(node2, 0),
                     "ended": {f"{s.value}/{r.value}": c for (s, r), c in snap.end_reasons.items()},
-                    **lag.summary(t_fail, t_done),
+                    "cpu_s": round(cpu_done - cpu_fail, 2),
+                    "cpu_per_relogin_ms": round((cpu_done - cpu_fail) / max(1, snap.connected_by_node.get(node2, 0))
+                                                * 1000, 3),
+                    **lag.summary(t_fail, t_done), **gcm.summary(t_fail, t_done),
                 }
                 await lag.stop()
                 await stop_all(wave.clients)
             finally:
+                gcm.stop()
                 await lag.stop()
                 await rt.aclose()
             path = Path(run_dir) / "client_events.jsonl"
