@@ -105,7 +105,7 @@ class QueueSink(RunDataSink):
 
     def drain(self, limit: int = 20_000) -> list[dict[str, Any]]:
         """Take up to ``limit`` queued records."""
-        out = []
+        out: list[dict[str, Any]] = []
         q = self.queue
         while q and len(out) < limit:
             out.append(q.popleft())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import requests
@@ -90,7 +90,7 @@ class DrillState:
 
     def _call(self, entry: dict[str, Any], method: str, path: str, body: dict[str, object] | None) -> None:
         try:
-            resp = self._session.request(method, self.admin_url + path, json=body, timeout=30)
+            resp = self._session.request(method, self.admin_url + path, json=cast(Any, body), timeout=30)
             entry["status"] = resp.status_code
             if resp.status_code >= 400:
                 entry["error"] = resp.text[:300]
@@ -112,7 +112,7 @@ class DrillShape(LoadTestShape):
     use_common_options = True
 
     def tick(self) -> tuple[int, float] | None:
-        run_time = self.get_run_time()
+        run_time = self.get_run_time()  # type: ignore[no-untyped-call]
         for action in DRILL.due(run_time):
             DRILL.fire(action)
         if DRILL.stop_requested:

@@ -6,18 +6,14 @@ drill, ``test_stop`` writes ``run.json``, ``quitting`` closes the runtime, write
 account (``workers/<worker>.json``) and, with ``--report``, builds the report and sets the exit code
 from the verdict.
 
-User ids are unique across workers because the master hands them out: a worker's user asks the
-master for the next index with a custom message (``jabberemu_uid_req``) and waits for the answer
-(``jabberemu_uid``); one round trip on loopback per spawned user. A local runner counts itself.
-Every distributed run thus uses users 1..N whatever the number of workers and however Locust
-dispatches users over them.
+User ids are unique across workers because the master hands them out, and the master's report is
+whole because it waits for its workers' last records (:mod:`jabberemu.loadgen.workers`).
 
 Bad options end the process with a one-line error and exit code 2 (no traceback).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -29,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-import gevent.event
 import requests
 
 from jabberemu.config import ClientSettings
@@ -41,23 +36,15 @@ from jabberemu.loadgen.options import (
     Assignment, Target, UserSpec, home_node, load_users_csv, settings_from_options, target_from_options,
 )
 from jabberemu.loadgen.shape import DRILL
+from jabberemu.loadgen.workers import Workers
 from jabberemu.runtime import Runtime
 
-__all__ = ["Swarm", "SWARM", "UserSpec", "install", "UID_REQ_MSG", "UID_MSG", "PROGRESS_MSG", "DONE_MSG",
-           "WORKERS_DIR", "WORKERS_FILE", "start_bridge", "use_threaded_resolver"]
+__all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver",
+           "detect_assignment"]
 
 logger = logging.getLogger(__name__)
 
-DONE_MSG = "jabberemu_done"
-DRAIN_TIMEOUT_S = 90.0
-"""Bound on the master's wait for its workers' last records when a test stops."""
-UID_REQ_MSG = "jabberemu_uid_req"
-UID_MSG = "jabberemu_uid"
 PROGRESS_MSG = HEALTH_MSG + "_progress"
-WORKERS_DIR = "workers"
-WORKERS_FILE = "workers.json"
-UID_TIMEOUT_S = 30.0
-"""Bound on the wait for a user index from the master."""
 
 
 def use_threaded_resolver() -> None:
@@ -74,7 +61,7 @@ def use_threaded_resolver() -> None:
     import aiohttp.connector
     import aiohttp.resolver
 
-    aiohttp.connector.DefaultResolver = aiohttp.resolver.ThreadedResolver  # type: ignore[misc,assignment]
+    setattr(aiohttp.connector, "DefaultResolver", aiohttp.resolver.ThreadedResolver)  # noqa: B010
 
 
 def detect_assignment(admin_url: str) -> Assignment:
@@ -124,12 +111,7 @@ class Swarm:
         self.csv_users: list[UserSpec] = []
         self.progress: dict[str, dict[str, Any]] = {}
         self.is_mock = False
-        self.requests_fired: Counter[tuple[str, str, bool]] = Counter()
-        self.user_indices: list[int] = []
-        self._next_index = 0  # master or local runner: the next user index to hand out
-        self._req_ids = itertools.count(1)
-        self._pending: dict[int, gevent.event.AsyncResult] = {}
-        self.worker_accounts: dict[str, dict[str, Any]] = {}  # master: worker client id -> its account
+        self.workers = Workers(f"{os.uname().nodename}-{os.getpid()}")
 
     # -- Locust events -------------------------------------------------------------------------
 
@@ -167,8 +149,8 @@ class Swarm:
         self.collector = RunCollector(environment, self.sink, self.run_dir, self.health,
                                       cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms)
         self.collector.start()
-        if not isinstance(runner, WorkerRunner):
-            runner.register_message(UID_REQ_MSG, self._on_uid_request)
+        self.workers.worker_id = self.collector.worker_id  # after a --processes fork: this pid
+        self.workers.register(environment, self.run_dir, int(opts.user_offset or 0))
         if environment.web_ui is not None:
             from jabberemu.loadgen.webui import install_tab
 
@@ -178,12 +160,9 @@ class Swarm:
             gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
         if isinstance(runner, MasterRunner):
             runner.register_message(PROGRESS_MSG, self._on_progress)
-            runner.register_message(DONE_MSG, self._on_worker_done)
             if opts.progress:
                 gevent.spawn(self._print_progress)
             return
-        if isinstance(runner, WorkerRunner):
-            runner.register_message(UID_MSG, self._on_uid)
         assignment = Assignment(opts.assignment)
         self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
         self.runtime = self.bridge.submit(self._make_runtime, self.target.pair, self.settings, int(opts.run_seed),
@@ -208,15 +187,10 @@ class Swarm:
         self.bridge.record(m.request_type.value, m.name, m.response_time_ms, response_length=m.response_length,
                            exception=m.exception, context={"node": m.node})
 
-    def count_request(self, request_type: str, name: str, exception: Any = None, **_kw: Any) -> None:
-        """``events.request`` listener: what this process fed to Locust (``workers/*.json``)."""
-        self.requests_fired[(request_type, name, exception is None)] += 1
-
     def on_test_start(self, environment: Any, **_kw: Any) -> None:
         self.started_ts = time.time()
         if not self._is_worker():
-            self._next_index = 0  # a new test in the web UI starts again at user 1
-            self.worker_accounts.clear()
+            self.workers.new_test()  # a new test in the web UI starts again at user 1
         self._write_run_info(partial=True)
 
     def on_test_stop(self, environment: Any, **_kw: Any) -> None:
@@ -231,10 +205,10 @@ class Swarm:
 
         runner = environment.runner
         if self._is_worker():
-            self._finish_worker()
+            self.workers.finish_worker(self.collector.pump if self.collector else lambda: None)
             return
         if isinstance(runner, MasterRunner):
-            self._drain_workers(runner)
+            self.workers.drain(runner)
         self._write_run_info(partial=False)
         DRILL.reset()  # the next test in the web UI runs the drill again
 
@@ -266,7 +240,7 @@ class Swarm:
         if opts is None or self.collector is None:
             return
         if self._is_worker():
-            self._write_worker_account()  # again: anything after test_stop is counted too
+            self.workers.write_account()  # again: anything after test_stop is counted too
             return
         if not opts.report:
             return
@@ -288,11 +262,9 @@ class Swarm:
 
         Raises:
             ConfigError: ``--users-csv`` has fewer users than asked for.
-            BridgeError-free: a master that does not answer within ``UID_TIMEOUT_S`` raises
-            ``gevent.Timeout``.
+            gevent.Timeout: a worker's master did not answer in time.
         """
-        index = self._take_index_remote() if self._is_worker() else self._take_index_local()
-        self.user_indices.append(index)
+        index = self.workers.take_index()
         if self.csv_users:
             if index >= len(self.csv_users):
                 raise ConfigError(f"--users-csv has {len(self.csv_users)} users; user #{index + 1} was asked for",
@@ -305,32 +277,6 @@ class Swarm:
         names = tuple(n.name for n in self.target.pair.nodes)
         return UserSpec(index=index, user_id=user_id, password=password,
                         home=home_node(index, names, self.assignment))
-
-    def _take_index_local(self) -> int:
-        opts = self.environment.parsed_options
-        index = int(opts.user_offset or 0) + self._next_index
-        self._next_index += 1
-        return index
-
-    def _take_index_remote(self) -> int:
-        req = next(self._req_ids)
-        result: gevent.event.AsyncResult = gevent.event.AsyncResult()
-        self._pending[req] = result
-        try:
-            self.environment.runner.send_message(UID_REQ_MSG, {"req": req})
-            return int(result.get(timeout=UID_TIMEOUT_S))
-        finally:
-            self._pending.pop(req, None)
-
-    def _on_uid_request(self, environment: Any, msg: Any, **_kw: Any) -> None:
-        """Master (or local runner): answer a worker's ``jabberemu_uid_req`` with the next index."""
-        index = self._take_index_local()
-        environment.runner.send_message(UID_MSG, {"req": msg.data["req"], "index": index}, client_id=msg.node_id)
-
-    def _on_uid(self, environment: Any, msg: Any, **_kw: Any) -> None:
-        result = self._pending.get(int(msg.data["req"]))
-        if result is not None:
-            result.set(int(msg.data["index"]))
 
     # -- health and progress -------------------------------------------------------------------
 
@@ -402,7 +348,7 @@ class Swarm:
             )
             sys.stdout.flush()
 
-    # -- run.json and the workers' own accounts ------------------------------------------------
+    # -- run.json ------------------------------------------------
 
     def _write_run_info(self, *, partial: bool) -> None:
         if self.collector is None or self.environment is None:
@@ -424,64 +370,6 @@ class Swarm:
             "partial": partial,
         }
         self.collector.write_run_info(info)
-
-    def worker_account(self) -> dict[str, Any]:
-        """What this process did: users it started and the measurements it fed to Locust."""
-        reqs: dict[str, dict[str, int]] = {}
-        for (rtype, name, ok), n in sorted(self.requests_fired.items()):
-            row = reqs.setdefault(f"{rtype}/{name}", {"ok": 0, "fail": 0})
-            row["ok" if ok else "fail"] += n
-        return {
-            "worker": self.collector.worker_id if self.collector else str(os.getpid()),
-            "worker_index": int(getattr(self.environment.runner, "worker_index", -1)),
-            "users_started": len(self.user_indices),
-            "user_indices": sorted(self.user_indices),
-            "requests": reqs,
-        }
-
-    def _finish_worker(self) -> None:
-        runner = self.environment.runner
-        if self.collector is not None:
-            self.collector.pump()
-        send_stats = getattr(runner, "_send_stats", None)
-        if send_stats is not None:
-            send_stats()  # Locust's statistics first, so the master's totals are whole at "done"
-        account = self._write_worker_account()
-        runner.send_message(DONE_MSG, account)
-
-    def _on_worker_done(self, msg: Any, **_kw: Any) -> None:
-        self.worker_accounts[str(msg.node_id)] = msg.data
-
-    def _drain_workers(self, runner: Any) -> None:
-        from locust.rpc import Message
-        from locust.runners import STATE_RUNNING, STATE_SPAWNING
-
-        workers = {c.id: c for c in runner.clients.all}
-        for wid, client in workers.items():
-            if wid not in self.worker_accounts and client.state in (STATE_RUNNING, STATE_SPAWNING):
-                runner.server.send_to_client(Message("stop", None, wid))
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while not set(workers) <= set(self.worker_accounts) and time.monotonic() < deadline:
-            gevent.sleep(0.1)
-        missing = sorted(set(workers) - set(self.worker_accounts))
-        if missing:
-            logger.warning("workers %s sent no final account within %.0f s: run data may miss their last records",
-                           ", ".join(missing), DRAIN_TIMEOUT_S)
-        gevent.sleep(0.2)  # records sent just before "done" are written by now; let the writer flush
-        if self.collector is not None and self.worker_accounts:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / WORKERS_FILE).write_text(json.dumps(self.worker_accounts, indent=1), encoding="utf-8")
-
-    def _write_worker_account(self) -> dict[str, Any]:
-        account = self.worker_account()
-        out = self.run_dir / WORKERS_DIR
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{account['worker']}.json").write_text(json.dumps(account, indent=1), encoding="utf-8")
-        login = account["requests"].get("client/login", {"ok": 0, "fail": 0})
-        logger.info("worker %s: %d users started, client/login %d ok %d failed", account["worker_index"],
-                    account["users_started"], login["ok"], login["fail"])
-        return account
-
 
 SWARM = Swarm()
 """The one swarm of this process."""
@@ -514,7 +402,7 @@ def install(events: Any) -> Swarm:
     # it is not stopped between tests in the web UI, only when Locust quits.
     events.init.add_listener(lambda **_kw: start_bridge(bridge))
     events.init.add_listener(SWARM.on_init)
-    events.request.add_listener(SWARM.count_request)
+    events.request.add_listener(SWARM.workers.count_request)
     events.test_start.add_listener(SWARM.on_test_start)
     events.test_stop.add_listener(SWARM.on_test_stop)
     events.quitting.add_listener(SWARM.on_quitting)

@@ -22,6 +22,7 @@ from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.errors import JabberEmuError
 from jabberemu.loadgen.bridge import BridgeTimeoutError
+from jabberemu.loadgen.options import UserSpec
 from jabberemu.loadgen.swarm import SWARM
 from jabberemu.runtime import RecordType
 
@@ -48,7 +49,7 @@ class JabberUser(User):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.client: EmulatedClient | None = None
-        self.spec = None
+        self.spec: UserSpec | None = None
 
     def on_start(self) -> None:
         """Take the next user, build its client on the loop and sign it in.

@@ -98,7 +98,6 @@ def install_tab(environment: Any, swarm: Any) -> None:
     web_ui.template_args["extended_tabs"] = [{"title": TAB_TITLE, "key": TAB_KEY}]
     web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": TABLE_STRUCTURE}]
 
-    @web_ui.app.after_request
     def _extend_stats(response: Any) -> Any:
         if request.path != "/stats/requests" or response.status_code != 200 or not response.is_json:
             return response
@@ -110,7 +109,8 @@ def install_tab(environment: Any, swarm: Any) -> None:
             logger.exception("Jabber clients tab: stats not extended")
         return response
 
-    @web_ui.app.route("/jabberemu/clients")
-    @web_ui.auth_required_if_enabled
     def _clients() -> Any:
         return Response(json.dumps({"rows": _rows_of(environment, swarm)}), mimetype="application/json")
+
+    web_ui.app.after_request(_extend_stats)
+    web_ui.app.add_url_rule("/jabberemu/clients", "jabberemu_clients", web_ui.auth_required_if_enabled(_clients))

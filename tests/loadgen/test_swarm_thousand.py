@@ -37,10 +37,14 @@ def test_thousand_clients_fail_over_and_nobody_is_lost(mock_pair: Any, locust_ru
                            interval_s=1.0)
     assert run.count('"end"', "GAVE_UP") == 0, run.records("end")[:5]
     assert run.proc.poll() is None, run.err_text()[-3000:]
-    assert run.terminate(180) == 1  # soap/logout fails after the failover (driver: logout goes to the old node)
+    code = run.terminate(180)
 
     stats = run.stats()
     counts = {k: (int(v["Request Count"]), int(v["Failure Count"])) for k, v in stats.items()}
+    # Locust exits 1 when any request failed: soap/logout may, after the failover (the driver sends the
+    # logout to the old node, whose services are stopped)
+    assert code == (1 if counts[("", "Aggregated")][1] else 0)
+    assert {k for k, (_, fails) in counts.items() if fails} <= {("soap", "logout"), ("", "Aggregated")}
     assert counts[("client", "login")] == (N, 0)
     assert counts[("ha", "relogin")] == (N, 0)
     assert counts[("ha", "wait")][0] >= N and counts[("ha", "wait")][1] == 0  # a failed attempt waits again
