@@ -262,7 +262,11 @@ class ClientMachine:
             if src in _XMPP_STATES and src_node is not None:
                 cmds.append(ev.XmppDisconnect(node=src_node.name))
             if self._session_key is not None and self._session_node is not None:
-                cmds.append(ev.SoapLogout(node=self._session_node, session_key=self._session_key))
+                # Sign out where the client is now: after a failover the node of the first login may
+                # have its services stopped, and the session key is in the replicated Login Datastore.
+                here = src_node if src is ClientState.XMPPCONNECTED and src_node is not None else None
+                target = here if here is not None and here.cpa_url is not None else self._session_node
+                cmds.append(ev.SoapLogout(node=target, session_key=self._session_key))
         elif cause is not None and src in _XMPP_STATES:
             cmds.append(ev.XmppDisconnect(node=cause.node))
 

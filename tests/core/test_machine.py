@@ -304,3 +304,24 @@ def test_classify_soap_and_auth() -> None:
         == "auth-failure:temporary-auth-failure"
     with pytest.raises(LocalProtocolError):
         ev.classify(ev.Start())
+
+
+def test_sign_out_after_failover_goes_to_the_node_serving_the_client() -> None:
+    """The home node's services are stopped after a failover; the session key is replicated."""
+    m = machine()
+    _connect(m)
+    timer = _of(m.handle(ev.StreamError(node=A, condition=ev.StreamCondition.SYSTEM_SHUTDOWN)), ev.StartTimer)[0]
+    m.handle(ev.TimerFired(timer_id=timer.timer_id))
+    m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_REFUSED))
+    m.handle(ev.XmppUp(node=B))
+    cmds = m.handle(ev.StopRequested())
+    assert _of(cmds, ev.SoapLogout) == [ev.SoapLogout(node=NODE_B, session_key="session-key-1")]
+    assert m.state is S.LOGGED_OUT
+
+
+def test_sign_out_while_waiting_goes_to_the_node_of_the_login() -> None:
+    m = machine()
+    _connect(m)
+    m.handle(ev.StreamError(node=A, condition=ev.StreamCondition.SYSTEM_SHUTDOWN))
+    cmds = m.handle(ev.StopRequested())
+    assert _of(cmds, ev.SoapLogout) == [ev.SoapLogout(node=NODE_A, session_key="session-key-1")]
