@@ -305,6 +305,7 @@ class AsyncioBridge:
         if self.state in (BridgeState.RUNNING, BridgeState.STOPPING):
             raise BridgeError("bridge already running", reason=BridgeErrorReason.START_FAILED)
         self._owner_thread_id = _get_ident()
+        self._cpu_mark = (time.monotonic(), time.process_time())  # after a --processes fork, too
         self._watcher = gevent.get_hub().loop.async_(ref=True)
         self._watcher.start(self._on_wakeup)
         self._inbox_scheduled = self._notify_scheduled = False

@@ -47,7 +47,11 @@ class AiohttpTransport(Transport):
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl, ttl_dns_cache=None)
+            # The threaded resolver calls loop.getaddrinfo: no aiodns/pycares thread (which, under
+            # Locust's gevent patching, becomes a greenlet nobody runs).
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, ssl=self._ssl, ttl_dns_cache=None, resolver=aiohttp.ThreadedResolver()
+            )
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
