@@ -118,7 +118,8 @@ def test_drill_prints_progress_once_a_second(failover_drill: Drill) -> None:
     assert (f"imp1={half} imp2={half}", 0, 0, 0) in rows  # steady state before the fault, per node
     assert (f"imp2={CLIENTS}", 0, 0, 0) in rows  # failed over, settled
     assert any(waiting > 0 for _, waiting, _, _ in rows)  # the wave, waiting to re-login
-    assert rows[-1] == (f"imp1={half} imp2={half}", 0, 0, 0)  # fallen back, settled, until the stop
+    # fallen back and settled until the stop; or, when the swarm printed once more after the stop, all ended
+    assert rows[-1] in ((f"imp1={half} imp2={half}", 0, 0, 0), ("-", 0, 0, CLIENTS)), rows[-3:]
     assert all(int(m["clients"]) <= CLIENTS for _, m in progress)
 
 
