@@ -45,6 +45,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 import jabberemu.xmpp.sasl  # noqa: F401  (registers CISCO-VTG-TOKEN with slixmpp)
+import jabberemu.xmpp.redact  # noqa: F401  (keeps SASL payloads out of slixmpp's DEBUG log)
 from jabberemu.config import NodeAddress, SaslMechanism, Timeouts
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
