@@ -25,7 +25,7 @@ from mock_server.users import provision
 
 __all__ = [
     "N1", "N2", "CSD", "ADMIN", "PEER_DOWN", "INIT", "base_params", "FaultRun", "fault_run", "wait_until",
-    "transitions", "paths", "ended_counts",
+    "transitions", "paths",
 ]
 
 N1, N2 = DEFAULT_NODE_NAMES
@@ -166,10 +166,6 @@ class FaultRun:
         for c in self.clients:
             assert c.state in END_STATES and c.machine.end_reason is not None
         return counted
-
-
-def ended_counts(counted: Counter[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    return dict(counted)
 
 
 def paths(run: FaultRun, user: str, since: float) -> list[str]:

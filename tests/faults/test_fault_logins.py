@@ -11,6 +11,7 @@ the real mock pair with 200 emulated clients:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
@@ -21,6 +22,8 @@ from jabberemu.runtime import RecordType
 from mock_server.pair_config import LoginCostConfig
 
 pytestmark = pytest.mark.slow
+
+logger = logging.getLogger(__name__)
 
 FAILOVER_SEQ = {N1: [("Failing Over", ADMIN), ("Idle", ADMIN)], N2: [("Taking Over", ADMIN), ("Running in Backup Mode", ADMIN)]}
 FALLBACK_SEQ = {N1: [("Taking Back", ADMIN), ("Normal", "Normal")], N2: [("Falling Back", ADMIN), ("Normal", "Normal")]}
@@ -132,4 +135,5 @@ async def test_relogin_window_too_narrow_for_the_login_capacity() -> None:
         counted = await run.finish()
         assert dict(counted) == {("LOGGED_OUT", "stop-requested"): connected,
                                  ("GAVE_UP", "relogin-failed"): gave_up}
-        print(f"narrow window: {connected} re-signed in, {gave_up} gave up, {busy} server-busy faults, {details}")
+        logger.info("narrow window: %s re-signed in, %s gave up, %s server-busy faults, %s", connected, gave_up,
+                    busy, details)

@@ -9,12 +9,15 @@ Each asserts both nodes' state sequence from ``/api/events`` and that every clie
 
 from __future__ import annotations
 
+import logging
 import pytest
 from fault_support import ADMIN, INIT, N1, N2, PEER_DOWN, base_params, fault_run, wait_until
 
 from jabberemu.runtime import RecordType
 
 pytestmark = pytest.mark.slow
+
+logger = logging.getLogger(__name__)
 
 BACKUP = "Running in Backup Mode"
 
@@ -26,10 +29,10 @@ async def test_node_kill_and_restart_during_the_relogin_wave() -> None:
         await run.pair.admin("POST", f"/api/nodes/{N1}/kill")
         await run.wait_transitions({N1: [], N2: [(BACKUP, PEER_DOWN)]})
         await wait_until(lambda: run.connected(N2) >= 110, upper_s + 10, "the wave under way")
-        await run.pair.admin("POST", f"/api/nodes/{N1}/restart")
-        t_restart = run.rt.now_ts()
         on_n2 = run.connected(N2)
-        await run.wait_transitions({N1: [("Failed Over", INIT)], N2: [(BACKUP, PEER_DOWN)]})
+        await run.pair.admin("POST", f"/api/nodes/{N1}/restart")
+        events = await run.wait_transitions({N1: [("Failed Over", INIT)], N2: [(BACKUP, PEER_DOWN)]})
+        (t_restart,) = [e["ts"] for e in events if e["kind"] == "process" and e.get("action") == "started"]
         await wait_until(lambda: run.connected(N2) == 200, upper_s + 20, "imp1's users on imp2")
         attempts = {u: [r["ts"] for r in rs if r["to"] == "SOAPCONNECT_SESSION_P"]
                     for u, rs in run.records(RecordType.STATE, run.t0).items()}
@@ -46,7 +49,7 @@ async def test_node_kill_and_restart_during_the_relogin_wave() -> None:
         await wait_until(run.all_home, upper_s + 20, "every client home")
         counted = await run.finish()
         assert dict(counted) == {("LOGGED_OUT", "stop-requested"): 200}
-        print(f"kill/restart: {on_n2 - 100} movers on imp2 at the restart, {len(late)} tried after it")
+        logger.info("kill/restart: %s movers on imp2 at the restart, %s tried after it", on_n2 - 100, len(late))
 
 
 async def test_fallback_while_the_failover_wave_is_still_running() -> None:
@@ -77,5 +80,5 @@ async def test_fallback_while_the_failover_wave_is_still_running() -> None:
         assert all(len(connected[u]) == 1 for u in once)  # never reached imp2
         counted = await run.finish()
         assert dict(counted) == {("LOGGED_OUT", "stop-requested"): 200}
-        print(f"fallback mid-wave: {on_n2 - 100} movers on imp2 at the fallback, {len(twice)} moved twice, "
-              f"{len(once)} once")
+        logger.info("fallback mid-wave: %s movers on imp2 at the fallback, %s moved twice, %s once", on_n2 - 100,
+                    len(twice), len(once))
