@@ -36,7 +36,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchkit import LoopLagMonitor, MockProcess, emit, machine_info, raise_fd_limit, wait_for_low_load  # noqa: E402
+from benchkit import (  # noqa: E402
+    GcMonitor,
+    LoopLagMonitor,
+    MockProcess,
+    emit,
+    machine_info,
+    raise_fd_limit,
+    wait_for_low_load,
+)
 from emulated import make_runtime, mock_users, one_node_pair, run_wave, stop_all  # noqa: E402
 from prosody_runner import ProsodyServer, prosody_available  # noqa: E402
 from tsung_runner import run_tsung, tsung_available  # noqa: E402
@@ -64,13 +72,16 @@ async def _ours(pair: ServerPair, users: list[tuple[str, str]], home: str | None
         login_ms: list[float] = []
         rt = await make_runtime(pair, xmpp_only=xmpp_only, run_dir=Path(run_dir), login_ms=login_ms)
         lag = LoopLagMonitor()
+        gcm = GcMonitor()
         try:
             lag.start()
+            gcm.start()
             wave = await run_wave(rt, users, home, rate_per_s=rate_per_s, concurrency=concurrency,
                                   login_ms=login_ms)
             await lag.stop()
             await stop_all(wave.clients)
         finally:
+            gcm.stop()
             await lag.stop()
             await rt.aclose()
     cpu_ms = wave.cpu_per_login_ms()
@@ -82,7 +93,9 @@ async def _ours(pair: ServerPair, users: list[tuple[str, str]], home: str | None
         "logins_per_s_per_core": round(1000.0 / cpu_ms, 1) if cpu_ms else None,
         "login_p50_ms": round(ordered[len(ordered) // 2], 1) if ordered else None,
         "login_p99_ms": round(ordered[int(len(ordered) * 0.99)], 1) if ordered else None,
-        **lag.summary(wave.t0, wave.t1),
+        **lag.summary(wave.t0, wave.t1), **gcm.summary(wave.t0, wave.t1),
+        "gc_ms_per_login": round(gcm.summary(wave.t0, wave.t1)["gc_total_ms"] / wave.connected, 3)
+        if wave.connected else None,
     }
 
 

@@ -39,6 +39,7 @@ from benchkit import (  # noqa: E402
     MockProcess,
     cpu_s,
     emit,
+    gc_tune,
     machine_info,
     percentile,
     raise_fd_limit,
@@ -124,6 +125,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["initial_login"] = {"states": dict(wave.states), "wall_s": round(wave.wall_s, 1),
                                            "cpu_per_login_ms": wave.cpu_per_login_ms()}
                 await asyncio.sleep(1.0)
+                if args.gc_tune:
+                    result["gc_tune"] = gc_tune(threshold=False, freeze=True)
                 failover_ts, t_fail, cpu_fail = time.time(), time.monotonic(), cpu_s()
                 await mock.admin("POST", "/api/failover", {"node": node1})
                 deadline = t_fail + args.upper + args.margin
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=100, help="initial logins in flight")
     p.add_argument("--contacts", type=int, default=2, help="roster contacts per user")
     p.add_argument("--ping-interval", type=float, default=60.0, help="client XEP-0199 keepalive, s")
+    p.add_argument("--gc-tune", action="store_true",
+                   help="experiment: gc.freeze() after the initial login (logged-in clients leave the GC scans)")
     p.add_argument("--max-load", type=float, default=None, help="wait until the 1-min load average is below")
     p.add_argument("--max-wait", type=float, default=600.0, help="bound of that wait, s")
     p.add_argument("--smoke", action="store_true", help="30 clients, limits 0.5/2 s: checks the script works")
