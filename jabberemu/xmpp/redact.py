@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["REDACTED", "SLIXMPP_STREAM_LOGGER", "SaslRedactFilter", "install", "redact"]
+__all__ = ["REDACTED", "SLIXMPP_STREAM_LOGGER", "SaslRedactFilter", "ExpectedAuthFailureFilter", "install", "redact"]
 
 SLIXMPP_STREAM_LOGGER = "slixmpp.xmlstream.xmlstream"
 """The logger of slixmpp's ``XMLStream`` (``SEND:``/``RECV:`` lines)."""
@@ -48,14 +48,36 @@ class SaslRedactFilter(logging.Filter):
         return True
 
 
+SLIXMPP_MECHANISMS_LOGGER = "slixmpp.features.feature_mechanisms.mechanisms"
+
+
+class ExpectedAuthFailureFilter(logging.Filter):
+    """Demotes slixmpp's ERROR "No appropriate login method." to DEBUG.
+
+    A backup node that refuses a cached one-time password is a normal step of an HA re-login
+    (the client then signs in afresh); the emulated client reports it as its own event, so one
+    ERROR line per client per wave would only flood the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("No appropriate login method"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 _FILTER = SaslRedactFilter()
+_AUTH_FILTER = ExpectedAuthFailureFilter()
 
 
 def install() -> None:
-    """Attach the filter to slixmpp's stream logger (idempotent)."""
+    """Attach the filters to slixmpp's loggers (idempotent)."""
     stream_logger = logging.getLogger(SLIXMPP_STREAM_LOGGER)
     if _FILTER not in stream_logger.filters:
         stream_logger.addFilter(_FILTER)
+    mech_logger = logging.getLogger(SLIXMPP_MECHANISMS_LOGGER)
+    if _AUTH_FILTER not in mech_logger.filters:
+        mech_logger.addFilter(_AUTH_FILTER)
 
 
 install()

@@ -36,3 +36,15 @@ def test_slixmpp_send_lines_are_redacted_before_any_handler(caplog: pytest.LogCa
                         f"SEND: <auth mechanism='PLAIN'>{REDACTED}</auth>",
                         "RECV: <success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"]
     assert TOKEN not in caplog.text and PLAIN not in caplog.text
+
+
+def test_refused_otp_is_not_an_error_line(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from jabberemu.xmpp.redact import SLIXMPP_MECHANISMS_LOGGER
+
+    logger = logging.getLogger(SLIXMPP_MECHANISMS_LOGGER)
+    with caplog.at_level(logging.INFO):
+        logger.error("No appropriate login method.")
+        logger.error("something else")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["something else"]
