@@ -174,6 +174,10 @@ class XmppSession(slixmpp.ClientXMPP):
                 await asyncio.wait_for(self.disconnect(wait=wait_s), wait_s + 0.5)
             except (asyncio.TimeoutError, OSError, slixmpp.exceptions.XMPPError):
                 self.abort()
+            except asyncio.CancelledError:  # the caller gave up waiting: still release the socket
+                self.abort()
+                self._cleanup()
+                raise
         self._cleanup()
 
     def kill(self) -> None:
