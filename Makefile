@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-core test-loadgen demo venv clean
+.PHONY: test test-core test-loadgen demo demo-smoke venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/jabberemu drill
+
+# The whole chain of the demo (pair, swarm, failover, both waves, report, verdict) at a size CI can
+# afford on a busy 2-core box (about a minute); exits non-zero when no report was written.
+demo-smoke: $(STAMP)
+	$(VENV)/bin/jabberemu drill --clients 200 --ramp 50 --lower 2 --upper 6 --hold 2 --margin 3 \
+		--out reports/demo-smoke
 
 clean:
 	rm -rf $(VENV) build *.egg-info

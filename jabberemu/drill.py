@@ -215,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
                    f"least {MIN_SETTLE_S:g} s so that the report tells the waves apart)")
     p.add_argument("--processes", type=int, default=1, help="Locust worker processes (default %(default)s)")
     p.add_argument("--fail-on-verdict", action="store_true", help="exit 1 when the verdict is FAIL")
+    # Short, but not so short that a node busy dropping 1,000 sessions misses its heartbeats: with a 1 s
+    # timeout the demo's Failover raced a Peer Down on a loaded 2-core box and the pair needed Recover.
     t = p.add_argument_group("SRM timers of the bundled pair (seconds; Cisco's defaults are 15/60/120/90)")
-    t.add_argument("--heartbeat-interval", type=float, default=0.2)
-    t.add_argument("--heartbeat-timeout", type=float, default=1.0)
-    t.add_argument("--init-heartbeat-timeout", type=float, default=3.0)
-    t.add_argument("--critical-service-delay", type=float, default=1.0)
+    t.add_argument("--heartbeat-interval", type=float, default=0.5, help="default %(default)s")
+    t.add_argument("--heartbeat-timeout", type=float, default=5.0, help="default %(default)s")
+    t.add_argument("--init-heartbeat-timeout", type=float, default=10.0, help="default %(default)s")
+    t.add_argument("--critical-service-delay", type=float, default=1.0, help="default %(default)s")
     return p
 
 
