@@ -344,6 +344,11 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
             node=node, hold_s=args.hold, margin_s=args.margin, critical_service_delay_s=args.critical_service_delay,
             heartbeat_timeout_s=args.heartbeat_timeout, init_heartbeat_timeout_s=args.init_heartbeat_timeout,
         )
+        if args.fault == Fault.NODE_KILL.value and 2 * args.lower < args.heartbeat_timeout:
+            sys.stdout.write(
+                f"warning: the peer takes a killed node's users over after the heartbeat timeout "
+                f"({args.heartbeat_timeout:g} s), but its clients try both nodes twice, each after a wait of at "
+                f"least --lower ({args.lower:g} s): some may give up first\n")
         sys.stdout.write(
             f"drill: {args.clients} clients at {args.ramp:g}/s, limits {args.lower:g}/{args.upper:g} s, fault "
             f"{args.fault} on {node} {plan.fault_at_s:g} s after every client is signed in, {plan.settle_s:g} s "
