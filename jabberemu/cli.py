@@ -42,7 +42,7 @@ def _own_options_help() -> str:
 
     parser = configargparse.ArgumentParser(prog="jabberemu run", add_help=False, usage=configargparse.SUPPRESS)
     add_options(parser)
-    return parser.format_help()
+    return str(parser.format_help())
 
 
 def _run_locust(argv: list[str]) -> int:
