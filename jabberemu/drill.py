@@ -280,11 +280,16 @@ class _Swarm:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
 
-    async def stop(self, grace_s: float = 30.0) -> None:
-        """SIGINT to the swarm's group (clients log out, run data flushed); SIGKILL after ``grace_s``."""
+    async def stop(self, *, started: bool, grace_s: float = 30.0) -> None:
+        """SIGINT to the swarm's group (clients log out, run data flushed); SIGKILL after ``grace_s``.
+
+        Args:
+            started: the swarm's test has started (``run.json`` exists); before that, Locust is still
+                importing and SIGINT would only print a KeyboardInterrupt traceback: SIGTERM instead.
+        """
         if self.proc is None:
             return
-        self.signal(signal.SIGINT)
+        self.signal(signal.SIGINT if started else signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), grace_s)
         except asyncio.TimeoutError:
@@ -367,7 +372,7 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
     except asyncio.CancelledError:
         if not signals:
             raise
-        await swarm.stop()
+        await swarm.stop(started=(out / "run.json").exists())
         return 128 + signals[0]
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -72,3 +72,19 @@ def test_ctrl_c_in_a_terminal_during_the_hold(tmp_path: Path) -> None:
     finally:
         drill.close()
     _check_partial_run(drill, code, out)
+
+
+def test_sigint_before_the_swarm_started(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    drill = _start(out)
+    try:
+        drill.wait_for_line(lambda line: line.startswith("drill: "), timeout_s=60)  # Locust is starting
+        drill.interrupt()
+        code = drill.wait(60)
+    finally:
+        drill.close()
+    assert code == 130, drill.output[-3000:]
+    assert "Traceback" not in drill.output and "KeyboardInterrupt" not in drill.output, drill.output[-3000:]
+    assert f"no run data in {out}: the swarm did not start" in drill.output
+    assert orphans_of(drill.descendants) == [], drill.descendants
+    assert any("mock_server.node_main" in cmd for cmd in drill.descendants.values())
