@@ -3,9 +3,10 @@
 1. start the mock pair (or use ``--topology`` of a pair already running) with short SRM timers and
    the re-login limits ``--lower``/``--upper``;
 2. run the Locust swarm (``jabberemu run``, headless, in its own session) that logs ``--clients``
-   emulated Jabber clients in at ``--ramp`` logins/s, holds, and at set times on the load clock injects
-   the fault (``--fault``) on node 1 and later brings the pair back to Normal | Normal, each phase given
-   ``upper + margin`` seconds to settle; the swarm prints one progress line a second;
+   emulated Jabber clients in at ``--ramp`` logins/s, holds ``--hold`` s once every client is signed in,
+   injects the fault (``--fault``) on node 1 and later brings the pair back to Normal | Normal, each phase
+   given ``upper + margin`` (at least ``MIN_SETTLE_S``) seconds to settle, then stops; the swarm prints
+   one progress line a second;
 3. collect the mock's events and metrics beside the clients' run data in ``--out``;
 4. build ``report.html`` and ``summary.json`` and print the verdict and the report's path.
 
