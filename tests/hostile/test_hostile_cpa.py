@@ -110,7 +110,8 @@ async def test_lying_get_all_config_falls_back_to_the_configured_pair(overrides:
         assert states == [ClientState.XMPPCONNECTED] * CLIENTS
         assert {c.machine.primary for c in env.clients} == {env.pair.nodes[0]}
         assert {c.machine.secondary for c in env.clients} == {env.pair.nodes[1]}
-        assert env.xmpp[NODES[0]].up_users == {c.user_id: 1 for c in env.clients}
+        await wait_until(lambda: env.xmpp[NODES[0]].up_users == {c.user_id: 1 for c in env.clients}, 3,
+                         "every presence read on the primary")
         assert check_accounted(env) == {}
 
 

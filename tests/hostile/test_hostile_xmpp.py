@@ -107,7 +107,9 @@ async def test_fault_after_presence_is_an_ha_event_and_the_client_recovers(fault
             retry = "XMPPCONNECT_P" if xmpp_only else "SOAPCONNECT_SESSION_P"
             path = [r["to"] for r in records(rt, RecordType.STATE, client.user_id) if r["ts"] >= ha["ts"]]
             assert path == ["FAILOVER", retry, "XMPPCONNECTED"]
-        assert env.xmpp[NODES[0]].up_users == {c.user_id: 2 for c in env.clients}
+        # the client reports up once its presence is written; the server reads it a moment later
+        await wait_until(lambda: env.xmpp[NODES[0]].up_users == {c.user_id: 2 for c in env.clients}, 3,
+                         "second presence of every client read")
         if fault is F.STALL:  # the new sessions' pings are answered (the stall hit the first one only)
             await wait_until(lambda: env.xmpp[NODES[0]].pings >= CLIENTS, 3, "pings answered")
         assert rt.registry.snapshot().by_state[ClientState.XMPPCONNECTED] == CLIENTS
