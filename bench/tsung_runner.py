@@ -9,8 +9,9 @@ a unique controller id (so runs by several engineers do not collide) and a raise
 The Erlang VM tree is sampled with psutil every ``sample_s``: RSS, CPU seconds and the number of
 established connections to the server port. From the samples:
 
-- login phase = last sample with no connection -> first sample with all N connected; Tsung CPU per
-  login = CPU over that phase / N (the VM's start-up is outside the phase);
+- login phase = last sample with no connection -> first sample with all N connected (``hold_s`` must
+  outlast the arrivals: N / rate and some); Tsung CPU per login = CPU over that phase / N (the VM's
+  start-up is outside the phase); sessions that failed to log in are left out of N;
 - RSS per session = (RSS once all are connected and settled - RSS before the first connection) / N;
 - idle CPU = CPU percent over the held, idle part.
 
@@ -210,14 +211,19 @@ async def run_tsung(*, host: str, port: int, domain: str, users: list[tuple[str,
 def _summarise(samples: list[TreeSample], clients: int, idle_s: float, stats: dict[str, dict[str, float]],
                exit_code: int | None, tail: str) -> TsungResult:
     connected_max = max((s.connections for s in samples), default=0)
+    # sessions whose login transaction completed (a session that failed never holds a connection)
+    logged_in = int(stats.get("tr_login", {}).get("count", clients))
+    want = min(clients, logged_in) or clients
     first = next((i for i, s in enumerate(samples) if s.connections > 0), None)
-    full = next((i for i, s in enumerate(samples) if s.connections >= min(clients, connected_max)), None)
+    full = next((i for i, s in enumerate(samples) if s.connections >= want), None)
     errors = int(sum(v["count"] for k, v in stats.items() if k.startswith("error")))
     result = TsungResult(clients=clients, connected_max=connected_max, login_phase_s=None, cpu_per_login_ms=None,
                          logins_per_s=None, rss_base_mib=None, rss_per_session_kib=None, idle_cpu_percent=None,
                          stats=stats, errors=errors, exit_code=exit_code, log_tail=tail)
     if first is None or full is None:
+        # the logged-in sessions were never all connected at once (hold too short): no per-login figures
         return result
+    clients = want
     base = samples[max(0, first - 1)]
     top = samples[full]
     phase_s = top.t - base.t
