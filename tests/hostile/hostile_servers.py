@@ -29,7 +29,7 @@ from jabberemu.config import NodeAddress, ServerPair
 from mock_server import cpa_soap
 
 __all__ = [
-    "CpaFault", "CpaOp", "HostileCpa", "HostileXmpp", "XmppFault", "XmppStage", "reset_transport",
+    "CpaFault", "CpaOp", "FullBacklog", "HostileCpa", "HostileXmpp", "XmppFault", "XmppStage", "reset_transport",
 ]
 
 NS_STREAM = "http://etherx.jabber.org/streams"
@@ -427,3 +427,27 @@ def _sasl_user(mechanism: str, payload: str) -> str | None:
             if part.startswith("userid="):
                 return part[len("userid="):].split("@")[0]
     return None
+
+
+class FullBacklog:
+    """A listening socket whose accept queue is full and never drained: further SYNs are dropped,
+    so a TCP connect to it neither succeeds nor is refused (a node that stalls at connect)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._fillers: list[socket.socket] = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self._fillers.append(filler)
+
+    def close(self) -> None:
+        for sock in [*self._fillers, self._listener]:
+            sock.close()

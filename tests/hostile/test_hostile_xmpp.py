@@ -15,10 +15,12 @@ import pytest
 from hostile_harness import (
     DOMAIN, NODES, TIMEOUT_S, check_accounted, hostile_pair, records, run_clients, settings_for, wait_until,
 )
-from hostile_servers import HostileXmpp, XmppFault, XmppStage
+from hostile_servers import FullBacklog, HostileXmpp, XmppFault, XmppStage
 
+from jabberemu.config import NodeAddress, ServerPair
 from jabberemu.core.states import ClientState
-from jabberemu.runtime import RecordType
+from jabberemu.driver import EmulatedClient
+from jabberemu.runtime import RecordType, Runtime
 
 CLIENTS = 3
 SLACK_S = 1.0  # scheduling slack on a loaded 2-core box
@@ -190,3 +192,29 @@ async def test_stop_during_a_stalled_xmpp_stage_ends_logged_out_and_releases_the
                          "no task left")
         assert check_accounted(env) == {("LOGGED_OUT", "stop-requested"): CLIENTS}
         await wait_until(lambda: env.open_connections() == 0, 3, "every socket released")
+
+
+async def test_tcp_connect_that_never_completes_times_out_on_both_nodes() -> None:
+    """SYNs dropped (accept queue full): neither accepted nor refused; ``connect_s`` ends each attempt."""
+    stalled = [FullBacklog(), FullBacklog()]
+    try:
+        pair = ServerPair(domain=DOMAIN, nodes=tuple(
+            NodeAddress(name=n, cpa_url=None, xmpp_host="127.0.0.1", xmpp_port=s.port) for n, s in zip(NODES, stalled)))
+        rt = await Runtime.create(pair, settings_for(xmpp_only=True))
+        try:
+            clients = [EmulatedClient(f"user{i:05d}", "pw", NODES[0], rt, starttls=False) for i in range(1, CLIENTS + 1)]
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            states = await asyncio.wait_for(asyncio.gather(*(c.start() for c in clients)), 2 * TIMEOUT_S + 5)
+            elapsed = loop.time() - t0
+            assert states == [ClientState.GAVE_UP] * CLIENTS
+            assert {(c.machine.end_reason.value, c.machine.end_detail) for c in clients} == {  # type: ignore[union-attr]
+                ("initial-login-failed", "timeout:connect")}
+            assert 2 * TIMEOUT_S - 0.05 <= elapsed <= 2 * TIMEOUT_S + SLACK_S
+            snap = rt.registry.snapshot()
+            assert snap.started == CLIENTS == sum(snap.by_state.values()) == snap.by_state[ClientState.GAVE_UP]
+        finally:
+            await rt.aclose()
+    finally:
+        for s in stalled:
+            s.close()
