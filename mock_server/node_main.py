@@ -87,7 +87,13 @@ async def _serve_control(node: MockNode, channel: _Channel, stop: asyncio.Event)
 async def _run(index: int, config: PairConfig, host: str, port: int, token: str) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # A node forked by the zygote ignores SIGINT: a Ctrl-C in the terminal reaches the whole
+    # process group, and the supervisor must stop the nodes itself, after the clients (else the
+    # nodes would drop every client first and a partial report would show a fake failover wave).
+    sigs = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        sigs.append(signal.SIGINT)
+    for sig in sigs:
         loop.add_signal_handler(sig, stop.set)
     reader, writer = await asyncio.open_connection(host, port, limit=1 << 22)
     channel = _Channel(reader, writer)
@@ -107,7 +113,7 @@ async def _run(index: int, config: PairConfig, host: str, port: int, token: str)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):  # before the loop closes its wake-up fd
+        for sig in sigs:  # before the loop closes its wake-up fd
             loop.remove_signal_handler(sig)
     return 0
 
@@ -154,8 +160,7 @@ def zygote_main() -> int:
                 devnull = os.open(os.devnull, os.O_RDWR)
                 os.dup2(devnull, 0)
                 os.dup2(devnull, 1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # SIGINT stays ignored (see _run)
                 serve_forked(int(index), str(config_json), str(host), int(port), str(token))
                 code = 0
             except BaseException:

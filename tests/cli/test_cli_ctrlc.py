@@ -59,9 +59,6 @@ def test_sigint_to_the_drill_during_the_hold(tmp_path: Path) -> None:
     _check_partial_run(drill, code, out)
 
 
-@pytest.mark.xfail(strict=True, reason="mock_server.supervisor spawns the nodes in the drill's process group: "
-                   "a terminal Ctrl-C reaches them directly, they drop every client with system-shutdown "
-                   "before the swarm stops, and the partial report shows a bogus failover wave")
 def test_ctrl_c_in_a_terminal_during_the_hold(tmp_path: Path) -> None:
     out = tmp_path / "run"
     drill = _start(out)
