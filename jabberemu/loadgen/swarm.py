@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 import requests
 
 from jabberemu.config import ClientSettings
@@ -93,12 +94,18 @@ def _check_patterns(opts: Any) -> None:
                           "{user}", field="user_pattern") from None
 
 
+INIT_WAIT_S = 60.0
+"""Seconds a user that arrived during ``events.init`` waits for it to finish."""
+
+
 class Swarm:
     """Per-process state shared by every :class:`~jabberemu.loadgen.user.JabberUser`."""
 
     def __init__(self) -> None:
         self.bridge = AsyncioBridge()
         self.environment: Any = None
+        self.ready = gevent.event.Event()
+        """Set once ``events.init`` is done: a worker's runner may receive users before that."""
         self.runtime: Runtime | None = None
         self.settings: ClientSettings | None = None
         self.target: Target | None = None
@@ -119,14 +126,15 @@ class Swarm:
         """``events.init``: build this process's objects; bad options end the process (exit 2)."""
         self.environment = environment
         opts = environment.parsed_options
-        if opts is None:  # a library Environment without our options (tests build their own)
-            return
         try:
-            self._init(environment, opts)
+            if opts is not None:  # None: a library Environment without our options (tests)
+                self._init(environment, opts)
         except JabberEmuError as exc:
             sys.stderr.write(f"jabberemu: error: {exc}\n")
             sys.stderr.flush()
             sys.exit(2)
+        finally:
+            self.ready.set()
 
     def _init(self, environment: Any, opts: Any) -> None:
         from locust.runners import MasterRunner, WorkerRunner
@@ -264,6 +272,8 @@ class Swarm:
             ConfigError: ``--users-csv`` has fewer users than asked for.
             gevent.Timeout: a worker's master did not answer in time.
         """
+        if not self.ready.wait(INIT_WAIT_S):
+            raise ConfigError(f"jabberemu did not finish starting within {INIT_WAIT_S:.0f} s")
         index = self.workers.take_index()
         if self.csv_users:
             if index >= len(self.csv_users):
