@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "mock":
         from mock_server.__main__ import main as mock_main
 
-        return mock_main(rest)
+        return mock_main(rest, prog="jabberemu mock")
     if command == "run":
         return _run_locust(rest)
     if command == "report":

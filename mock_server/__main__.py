@@ -84,9 +84,9 @@ def add_pair_options(p: argparse.ArgumentParser) -> None:
     x.add_argument("--stanza-limit", type=int, default=65536, metavar="BYTES")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m mock_server") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m mock_server",
+        prog=prog,
         description="Run a mock Cisco IM&P Presence Redundancy Group (two nodes, CPA SOAP, XMPP, SRM) "
         "on loopback. Subcommand: 'ha-status --admin-url URL' prints what 'utils ha status' prints.",
     )
@@ -162,6 +162,7 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         topology = await pair.start()
+        await _initialized(pair, stop)
         text = json.dumps(topology, indent=2)
         if args.topology_out:
             with open(args.topology_out, "w", encoding="utf-8") as f:
@@ -176,6 +177,28 @@ async def _serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):  # before asyncio.run closes the wake-up fd
             loop.remove_signal_handler(sig)
     return 0
+
+
+INIT_WAIT_S = 300.0
+"""Seconds to wait for both nodes to leave Initializing before the topology is written anyway."""
+
+
+async def _initialized(pair: Any, stop: asyncio.Event) -> None:
+    """Wait until no node is Initializing (SRM heartbeats exchanged), so that clients reading the
+    topology file find their users served; bounded by ``INIT_WAIT_S`` and by a stop request."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + INIT_WAIT_S
+    logged = False
+    while not stop.is_set() and loop.time() < deadline:
+        status = await pair.admin("GET", "/api/status")
+        if all(n.get("state") != "Initializing" for n in status["nodes"]):
+            return
+        if not logged:
+            logger.info("waiting for the SRM of both nodes to finish initializing (first heartbeats)")
+            logged = True
+        await asyncio.sleep(0.1)
+    if not stop.is_set():
+        logger.warning("nodes still Initializing after %.0f s; writing the topology anyway", INIT_WAIT_S)
 
 
 def format_ha_status(status: dict[str, Any]) -> str:
@@ -209,7 +232,7 @@ async def _ha_status(admin_url: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m mock_server") -> int:
     """Entry point.
 
     Returns:
@@ -221,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hp.add_argument("--admin-url", required=True)
         hargs = hp.parse_args(argv[1:])
         return asyncio.run(_ha_status(hargs.admin_url))
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)

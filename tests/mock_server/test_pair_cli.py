@@ -46,6 +46,8 @@ def test_cli_writes_topology_and_stops_cleanly(tmp_path: Path, sig: signal.Signa
         with urllib.request.urlopen(topology["admin_url"] + "/api/status", timeout=10) as resp:
             status = json.load(resp)
         assert [n["assigned_users"] for n in status["nodes"]] == [5, 5]
+        # written only once the SRM left Initializing: clients reading it find their users served
+        assert [n["state"] for n in status["nodes"]] == ["Normal", "Normal"]
         with urllib.request.urlopen(topology["admin_url"] + "/api/events", timeout=10) as resp:
             started = [e["pid"] for e in json.load(resp)["events"] if e.get("action") == "started"]
         children = psutil.Process(proc.pid).children(recursive=True)  # the zygote and the two nodes
