@@ -138,13 +138,20 @@ def _primary_events(data: RunData) -> list[HaEventRecord]:
     return primary
 
 
-def _clusters(events: list[HaEventRecord], gap_s: float) -> list[list[HaEventRecord]]:
+def _clusters(events: list[HaEventRecord], gap_s: float, splits: Sequence[float] = ()) -> list[list[HaEventRecord]]:
+    """Group HA events into waves: a gap over ``gap_s``, or a split instant (an admin action,
+    less the skew) between two events, starts a new one."""
     clusters: list[list[HaEventRecord]] = []
+    cuts = sorted(splits)
     for ev in events:
-        if clusters and ev.ts - clusters[-1][-1].ts <= gap_s:
-            clusters[-1].append(ev)
-        else:
-            clusters.append([ev])
+        if clusters:
+            prev = clusters[-1][-1].ts
+            i = bisect.bisect_right(cuts, prev)
+            cut_between = i < len(cuts) and cuts[i] <= ev.ts
+            if ev.ts - prev <= gap_s and not cut_between:
+                clusters[-1].append(ev)
+                continue
+        clusters.append([ev])
     return clusters
 
 
@@ -184,7 +191,7 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
     margin = info.recovery_margin_s if recovery_margin_s is None else recovery_margin_s
     t0 = info.started_ts
     primary = _primary_events(data)
-    clusters = _clusters(primary, gap_s)
+    clusters = _clusters(primary, gap_s, [a.ts - skew_s for a in data.actions])
     per_client_primary: dict[str, list[float]] = defaultdict(list)
     for ev in primary:
         per_client_primary[ev.client].append(ev.ts)

@@ -198,3 +198,12 @@ def test_actions_from_the_mocks_admin_events(tmp_path: Path) -> None:
     labels = [m.label for m in analysis.series.markers]
     assert f"failover {NODES[0]}" in labels and "imp1: xcp-router stopped" in labels
     assert "imp1: Failing Over (On Admin Request)" in labels
+
+
+def test_an_admin_action_splits_waves_closer_than_the_gap(tmp_path: Path) -> None:
+    """A fallback pressed 3 s after the failover (inside the 5 s gap) is a wave of its own."""
+    cfg = SimConfig(clients=40, ramp_per_s=40, lower_s=0.5, upper_s=1.0, failover_at_s=5.0, fallback_at_s=8.0)
+    truth = simulate(tmp_path / "r", cfg)
+    waves = analyze(load_run(truth.run_dir)).waves
+    assert [w.kind for w in waves] == [HaKind.FAILOVER, HaKind.FALLBACK]
+    assert [w.clients for w in waves] == [20, 20]
