@@ -15,7 +15,7 @@ monitor sleeps 50 ms and records how late it wakes.
 
 Goals (issue 8): 100% of clients within +50 ms, KS p > 0.01, lag p99 <= 50 ms.
 
-    .venv/bin/python bench/relogin_timing.py --clients 10000 --lower 10 --upper 130
+    .venv/bin/python bench/relogin_timing.py --clients 10000 --lower 10 --upper 250
     .venv/bin/python bench/relogin_timing.py --smoke
 """
 
@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=10_000)
     p.add_argument("--lower", type=float, default=10.0, help="Client Re-Login Lower Limit, s")
-    p.add_argument("--upper", type=float, default=130.0, help="Client Re-Login Upper Limit, s")
+    p.add_argument("--upper", type=float, default=250.0,
+                   help="Client Re-Login Upper Limit, s (10,000 re-logins over 240 s keep one core about half busy)")
     p.add_argument("--margin", type=float, default=30.0, help="seconds after upper for the wave to finish")
     p.add_argument("--rate", type=float, default=None, help="initial login rate (default: as fast as possible)")
     p.add_argument("--concurrency", type=int, default=100, help="initial logins in flight")
