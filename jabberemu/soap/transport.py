@@ -10,6 +10,7 @@ request carries the user's password.
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -18,7 +19,36 @@ from requests.models import Response
 from zeep.transports import Transport
 from zeep.wsdl.utils import etree_to_string
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "RawResponse", "as_requests_response"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RawResponse:
+    """One HTTP answer as the CPA client's fast path reads it.
+
+    Attributes:
+        status: HTTP status code.
+        content: the body.
+        content_type: the ``Content-Type`` header ("" when absent).
+        charset: the body's charset (``utf-8`` unless the header says otherwise).
+        headers: every response header (for zeep when the fast path hands over).
+    """
+
+    status: int
+    content: bytes
+    content_type: str
+    charset: str
+    headers: dict[str, str]
+
+
+def as_requests_response(raw: RawResponse) -> Response:
+    """The ``requests.Response`` zeep's ``process_reply`` expects, built from ``raw``."""
+    new = Response()
+    new._content = raw.content
+    new.status_code = raw.status
+    new.headers = CaseInsensitiveDict(raw.headers)
+    new.encoding = raw.charset
+    return new
 
 
 class AiohttpTransport(Transport):
@@ -54,6 +84,22 @@ class AiohttpTransport(Transport):
             )
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
+
+    async def post_bytes(self, address: str, body: bytes, headers: dict[str, str]) -> RawResponse:
+        """POST an already serialised SOAP envelope (the CPA client's pre-built requests).
+
+        Returns:
+            The HTTP status, the body and the ``Content-Type`` header ("" when absent).
+
+        Raises:
+            aiohttp.ClientError: the connection failed or was reset.
+            asyncio.TimeoutError: no answer within ``timeout_s`` seconds.
+        """
+        async with self._session_or_new().post(address, data=body, headers=headers) as resp:
+            content = await resp.read()
+            return RawResponse(status=resp.status, content=content,
+                               content_type=resp.headers.get("Content-Type", ""),
+                               charset=resp.charset or "utf-8", headers=dict(resp.headers))
 
     async def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> Response:
         """POST one SOAP envelope and return a ``requests.Response`` as zeep expects.
