@@ -41,6 +41,7 @@ from benchkit import (  # noqa: E402
     LoopLagMonitor,
     MockProcess,
     emit,
+    gc_tune,
     machine_info,
     raise_fd_limit,
     wait_for_low_load,
@@ -123,6 +124,7 @@ async def _guard(label: str, runs: dict[str, Any], make: Callable[[], Awaitable[
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
+    tuned = gc_tune(threshold=True, freeze=False) if args.gc_tune else None
     n, rate = args.clients, args.rate
     users = mock_users(n)
     runs: dict[str, Any] = {}
@@ -154,7 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     full = runs.get("cpa/mock", {}).get("cpu_per_login_ms")
     met_ratio = [r <= GOAL_RATIO for r in ratios.values() if r is not None]
     return {
-        "bench": NAME, "clients": n, "rate_per_s": rate, "runs": runs,
+        "bench": NAME, "clients": n, "rate_per_s": rate, "gc_tune": tuned, "runs": runs,
         "ratio_xmpp_only_ours_over_tsung": ratios,
         "goal": {"cpu_per_full_login_ms": GOAL_CPU_MS, "ratio": GOAL_RATIO,
                  "cpu_met": full is not None and full <= GOAL_CPU_MS,
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tsung", action="store_true")
     p.add_argument("--no-prosody", action="store_true")
     p.add_argument("--no-saturate", action="store_true", help="skip the saturated CPA wave")
+    p.add_argument("--gc-tune", action="store_true", help="experiment: full GC passes 100x rarer")
     p.add_argument("--max-load", type=float, default=None, help="wait until the 1-min load average is below")
     p.add_argument("--max-wait", type=float, default=600.0, help="bound of that wait, s")
     p.add_argument("--smoke", action="store_true", help="30 logins per wave: checks the script works")
