@@ -42,13 +42,14 @@ from slixmpp.plugins.xep_0199.stanza import Ping
 from slixmpp.stanza import Iq
 from slixmpp.xmlstream import register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import StanzaPath
+from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
 import jabberemu.xmpp.sasl  # noqa: F401  (registers CISCO-VTG-TOKEN with slixmpp)
 import jabberemu.xmpp.redact  # noqa: F401  (keeps SASL payloads out of slixmpp's DEBUG log)
 from jabberemu.config import NodeAddress, SaslMechanism, Timeouts
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
+from jabberemu.xmpp.lean import LeanClientXMPP
 
 __all__ = ["NS_HOSTNAME", "NS_SENT", "Phase", "XmppSession"]
 
@@ -59,6 +60,7 @@ NS_HOSTNAME = "urn:xmpp:domain-based-name:0"
 NS_SENT = "urn:jabberemu:0"
 """Namespace of our ``<sent ts='...'/>`` message child (send time, Unix seconds)."""
 _SENT_TAG = f"{{{NS_SENT}}}sent"
+_BODY_PATH = "{jabber:client}message/{jabber:client}body"
 _RESOURCE = "jabberemu"
 
 register_stanza_plugin(Iq, Ping)
@@ -79,7 +81,7 @@ EventCallback = Callable[["XmppSession", ev.Event], None]
 MeasureCallback = Callable[[mx.Measurement], None]
 
 
-class XmppSession(slixmpp.ClientXMPP):
+class XmppSession(LeanClientXMPP):
     """One XMPP connection of one emulated client to one node.
 
     Args:
@@ -108,7 +110,7 @@ class XmppSession(slixmpp.ClientXMPP):
         is_token = mechanism is SaslMechanism.CISCO_VTG_TOKEN
         super().__init__(f"{user_id}@{domain}/{_RESOURCE}", "" if is_token else secret,
                          sasl_mech=mechanism.value, ssl_context=ssl_context,
-                         loop=loop or asyncio.get_running_loop())
+                         loop=loop or asyncio.get_running_loop(), starttls=starttls)
         self.credentials["host"] = domain.encode()  # type: ignore[assignment]
         if is_token:
             self.credentials["token"] = secret.encode()  # type: ignore[assignment]
@@ -138,17 +140,17 @@ class XmppSession(slixmpp.ClientXMPP):
         self.enable_plaintext = not starttls
         self.whitespace_keepalive = False
         self.use_aiodns = False
-        self.auto_authorize = None  # roster subscriptions are the server's business
         mech = self.plugin["feature_mechanisms"]
         mech.unencrypted_plain = True
         mech.unencrypted_scram = True
         self.register_handler(Callback("Ping", StanzaPath("iq@type=get/ping"), self._answer_ping))
+        self.register_handler(Callback("IM", MatchXPath(_BODY_PATH), self._on_message))
         self.add_event_handler("connected", self._on_connected)
-        self.add_event_handler("tls_success", self._on_tls)
+        if starttls:
+            self.add_event_handler("tls_success", self._on_tls)
         self.add_event_handler("failed_auth", self._on_failed_auth)
         self.add_event_handler("auth_success", self._on_auth_success)
         self.add_event_handler("session_start", self._on_session_start)
-        self.add_event_handler("message", self._on_message)
 
     # ------------------------------------------------------------------------ control ---
     def start(self) -> None:
@@ -295,9 +297,7 @@ class XmppSession(slixmpp.ClientXMPP):
     async def _finish_login(self) -> None:
         """Roster get (RFC 6121 §2.1.3) and initial presence (§4.2), then report XmppUp."""
         try:
-            iq = await self.get_roster(timeout=self.timeouts.bind_s)
-            if iq is not None:
-                self.contacts = [str(j) for j in iq["roster"]["items"]]
+            self.contacts = await self.fetch_roster_jids(self.timeouts.bind_s)
         except IqError as exc:
             logger.debug("%s: roster get refused on %s: %s", self.boundjid.bare, self.node.name,
                          exc.iq["error"]["condition"])
