@@ -33,8 +33,13 @@ TIMEOUT_S = 0.4
 """Every login deadline in these tests (connect, auth, bind, SOAP)."""
 
 
+CONNECT_TIMEOUT_S = 1.5
+"""TCP connect deadline: a loopback connect never takes this long unless stalled on purpose (a
+busy test machine can take longer than ``TIMEOUT_S`` to run the connect callback)."""
+
+
 def small_timeouts(**kw: float) -> Timeouts:
-    base = dict(soap_s=TIMEOUT_S, connect_s=TIMEOUT_S, auth_s=TIMEOUT_S, bind_s=TIMEOUT_S,
+    base = dict(soap_s=TIMEOUT_S, connect_s=CONNECT_TIMEOUT_S, auth_s=TIMEOUT_S, bind_s=TIMEOUT_S,
                 ping_interval_s=0.2, ping_timeout_s=0.3)
     base.update(kw)
     return Timeouts(**base)

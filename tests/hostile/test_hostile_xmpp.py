@@ -200,7 +200,7 @@ async def test_tcp_connect_that_never_completes_times_out_on_both_nodes() -> Non
     try:
         pair = ServerPair(domain=DOMAIN, nodes=tuple(
             NodeAddress(name=n, cpa_url=None, xmpp_host="127.0.0.1", xmpp_port=s.port) for n, s in zip(NODES, stalled)))
-        rt = await Runtime.create(pair, settings_for(xmpp_only=True))
+        rt = await Runtime.create(pair, settings_for(xmpp_only=True, connect_s=TIMEOUT_S))
         try:
             clients = [EmulatedClient(f"user{i:05d}", "pw", NODES[0], rt, starttls=False) for i in range(1, CLIENTS + 1)]
             loop = asyncio.get_running_loop()
