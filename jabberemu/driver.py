@@ -79,7 +79,8 @@ class EmulatedClient:
         if not self.settings.xmpp_only and runtime.cpa is None:
             raise ConfigError("CPA mode needs a runtime with a CPA client", field="xmpp_only")
         rng = rng if rng is not None else rng_for(runtime.run_seed, user_id)
-        self._activity_rng = random.Random(rng.getrandbits(64))
+        self._activity_seed = rng.getrandbits(64)  # its Random (2.5 KiB) is made on first use
+        self._activity_random: random.Random | None = None
         self.machine = ClientMachine(user_id, rng, self.settings, runtime.pair, home_node=home,
                                      registry=runtime.registry)
         self._starttls = starttls
@@ -99,6 +100,13 @@ class EmulatedClient:
         self.contacts: list[str] = []
 
     # ----------------------------------------------------------------------------- API ---
+    @property
+    def _activity_rng(self) -> random.Random:
+        """Random source of presence and message activity (idle clients never need one)."""
+        if self._activity_random is None:
+            self._activity_random = random.Random(self._activity_seed)
+        return self._activity_random
+
     @property
     def state(self) -> ClientState:
         return self.machine.state

@@ -26,9 +26,12 @@ from jabberemu.loadgen.options import UserSpec
 from jabberemu.loadgen.swarm import SWARM
 from jabberemu.runtime import RecordType
 
-__all__ = ["JabberUser", "IdleJabberUser", "ChattyJabberUser", "PresenceJabberUser", "LOGIN_TIMEOUT_S"]
+__all__ = ["JabberUser", "IdleJabberUser", "ChattyJabberUser", "PresenceJabberUser", "IDLE_WAKE_S", "LOGIN_TIMEOUT_S"]
 
 logger = logging.getLogger(__name__)
+
+IDLE_WAKE_S = 3600.0
+"""How often an idle user's greenlet wakes (it only keeps the user alive)."""
 
 LOGIN_TIMEOUT_S = 600.0
 """Upper bound on one initial sign-in, queueing on a throttled server included."""
@@ -43,7 +46,10 @@ class JabberUser(User):
     """
 
     abstract = True
-    wait_time = constant(1.0)
+    #: The greenlet has nothing to do once signed in (the client lives on the loop thread); a long
+    #: wait keeps 2,000 greenlets from waking every second and contending for the GIL with the
+    #: loop thread. Stopping kills the wait at once, as before.
+    wait_time = constant(IDLE_WAKE_S)
     activity: ClassVar[ActivityRates | None] = None
 
     def __init__(self, environment: Any) -> None:
