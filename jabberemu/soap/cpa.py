@@ -144,15 +144,16 @@ class CpaClient:
         body = template.render(values)
         headers = template.headers
         if body is None:  # a value zeep/lxml writes otherwise (or refuses): zeep builds this one
-            envelope, headers = self._binding._create(op, (), self._zeep_kwargs(op, values), client=self._client,
-                                                      options={"address": cpa_url})
+            binding: Any = self._binding
+            envelope, headers = binding._create(op, (), self._zeep_kwargs(op, values), client=self._client,
+                                                options={"address": cpa_url})
             body = etree_to_string(envelope)  # type: ignore[no-untyped-call]
         raw = await self._transport.post_bytes(cpa_url, body, headers)
         result = read_success(op, raw.status, raw.content, raw.content_type)
         if result is not MISS:
             return True, result
-        operation = self._binding.get(op)
-        return False, self._binding.process_reply(self._client, operation, as_requests_response(raw))
+        soap: Any = self._binding
+        return False, soap.process_reply(self._client, soap.get(op), as_requests_response(raw))
 
     async def _call(self, node: str, cpa_url: str, op: str, values: dict[str, str]) -> tuple[bool, Any]:
         try:

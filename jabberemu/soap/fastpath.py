@@ -132,7 +132,7 @@ def build_template(binding: Any, client: Any, operation: str, *, body_slots: dic
         kwargs["_soapheaders"] = {name: markers[slot] for name, slot in header_slots.items()}
     envelope, http_headers = binding._create(operation, (), kwargs, client=client,
                                              options={"address": "http://template.invalid/"})
-    data: bytes = etree_to_string(envelope)
+    data: bytes = etree_to_string(envelope)  # type: ignore[no-untyped-call]
     order = sorted(slots, key=lambda slot: data.find(markers[slot].encode()))
     parts: list[bytes] = []
     rest = data

@@ -129,8 +129,8 @@ class LeanClientXMPP(ClientXMPP):
         self.max_redirects = 5
         self.session_bind_event = _BindFlag()  # type: ignore[assignment]
         self.api = _NO_API  # type: ignore[assignment]
-        self.plugin = PluginManager(self)
-        self.is_component = False  # type: ignore[assignment]
+        self.plugin = PluginManager(self)  # type: ignore[assignment]
+        self.is_component = False
         self.use_message_ids = True
         self.use_presence_ids = True
         self.use_origin_id = False
@@ -219,7 +219,7 @@ class LeanClientXMPP(ClientXMPP):
             return
         reply = self.Iq(stype="result", sto=sender, sid=iq["id"])
         reply.enable("roster")
-        reply.send()
+        reply.send()  # type: ignore[no-untyped-call]
 
     async def fetch_roster_jids(self, timeout_s: float) -> list[str]:
         """Roster get (RFC 6121 §2.1.3); returns the contacts' bare JIDs, in the server's order.
@@ -231,7 +231,7 @@ class LeanClientXMPP(ClientXMPP):
         iq = self.Iq()
         iq["type"] = "get"
         iq.enable("roster")
-        result = await iq.send(timeout=timeout_s)
+        result = await iq.send(timeout=timeout_s)  # type: ignore[no-untyped-call]
         query = result.xml.find(_ROSTER_QUERY)
         if query is None:
             return []
