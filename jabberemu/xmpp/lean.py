@@ -4,9 +4,10 @@
 tracking, an API registry, 17 event handlers for presence and subscription bookkeeping, seven
 stream-feature plugins and an asyncio ``Event``; every incoming presence then walks that roster.
 An emulated client needs none of it: it reads its contacts from the roster result (RFC 6121
-§2.1.3) and ignores the presence broadcasts of others. Measured here (bench/profile_hotspots.py,
-tests/client/test_xmpp_lean.py): that machinery was ~200 of ~350 GC-tracked objects and ~25 KiB
-per connected client, and the roster walk ~20% of the client's XMPP CPU per login.
+§2.1.3) and only notes which contacts' resources are available. Measured (500-1,000 logins
+against the mock, this machine): GC-tracked objects per connected client 350 -> ~220, client
+construction 0.50 -> 0.32 ms and 29 -> 20 KiB, slixmpp stanza-interface lookups per login
+284 -> 65 (the roster walk of every incoming presence).
 
 This class runs slixmpp's own ``XMLStream.__init__`` and sets the attributes ``BaseXMPP`` and
 ``ClientXMPP`` methods read, registers the stream handlers and stream-feature plugins a client
