@@ -24,7 +24,7 @@ from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.runtime import RecordType, Runtime
 
-__all__ = ["CLIENTS", "PeerFigures", "make_users", "run_peer_scenario"]
+__all__ = ["CLIENTS", "PeerFigures", "check_restart_figures", "make_users", "run_peer_scenario"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,3 +161,17 @@ async def run_peer_scenario(server: PeerServer, *, mechanism: SaslMechanism, lim
         await asyncio.wait_for(asyncio.gather(*(c.stop(timeout_s=1) for c in clients)), 10)
         await rt.aclose()
 
+
+def check_restart_figures(figures: PeerFigures, log_tail: str) -> None:
+    """What every peer scenario asserts after the server restart.
+
+    A stopping server closes most streams with ``<system-shutdown/>``; ejabberd may close some
+    without the stream error: every client saw exactly one HA event either way, and every
+    message went both ways in time.
+    """
+    assert sum(figures.ha_classes.values()) == CLIENTS, figures.ha_classes
+    assert set(figures.ha_classes) <= {"stream-error:system-shutdown", "connection-closed", "connection-reset"}, \
+        log_tail
+    assert figures.ha_classes.get("stream-error:system-shutdown", 0) > 0
+    assert len(figures.message_latency_ms) == 2 * CLIENTS
+    assert max(figures.message_latency_ms) < 5000
