@@ -265,11 +265,14 @@ class Timeouts:
     """Deadlines the driver enforces, in seconds (all finite and > 0).
 
     ``bind_s`` = 30: "Binding gets no answer in 30 s -> the client closes the stream and tries the
-    next node" (DOMAIN.md). ``ping_interval_s``/``ping_timeout_s``: XEP-0199 keepalive that detects
-    a silent peer (the ``ping-timeout`` HA event class).
+    next node" (DOMAIN.md). ``soap_s`` = 30: one CPA SOAP call, a login waiting in a busy node's
+    queue included (our choice: Cisco publishes no Jabber SOAP timeout; 30 s matches the bind
+    timeout); when it expires the client closes the connection, which takes the login out of the
+    node's queue (docs/login-model.md). ``ping_interval_s``/``ping_timeout_s``: XEP-0199 keepalive
+    that detects a silent peer (the ``ping-timeout`` HA event class).
     """
 
-    soap_s: float = 10.0
+    soap_s: float = 30.0
     connect_s: float = 10.0
     auth_s: float = 10.0
     bind_s: float = 30.0

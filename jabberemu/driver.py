@@ -219,7 +219,7 @@ class EmulatedClient:
             if handle is not None:
                 handle.cancel()
         elif isinstance(cmd, ev.SoapLogin):
-            self._spawn(self._soap_login(cmd.node), self._ops)
+            self._spawn(self._soap_login(cmd.node, cmd.otp), self._ops)
         elif isinstance(cmd, ev.FetchOtp):
             self._spawn(self._fetch_otp(cmd.node, cmd.session_key), self._ops)
         elif isinstance(cmd, ev.SoapLogout):
@@ -344,12 +344,17 @@ class EmulatedClient:
         logger.error("%s: unexpected CPA failure on %s: %r", self.user_id, node.name, exc)
         return ev.SoapFailed(node=node.name, code="client-error", reason=type(exc).__name__)
 
-    async def _soap_login(self, node: NodeAddress) -> None:
+    async def _soap_login(self, node: NodeAddress, otp: str | None) -> None:
+        """Password sign-in (``otp`` None) or the session login with the cached one-time password."""
         cpa, s = self.runtime.cpa, self.settings
         assert cpa is not None and node.cpa_url is not None
         try:
-            key = await self._timed(mx.SOAP_LOGIN, node, cpa.login(node.name, node.cpa_url, self.user_id,
-                                                                    self._password))
+            if otp is None:
+                key = await self._timed(mx.SOAP_LOGIN, node, cpa.login(node.name, node.cpa_url, self.user_id,
+                                                                        self._password))
+            else:
+                key = await self._timed(mx.SOAP_SESSION_LOGIN, node,
+                                        cpa.session_login(node.name, node.cpa_url, self.user_id, otp))
             config = await self._timed(mx.SOAP_GET_ALL_CONFIG, node,
                                        cpa.get_all_config(node.name, node.cpa_url, key))
         except asyncio.CancelledError:

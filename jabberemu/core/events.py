@@ -209,8 +209,9 @@ class SoapLoginOk(Event):
 class SoapFailed(Event):
     """A CPA call failed with a SOAP fault (``errors.SoapFault`` translated by the driver).
 
-    A malformed answer is reported with code ``malformed-response``; ``bad-credentials`` means
-    retrying cannot help.
+    A malformed answer is reported with code ``malformed-response``; ``bad-credentials`` on a
+    password login means retrying cannot help; ``bad-onetime-password`` (the session login's OTP was
+    refused) only means this node does not know the OTP.
     """
 
     node: str
@@ -374,18 +375,29 @@ class CancelTimer(Command):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SoapLogin(Command):
-    """CPA sign-in with the password on ``node``: SOAP ``login`` then ``get-all-config``.
+    """CPA sign-in on ``node``: SOAP ``login`` then ``get-all-config``.
+
+    With ``otp`` None the login carries the user's password (SOAPCONNECT_P/_S); with an ``otp`` it
+    is the *session login* of SOAPCONNECT_SESSION_P/_S, authenticated with the one-time password
+    cached at the last sign-in (never in ``repr``). Both pass the node's login admission.
 
     Answer with :class:`SoapLoginOk`, or :class:`SoapFailed` / :class:`ConnectionLost` /
     :class:`OperationTimeout` (stage SOAP).
     """
 
     node: NodeAddress
+    otp: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _kind("node", self.node, NodeAddress)
         if self.node.cpa_url is None:
             raise LocalProtocolError(f"node {self.node.name} has no CPA URL")
+        _text("otp", self.otp, optional=True)
+
+    @property
+    def session(self) -> bool:
+        """True for the session login (one-time password), False for the password login."""
+        return self.otp is not None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -50,10 +50,8 @@ _FATAL_SASL = frozenset({
     ev.SaslCondition.ACCOUNT_DISABLED,
     ev.SaslCondition.CREDENTIALS_EXPIRED,
 })
-_XMPP_STATES = frozenset({
-    ClientState.XMPPCONNECT_P, ClientState.XMPPCONNECT_S, ClientState.XMPPCONNECTED,
-    ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S,
-})
+_XMPP_STATES = frozenset({ClientState.XMPPCONNECT_P, ClientState.XMPPCONNECT_S, ClientState.XMPPCONNECTED})
+_SESSION_STATES = frozenset({ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S})
 _FIRST_CHOICE = frozenset({
     ClientState.SOAPCONNECT_P, ClientState.XMPPCONNECT_P, ClientState.SOAPCONNECT_SESSION_P,
 })
@@ -222,7 +220,11 @@ class ClientMachine:
             return Outcome.OTP_OK
         if isinstance(event, ev.XmppUp):
             return Outcome.XMPP_UP
-        if isinstance(event, ev.SoapFailed) and event.code == BAD_CREDENTIALS_CODE:
+        if (
+            isinstance(event, ev.SoapFailed)
+            and event.code == BAD_CREDENTIALS_CODE
+            and self._state not in _SESSION_STATES  # an OTP login never proves the password wrong
+        ):
             return Outcome.REJECTED
         if (
             isinstance(event, ev.XmppAuthFailed)
@@ -285,6 +287,7 @@ class ClientMachine:
     def _take_login(self, event: ev.SoapLoginOk, cmds: list[ev.Command]) -> None:
         self._session_key = event.session_key
         self._session_node = self._node
+        self._preferred = event.node  # XMPP goes first to the node whose CPA signed the client in
         self._limits, self._limits_node = event.limits, event.node
         self._primary = self._with_cpa(event.primary)
         self._secondary = self._with_cpa(event.secondary) if event.secondary is not None else None
@@ -350,7 +353,13 @@ class ClientMachine:
             node = self._pick(state)
             self._via = Via.FIRST if state is ClientState.SOAPCONNECT_P else Via.SECOND
             return [ev.SoapLogin(node=node)]
-        # XMPP attempts: fresh OTP, cached OTP (SESSION), or the password (XMPP-only)
+        if state in _SESSION_STATES:
+            node = self._pick(state)
+            self._via = Via.FIRST if state is ClientState.SOAPCONNECT_SESSION_P else Via.SECOND
+            if self._otp is None:
+                raise LocalProtocolError(f"{self.user_id}: no cached OTP for {state.value}")
+            return [ev.SoapLogin(node=node, otp=self._otp)]
+        # XMPP attempts: the fresh OTP, or the password (XMPP-only)
         node = self._pick(state)
         if self._mode is Mode.XMPP_ONLY:
             return [ev.XmppConnect(node=node, mechanism=self._settings.password_mechanism)]

@@ -15,18 +15,27 @@ What the states mean for us (our reading; Cisco publishes no more detail):
 - ``SOAPCONNECTED``: signed in to the CPA; fetching a one-time password (``get-onetime-password``).
 - ``XMPPCONNECT_P`` / ``_S``: XMPP connect + SASL ``CISCO-VTG-TOKEN`` with that fresh OTP (or, in
   XMPP-only mode, PLAIN/SCRAM with the password) + bind + session on the primary / secondary.
-- ``SOAPCONNECT_SESSION_P`` / ``_S``: *session* re-login: no new CPA sign-in; the client presents
-  the OTP cached at its last login via ``CISCO-VTG-TOKEN`` to the primary / secondary XMPP node. It
-  works on either node because the OTP lives in the Login Datastore replicated between the pair
-  (DOMAIN.md, CPA section). If replication was cut the backup refuses it and the client falls
-  through to round two (fresh sign-in).
+- ``SOAPCONNECT_SESSION_P`` / ``_S``: *session* re-login, round one: a CPA SOAP ``login`` on the
+  primary / secondary node authenticated with the one-time password cached at the client's last
+  sign-in, then ``get-all-config`` (limits and primary/backup refreshed). The TechNote "Configure IM
+  and Presence Server High Availability", "Jabber Client Re-Login Timer": "the user must attempt to
+  log in to that server via SOAP (Client Profile Agent). This happens automatically with the
+  one-time password that is passed from the IMDB database ... Once the timer expires, the client
+  then attempts SOAP log in to the secondary node." This login is what costs the server and what
+  the re-login limits throttle (docs/login-model.md). It works on either node because the Login
+  Datastore is replicated; if replication was cut the node refuses the OTP
+  (``bad-onetime-password``) and the client moves on to the other node, then to round two (a fresh
+  sign-in with the password). A refused OTP never ends the client: the password was not tried.
+  Success leads to SOAPCONNECTED (fresh OTP), then XMPPCONNECT_P / _S, still in round one.
 - ``FAILOVER``: waiting the drawn time (a timer) before the next round. Fallback (the backup
   closing the stream) takes the same path: it is just another lost connection.
 - End states ``LOGGED_OUT`` (stop requested) and ``GAVE_UP`` carry an :class:`EndReason`.
 
 First / second choice: the primary first, unless a ``see-other-host`` stream error (RFC 6120
 §4.9.3.19) named the other node of the pair: then that node comes first (see ``core/relogin.py``).
-A one-node pair tries its only node twice.
+After a CPA sign-in (password or OTP) the XMPP attempts start on the node whose CPA signed the
+client in (our choice: a CPA signs in only the users its node serves, so that is the node "the CPA
+named"; the mock answers ``not-served-here`` otherwise). A one-node pair tries its only node twice.
 
 Rounds: :class:`Round` NONE during the initial login and while connected, FIRST / SECOND during a
 re-login. The initial login has no FAILOVER round: failing on both nodes gives up at once.
@@ -36,7 +45,7 @@ XMPPCONNECT_S with the password, with the same waits and the same two rounds.
 
 The table maps ``(mode, round, state, outcome, via)`` to ``(state', round', end reason)``. ``via``
 only matters in SOAPCONNECTED (which node gave the CPA session: a failed OTP fetch then moves on to
-the second choice, or gives up after it). :func:`lookup` raises on a key the table lacks.
+the second choice, or gives up, or, in round one, waits for round two, after it). :func:`lookup` raises on a key the table lacks.
 :func:`render_markdown` draws ``docs/client-states.md`` from the table.
 """
 
@@ -181,11 +190,21 @@ def _build() -> dict[TransitionKey, Transition]:
         row(cpa, rnd, S.XMPPCONNECT_S, O.XMPP_UP, S.XMPPCONNECTED, _NONE)
         row(cpa, rnd, S.XMPPCONNECT_S, O.FAILURE, S.GAVE_UP, rnd, failed(rnd))
     row(cpa, _NONE, S.XMPPCONNECTED, O.FAILURE, S.FAILOVER, _FIRST)
+    # round one: the session re-login (CPA login with the cached OTP), then as a fresh sign-in, but
+    # a failure after the second node waits for round two instead of giving up
     row(cpa, _FIRST, S.FAILOVER, O.TIMER, S.SOAPCONNECT_SESSION_P, _FIRST)
-    row(cpa, _FIRST, S.SOAPCONNECT_SESSION_P, O.XMPP_UP, S.XMPPCONNECTED, _NONE)
+    row(cpa, _FIRST, S.SOAPCONNECT_SESSION_P, O.SOAP_OK, S.SOAPCONNECTED, _FIRST)
     row(cpa, _FIRST, S.SOAPCONNECT_SESSION_P, O.FAILURE, S.SOAPCONNECT_SESSION_S, _FIRST)
-    row(cpa, _FIRST, S.SOAPCONNECT_SESSION_S, O.XMPP_UP, S.XMPPCONNECTED, _NONE)
+    row(cpa, _FIRST, S.SOAPCONNECT_SESSION_S, O.SOAP_OK, S.SOAPCONNECTED, _FIRST)
     row(cpa, _FIRST, S.SOAPCONNECT_SESSION_S, O.FAILURE, S.FAILOVER, _SECOND)
+    row(cpa, _FIRST, S.SOAPCONNECTED, O.OTP_OK, S.XMPPCONNECT_P, _FIRST)
+    row(cpa, _FIRST, S.SOAPCONNECTED, O.FAILURE, S.SOAPCONNECT_SESSION_S, _FIRST, via=Via.FIRST)
+    row(cpa, _FIRST, S.SOAPCONNECTED, O.FAILURE, S.FAILOVER, _SECOND, via=Via.SECOND)
+    row(cpa, _FIRST, S.SOAPCONNECTED, O.REJECTED, S.GAVE_UP, _FIRST, bad)
+    row(cpa, _FIRST, S.XMPPCONNECT_P, O.XMPP_UP, S.XMPPCONNECTED, _NONE)
+    row(cpa, _FIRST, S.XMPPCONNECT_P, O.FAILURE, S.XMPPCONNECT_S, _FIRST)
+    row(cpa, _FIRST, S.XMPPCONNECT_S, O.XMPP_UP, S.XMPPCONNECTED, _NONE)
+    row(cpa, _FIRST, S.XMPPCONNECT_S, O.FAILURE, S.FAILOVER, _SECOND)
     row(cpa, _SECOND, S.FAILOVER, O.TIMER, S.SOAPCONNECT_P, _SECOND)
 
     # --- XMPP-only mode -------------------------------------------------------------------------

@@ -45,7 +45,8 @@ class Assignment(enum.Enum):
 OPTION_NAMES = (
     "topology", "cpa_url", "xmpp_host", "node_names", "domain", "users_csv", "user_pattern", "password_pattern",
     "user_offset", "xmpp_only", "verify_tls", "lower_property", "upper_property", "default_lower",
-    "default_upper", "message_rate", "presence_rate", "ping_interval", "ping_timeout", "run_seed", "drill",
+    "default_upper", "message_rate", "presence_rate", "ping_interval", "ping_timeout", "soap_timeout", "run_seed",
+    "drill",
     "run_dir", "server_login_rate", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
     "fail_on_verdict", "report", "assignment",
 )
@@ -98,6 +99,9 @@ def add_options(parser: Any) -> None:
                    help="XEP-0199 ping of the server every S seconds; 0 = off")
     c.add_argument("--ping-timeout", env_var="JABBEREMU_PING_TIMEOUT", type=float, default=30.0,
                    help="a ping unanswered this long is an HA event (ping-timeout)")
+    c.add_argument("--soap-timeout", env_var="JABBEREMU_SOAP_TIMEOUT", type=float, default=Timeouts().soap_s,
+                   help="seconds a CPA SOAP call may take before the client gives up on that node and moves on "
+                   "(a login waiting in a busy node's queue answers late; default %(default)s)")
     c.add_argument("--run-seed", env_var="JABBEREMU_RUN_SEED", type=int, default=1,
                    help="seed of every client's random waits (reproducible runs)")
     d = parser.add_argument_group("jabberemu HA drill and report")
@@ -196,8 +200,9 @@ def settings_from_options(opts: Any, is_mock: bool) -> ClientSettings:
         lower_limit_property=opts.lower_property,
         upper_limit_property=opts.upper_property,
         default_limits=ReloginLimits(lower_s=opts.default_lower, upper_s=opts.default_upper),
-        timeouts=replace(Timeouts(), ping_interval_s=opts.ping_interval, ping_timeout_s=opts.ping_timeout)
-        if opts.ping_interval > 0 else Timeouts(),
+        timeouts=replace(Timeouts(), soap_s=opts.soap_timeout, ping_interval_s=opts.ping_interval,
+                         ping_timeout_s=opts.ping_timeout)
+        if opts.ping_interval > 0 else replace(Timeouts(), soap_s=opts.soap_timeout),
         activity=ActivityRates(presence_per_min=opts.presence_rate * 60.0, messages_per_min=opts.message_rate * 60.0),
     )
 

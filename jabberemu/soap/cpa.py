@@ -10,7 +10,7 @@ of the expected shape are read with lxml directly; faults and anything unexpecte
 through zeep (:mod:`jabberemu.soap.fastpath`).
 
 Operations and names follow the IM and Presence Developer Cookbook 10.5 ("EPAS SOAP"): ``login``
-(-> session key), ``get-all-config`` (system and user properties, among them the SRM re-login limits
+(-> session key; with the password, or with the cached one-time password for the session re-login), ``get-all-config`` (system and user properties, among them the SRM re-login limits
 under configurable property names), ``get-onetime-password``, ``logout``.
 """
 
@@ -119,6 +119,9 @@ class CpaClient:
         self._templates: dict[str, RequestTemplate] = {
             "login": build_template(self._binding, self._client, "login",
                                     body_slots={"username": "username", "password": "password"}, fixed=login_fixed),
+            "session-login": build_template(self._binding, self._client, "login",
+                                            body_slots={"username": "username", "onetime-password": "otp"},
+                                            fixed=login_fixed),
             **{op: build_template(self._binding, self._client, op, header_slots=key_slot)
                for op in ("get-all-config", "get-onetime-password", "logout")},
         }
@@ -134,26 +137,33 @@ class CpaClient:
     def _zeep_kwargs(self, op: str, values: dict[str, str]) -> dict[str, Any]:
         if op == "login":
             return {"username": values["username"], "password": values["password"], **self._fixed["login"]}
+        if op == "session-login":
+            return {"username": values["username"], "onetime-password": values["otp"], **self._fixed["login"]}
         return {"_soapheaders": {"session-key": values["session_key"]}}
 
     async def _exchange(self, cpa_url: str, op: str, values: dict[str, str]) -> tuple[bool, Any]:
-        """One call: ``(True, fast result)`` or ``(False, zeep result)``."""
+        """One call: ``(True, fast result)`` or ``(False, zeep result)``.
+
+        ``op`` is a WSDL operation, or ``session-login``: the ``login`` operation carrying the
+        one-time password instead of the password.
+        """
+        wsdl_op = "login" if op == "session-login" else op
         if not self.fast_path:
-            return False, await self.service(cpa_url)[op](**self._zeep_kwargs(op, values))
+            return False, await self.service(cpa_url)[wsdl_op](**self._zeep_kwargs(op, values))
         template = self._templates[op]
         body = template.render(values)
         headers = template.headers
         if body is None:  # a value zeep/lxml writes otherwise (or refuses): zeep builds this one
             binding: Any = self._binding
-            envelope, headers = binding._create(op, (), self._zeep_kwargs(op, values), client=self._client,
+            envelope, headers = binding._create(wsdl_op, (), self._zeep_kwargs(op, values), client=self._client,
                                                 options={"address": cpa_url})
             body = etree_to_string(envelope)  # type: ignore[no-untyped-call]
         raw = await self._transport.post_bytes(cpa_url, body, headers)
-        result = read_success(op, raw.status, raw.content, raw.content_type)
+        result = read_success(wsdl_op, raw.status, raw.content, raw.content_type)
         if result is not MISS:
             return True, result
         soap: Any = self._binding
-        return False, soap.process_reply(self._client, soap.get(op), as_requests_response(raw))
+        return False, soap.process_reply(self._client, soap.get(wsdl_op), as_requests_response(raw))
 
     async def _call(self, node: str, cpa_url: str, op: str, values: dict[str, str]) -> tuple[bool, Any]:
         try:
@@ -190,6 +200,20 @@ class CpaClient:
             RemoteProtocolError: the answer is not the expected SOAP.
         """
         _fast, resp = await self._call(node, cpa_url, "login", {"username": username, "password": password})
+        if not isinstance(resp, str) or not resp:
+            raise RemoteProtocolError(f"{node}: login answer has no session-key")
+        return resp
+
+    async def session_login(self, node: str, cpa_url: str, username: str, otp: str) -> str:
+        """``login`` with the one-time password cached at the last sign-in; returns the session key.
+
+        The session re-login of SOAPCONNECT_SESSION_P/_S (docs/ARCHITECTURE.md, CPA contract).
+
+        Raises:
+            SoapFault: the node refused (``bad-onetime-password``, ``server-busy``, ...).
+            TransportError, RemoteProtocolError: as :meth:`login`.
+        """
+        _fast, resp = await self._call(node, cpa_url, "session-login", {"username": username, "otp": otp})
         if not isinstance(resp, str) or not resp:
             raise RemoteProtocolError(f"{node}: login answer has no session-key")
         return resp

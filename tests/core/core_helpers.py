@@ -19,7 +19,9 @@ NODE_B = NodeAddress(name="imp2.example.test", cpa_url="http://127.0.0.1:8002/EP
 PAIR = ServerPair(nodes=(NODE_A, NODE_B), domain="example.test")
 DEFAULTS = ReloginLimits(lower_s=1.0, upper_s=2.0)
 LOGIN_LIMITS = ReloginLimits(lower_s=5.0, upper_s=25.0)
-SOAP_STATES = frozenset({ClientState.SOAPCONNECT_P, ClientState.SOAPCONNECT_S, ClientState.SOAPCONNECTED})
+SOAP_STATES = frozenset({ClientState.SOAPCONNECT_P, ClientState.SOAPCONNECT_S, ClientState.SOAPCONNECTED,
+                         ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S})
+SESSION_STATES = frozenset({ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S})
 
 Key = tuple[Mode, Round, ClientState, Via]
 

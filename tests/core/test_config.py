@@ -21,7 +21,7 @@ def test_defaults_are_ciscos() -> None:
     assert ReloginLimits() == ReloginLimits(lower_s=120.0, upper_s=537.0)
     t = Timeouts()
     assert (t.soap_s, t.connect_s, t.auth_s, t.bind_s, t.ping_interval_s, t.ping_timeout_s) == (
-        10, 10, 10, 30, 60, 30)
+        30, 10, 10, 30, 60, 30)
     s = ClientSettings()
     assert (s.xmpp_only, s.verify_tls, s.lower_limit_property, s.upper_limit_property) == (
         False, True, "Presence.Relogin.LowerLimit", "Presence.Relogin.UpperLimit")

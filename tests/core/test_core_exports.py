@@ -47,7 +47,7 @@ def test_error_tree_and_facts() -> None:
 
 def test_measurement_vocabulary() -> None:
     labels = [m.label for m in metrics.VOCABULARY]
-    assert labels == ["soap/login", "soap/get-all-config", "soap/get-onetime-password", "soap/logout",
+    assert labels == ["soap/login", "soap/session-login", "soap/get-all-config", "soap/get-onetime-password", "soap/logout",
                       "xmpp/connect", "xmpp/auth", "xmpp/bind", "xmpp/ping", "xmpp/message-latency",
                       "client/login", "ha/relogin", "ha/wait"]
     m = metrics.Measurement.of(metrics.HA_WAIT, 1234.5, node="imp1")

@@ -66,16 +66,83 @@ def test_failover_then_session_relogin_on_the_backup() -> None:
     assert 5.0 <= wait.wait_s <= 25.0 and timer.delay_s == wait.wait_s
     assert (wait.lower_s, wait.upper_s, wait.limits_node, wait.round) == (5.0, 25.0, A, 1)
     cmds = m.handle(ev.TimerFired(timer_id=timer.timer_id))
-    assert (m.state, m.node) == (S.SOAPCONNECT_SESSION_P, A)
-    assert cmds[-1] == ev.XmppConnect(node=NODE_A, mechanism=SaslMechanism.CISCO_VTG_TOKEN, otp="otp-1")
-    cmds = m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_REFUSED))
-    assert (m.state, m.node) == (S.SOAPCONNECT_SESSION_S, B)
+    assert (m.state, m.round, m.node) == (S.SOAPCONNECT_SESSION_P, 1, A)
+    assert cmds[-1] == ev.SoapLogin(node=NODE_A, otp="otp-1")  # the CPA session login, cached OTP
+    assert cmds[-1].session
+    cmds = m.handle(ev.SoapFailed(node=A, code="services-stopped", reason="down"))
+    assert (m.state, m.round, m.node) == (S.SOAPCONNECT_SESSION_S, 1, B)
     assert _of(cmds, ev.AttemptFailed) == [ev.AttemptFailed(node=A, state=S.SOAPCONNECT_SESSION_P,
-                                                            cls="connection-refused")]
-    assert cmds[-1] == ev.XmppConnect(node=NODE_B, mechanism=SaslMechanism.CISCO_VTG_TOKEN, otp="otp-1")
+                                                            cls="soap-fault:services-stopped")]
+    assert cmds[-1] == ev.SoapLogin(node=NODE_B, otp="otp-1")
+    cmds = m.handle(login_ok(B, key="session-key-2"))
+    assert (m.state, m.round, m.node) == (S.SOAPCONNECTED, 1, B)
+    assert cmds[-1] == ev.FetchOtp(node=NODE_B, session_key="session-key-2")
+    cmds = m.handle(ev.OtpOk(node=B, otp="otp-2"))
+    # XMPP first on the node whose CPA signed the client in, with the fresh OTP
+    assert (m.state, m.round, m.node) == (S.XMPPCONNECT_P, 1, B)
+    assert cmds[-1] == ev.XmppConnect(node=NODE_B, mechanism=SaslMechanism.CISCO_VTG_TOKEN, otp="otp-2")
     cmds = m.handle(ev.XmppUp(node=B))
     assert (m.state, m.round, m.node, m.ha_cause) == (S.XMPPCONNECTED, 0, B, None)
     assert cmds[-1] == ev.Connected(node=B, relogin=True, ha_cls="stream-error:system-shutdown")
+
+
+def test_refused_otp_moves_on_then_round_two_with_the_password() -> None:
+    """Login Datastore replication cut: the backup refuses the OTP; the password login of round two
+    signs the client in there."""
+    m = machine()
+    _connect(m)
+    m.handle(ev.StreamError(node=A, condition=ev.StreamCondition.SYSTEM_SHUTDOWN))
+    m.handle(ev.TimerFired(timer_id=m.pending_timer))
+    m.handle(ev.SoapFailed(node=A, code="services-stopped"))
+    cmds = m.handle(ev.SoapFailed(node=B, code="bad-onetime-password", sender_fault=True))
+    assert (m.state, m.round, m.end_reason) == (S.FAILOVER, 2, None)
+    assert _of(cmds, ev.StateChanged)[0].reason == "soap-fault:bad-onetime-password"
+    m.handle(ev.TimerFired(timer_id=m.pending_timer))
+    assert (m.state, m.round, m.node) == (S.SOAPCONNECT_P, 2, A)
+    cmds = m.handle(ev.SoapFailed(node=A, code="services-stopped"))
+    assert cmds[-1] == ev.SoapLogin(node=NODE_B)  # the password, not the OTP
+    m.handle(login_ok(B, key="session-key-2"))
+    m.handle(ev.OtpOk(node=B, otp="otp-2"))
+    assert (m.state, m.round, m.node) == (S.XMPPCONNECT_P, 2, B)
+    assert m.handle(ev.XmppUp(node=B))[-1] == ev.Connected(
+        node=B, relogin=True, ha_cls="stream-error:system-shutdown")
+
+
+def test_bad_credentials_on_the_session_login_are_a_failure_not_the_end() -> None:
+    m = machine()
+    _connect(m)
+    m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_RESET))
+    m.handle(ev.TimerFired(timer_id=m.pending_timer))
+    m.handle(ev.SoapFailed(node=A, code="bad-credentials", sender_fault=True))
+    assert (m.state, m.round, m.node) == (S.SOAPCONNECT_SESSION_S, 1, B)
+
+
+def test_xmpp_failure_after_the_session_login_tries_the_other_node_then_waits_for_round_two() -> None:
+    m = machine()
+    _connect(m)
+    m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_RESET))
+    m.handle(ev.TimerFired(timer_id=m.pending_timer))
+    m.handle(login_ok(A))
+    m.handle(ev.OtpOk(node=A, otp="otp-2"))
+    assert (m.state, m.round, m.node) == (S.XMPPCONNECT_P, 1, A)
+    m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_RESET))
+    assert (m.state, m.round, m.node) == (S.XMPPCONNECT_S, 1, B)
+    cmds = m.handle(ev.OperationTimeout(node=B, stage=ev.Stage.AUTH))
+    assert (m.state, m.round) == (S.FAILOVER, 2)
+    assert _of(cmds, ev.WaitDrawn)[0].round == 2
+
+
+def test_otp_fetch_failure_in_round_one() -> None:
+    m = machine()
+    _connect(m)
+    m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_RESET))
+    m.handle(ev.TimerFired(timer_id=m.pending_timer))
+    m.handle(login_ok(A))
+    m.handle(ev.SoapFailed(node=A, code="unknown-session"))
+    assert (m.state, m.round, m.node) == (S.SOAPCONNECT_SESSION_S, 1, B)
+    m.handle(login_ok(B))
+    m.handle(ev.ConnectionLost(node=B, cls=ev.LossKind.CONNECTION_RESET))
+    assert (m.state, m.round, m.end_reason) == (S.FAILOVER, 2, None)
 
 
 def test_fallback_is_the_same_path_home() -> None:
@@ -83,14 +150,20 @@ def test_fallback_is_the_same_path_home() -> None:
     _connect(m)
     m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_RESET))
     m.handle(ev.TimerFired(timer_id=m.pending_timer))
-    m.handle(ev.OperationTimeout(node=A, stage=ev.Stage.CONNECT))
+    m.handle(ev.OperationTimeout(node=A, stage=ev.Stage.SOAP))
+    m.handle(login_ok(B))
+    m.handle(ev.OtpOk(node=B, otp="otp-2"))
     m.handle(ev.XmppUp(node=B))
     # fallback: the backup closes the stream; the home node takes the session back
     cmds = m.handle(ev.StreamError(node=B, condition=ev.StreamCondition.SYSTEM_SHUTDOWN))
     assert (m.state, m.round) == (S.FAILOVER, 1)
     assert _of(cmds, ev.HaEventSeen) == [ev.HaEventSeen(node=B, cls="stream-error:system-shutdown")]
-    m.handle(ev.TimerFired(timer_id=m.pending_timer))
+    cmds = m.handle(ev.TimerFired(timer_id=m.pending_timer))
     assert (m.state, m.node) == (S.SOAPCONNECT_SESSION_P, A)
+    assert cmds[-1] == ev.SoapLogin(node=NODE_A, otp="otp-2")  # the OTP of the last sign-in
+    m.handle(login_ok(A, key="session-key-3"))
+    m.handle(ev.OtpOk(node=A, otp="otp-3"))
+    assert (m.state, m.node) == (S.XMPPCONNECT_P, A)
     assert m.handle(ev.XmppUp(node=A))[-1] == ev.Connected(
         node=A, relogin=True, ha_cls="stream-error:system-shutdown")
 
@@ -101,7 +174,7 @@ def test_two_rounds_then_gave_up_with_reason() -> None:
     m.handle(ev.PingTimeout(node=A))
     first = m.pending_timer
     m.handle(ev.TimerFired(timer_id=first))
-    m.handle(ev.XmppAuthFailed(node=A, condition=ev.SaslCondition.NOT_AUTHORIZED))
+    m.handle(ev.SoapFailed(node=A, code="server-busy"))
     cmds = m.handle(ev.ConnectionLost(node=B, cls=ev.LossKind.CONNECTION_REFUSED))
     assert (m.state, m.round, m.node) == (S.FAILOVER, 2, None)
     (wait,) = _of(cmds, ev.WaitDrawn)
@@ -122,8 +195,8 @@ def test_round_two_fresh_login_reaches_backup_and_caches_its_limits() -> None:
     _connect(m, limits=ReloginLimits(lower_s=5, upper_s=25))
     m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_RESET))
     m.handle(ev.TimerFired(timer_id=m.pending_timer))
-    m.handle(ev.XmppAuthFailed(node=A, condition=ev.SaslCondition.NOT_AUTHORIZED))
-    m.handle(ev.XmppAuthFailed(node=B, condition=ev.SaslCondition.NOT_AUTHORIZED))  # OTP not replicated
+    m.handle(ev.OperationTimeout(node=A, stage=ev.Stage.SOAP))
+    m.handle(ev.SoapFailed(node=B, code="bad-onetime-password"))  # OTP not replicated
     assert m.limits == ReloginLimits(lower_s=5, upper_s=25)  # still from the last login
     m.handle(ev.TimerFired(timer_id=m.pending_timer))
     m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_REFUSED))
@@ -138,8 +211,8 @@ def test_round_two_fresh_login_reaches_backup_and_caches_its_limits() -> None:
     (wait,) = _of(cmds, ev.WaitDrawn)
     assert 100 <= wait.wait_s <= 101 and wait.limits_node == B
     m.handle(ev.TimerFired(timer_id=m.pending_timer))
-    assert m.handle(ev.StopRequested())[:2] == [
-        ev.XmppDisconnect(node=B), ev.SoapLogout(node=NODE_B, session_key="session-key-2")]
+    assert m.state is S.SOAPCONNECT_SESSION_P  # a CPA call in flight, no XMPP connection to close
+    assert m.handle(ev.StopRequested())[0] == ev.SoapLogout(node=NODE_B, session_key="session-key-2")
 
 
 def test_otp_fetch_failure_moves_on_or_gives_up() -> None:
@@ -170,6 +243,8 @@ def test_see_other_host_names_the_first_choice(text: str) -> None:
     assert m.preferred_node == B
     m.handle(ev.TimerFired(timer_id=m.pending_timer))
     assert (m.state, m.node) == (S.SOAPCONNECT_SESSION_P, B)
+    m.handle(login_ok(B))
+    m.handle(ev.OtpOk(node=B, otp="otp-2"))
     m.handle(ev.XmppUp(node=B))
     assert m.preferred_node is None
 
@@ -180,7 +255,8 @@ def test_see_other_host_during_initial_xmpp_connect() -> None:
     m.handle(login_ok(A))
     m.handle(ev.OtpOk(node=A, otp="otp-1"))
     m.handle(ev.StreamError(node=A, condition=ev.StreamCondition.SEE_OTHER_HOST, text="nowhere:1"))
-    assert (m.state, m.node, m.preferred_node) == (S.XMPPCONNECT_S, B, None)
+    # the unknown target is ignored; the preference for the CPA's node stays
+    assert (m.state, m.node, m.preferred_node) == (S.XMPPCONNECT_S, B, A)
 
 
 def test_xmpp_only_path() -> None:
@@ -252,6 +328,8 @@ def test_reproducible_waits_for_same_seed_and_user() -> None:
             cmds = m.handle(ev.ConnectionLost(node=m.node, cls=ev.LossKind.CONNECTION_RESET))
             out.append(_of(cmds, ev.WaitDrawn)[0].wait_s)
             m.handle(ev.TimerFired(timer_id=m.pending_timer))
+            m.handle(login_ok(m.node))
+            m.handle(ev.OtpOk(node=m.node, otp="otp-2"))
             m.handle(ev.XmppUp(node=m.node))
         return out
 
@@ -262,7 +340,8 @@ def test_reproducible_waits_for_same_seed_and_user() -> None:
 def test_secrets_stay_out_of_repr() -> None:
     texts = [repr(login_ok(A, key="SECRET-KEY")), repr(ev.OtpOk(node=A, otp="SECRET-OTP")),
              repr(ev.XmppConnect(node=NODE_A, mechanism=SaslMechanism.CISCO_VTG_TOKEN, otp="SECRET-OTP")),
-             repr(ev.FetchOtp(node=NODE_A, session_key="SECRET-KEY"))]
+             repr(ev.FetchOtp(node=NODE_A, session_key="SECRET-KEY")),
+             repr(ev.SoapLogin(node=NODE_A, otp="SECRET-OTP"))]
     assert not any("SECRET" in t for t in texts)
 
 
@@ -313,9 +392,11 @@ def test_sign_out_after_failover_goes_to_the_node_serving_the_client() -> None:
     timer = _of(m.handle(ev.StreamError(node=A, condition=ev.StreamCondition.SYSTEM_SHUTDOWN)), ev.StartTimer)[0]
     m.handle(ev.TimerFired(timer_id=timer.timer_id))
     m.handle(ev.ConnectionLost(node=A, cls=ev.LossKind.CONNECTION_REFUSED))
+    m.handle(login_ok(B, key="session-key-2"))
+    m.handle(ev.OtpOk(node=B, otp="otp-2"))
     m.handle(ev.XmppUp(node=B))
     cmds = m.handle(ev.StopRequested())
-    assert _of(cmds, ev.SoapLogout) == [ev.SoapLogout(node=NODE_B, session_key="session-key-1")]
+    assert _of(cmds, ev.SoapLogout) == [ev.SoapLogout(node=NODE_B, session_key="session-key-2")]
     assert m.state is S.LOGGED_OUT
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import event_for, explore, key_of, replay
+from core_helpers import SESSION_STATES, event_for, explore, key_of, replay
 
 from jabberemu.core.states import (
     END_STATES,
@@ -39,7 +39,7 @@ def _id(item: tuple[TransitionKey, object]) -> str:
 
 
 def test_table_size_and_every_row_reachable() -> None:
-    assert len(TABLE) == 84
+    assert len(TABLE) == 95
     for key in TABLE:
         _path_to(key)  # raises when a row cannot be reached from NEW
 
@@ -89,6 +89,13 @@ def test_missing_rows_raise_or_drop_stale(case: tuple[tuple[Mode, Round, ClientS
         assert m.handle(event) == []
         assert key_of(m) == key
         assert m.stale_events == 1
+    elif key[2] in SESSION_STATES and outcome is Outcome.REJECTED:
+        # a bad-credentials fault on the session login (OTP) is a failure, never the end: the
+        # password was not tried (core/states.py)
+        failed = replay(key[0], PATHS[key])
+        failed.handle(event_for(failed, Outcome.FAILURE))
+        m.handle(event)
+        assert (m.state, m.round, m.end_reason) == (failed.state, failed.round, None)
     else:
         with pytest.raises(LocalProtocolError):
             m.handle(event)
