@@ -40,6 +40,17 @@ def test_login_request_bytes_equal_zeeps(cpa: CpaClient, value: str) -> None:
     assert template.headers == headers
 
 
+@pytest.mark.parametrize("value", TRICKY)
+def test_session_login_request_bytes_equal_zeeps(cpa: CpaClient, value: str) -> None:
+    """The session login: ``login`` with ``onetime-password`` in place of ``password``."""
+    template = cpa._templates["session-login"]
+    fast = template.render({"username": value, "otp": value[::-1]})
+    ref, headers = zeep_bytes(cpa, "login", cpa._zeep_kwargs("session-login", {"username": value, "otp": value[::-1]}))
+    assert fast == ref
+    assert b"onetime-password>" in ref and b"<ns0:password>" not in ref
+    assert template.headers == headers
+
+
 @pytest.mark.parametrize("op", ["get-all-config", "get-onetime-password", "logout"])
 @pytest.mark.parametrize("key", ["K-0123456789abcdef", "k&<>\"'", "ключ"])
 def test_session_key_request_bytes_equal_zeeps(cpa: CpaClient, op: str, key: str) -> None:
@@ -55,6 +66,8 @@ def test_golden_requests_match_after_canonicalisation(cpa: CpaClient) -> None:
 
     login = cpa._templates["login"].render({"username": "user00001", "password": "pass-user00001"})
     assert login is not None and c14n(login) == c14n((GOLDEN / "login-request.xml").read_bytes())
+    session = cpa._templates["session-login"].render({"username": "user00001", "otp": "otp-user00001"})
+    assert session is not None and c14n(session) == c14n((GOLDEN / "login-otp-request.xml").read_bytes())
     for op in ("get-all-config", "get-onetime-password", "logout"):
         body = cpa._templates[op].render({"session_key": "K-0123456789abcdef"})
         assert body is not None and c14n(body) == c14n((GOLDEN / f"{op}-request.xml").read_bytes())
