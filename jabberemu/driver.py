@@ -48,6 +48,14 @@ PRESENCE_SHOWS: tuple[str | None, ...] = (None, "away", "chat", "dnd", "xa")
 _LOSS_CLASSES = {k.value: k for k in ev.LossKind}
 
 
+class _SoapCallFailed(Exception):
+    """A CPA call failed; ``event`` is the failure as the machine reads it (translated once)."""
+
+    def __init__(self, event: ev.Event) -> None:
+        super().__init__(repr(event))
+        self.event = event
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -312,6 +320,13 @@ class EmulatedClient:
 
     # --------------------------------------------------------------------------- SOAP ---
     async def _timed(self, metric: mx.Metric, node: NodeAddress, call: Awaitable[T]) -> T:
+        """Run one CPA call under the SOAP deadline and measure it.
+
+        Raises:
+            _SoapCallFailed: the call failed; the measurement carries the failure class
+                (``cause``, e.g. ``soap-fault:server-busy``, ``timeout:soap``) and the event is
+                what the machine is fed.
+        """
         t0 = self._mono()
         inner = asyncio.ensure_future(call)
         inner.add_done_callback(_retrieve)  # an exception after our cancel must not be "never retrieved"
@@ -320,9 +335,11 @@ class EmulatedClient:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            failure = self._soap_failure(node, exc)
             self.runtime.report(self.user_id, mx.Measurement.of(
-                metric, (self._mono() - t0) * 1000.0, node=node.name, exception=exc))
-            raise
+                metric, (self._mono() - t0) * 1000.0, node=node.name, exception=exc,
+                cause=ev.classify(failure).cls))
+            raise _SoapCallFailed(failure) from exc
         self.runtime.report(self.user_id, mx.Measurement.of(metric, (self._mono() - t0) * 1000.0,
                                                             node=node.name))
         return result
@@ -357,10 +374,8 @@ class EmulatedClient:
                                         cpa.session_login(node.name, node.cpa_url, self.user_id, otp))
             config = await self._timed(mx.SOAP_GET_ALL_CONFIG, node,
                                        cpa.get_all_config(node.name, node.cpa_url, key))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._feed(self._soap_failure(node, exc))
+        except _SoapCallFailed as failed:
+            self._feed(failed.event)
             return
         system = config.system
         limits, problems = ReloginLimits.from_server(
@@ -397,10 +412,8 @@ class EmulatedClient:
         try:
             otp = await self._timed(mx.SOAP_GET_ONETIME_PASSWORD, node,
                                     cpa.get_onetime_password(node.name, node.cpa_url, session_key))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._feed(self._soap_failure(node, exc))
+        except _SoapCallFailed as failed:
+            self._feed(failed.event)
             return
         self._feed(ev.OtpOk(node=node.name, otp=otp))
 

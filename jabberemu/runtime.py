@@ -298,7 +298,7 @@ class Runtime:
             RecordType.REQUEST, self.now_ts(), client=client_id,
             request_type=measurement.request_type.value, name=measurement.name, node=measurement.node,
             response_time_ms=round(measurement.response_time_ms, 3), ok=exc is None,
-            error=None if exc is None else _error_text(exc),
+            error=None if exc is None else _error_text(exc), cause=measurement.cause,
         )
 
     def warn_once(self, key: str, message: str, *args: Any) -> None:

@@ -112,6 +112,9 @@ class Measurement:
         response_length: bytes of the answer (0 when unknown), >= 0.
         exception: the failure, or None on success.
         node: node name the request went to, or None.
+        cause: failure class of a failed request as the client machine names it
+            (``soap-fault:server-busy``, ``timeout:soap``, ``connection-refused`` ...;
+            ``core.events.classify``), or None.
 
     Raises:
         LocalProtocolError: a pair outside the vocabulary, a negative or non-finite time or length.
@@ -123,6 +126,7 @@ class Measurement:
     response_length: int = 0
     exception: BaseException | None = None
     node: str | None = None
+    cause: str | None = None
 
     def __post_init__(self) -> None:
         if (self.request_type, self.name) not in _KNOWN:
@@ -135,11 +139,12 @@ class Measurement:
 
     @classmethod
     def of(cls, metric: Metric, response_time_ms: float, *, response_length: int = 0,
-           exception: BaseException | None = None, node: str | None = None) -> Measurement:
+           exception: BaseException | None = None, node: str | None = None,
+           cause: str | None = None) -> Measurement:
         """Build a measurement of ``metric`` (e.g. ``Measurement.of(SOAP_LOGIN, 12.5, node=n)``)."""
         return cls(request_type=metric.request_type, name=metric.name,
                    response_time_ms=response_time_ms, response_length=response_length,
-                   exception=exception, node=node)
+                   exception=exception, node=node, cause=cause)
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
 from jabberemu.report.records import RunData
 from jabberemu.report.series import Series, build_series
+from jabberemu.report.storm import WaveStorm, storms
 from jabberemu.report.waves import DEFAULT_GAP_S, Wave, find_waves
 
 __all__ = [
@@ -80,6 +81,7 @@ class Analysis:
 
     series: Series
     waves: list[Wave]
+    storms: list[WaveStorm]
     spans: list[PhaseSpan]
     latency: list[LatencyRow]
     accounting: Accounting
@@ -162,7 +164,8 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
     waves = find_waves(data, gap_s=gap_s, recovery_margin_s=recovery_margin_s)
     spans = phase_spans(data, waves)
     return Analysis(
-        series=build_series(data), waves=waves, spans=spans, latency=latency_table(data, spans),
+        series=build_series(data), waves=waves, storms=storms(data, waves), spans=spans,
+        latency=latency_table(data, spans),
         accounting=account(data), generator=generator_health(data),
         duration_s=max(0.0, data.t(data.last_ts)),
     )

@@ -17,7 +17,7 @@ from jabberemu.report.data import load_run
 from jabberemu.report.errors import ReportError
 from jabberemu.report.html import REPORT_FILE, render_html
 from jabberemu.report.summary import SUMMARY_FILE, Summary, make_summary
-from jabberemu.report.verdict import Verdict, judge
+from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, Verdict, judge
 from jabberemu.report.waves import DEFAULT_GAP_S
 
 __all__ = ["build_parser", "build_report", "main", "run"]
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def build_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
                  server_login_rate: float | None = None, recovery_margin_s: float | None = None,
-                 gap_s: float = DEFAULT_GAP_S, html: bool = True) -> Summary:
+                 max_login_wait_s: float | None = None, gap_s: float = DEFAULT_GAP_S, html: bool = True) -> Summary:
     """Load a run directory, judge it, write ``summary.json`` and ``report.html``.
 
     Args:
@@ -35,6 +35,7 @@ def build_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
         out_dir: where to write (default ``run_dir``).
         server_login_rate: declared capacity (logins/s per node) overriding ``run.json``.
         recovery_margin_s: margin (s) after ``upper`` overriding ``run.json``.
+        max_login_wait_s: bound (s) on a wave's p99 CPA login wait overriding ``run.json``.
         gap_s: HA events further apart than this belong to different waves.
         html: also write ``report.html`` (False: summary only, faster).
     Returns:
@@ -47,12 +48,16 @@ def build_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
     target.mkdir(parents=True, exist_ok=True)
     margin = recovery_margin_s if recovery_margin_s is not None else data.info.recovery_margin_s
     capacity = server_login_rate if server_login_rate is not None else data.info.server_login_rate
+    max_wait = (max_login_wait_s if max_login_wait_s is not None
+                else data.info.max_login_wait_s if data.info.max_login_wait_s is not None
+                else DEFAULT_MAX_LOGIN_WAIT_S)
     analysis = analyze(data, gap_s=gap_s, recovery_margin_s=margin)
-    result = judge(data.info, analysis, server_login_rate=capacity, recovery_margin_s=margin)
-    summary = make_summary(data, analysis, result, capacity=capacity, margin_s=margin)
+    result = judge(data.info, analysis, server_login_rate=capacity, recovery_margin_s=margin,
+                   max_login_wait_s=max_wait)
+    summary = make_summary(data, analysis, result, capacity=capacity, margin_s=margin, max_login_wait_s=max_wait)
     summary.write(target / SUMMARY_FILE)
     if html:
-        page = render_html(data, analysis, result, capacity=capacity, margin_s=margin)
+        page = render_html(data, analysis, result, capacity=capacity, margin_s=margin, max_login_wait_s=max_wait)
         (target / REPORT_FILE).write_text(page, encoding="utf-8")
     logger.info("report of %s: %s", data.info.run_id, summary.verdict.value)
     return summary
@@ -68,6 +73,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="declared server capacity in logins/s per node (overrides run.json)")
     p.add_argument("--recovery-margin", type=float, default=None, metavar="S",
                    help="seconds after the upper limit a re-login may still finish (default run.json or 5)")
+    p.add_argument("--max-login-wait", type=float, default=None, metavar="S",
+                   help="bound on a wave's p99 CPA login wait in seconds (default run.json or "
+                   f"{DEFAULT_MAX_LOGIN_WAIT_S:g})")
     p.add_argument("--wave-gap", type=float, default=DEFAULT_GAP_S, metavar="S",
                    help=f"HA events further apart start a new wave (default {DEFAULT_GAP_S:g} s)")
     p.add_argument("--no-html", action="store_true", help="write summary.json only")
@@ -94,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         summary = build_report(args.run_dir, out_dir=args.out, server_login_rate=args.server_login_rate,
-                               recovery_margin_s=args.recovery_margin, gap_s=args.wave_gap, html=not args.no_html)
+                               recovery_margin_s=args.recovery_margin, max_login_wait_s=args.max_login_wait,
+                               gap_s=args.wave_gap, html=not args.no_html)
     except ReportError as exc:
         print(f"jabberemu report: {exc}", file=sys.stderr)
         return 2

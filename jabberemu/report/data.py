@@ -132,7 +132,7 @@ def _load_run_info(path: Path) -> RunInfo:
         clients = _num(raw, "clients", optional=True)
         margin = _num(raw, "recovery_margin_s", optional=True)
         known = {"run_id", "started_ts", "clients", "lower_s", "upper_s", "server_login_rate",
-                 "recovery_margin_s", "actions", "partial", "ended_ts"}
+                 "recovery_margin_s", "actions", "partial", "ended_ts", "max_login_wait_s"}
         return RunInfo(
             run_id=_text(raw, "run_id", optional=True) or path.parent.name,
             started_ts=_req_num(raw, "started_ts"),
@@ -144,6 +144,7 @@ def _load_run_info(path: Path) -> RunInfo:
             actions=tuple(sorted(actions, key=lambda a: a.ts)),
             partial=_flag(raw, "partial", False),
             ended_ts=_num(raw, "ended_ts", optional=True),
+            max_login_wait_s=_num(raw, "max_login_wait_s", optional=True),
             extra={k: v for k, v in raw.items() if k not in known},
         )
     except (_Bad, ValueError) as exc:
@@ -180,7 +181,12 @@ def _jsonl(path: Path, warnings: list[str]) -> Iterator[tuple[int, _Obj]]:
 def _state(o: _Obj) -> StateRecord:
     return StateRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), from_state=_text(o, "from", optional=True) or "",
                        to_state=_req_text(o, "to"), node=_text(o, "node", optional=True),
-                       reason=_text(o, "reason", optional=True))
+                       reason=_text(o, "reason", optional=True), round=_round(o))
+
+
+def _round(o: _Obj) -> int | None:
+    value = _num(o, "round", optional=True)
+    return None if value is None else int(value)
 
 
 def _ha(o: _Obj) -> HaEventRecord:
@@ -198,7 +204,8 @@ def _request(o: _Obj) -> RequestRecord:
     return RequestRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), request_type=_req_text(o, "request_type"),
                          name=_req_text(o, "name"), node=_text(o, "node", optional=True),
                          response_time_ms=rt if rt is None or rt >= 0 else None,
-                         ok=_flag(o, "ok", True), error=_text(o, "error", optional=True))
+                         ok=_flag(o, "ok", True), error=_text(o, "error", optional=True),
+                         cause=_text(o, "cause", optional=True))
 
 
 def _connected(o: _Obj) -> ConnectedRecord:

@@ -2,8 +2,10 @@
 
 Layout: verdict banner with reasons (and a PARTIAL RUN banner), then (1) timeline of logins and
 sessions per node with admin actions and SRM state changes, (2) each re-login wave against the
-predicted rate and the declared capacity, (3) drawn waits vs U[lower, upper] with KS numbers and
-the CDF of time to recover, (4) latency percentiles per request type per phase, (5) accounting
+predicted rate and the declared capacity, (3) what each wave did to the servers (demand vs served
+vs capacity, the login queue, the login wait) and to its clients (refused busy, timed out, second
+rounds, GAVE_UP, how they came back), (4) drawn waits vs U[lower, upper] with KS numbers and
+the CDF of time to recover, (5) latency percentiles per request type per phase, (6) accounting
 and generator health.
 """
 
@@ -16,7 +18,7 @@ from html import escape
 from jabberemu.report import plots
 from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, NO_END_RECORD, Analysis
 from jabberemu.report.records import RunData
-from jabberemu.report.verdict import CheckStatus, Verdict, VerdictResult
+from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, CheckStatus, Verdict, VerdictResult
 from jabberemu.report.waves import Wave
 
 __all__ = ["REPORT_FILE", "render_html"]
@@ -94,6 +96,23 @@ def _wave_table(analysis: Analysis, capacity: float | None) -> str:
                    "recovery p50 (s)", "p99 (s)", "max (s)", "KS D", "KS p"], rows, left=3)
 
 
+def _storm_table(analysis: Analysis) -> str:
+    waves = {w.index: w for w in analysis.waves}
+    rows = []
+    for s in analysis.storms:
+        w = waves[s.wave]
+        gave_up = "; ".join(f"{escape(k)}: {v}" for k, v in s.gave_up.items()) or "0"
+        came_back = "; ".join(f"{escape(k)}: {v}" for k, v in s.recovered_by.items()) or "–"
+        rows.append([f"#{w.index + 1} {escape(w.kind.value)}", escape(_short(s.busiest_node)),
+                     _num(s.demand_peak_1s, "{:.1f}"), _num(s.served_peak_1s, "{:.1f}"), _num(s.queue_peak),
+                     _num(s.login_wait_p50_s), _num(s.login_wait_p99_s), _num(s.login_wait_max_s),
+                     str(s.busy), str(s.timeouts), str(s.otp_refused), _num(s.abandoned), str(s.second_rounds),
+                     gave_up, came_back, f"{w.recovered}/{w.clients}"])
+    return _table(["wave", "busiest node", "demand peak 1 s (/s)", "served peak 1 s (/s)", "queue peak",
+                   "login wait p50 (s)", "p99 (s)", "max (s)", "refused busy", "SOAP timeouts", "OTP refused",
+                   "abandoned (server)", "second rounds", "GAVE_UP", "came back by", "recovered"], rows, left=2)
+
+
 def _short(node: str | None) -> str:
     return (node or "?").split(".")[0]
 
@@ -151,7 +170,7 @@ def _generator(analysis: Analysis) -> str:
 
 
 def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, capacity: float | None,
-                margin_s: float) -> str:
+                margin_s: float, max_login_wait_s: float = DEFAULT_MAX_LOGIN_WAIT_S) -> str:
     """Render the report page.
 
     Args:
@@ -160,6 +179,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
         result: ``judge(...)``.
         capacity: declared capacity used by the verdict (logins/s per node) or None.
         margin_s: recovery margin used by the verdict (s).
+        max_login_wait_s: bound on a wave's p99 CPA login wait used by the verdict (s).
     Returns:
         The HTML document (UTF-8 text, no external resource).
     """
@@ -191,15 +211,28 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "server capacity. Bars above the red line are a login storm.</p>")
     for w in analysis.waves:
         parts.append(_img(plots.wave_png(w, capacity), f"wave {w.index + 1}"))
-    parts.append("<h2>3. Drawn waits and time to recover</h2>")
+    parts.append("<h2>3. What each wave did to the servers and to its clients</h2><p class='muted'>A re-login "
+                 "is a CPA login: the expensive step the limits throttle. Demand: CPA logins of the wave's clients "
+                 "arriving at a node's login admission per second (attempts refused before it, by a node whose "
+                 "services are stopped or that is down, cost nothing and are left out); served: those answered; "
+                 "the queue: the node's own counters; the login wait: the CPA login round trip as the client "
+                 "measured it, queue wait included.</p>")
+    if analysis.storms:
+        parts.append(_storm_table(analysis))
+    waves = {w.index: w for w in analysis.waves}
+    for s in analysis.storms:
+        if s.nodes:
+            parts.append(_img(plots.storm_png(waves[s.wave], s, capacity, max_login_wait_s),
+                              f"servers during wave {s.wave + 1}"))
+    parts.append("<h2>4. Drawn waits and time to recover</h2>")
     for w in analysis.waves:
         parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1}: {escape(_moved(w))}, {w.clients} clients</h3>")
         parts.append(_img(plots.waits_png(w, margin_s), f"waits {w.index + 1}"))
-    parts.append("<h2>4. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
+    parts.append("<h2>5. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
                  "from samples that have a response time (locustio/locust#3472); samples without one are "
                  "counted, not averaged in.</p>")
     parts.append(_latency_table(analysis))
-    parts.append("<h2>5. Accounting and generator health</h2>")
+    parts.append("<h2>6. Accounting and generator health</h2>")
     parts.append(_accounting(analysis))
     parts.append(_generator(analysis))
     if data.generator:

@@ -16,9 +16,10 @@ from matplotlib.figure import Figure
 from jabberemu.report.analysis import Analysis
 from jabberemu.report.records import RunInfo
 from jabberemu.report.series import MarkerKind, Series
+from jabberemu.report.storm import WaveStorm
 from jabberemu.report.waves import HaKind, Wave
 
-__all__ = ["generator_png", "states_png", "timeline_png", "wave_png", "waits_png"]
+__all__ = ["generator_png", "states_png", "storm_png", "timeline_png", "wave_png", "waits_png"]
 
 _DPI = 100
 _WAVE_COLOURS = {HaKind.FAILOVER: "#f4a261", HaKind.FALLBACK: "#8ecae6"}
@@ -263,4 +264,69 @@ def generator_png(analysis: Analysis, cpu_limit: float, lag_limit_ms: float,
         ax.set_ylim(0, max(floor, ax.get_ylim()[1]))
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: float) -> bytes:
+    """What one wave did to the servers: demand vs served vs capacity, queue depth, login wait.
+
+    Args:
+        wave: the wave.
+        storm: its server-side measurements (``storm.storms``).
+        capacity: declared server capacity (logins/s per node) or None.
+        max_wait_s: the verdict's bound on the p99 login wait (s).
+    Returns:
+        PNG bytes.
+    """
+    fig = Figure(figsize=(13, 9.0))
+    ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
+    colours = _node_colours([n.node for n in storm.nodes])
+    for n in storm.nodes:
+        c = colours[n.node]
+        ax1.step(n.t_s, n.demand, where="post", color=c, linewidth=1.2, alpha=0.55,
+                 label=f"{_short(n.node)}: demand (CPA logins arriving), {n.demand_total} in all")
+        ax1.step(n.t_s, n.served, where="post", color=c, linewidth=2.2,
+                 label=f"{_short(n.node)}: served (answered), {n.served_total} in all")
+    if capacity is not None:
+        ax1.axhline(capacity, **_CAPACITY, label=f"declared capacity {capacity:g}/s per node")
+    if wave.lower_s is not None and wave.upper_s is not None:
+        ax1.axvspan(wave.lower_s, wave.upper_s, color="#2a9d8f", alpha=0.08,
+                    label=f"re-login window [{wave.lower_s:g}, {wave.upper_s:g}] s")
+    ax1.set_ylabel("logins per second")
+    ax1.set_title(f"{wave.kind.value.capitalize()} wave #{wave.index + 1}: demand {storm.demand_peak_1s:.0f}/s "
+                  f"peak (1 s) against {'capacity ' + format(capacity, 'g') + '/s' if capacity else 'no declared capacity'}"
+                  f"; served at most {storm.served_peak_1s:.0f}/s")
+    has_queue = False
+    for n in storm.nodes:
+        if n.queue_depth is not None:
+            has_queue = True
+            ax2.step(n.t_s, np.nan_to_num(n.queue_depth), where="post", color=colours[n.node], linewidth=2,
+                     label=f"{_short(n.node)}: logins waiting (peak {np.nanmax(n.queue_depth):.0f})")
+        if n.in_service is not None:
+            ax2.step(n.t_s, np.nan_to_num(n.in_service), where="post", color=colours[n.node], linewidth=1,
+                     linestyle=":", label=f"{_short(n.node)}: logins in service")
+    if not has_queue:
+        ax2.text(0.5, 0.5, "no server counters in this run (a real pair, or not collected)", ha="center",
+                 va="center", transform=ax2.transAxes, color="#666666")
+    ax2.set_ylabel("logins")
+    ax2.set_title("The node's login queue (its own counters, per second)")
+    for n in storm.nodes:
+        c = colours[n.node]
+        ax3.plot(n.t_s, n.wait_p99_ms / 1000.0, color=c, linewidth=2, marker=".",
+                 label=f"{_short(n.node)}: p99 CPA login wait (client-measured)")
+        ax3.plot(n.t_s, n.wait_p50_ms / 1000.0, color=c, linewidth=1, linestyle="--",
+                 label=f"{_short(n.node)}: p50")
+        if n.server_wait_p99_ms is not None:
+            ax3.plot(n.t_s, n.server_wait_p99_ms / 1000.0, color=c, linewidth=1, linestyle=":",
+                     label=f"{_short(n.node)}: p99 queue wait (server)")
+    ax3.axhline(max_wait_s, **_CAPACITY, label=f"bound on the p99 wait {max_wait_s:g} s")
+    ax3.set_ylabel("seconds")
+    ax3.set_xlabel(f"time since the {wave.kind.value} started (s)")
+    ax3.set_title(f"Login wait: p99 {storm.login_wait_p99_s or 0.0:.2f} s over the wave; {storm.busy} refused busy, "
+                  f"{storm.timeouts} timed out, {storm.second_rounds} second rounds, "
+                  f"{sum(storm.gave_up.values())} gave up")
+    for ax in (ax1, ax2, ax3):
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     return _png(fig)

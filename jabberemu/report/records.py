@@ -107,7 +107,8 @@ class RunInfo:
     """``run.json``.
 
     Fields beyond the contract that the report reads when present:
-    ``ended_ts`` (epoch s, end of the load; else the last record's ts) and
+    ``ended_ts`` (epoch s, end of the load; else the last record's ts),
+    ``max_login_wait_s`` (the bound on a wave's p99 CPA login wait; None: the verdict's default) and
     ``critical_service_delay_s`` (shown only). Everything else lands in ``extra``.
     """
 
@@ -121,6 +122,7 @@ class RunInfo:
     actions: tuple[Action, ...]
     partial: bool
     ended_ts: float | None = None
+    max_login_wait_s: float | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -131,11 +133,17 @@ class RunInfo:
             raise ValueError(f"server_login_rate must be > 0, got {self.server_login_rate}")
         if self.recovery_margin_s < 0:
             raise ValueError(f"recovery_margin_s must be >= 0, got {self.recovery_margin_s}")
+        if self.max_login_wait_s is not None and not self.max_login_wait_s > 0:
+            raise ValueError(f"max_login_wait_s must be > 0, got {self.max_login_wait_s}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StateRecord:
-    """``type: state`` — a client machine transition (``from`` -> ``to``) on ``node``."""
+    """``type: state`` — a client machine transition (``from`` -> ``to``) on ``node``.
+
+    ``round``: the re-login round entered (0 initial login and connected, 1 session re-login,
+    2 fresh sign-in after a failed round one); None in files that lack it.
+    """
 
     ts: float
     client: str
@@ -143,6 +151,7 @@ class StateRecord:
     to_state: str
     node: str | None
     reason: str | None
+    round: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,7 +185,10 @@ class RequestRecord:
     """``type: request`` — one measurement (Locust request_type / name, see ARCHITECTURE.md).
 
     ``response_time_ms`` is ``None`` when the sample has no response time (a request cut short);
-    such samples never enter percentiles (locustio/locust#3472).
+    such samples never enter percentiles (locustio/locust#3472). ``ts`` is when the answer (or the
+    failure) came, so the request started at ``ts - response_time_ms / 1000``. ``cause``: failure
+    class of a failed request (``soap-fault:server-busy``, ``timeout:soap`` ...), None on success
+    or when the writer did not know it.
     """
 
     ts: float
@@ -187,6 +199,12 @@ class RequestRecord:
     response_time_ms: float | None
     ok: bool
     error: str | None
+    cause: str | None = None
+
+    @property
+    def start_ts(self) -> float:
+        """When the request was sent (``ts`` when the response time is unknown)."""
+        return self.ts - (self.response_time_ms or 0.0) / 1000.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -5,14 +5,22 @@ Top-level fields (all always present; ``null`` where not measurable):
 - ``schema`` (int), ``run_id``, ``partial`` (bool), ``duration_s``
 - ``clients_planned``, ``clients_started``, ``end_states`` (state -> clients), ``end_reasons``
   (state -> reason -> clients), ``clients_without_end_record``
-- ``declared_capacity_per_s`` (``run.json`` ``server_login_rate``), ``recovery_margin_s``
+- ``declared_capacity_per_s`` (``run.json`` ``server_login_rate``), ``recovery_margin_s``,
+  ``max_login_wait_s``
 - ``ha_events``: one object per wave with ``kind`` (failover|fallback), ``node`` (named by the
   admin action), ``from_node`` (the node that dropped the sessions), ``at_s``,
   ``lower_s``, ``upper_s``, ``clients``, ``recovered``, ``predicted_peak_rate`` (clients/s),
   ``measured_peak_rate_1s``, ``measured_peak_rate_10s`` (re-logins/s), ``peak_node``,
   ``recovery_p50_s``, ``recovery_p95_s``, ``recovery_p99_s``, ``recovery_max_s``,
   ``ks_statistic``, ``ks_pvalue``, ``anchor`` (the admin action, if any), ``ha_classes``,
-  ``target_nodes``, ``pending``, ``end_s``
+  ``target_nodes``, ``pending``, ``end_s``; what the wave did to the servers and to its clients
+  (``jabberemu.report.storm``): ``demand_peak_1s``, ``demand_peak_10s`` (CPA logins arriving at a
+  node's admission, /s), ``served_peak_1s``, ``busiest_node``, ``login_wait_p50_s``,
+  ``login_wait_p99_s``, ``login_wait_max_s``, ``queue_peak``, ``busy``, ``timeouts``,
+  ``otp_refused``, ``abandoned``, ``second_rounds``, ``gave_up`` (reason -> clients),
+  ``recovered_by`` (round -> clients), ``nodes`` (per node: ``node``, ``demand``, ``served``,
+  ``demand_peak_1s``, ``demand_peak_10s``, ``served_peak_1s``, ``server_busy``,
+  ``server_abandoned``, ``server_completed``)
 - ``latency``: rows of ``request_type``, ``name``, ``phase``, ``samples``,
   ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
 - ``generator``: ``cpu_max`` (%), ``loop_lag_p99_ms``, ``loop_lag_max_ms``, ``workers``,
@@ -32,6 +40,7 @@ from typing import Any
 
 from jabberemu.report.analysis import Analysis
 from jabberemu.report.records import RunData
+from jabberemu.report.storm import WaveStorm
 from jabberemu.report.verdict import Verdict, VerdictResult
 
 __all__ = ["SCHEMA_VERSION", "SUMMARY_FILE", "Summary", "make_summary"]
@@ -70,8 +79,27 @@ class Summary:
         return cls(verdict=Verdict(data["verdict"]), reasons=tuple(data["reasons"]), data=data)
 
 
+def _storm(s: WaveStorm | None) -> dict[str, Any]:
+    if s is None:
+        return {}
+    return {
+        "demand_peak_1s": s.demand_peak_1s, "demand_peak_10s": s.demand_peak_10s,
+        "served_peak_1s": s.served_peak_1s, "busiest_node": s.busiest_node,
+        "login_wait_p50_s": s.login_wait_p50_s, "login_wait_p99_s": s.login_wait_p99_s,
+        "login_wait_max_s": s.login_wait_max_s, "queue_peak": s.queue_peak, "busy": s.busy,
+        "timeouts": s.timeouts, "otp_refused": s.otp_refused, "abandoned": s.abandoned,
+        "second_rounds": s.second_rounds, "gave_up": s.gave_up, "recovered_by": s.recovered_by,
+        "nodes": [{
+            "node": n.node, "demand": n.demand_total, "served": n.served_total,
+            "demand_peak_1s": n.demand_peak_1s, "demand_peak_10s": n.demand_peak_10s,
+            "served_peak_1s": n.served_peak_1s, "server_busy": n.server_busy,
+            "server_abandoned": n.server_abandoned, "server_completed": n.server_completed,
+        } for n in s.nodes],
+    }
+
+
 def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
-                 capacity: float | None, margin_s: float) -> Summary:
+                 capacity: float | None, margin_s: float, max_login_wait_s: float | None = None) -> Summary:
     """Assemble the summary.
 
     Args:
@@ -80,11 +108,13 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         result: ``judge(...)``.
         capacity: the capacity the verdict used (logins/s per node) or None.
         margin_s: the recovery margin the verdict used (s).
+        max_login_wait_s: the bound on a wave's p99 CPA login wait the verdict used (s).
     Returns:
         The summary.
     """
     acc = analysis.accounting
     gen = analysis.generator
+    storms = {s.wave: s for s in analysis.storms}
     waves = [{
         "kind": w.kind.value, "node": w.node, "from_node": w.from_node, "at_s": w.at_s, "lower_s": w.lower_s, "upper_s": w.upper_s,
         "clients": w.clients, "recovered": w.recovered, "predicted_peak_rate": w.predicted_peak_rate,
@@ -93,7 +123,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "recovery_p99_s": w.recovery_p99_s, "recovery_max_s": w.recovery_max_s,
         "ks_statistic": w.ks_statistic, "ks_pvalue": w.ks_pvalue, "anchor": w.anchor,
         "ha_classes": w.ha_classes, "target_nodes": w.target_nodes, "pending": w.pending,
-        "limits_mixed": w.limits_mixed, "end_s": w.end_s,
+        "limits_mixed": w.limits_mixed, "end_s": w.end_s, **_storm(storms.get(w.index)),
     } for w in analysis.waves]
     latency = [{
         "request_type": r.request_type, "name": r.name, "phase": r.phase.value, "samples": r.samples,
@@ -111,6 +141,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "end_states": acc.end_states, "end_reasons": acc.end_reasons,
         "clients_without_end_record": acc.without_end_record,
         "declared_capacity_per_s": capacity, "recovery_margin_s": margin_s,
+        "max_login_wait_s": max_login_wait_s,
         "ha_events": waves, "latency": latency,
         "generator": {"cpu_max": gen.cpu_max, "loop_lag_p99_ms": gen.loop_lag_p99_ms,
                       "loop_lag_max_ms": gen.loop_lag_max_ms, "workers": gen.workers,

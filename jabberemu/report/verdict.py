@@ -1,10 +1,21 @@
 """Throttle verdict: did the re-login limits hold the servers during each HA event?
 
-PASS when, for every wave, (1) the measured peak re-login rate over 1 s and over 10 s windows is
-at or below the declared server capacity (``run.json`` ``server_login_rate``; none declared: the
-check is *not applicable* and says so), (2) every client recovered, and (3) the slowest recovery
-finished within ``upper + recovery_margin_s``. Otherwise FAIL, naming each failed check and by how
-much. The capacity rule is Cisco's (IM&P config guide 12.5(1), "High Availability Login
+A re-login is a CPA login, the expensive step the limits throttle (docs/login-model.md). PASS when,
+for every wave:
+
+1. the peak re-login **demand** (CPA logins arriving at a node's login admission, over sliding
+   1 s and 10 s windows; ``storm.WaveStorm``) is at or below the declared server capacity
+   (``run.json`` ``server_login_rate``; none declared: *not applicable*, and it says so). Demand,
+   not the logins served: a throttled node never serves more than its capacity, the window decides
+   how much arrives. A wave with no CPA login (XMPP-only clients) is measured on its re-logins
+   completed instead;
+2. no CPA login was refused busy (``server-busy``) and none timed out at the client;
+3. the p99 CPA login wait of the wave (client-measured round trip, queue wait included) is at or
+   below ``max_login_wait_s`` (``run.json``; default :data:`DEFAULT_MAX_LOGIN_WAIT_S`);
+4. every client recovered, and the slowest recovery finished within ``upper + recovery_margin_s``.
+
+Otherwise FAIL, naming each failed check and by how much, with what the server did (served rate,
+queue peak). The capacity rule is Cisco's (IM&P config guide 12.5(1), "High Availability Login
 Profiles": the re-login window must spread the users so that the login rate stays within the
 node's sustainable rate).
 
@@ -20,9 +31,15 @@ from dataclasses import dataclass
 
 from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, Analysis
 from jabberemu.report.records import RunInfo
+from jabberemu.report.storm import WaveStorm
 from jabberemu.report.waves import Wave
 
-__all__ = ["Check", "CheckName", "CheckStatus", "Verdict", "VerdictResult", "failed", "judge"]
+__all__ = ["DEFAULT_MAX_LOGIN_WAIT_S", "Check", "CheckName", "CheckStatus", "Verdict", "VerdictResult",
+           "failed", "judge"]
+
+DEFAULT_MAX_LOGIN_WAIT_S = 5.0
+"""Bound on a wave's p99 CPA login wait (s) when the run sets none (our choice: a sign-in that takes
+longer than a few seconds is what users call slow; Cisco publishes no figure)."""
 
 
 class Verdict(enum.Enum):
@@ -43,8 +60,11 @@ class CheckStatus(enum.Enum):
 class CheckName(enum.Enum):
     """The checks behind the verdict."""
 
-    PEAK_RATE_1S = "peak re-login rate (1 s window) <= capacity"
-    PEAK_RATE_10S = "peak re-login rate (10 s window) <= capacity"
+    PEAK_RATE_1S = "peak re-login demand (1 s window) <= capacity"
+    PEAK_RATE_10S = "peak re-login demand (10 s window) <= capacity"
+    NO_BUSY = "no CPA login refused busy"
+    NO_TIMEOUT = "no CPA login timed out"
+    LOGIN_WAIT = "p99 CPA login wait <= bound"
     ALL_RECOVERED = "every client recovered"
     RECOVERY_TIME = "recovery within upper + margin"
     HA_EVENT_SEEN = "an HA event was exercised"
@@ -81,26 +101,75 @@ def _label(w: Wave) -> str:
     return f"{w.kind.value} #{w.index + 1} ({w.node or 'unknown node'}, t={w.at_s:.1f} s)"
 
 
-def _rate_check(w: Wave, name: CheckName, measured: float, capacity: float | None) -> Check:
+def _server_side(s: WaveStorm | None) -> str:
+    """What the server did, for a message: served peak, queue peak, p99 wait."""
+    if s is None or not s.nodes:
+        return ""
+    parts = [f"served at most {s.served_peak_1s:.0f}/s"]
+    if s.queue_peak is not None:
+        parts.append(f"queue peaked at {s.queue_peak} logins")
+    if s.login_wait_p99_s is not None:
+        parts.append(f"p99 login wait {s.login_wait_p99_s:.2f} s")
+    return " (" + ", ".join(parts) + ")"
+
+
+def _rate_check(w: Wave, s: WaveStorm | None, name: CheckName, capacity: float | None) -> Check:
     window = "1 s" if name is CheckName.PEAK_RATE_1S else "10 s"
+    cpa = s is not None and any(n.demand_total for n in s.nodes)
+    if cpa:
+        assert s is not None
+        measured = s.demand_peak_1s if name is CheckName.PEAK_RATE_1S else s.demand_peak_10s
+        what, where = "re-login demand", s.busiest_node
+    else:  # XMPP-only clients: no CPA login to count; the re-logins completed are the load
+        measured = w.measured_peak_rate_1s if name is CheckName.PEAK_RATE_1S else w.measured_peak_rate_10s
+        what, where = "re-login rate", w.peak_node
+    head = f"{_label(w)}: peak {what} over {window} = {measured:.1f}/s"
     if capacity is None:
         return Check(name=name, status=CheckStatus.NOT_APPLICABLE, wave=w.index, measured=measured, limit=None,
-                     excess=None, message=f"{_label(w)}: peak re-login rate over {window} = {measured:.1f}/s; "
-                     "no server capacity declared (run.json server_login_rate): check not applicable")
+                     excess=None, message=f"{head}; no server capacity declared (run.json server_login_rate): "
+                     "check not applicable")
     if measured <= capacity:
         return Check(name=name, status=CheckStatus.PASS, wave=w.index, measured=measured, limit=capacity, excess=None,
-                     message=f"{_label(w)}: peak re-login rate over {window} = {measured:.1f}/s "
-                     f"<= capacity {capacity:g}/s")
+                     message=f"{head} <= capacity {capacity:g}/s")
     excess = measured - capacity
     return Check(name=name, status=CheckStatus.FAIL, wave=w.index, measured=measured, limit=capacity, excess=excess,
-                 message=f"{_label(w)}: peak re-login rate over {window} = {measured:.1f}/s exceeds capacity "
-                 f"{capacity:g}/s by {excess:.1f}/s (+{100 * excess / capacity:.0f}%)"
-                 + (f" on {w.peak_node}" if w.peak_node else ""))
+                 message=f"{head} exceeds capacity {capacity:g}/s by {excess:.1f}/s (+{100 * excess / capacity:.0f}%)"
+                 + (f" on {where}" if where else "") + _server_side(s if cpa else None))
 
 
-def _wave_checks(w: Wave, capacity: float | None, margin_s: float) -> list[Check]:
-    checks = [_rate_check(w, CheckName.PEAK_RATE_1S, w.measured_peak_rate_1s, capacity),
-              _rate_check(w, CheckName.PEAK_RATE_10S, w.measured_peak_rate_10s, capacity)]
+def _count_check(w: Wave, s: WaveStorm | None, name: CheckName) -> Check:
+    if s is None or not any(n.demand_total for n in s.nodes):
+        return Check(name=name, status=CheckStatus.NOT_APPLICABLE, wave=w.index, measured=None, limit=0.0,
+                     excess=None, message=f"{_label(w)}: no CPA login in this wave: {name.value} not applicable")
+    n = s.busy if name is CheckName.NO_BUSY else s.timeouts
+    what = "refused busy (server-busy)" if name is CheckName.NO_BUSY else "timed out at the client (timeout:soap)"
+    if n == 0:
+        return Check(name=name, status=CheckStatus.PASS, wave=w.index, measured=0.0, limit=0.0, excess=None,
+                     message=f"{_label(w)}: no CPA login {what}")
+    return Check(name=name, status=CheckStatus.FAIL, wave=w.index, measured=float(n), limit=0.0, excess=float(n),
+                 message=f"{_label(w)}: {n} CPA login attempts {what}; {s.second_rounds} clients needed a second "
+                 f"round, {sum(s.gave_up.values())} gave up" + _server_side(s))
+
+
+def _wait_check(w: Wave, s: WaveStorm | None, bound_s: float) -> Check:
+    if s is None or s.login_wait_p99_s is None:
+        return Check(name=CheckName.LOGIN_WAIT, status=CheckStatus.NOT_APPLICABLE, wave=w.index, measured=None,
+                     limit=bound_s, excess=None, message=f"{_label(w)}: no CPA login wait measured: not applicable")
+    p99 = s.login_wait_p99_s
+    if p99 <= bound_s:
+        return Check(name=CheckName.LOGIN_WAIT, status=CheckStatus.PASS, wave=w.index, measured=p99, limit=bound_s,
+                     excess=None, message=f"{_label(w)}: p99 CPA login wait {p99:.2f} s <= {bound_s:g} s")
+    return Check(name=CheckName.LOGIN_WAIT, status=CheckStatus.FAIL, wave=w.index, measured=p99, limit=bound_s,
+                 excess=p99 - bound_s, message=f"{_label(w)}: p99 CPA login wait {p99:.2f} s exceeds {bound_s:g} s "
+                 f"by {p99 - bound_s:.2f} s (max {s.login_wait_max_s or 0.0:.2f} s)" + _server_side(s))
+
+
+def _wave_checks(w: Wave, s: WaveStorm | None, capacity: float | None, margin_s: float,
+                 max_wait_s: float) -> list[Check]:
+    checks = [_rate_check(w, s, CheckName.PEAK_RATE_1S, capacity),
+              _rate_check(w, s, CheckName.PEAK_RATE_10S, capacity),
+              _count_check(w, s, CheckName.NO_BUSY), _count_check(w, s, CheckName.NO_TIMEOUT),
+              _wait_check(w, s, max_wait_s)]
     lost = w.clients - w.recovered
     if lost == 0:
         checks.append(Check(name=CheckName.ALL_RECOVERED, status=CheckStatus.PASS, wave=w.index,
@@ -132,7 +201,7 @@ def _wave_checks(w: Wave, capacity: float | None, margin_s: float) -> list[Check
 
 
 def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None = None,
-          recovery_margin_s: float | None = None) -> VerdictResult:
+          recovery_margin_s: float | None = None, max_login_wait_s: float | None = None) -> VerdictResult:
     """Judge a run.
 
     Args:
@@ -140,14 +209,18 @@ def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None 
         analysis: ``analyze(data)``.
         server_login_rate: override of the declared capacity (logins/s per node).
         recovery_margin_s: override of ``run.json`` ``recovery_margin_s`` (s).
+        max_login_wait_s: override of ``run.json`` ``max_login_wait_s`` (s).
     Returns:
         The verdict; FAIL iff at least one check failed.
     """
     capacity = server_login_rate if server_login_rate is not None else info.server_login_rate
     margin = recovery_margin_s if recovery_margin_s is not None else info.recovery_margin_s
+    max_wait = (max_login_wait_s if max_login_wait_s is not None
+                else info.max_login_wait_s if info.max_login_wait_s is not None else DEFAULT_MAX_LOGIN_WAIT_S)
+    storms = {s.wave: s for s in analysis.storms}
     checks: list[Check] = []
     for w in analysis.waves:
-        checks.extend(_wave_checks(w, capacity, margin))
+        checks.extend(_wave_checks(w, storms.get(w.index), capacity, margin, max_wait))
     if not analysis.waves:
         checks.append(Check(name=CheckName.HA_EVENT_SEEN, status=CheckStatus.NOT_APPLICABLE, wave=None,
                             measured=0.0, limit=None, excess=None,

@@ -62,7 +62,9 @@ class Wave:
 
     Arrays (one entry per client of the wave, unordered): ``ha_t`` HA event times, ``waits_s``
     drawn waits (clients that logged one), ``recovery_s`` HA event -> XMPPCONNECTED (recovered
-    clients only), ``relogin_t`` completion times (recovered clients only).
+    clients only), ``relogin_t`` completion times (recovered clients only). ``members`` are the
+    wave's client ids in the order of ``ha_t``; ``until_t`` the end of each member's part in this
+    wave (its next HA event, or infinity), on the load clock.
     """
 
     index: int
@@ -96,6 +98,8 @@ class Wave:
     recovery_s: FloatArray = field(default_factory=lambda: np.empty(0))
     relogin_t: FloatArray = field(default_factory=lambda: np.empty(0))
     relogin_node: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
+    until_t: FloatArray = field(default_factory=lambda: np.empty(0))
 
     def __post_init__(self) -> None:
         if self.recovered > self.clients or self.clients < 0:
@@ -216,13 +220,14 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
         previous_first = cluster[-1].ts
         at_ts = action.ts if action is not None else cluster[0].ts
         limits: Counter[tuple[float, float]] = Counter()
-        waits, raw_waits, rec, rel_t, rel_node, ha_t = [], [], [], [], [], []
+        waits, raw_waits, rec, rel_t, rel_node, ha_t, until_t = [], [], [], [], [], [], []
         not_recovered: list[tuple[str, float]] = []
         votes: Counter[HaKind] = Counter()
         for ev in cluster:
             mine = per_client_primary[ev.client]
             nxt = mine[mine.index(ev.ts) + 1] if mine.index(ev.ts) + 1 < len(mine) else float("inf")
             ha_t.append(ev.ts - t0)
+            until_t.append(nxt - t0)
             wlist = waits_by_client.get(ev.client, [])
             j = bisect.bisect_left(wlist, (ev.ts,))
             if j < len(wlist) and wlist[j][0] < nxt:
@@ -292,5 +297,6 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
             target_nodes=dict(Counter(rel_node).most_common()),
             ha_t=np.asarray(ha_t, dtype=float), waits_s=waits_s, recovery_s=recovery,
             relogin_t=relogin_t, relogin_node=tuple(rel_node),
+            members=tuple(ev.client for ev in cluster), until_t=np.asarray(until_t, dtype=float),
         ))
     return waves

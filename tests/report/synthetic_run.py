@@ -73,9 +73,10 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
     def rec(t: float, kind: str, **fields: Any) -> None:
         cev.append({"ts": t0 + t, "type": kind, **fields})
 
-    def request(t: float, client: str, rtype: str, name: str, node: str, rt_ms: float | None, ok: bool = True) -> None:
+    def request(t: float, client: str, rtype: str, name: str, node: str, rt_ms: float | None, ok: bool = True,
+                cause: str | None = None) -> None:
         rec(t, "request", client=client, request_type=rtype, name=name, node=node, response_time_ms=rt_ms,
-            ok=ok, error=None if ok else "cancelled")
+            ok=ok, error=None if ok else "cancelled", cause=cause)
         samples.setdefault(f"{rtype}/{name}", []).append(rt_ms)
 
     def state(t: float, client: str, old: str, new: str, node: str | None, reason: str | None = None) -> None:
@@ -131,11 +132,20 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
                 rec(start + 0.01, "end", client=c, state="GAVE_UP", reason="no node left after two rounds")
                 continue
             latency = rng.uniform(0.02, 0.3)
-            state(start, c, "FAILOVER", "SOAPCONNECT_SESSION_P", src)
-            state(start + 0.005, c, "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", dst)
-            state(start + latency / 2, c, "SOAPCONNECT_SESSION_S", "SOAPCONNECTED", dst)
-            state(start + latency / 2, c, "SOAPCONNECTED", "XMPPCONNECT_S", dst)
-            state(start + latency, c, "XMPPCONNECT_S", "XMPPCONNECTED", dst)
+            # the session re-login: a CPA login with the cached OTP; on failover the home node's
+            # stopped services refuse it at once (before admission), then the peer signs it in
+            state(start, c, "FAILOVER", "SOAPCONNECT_SESSION_P", src if kind == "failover" else dst)
+            sent = start
+            if kind == "failover":
+                request(start + 0.005, c, "soap", "session-login", src, 5.0, ok=False,
+                        cause="soap-fault:services-stopped")
+                state(start + 0.005, c, "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", dst)
+                sent = start + 0.005
+            request(start + latency / 2, c, "soap", "session-login", dst, (start + latency / 2 - sent) * 1000)
+            state(start + latency / 2, c, "SOAPCONNECT_SESSION_S" if kind == "failover" else "SOAPCONNECT_SESSION_P",
+                  "SOAPCONNECTED", dst)
+            state(start + latency / 2, c, "SOAPCONNECTED", "XMPPCONNECT_P", dst)
+            state(start + latency, c, "XMPPCONNECT_P", "XMPPCONNECTED", dst)
             request(start + latency, c, "ha", "relogin", dst, (start + latency - ha) * 1000)
             recovery = start + latency - ha
             rec(start + latency, "connected", client=c, node=dst, relogin=True, recovery_s=recovery)

@@ -44,10 +44,15 @@ def test_narrow_window_fails_on_the_1s_peak_with_the_excess(tmp_path: Path) -> N
     assert [c["name"] for c in failed] == [CheckName.PEAK_RATE_1S.value]
     wave = summary.data["ha_events"][0]
     assert wave["predicted_peak_rate"] == pytest.approx(75.0)
-    assert failed[0]["measured"] == wave["measured_peak_rate_1s"] > 60
-    assert failed[0]["excess"] == pytest.approx(wave["measured_peak_rate_1s"] - 60)
+    # judged on the demand: CPA session logins arriving at the peer (the served rate is information)
+    assert failed[0]["measured"] == wave["demand_peak_1s"] > 60
+    assert failed[0]["excess"] == pytest.approx(wave["demand_peak_1s"] - 60)
     assert summary.reasons[0] == failed[0]["message"]
-    assert f"exceeds capacity 60/s by {wave['measured_peak_rate_1s'] - 60:.1f}/s" in summary.reasons[0]
+    assert f"peak re-login demand over 1 s = {wave['demand_peak_1s']:.1f}/s exceeds capacity 60/s by " \
+        f"{wave['demand_peak_1s'] - 60:.1f}/s" in summary.reasons[0]
+    assert wave["nodes"][0]["node"] == "imp2.example.test" and wave["nodes"][0]["demand"] == 150
+    assert (wave["busy"], wave["timeouts"], wave["second_rounds"]) == (0, 0, 0)
+    assert wave["recovered_by"] == {"round 1 (session login)": 150}
     # 300 re-logins inside ~2 s average 30/s over any 10 s: that window passes
     assert (CheckName.PEAK_RATE_10S.value, "pass") in _checks(summary)
     assert any("window too narrow: predicted rate 150 / (6 - 4) s" in w for w in summary.data["warnings"])
@@ -112,8 +117,10 @@ def test_html_is_self_contained_with_plots_and_verdict(tmp_path: Path) -> None:
     assert summary.verdict is Verdict.FAIL
     assert '<div class="banner FAIL"><h1>FAIL</h1>' in page
     assert "exceeds capacity 60/s" in page
-    # timeline, states, 2 waves, 2 wait/recovery figures, generator
-    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 7
+    # timeline, states, 2 waves, 2 server-side (storm) figures, 2 wait/recovery figures, generator
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 9
+    assert page.count('<img alt="servers during wave ') == 2
+    assert "What each wave did to the servers and to its clients" in page
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
     assert "PARTIAL RUN" not in page
     assert "no response time (excluded)" in page
