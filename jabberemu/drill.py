@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds after upper for a wave to settle (default %(default)s; each phase gets at "
                    f"least {MIN_SETTLE_S:g} s so that the report tells the waves apart)")
     p.add_argument("--processes", type=int, default=1, help="Locust worker processes (default %(default)s)")
-    p.add_argument("--fail-on-verdict", action="store_true", help="exit 1 when the verdict is FAIL")
+    p.add_argument("--fail-on-verdict", action="store_true",
+                   help="exit 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE (nothing failed, but not "
+                   "everything was tested)")
     # Short, but not so short that a node busy dropping 1,000 sessions misses its heartbeats: with a 1 s
     # timeout the demo's Failover raced a Peer Down on a loaded 2-core box and the pair needed Recover.
     t = p.add_argument_group("SRM timers of the bundled pair (seconds; Cisco's defaults are 15/60/120/90)")
@@ -396,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jabberemu drill``.
 
     Returns:
-        0 (PASS, or FAIL without ``--fail-on-verdict``), 1 (FAIL with it), 2 (bad options or no report),
+        0 (PASS, or any verdict without ``--fail-on-verdict``), 1 (FAIL with it), 3 (INCONCLUSIVE with
+        it), 2 (bad options or no report),
         130 (Ctrl-C; 143 for SIGTERM): a partial report is still written when the swarm had started.
     """
     parser = build_parser()
@@ -448,6 +451,6 @@ def _finish(out: Path, code: int, fail_on_verdict: bool) -> int:
         return code
     if code != 0:
         sys.stderr.write(f"the swarm exited with code {code}\n")
-    if fail_on_verdict and summary.verdict.value == "FAIL":
-        return 1
-    return 0
+    from jabberemu.report.checks import exit_code
+
+    return exit_code(summary.verdict, fail_on_verdict)

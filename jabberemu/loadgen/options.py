@@ -47,7 +47,7 @@ OPTION_NAMES = (
     "user_offset", "xmpp_only", "verify_tls", "lower_property", "upper_property", "default_lower",
     "default_upper", "message_rate", "presence_rate", "ping_interval", "ping_timeout", "soap_timeout", "run_seed",
     "drill",
-    "run_dir", "server_login_rate", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
+    "run_dir", "server_login_rate", "max_login_wait", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
     "fail_on_verdict", "report", "assignment",
 )
 
@@ -113,6 +113,9 @@ def add_options(parser: Any) -> None:
                    help="where run data and the report go (default reports/<run-id>)")
     d.add_argument("--server-login-rate", env_var="JABBEREMU_SERVER_LOGIN_RATE", type=float, default=0.0,
                    help="declared server re-login capacity per node (logins/s) for the verdict")
+    d.add_argument("--max-login-wait", env_var="JABBEREMU_MAX_LOGIN_WAIT", type=float, default=5.0,
+                   help="a wave whose p99 CPA login wait (queue included, as the clients measure it) exceeds "
+                   "this many seconds fails the verdict (default %(default)s)")
     d.add_argument("--recovery-margin", env_var="JABBEREMU_RECOVERY_MARGIN", type=float, default=5.0,
                    help="recovery must finish within upper + this many seconds")
     d.add_argument("--progress", env_var="JABBEREMU_PROGRESS", action="store_true", default=False,
@@ -124,7 +127,7 @@ def add_options(parser: Any) -> None:
     d.add_argument("--report", env_var="JABBEREMU_REPORT", action="store_true", default=False,
                    help="build report.html and summary.json in the run directory at the end")
     d.add_argument("--fail-on-verdict", env_var="JABBEREMU_FAIL_ON_VERDICT", action="store_true", default=False,
-                   help="with --report: exit code 1 when the verdict is FAIL")
+                   help="with --report: exit code 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE")
 
 
 # -- from parsed options to the target, the client settings and the users ----------------------------

@@ -260,8 +260,11 @@ class Swarm:
             logger.error("report not built: %s", exc)
             return
         sys.stderr.write(f"jabberemu verdict: {summary.verdict.value}; report: {self.run_dir / 'report.html'}\n")
-        if opts.fail_on_verdict and summary.verdict.value == "FAIL":
-            environment.process_exit_code = 1
+        from jabberemu.report.checks import exit_code
+
+        code = exit_code(summary.verdict, opts.fail_on_verdict)
+        if code:
+            environment.process_exit_code = code
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -373,6 +376,8 @@ class Swarm:
             "lower_s": settings.default_limits.lower_s,
             "upper_s": settings.default_limits.upper_s,
             "server_login_rate": opts.server_login_rate or None,
+            "max_login_wait_s": opts.max_login_wait,
+            "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,
             "actions": [
                 {"ts": a["ts"], "action": a["action"], "node": a.get("node")} for a in DRILL.done

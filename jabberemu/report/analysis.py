@@ -26,9 +26,11 @@ __all__ = [
     "Accounting",
     "Analysis",
     "GeneratorHealth",
+    "Readiness",
     "account",
     "analyze",
     "generator_health",
+    "readiness",
 ]
 
 #: Generator CPU (%) above which latencies are not trustworthy (Locust warns at 90 %).
@@ -76,6 +78,25 @@ class GeneratorHealth:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Readiness:
+    """How many clients were signed in when the first action that moves sessions came.
+
+    Attributes:
+        first_action: label of that action (``failover``, ``kill`` ...), None when the run has none.
+        first_action_s: its time on the load clock, None without one.
+        signed_in: clients that had reached XMPPCONNECTED at least once by then (all, without one).
+        ended_before: clients that had already ended (GAVE_UP at the initial login ...) by then.
+        end_reasons: reason (with its detail) -> clients among ``ended_before``.
+    """
+
+    first_action: str | None
+    first_action_s: float | None
+    signed_in: int
+    ended_before: int
+    end_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
     """Everything the verdict, summary and HTML report need."""
 
@@ -87,6 +108,7 @@ class Analysis:
     accounting: Accounting
     generator: GeneratorHealth
     duration_s: float
+    readiness: Readiness
 
 
 def account(data: RunData) -> Accounting:
@@ -118,6 +140,32 @@ def account(data: RunData) -> Accounting:
         end_reasons={k: dict(v.most_common()) for k, v in sorted(reasons.items())},
         without_end_record=missing,
     )
+
+
+def readiness(data: RunData) -> Readiness:
+    """Clients signed in (and already ended) when the first session-moving admin action came.
+
+    Args:
+        data: the loaded run.
+    Returns:
+        The readiness; without such an action every client counts up to the end of the run.
+    """
+    first = next((a for a in data.actions if a.kind.moves_sessions_away), None)
+    limit = first.ts if first is not None else float("inf")
+    signed = {c.client for c in data.connected if c.ts <= limit}
+    details = {}
+    for s in data.states:  # the failure class behind each early GAVE_UP
+        if s.ts <= limit and s.to_state == "GAVE_UP" and s.client not in signed:
+            details[s.client] = s.reason
+    reasons: Counter[str] = Counter()
+    for e in data.ends:
+        if e.ts <= limit and e.client not in signed:
+            d = details.get(e.client)
+            reason = e.reason or "unspecified"
+            reasons[f"{reason} ({d})" if d and d != reason else reason] += 1
+    return Readiness(first_action=first.name if first is not None else None,
+                     first_action_s=data.t(first.ts) if first is not None else None,
+                     signed_in=len(signed), ended_before=sum(reasons.values()), end_reasons=dict(reasons.most_common()))
 
 
 def _stats(cpu: list[float], lag: list[float]) -> tuple[float | None, float | None, float | None]:
@@ -167,5 +215,5 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
         series=build_series(data), waves=waves, storms=storms(data, waves), spans=spans,
         latency=latency_table(data, spans),
         accounting=account(data), generator=generator_health(data),
-        duration_s=max(0.0, data.t(data.last_ts)),
+        duration_s=max(0.0, data.t(data.last_ts)), readiness=readiness(data),
     )

@@ -1,7 +1,8 @@
 """``jabberemu report RUN_DIR``: rebuild ``summary.json`` and ``report.html`` from the raw files.
 
-Exit codes of :func:`main`: 0 report written (PASS, or FAIL without ``--fail-on-verdict``);
-1 FAIL with ``--fail-on-verdict``; 2 bad run data or arguments.
+Exit codes of :func:`main`: 0 report written (PASS, or any verdict without ``--fail-on-verdict``);
+1 FAIL and 3 INCONCLUSIVE with ``--fail-on-verdict`` (``report.checks.exit_code``); 2 bad run data
+or arguments.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from jabberemu.report.data import load_run
 from jabberemu.report.errors import ReportError
 from jabberemu.report.html import REPORT_FILE, render_html
 from jabberemu.report.summary import SUMMARY_FILE, Summary, make_summary
-from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, Verdict, judge
+from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, exit_code, judge
 from jabberemu.report.waves import DEFAULT_GAP_S
 
 __all__ = ["build_parser", "build_report", "main", "run"]
@@ -79,7 +80,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--wave-gap", type=float, default=DEFAULT_GAP_S, metavar="S",
                    help=f"HA events further apart start a new wave (default {DEFAULT_GAP_S:g} s)")
     p.add_argument("--no-html", action="store_true", help="write summary.json only")
-    p.add_argument("--fail-on-verdict", action="store_true", help="exit 1 when the verdict is FAIL")
+    p.add_argument("--fail-on-verdict", action="store_true",
+                   help="exit 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE")
     return p
 
 
@@ -89,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: arguments after ``report`` (default ``sys.argv[1:]``).
     Returns:
-        The exit code (0, 1 on FAIL with ``--fail-on-verdict``, 2 on bad data).
+        The exit code (0; with ``--fail-on-verdict`` 1 on FAIL, 3 on INCONCLUSIVE; 2 on bad data).
     """
     return run(build_parser().parse_args(argv))
 
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  - {reason}")
     for warning in summary.data.get("warnings", []):
         print(f"  ! {warning}")
-    return 1 if args.fail_on_verdict and summary.verdict is Verdict.FAIL else 0
+    return exit_code(summary.verdict, args.fail_on_verdict)
 
 
 if __name__ == "__main__":

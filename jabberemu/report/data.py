@@ -28,6 +28,7 @@ from jabberemu.report.records import (
     EndRecord,
     GeneratorSample,
     HaEventRecord,
+    PlannedAction,
     RequestRecord,
     RunData,
     RunInfo,
@@ -127,12 +128,26 @@ def _load_run_info(path: Path) -> RunInfo:
             if not isinstance(item, dict):
                 raise _Bad(f"actions[{i}] must be an object")
             verb = _req_text(item, "action")
+            status = _num(item, "status", optional=True)
+            error = _text(item, "error", optional=True)
+            if error is None and status is not None and status >= 400:
+                error = f"HTTP {int(status)}"
+            elif error is not None and status is not None:
+                error = f"HTTP {int(status)}: {error}"
             actions.append(Action(ts=_req_num(item, "ts"), name=verb, node=_text(item, "node", optional=True),
-                                  kind=ActionKind.parse(verb)))
+                                  kind=ActionKind.parse(verb), error=error))
+        planned = []
+        for i, item in enumerate(raw.get("planned_actions") or []):
+            if not isinstance(item, dict):
+                raise _Bad(f"planned_actions[{i}] must be an object")
+            verb = _req_text(item, "action")
+            planned.append(PlannedAction(name=verb, node=_text(item, "node", optional=True),
+                                         at_s=_req_num(item, "at_s"), after_ready=_flag(item, "after_ready", False),
+                                         kind=ActionKind.parse(verb)))
         clients = _num(raw, "clients", optional=True)
         margin = _num(raw, "recovery_margin_s", optional=True)
         known = {"run_id", "started_ts", "clients", "lower_s", "upper_s", "server_login_rate",
-                 "recovery_margin_s", "actions", "partial", "ended_ts", "max_login_wait_s"}
+                 "recovery_margin_s", "actions", "partial", "ended_ts", "max_login_wait_s", "planned_actions"}
         return RunInfo(
             run_id=_text(raw, "run_id", optional=True) or path.parent.name,
             started_ts=_req_num(raw, "started_ts"),
@@ -145,6 +160,7 @@ def _load_run_info(path: Path) -> RunInfo:
             partial=_flag(raw, "partial", False),
             ended_ts=_num(raw, "ended_ts", optional=True),
             max_login_wait_s=_num(raw, "max_login_wait_s", optional=True),
+            planned_actions=tuple(planned),
             extra={k: v for k, v in raw.items() if k not in known},
         )
     except (_Bad, ValueError) as exc:

@@ -31,6 +31,7 @@ padding:0 16px 40px;color:#1b1b1b;background:#fff}
 h1{font-size:1.5em;margin:18px 0 6px}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:34px}
 .banner{padding:14px 18px;border-radius:6px;margin:12px 0;color:#fff}
 .banner h1{margin:0 0 6px;font-size:2em}.PASS{background:#2b8a3e}.FAIL{background:#c92a2a}
+.INCONCLUSIVE{background:#5c5f66}
 .partial{background:#f59f00;color:#111;font-weight:bold;padding:10px 18px;border-radius:6px;margin:12px 0}
 .banner ul{margin:4px 0 0 0;padding-left:20px}.banner li{margin:2px 0}
 .warn{background:#fff3bf;border-left:5px solid #f59f00;padding:8px 14px;margin:10px 0}
@@ -68,10 +69,13 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], *, left: int = 1,
 
 def _banner(data: RunData, result: VerdictResult) -> str:
     failed = [c for c in result.checks if c.status is CheckStatus.FAIL]
-    shown = [c.message for c in failed] or list(result.reasons)
+    untested = [c for c in result.checks if c.status is CheckStatus.INCONCLUSIVE]
+    shown = [c.message for c in failed + untested] or list(result.reasons)
     items = "".join(f"<li>{escape(r)}</li>" for r in shown)
-    head = "FAIL" if result.verdict is Verdict.FAIL else "PASS"
-    what = (f"{len(failed)} check(s) failed" if failed else "every applicable check passed")
+    head = result.verdict.value
+    what = (f"{len(failed)} check(s) failed" if failed else
+            f"not tested: {len(untested)} check(s) could not run as planned" if untested else
+            "every applicable check passed")
     out = [f'<div class="banner {head}"><h1>{head}</h1><div>{escape(what)}:</div><ul>{items}</ul></div>']
     if data.info.partial:
         out.insert(0, '<div class="partial">PARTIAL RUN: the run was stopped before its end; '
@@ -126,7 +130,8 @@ def _checks_table(result: VerdictResult) -> str:
     rows, classes = [], []
     for c in result.checks:
         rows.append([escape(c.status.value.upper()), escape(c.message)])
-        classes.append({CheckStatus.FAIL: "fail", CheckStatus.NOT_APPLICABLE: "na"}.get(c.status, ""))
+        classes.append({CheckStatus.FAIL: "fail", CheckStatus.INCONCLUSIVE: "fail",
+                        CheckStatus.NOT_APPLICABLE: "na"}.get(c.status, ""))
     return _table(["status", "check"], rows, left=2, row_class=classes)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "EndRecord",
     "GeneratorSample",
     "HaEventRecord",
+    "PlannedAction",
     "RequestRecord",
     "RunData",
     "RunInfo",
@@ -91,15 +92,31 @@ _ACTION_ALIASES.update({
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Action:
-    """One admin action of ``run.json`` ``actions``: ``{"ts", "action", "node"}``."""
+    """One admin action of ``run.json`` ``actions``: ``{"ts", "action", "node"}``.
+
+    ``error``: why the admin call failed (``"HTTP 400: unknown node"``, a connection error), None
+    when it was accepted or only recorded.
+    """
 
     ts: float
     name: str
     node: str | None
     kind: ActionKind
+    error: str | None = None
 
     def __post_init__(self) -> None:
         _check_ts(self.ts)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlannedAction:
+    """One item of the drill as planned (``run.json`` ``planned_actions``): name, node, when."""
+
+    name: str
+    node: str | None
+    at_s: float
+    after_ready: bool = False
+    kind: ActionKind = ActionKind.OTHER
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -108,7 +125,8 @@ class RunInfo:
 
     Fields beyond the contract that the report reads when present:
     ``ended_ts`` (epoch s, end of the load; else the last record's ts),
-    ``max_login_wait_s`` (the bound on a wave's p99 CPA login wait; None: the verdict's default) and
+    ``max_login_wait_s`` (the bound on a wave's p99 CPA login wait; None: the verdict's default),
+    ``planned_actions`` (the drill as planned, to tell actions not injected) and
     ``critical_service_delay_s`` (shown only). Everything else lands in ``extra``.
     """
 
@@ -123,6 +141,7 @@ class RunInfo:
     partial: bool
     ended_ts: float | None = None
     max_login_wait_s: float | None = None
+    planned_actions: tuple[PlannedAction, ...] = ()
     extra: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -25,8 +25,9 @@ Top-level fields (all always present; ``null`` where not measurable):
   ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
 - ``generator``: ``cpu_max`` (%), ``loop_lag_p99_ms``, ``loop_lag_max_ms``, ``workers``,
   ``samples``, ``saturated``
-- ``verdict`` ("PASS"/"FAIL"), ``reasons`` (failed checks first), ``warnings``, ``checks``
-  (``name``, ``status``, ``wave``, ``measured``, ``limit``, ``excess``, ``message``)
+- ``verdict`` ("PASS"/"FAIL"/"INCONCLUSIVE", ``report.checks``), ``reasons`` (failed checks first,
+  then inconclusive ones), ``warnings``, ``checks`` (``name``, ``status``, ``wave``, ``measured``,
+  ``limit``, ``excess``, ``message``, ``clients``: how many clients the check covered)
 - ``data_warnings``: what the loader tolerated.
 """
 
@@ -46,7 +47,7 @@ from jabberemu.report.verdict import Verdict, VerdictResult
 __all__ = ["SCHEMA_VERSION", "SUMMARY_FILE", "Summary", "make_summary"]
 
 SUMMARY_FILE = "summary.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: INCONCLUSIVE, per-wave server side and client outcomes, checks name clients
 
 
 def _clean(value: Any) -> Any:
@@ -132,7 +133,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
     } for r in analysis.latency]
     checks = [{
         "name": c.name.value, "status": c.status.value, "wave": c.wave, "measured": c.measured,
-        "limit": c.limit, "excess": c.excess, "message": c.message,
+        "limit": c.limit, "excess": c.excess, "message": c.message, "clients": c.clients,
     } for c in result.checks]
     content = {
         "schema": SCHEMA_VERSION, "run_id": data.info.run_id, "partial": data.info.partial,

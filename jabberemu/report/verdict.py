@@ -25,76 +25,31 @@ partial run, a window whose predicted rate ``N / (upper - lower)`` already excee
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, Analysis
+from jabberemu.report.checks import (
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    Check,
+    CheckName,
+    CheckStatus,
+    Verdict,
+    VerdictResult,
+    exit_code,
+    failed,
+)
+from jabberemu.report.integrity import integrity_checks
 from jabberemu.report.records import RunInfo
 from jabberemu.report.storm import WaveStorm
 from jabberemu.report.waves import Wave
 
-__all__ = ["DEFAULT_MAX_LOGIN_WAIT_S", "Check", "CheckName", "CheckStatus", "Verdict", "VerdictResult",
-           "failed", "judge"]
+__all__ = ["DEFAULT_MAX_LOGIN_WAIT_S", "EXIT_FAIL", "EXIT_INCONCLUSIVE", "Check", "CheckName", "CheckStatus",
+           "Verdict", "VerdictResult", "exit_code", "failed", "judge"]
 
 DEFAULT_MAX_LOGIN_WAIT_S = 5.0
 """Bound on a wave's p99 CPA login wait (s) when the run sets none (our choice: a sign-in that takes
 longer than a few seconds is what users call slow; Cisco publishes no figure)."""
-
-
-class Verdict(enum.Enum):
-    """Overall outcome."""
-
-    PASS = "PASS"
-    FAIL = "FAIL"
-
-
-class CheckStatus(enum.Enum):
-    """Outcome of one check."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    NOT_APPLICABLE = "not applicable"
-
-
-class CheckName(enum.Enum):
-    """The checks behind the verdict."""
-
-    PEAK_RATE_1S = "peak re-login demand (1 s window) <= capacity"
-    PEAK_RATE_10S = "peak re-login demand (10 s window) <= capacity"
-    NO_BUSY = "no CPA login refused busy"
-    NO_TIMEOUT = "no CPA login timed out"
-    LOGIN_WAIT = "p99 CPA login wait <= bound"
-    ALL_RECOVERED = "every client recovered"
-    RECOVERY_TIME = "recovery within upper + margin"
-    HA_EVENT_SEEN = "an HA event was exercised"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Check:
-    """One check of one wave (``wave`` None: run-wide).
-
-    ``measured`` and ``limit`` are in the check's unit (logins/s, clients, s); ``excess`` =
-    measured - limit when failed (for ALL_RECOVERED: clients not recovered).
-    """
-
-    name: CheckName
-    status: CheckStatus
-    wave: int | None
-    measured: float | None
-    limit: float | None
-    excess: float | None
-    message: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class VerdictResult:
-    """Verdict with every check, human reasons (failed checks first) and warnings."""
-
-    verdict: Verdict
-    checks: tuple[Check, ...]
-    reasons: tuple[str, ...]
-    warnings: tuple[str, ...]
 
 
 def _label(w: Wave) -> str:
@@ -175,13 +130,19 @@ def _wave_checks(w: Wave, s: WaveStorm | None, capacity: float | None, margin_s:
         checks.append(Check(name=CheckName.ALL_RECOVERED, status=CheckStatus.PASS, wave=w.index,
                             measured=float(w.recovered), limit=float(w.clients), excess=None,
                             message=f"{_label(w)}: all {w.clients} clients recovered"))
-    else:
-        pending = f" ({w.pending} still inside their window when the run stopped)" if w.pending else ""
+    elif lost > w.pending:
+        pending = f" ({w.pending} more still inside their window when the run ended)" if w.pending else ""
         sample = ", ".join(w.not_recovered_sample[:5])
         checks.append(Check(name=CheckName.ALL_RECOVERED, status=CheckStatus.FAIL, wave=w.index,
-                            measured=float(w.recovered), limit=float(w.clients), excess=float(lost),
-                            message=f"{_label(w)}: {lost} of {w.clients} clients did not recover "
-                            f"({100 * lost / w.clients:.1f}%){pending}; e.g. {sample}"))
+                            measured=float(w.recovered), limit=float(w.clients), excess=float(lost - w.pending),
+                            message=f"{_label(w)}: {lost - w.pending} of {w.clients} clients did not recover "
+                            f"({100 * (lost - w.pending) / w.clients:.1f}%){pending}; e.g. {sample}"))
+    else:  # the run ended while they were still inside their re-login window: not tested
+        checks.append(Check(name=CheckName.ALL_RECOVERED, status=CheckStatus.INCONCLUSIVE, wave=w.index,
+                            measured=float(w.recovered), limit=float(w.clients), excess=None,
+                            message=f"{_label(w)}: wave cut by the end of the run: {w.pending} of {w.clients} clients "
+                            f"were still inside their re-login window (upper {w.upper_s or 0:g} s + margin "
+                            f"{margin_s:g} s) when it ended; run longer than the last action + upper + margin"))
     if w.upper_s is None or w.recovery_max_s is None:
         checks.append(Check(name=CheckName.RECOVERY_TIME, status=CheckStatus.NOT_APPLICABLE, wave=w.index,
                             measured=w.recovery_max_s, limit=None, excess=None,
@@ -197,7 +158,9 @@ def _wave_checks(w: Wave, s: WaveStorm | None, capacity: float | None, margin_s:
             + (f"<= upper {w.upper_s:g} s + margin {margin_s:g} s" if ok else
                f"exceeds upper {w.upper_s:g} s + margin {margin_s:g} s = {limit:g} s by "
                f"{w.recovery_max_s - limit:.2f} s")))
-    return checks
+    demand = sum(n.demand_total for n in s.nodes) if s is not None else None
+    rates = (CheckName.PEAK_RATE_1S, CheckName.PEAK_RATE_10S)
+    return [replace(c, clients=w.clients if c.name not in rates or not demand else demand) for c in checks]
 
 
 def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None = None,
@@ -211,22 +174,21 @@ def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None 
         recovery_margin_s: override of ``run.json`` ``recovery_margin_s`` (s).
         max_login_wait_s: override of ``run.json`` ``max_login_wait_s`` (s).
     Returns:
-        The verdict; FAIL iff at least one check failed.
+        The verdict: FAIL when a check failed; else INCONCLUSIVE when a check could not be tested
+        (``report.integrity``, a wave cut by the end of the run); else PASS.
     """
     capacity = server_login_rate if server_login_rate is not None else info.server_login_rate
     margin = recovery_margin_s if recovery_margin_s is not None else info.recovery_margin_s
     max_wait = (max_login_wait_s if max_login_wait_s is not None
                 else info.max_login_wait_s if info.max_login_wait_s is not None else DEFAULT_MAX_LOGIN_WAIT_S)
     storms = {s.wave: s for s in analysis.storms}
-    checks: list[Check] = []
+    checks = integrity_checks(info, analysis)
     for w in analysis.waves:
         checks.extend(_wave_checks(w, storms.get(w.index), capacity, margin, max_wait))
-    if not analysis.waves:
-        checks.append(Check(name=CheckName.HA_EVENT_SEEN, status=CheckStatus.NOT_APPLICABLE, wave=None,
-                            measured=0.0, limit=None, excess=None,
-                            message="no client saw an HA event in this run: the re-login throttle was not exercised"))
-    verdict = Verdict.FAIL if any(c.status is CheckStatus.FAIL for c in checks) else Verdict.PASS
-    order = {CheckStatus.FAIL: 0, CheckStatus.NOT_APPLICABLE: 1, CheckStatus.PASS: 2}
+    statuses = {c.status for c in checks}
+    verdict = (Verdict.FAIL if CheckStatus.FAIL in statuses
+               else Verdict.INCONCLUSIVE if CheckStatus.INCONCLUSIVE in statuses else Verdict.PASS)
+    order = {CheckStatus.FAIL: 0, CheckStatus.INCONCLUSIVE: 1, CheckStatus.NOT_APPLICABLE: 2, CheckStatus.PASS: 3}
     reasons = tuple(c.message for c in sorted(checks, key=lambda c: order[c.status]))
     return VerdictResult(verdict=verdict, checks=tuple(checks), reasons=reasons,
                          warnings=tuple(_warnings(info, analysis, capacity)))
@@ -257,8 +219,3 @@ def _warnings(info: RunInfo, analysis: Analysis, capacity: float | None) -> list
 
 def _fmt(value: float | None, unit: str) -> str:
     return "n/a" if value is None else f"{value:.1f}{unit}"
-
-
-def failed(checks: Sequence[Check]) -> list[Check]:
-    """The failed checks of ``checks``."""
-    return [c for c in checks if c.status is CheckStatus.FAIL]

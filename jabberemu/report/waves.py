@@ -187,7 +187,9 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
         gap_s: HA events further apart than this start a new wave.
         skew_s: tolerance for an action stamped after the HA events it caused.
         recovery_margin_s: grace after ``upper`` before a missing re-login counts as lost rather
-            than pending in a partial run (default: ``run.json`` ``recovery_margin_s``).
+            than pending (default: ``run.json`` ``recovery_margin_s``). A client that did not come
+            back, did not give up and whose HA event + upper + margin falls after the end of the
+            run is *pending*: the run ended before it could be judged.
     Returns:
         Waves in time order (empty when no client saw an HA event).
     """
@@ -211,6 +213,7 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
         if c.client not in home and not c.relogin:
             home[c.client] = c.node
     run_end = data.last_ts
+    gave_up = {e.client for e in data.ends if e.state == "GAVE_UP"}
 
     actions = data.actions
     waves: list[Wave] = []
@@ -276,7 +279,9 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
             peaks10[target] = peak_rate(sel, 10.0)
         peak_node = max(peaks1, key=lambda n: (peaks1[n], peaks10[n])) if peaks1 else None
         deadline_extra = (upper if upper is not None else 0.0) + margin
-        pending = sum(1 for _, ts in not_recovered if ts + deadline_extra > run_end) if info.partial else 0
+        # still inside their window (+ margin) when the run ended, partial or not, and not given up:
+        # not lost, untested
+        pending = sum(1 for c, ts in not_recovered if ts + deadline_extra > run_end and c not in gave_up)
         end_s = float(relogin_t.max()) if relogin_t.size else at_ts - t0 + deadline_extra
         waves.append(Wave(
             index=index, kind=kind, node=node, from_node=from_node, at_s=at_ts - t0,

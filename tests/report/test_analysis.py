@@ -177,8 +177,10 @@ def test_partial_run_counts_clients_without_end_record(tmp_path: Path) -> None:
     done = sum(1 for t in truth.waves[0].completion_t if t <= cfg.failover_at_s + 12)
     assert wave["recovered"] == done and 0 < done < 50
     assert wave["pending"] == 50 - done
-    assert summary["verdict"] == "FAIL"
-    assert any("still inside their window" in r for r in summary["reasons"])
+    # nothing failed, but the run was cut: not tested, never PASS (issue 16)
+    assert summary["verdict"] == "INCONCLUSIVE"
+    assert any(f"{50 - done} of 50 clients were still inside their re-login window" in r for r in summary["reasons"])
+    assert any("the run was interrupted" in r for r in summary["reasons"])
     assert summary["warnings"][0].startswith("partial run")
 
 
