@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from jabberemu.errors import ConfigError
 
-__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call"]
+__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan"]
 
 
 class ActionKind(enum.Enum):
@@ -126,6 +126,47 @@ def parse_schedule(text: str) -> tuple[DrillAction, ...]:
             raise ConfigError(f"drill item {raw!r} needs a service: {kind.value}:NODE:SERVICE@T", field="drill")
         actions.append(DrillAction(kind=kind, at_s=at_s, node=node, arg=arg, after_ready=after_ready))
     return tuple(sorted(actions, key=lambda a: (a.after_ready, a.at_s)))
+
+
+_MOVES_SESSIONS = frozenset({ActionKind.FAILOVER, ActionKind.FALLBACK, ActionKind.SERVICE_STOP, ActionKind.KILL,
+                             ActionKind.PARTITION, ActionKind.RECOVER, ActionKind.RESTART})
+
+
+def check_plan(actions: tuple[DrillAction, ...], *, node_names: tuple[str, ...], run_time_s: float | None,
+               settle_s: float, has_admin: bool) -> tuple[list[str], list[str]]:
+    """Check a drill against its target and ``-t`` before the swarm starts.
+
+    Args:
+        actions: the parsed ``--drill``.
+        node_names: the target pair's node names.
+        run_time_s: Locust ``-t`` in seconds, None when the run has no time limit.
+        settle_s: seconds a wave needs after its action (the upper re-login limit + the recovery margin).
+        has_admin: the target has an admin API (the mock pair): actions are called, not only recorded.
+
+    Returns:
+        ``(errors, warnings)``: errors refuse the run (a node the pair lacks, an action after the end
+        of the run); warnings say what the verdict will not be able to judge (a wave that the end of
+        the run would cut, ``ready+`` times that ``-t`` may not reach).
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    known = ", ".join(node_names)
+    for a in actions:
+        spelled = f"{a.label}{':' + a.node if a.node else ''}@{'ready+' if a.after_ready else ''}{a.at_s:g}"
+        if a.node is not None and a.node not in node_names and (has_admin or a.kind is not ActionKind.MARK):
+            errors.append(f"--drill {spelled}: node {a.node!r} is not in the pair ({known})")
+        if run_time_s is None:
+            continue
+        if not a.after_ready and a.at_s >= run_time_s:
+            errors.append(f"--drill {spelled}: at {a.at_s:g} s, after the end of the run (-t {run_time_s:g}s)")
+        elif a.kind in _MOVES_SESSIONS and not a.after_ready and a.at_s + settle_s > run_time_s:
+            warnings.append(f"--drill {spelled}: its re-login wave needs until {a.at_s + settle_s:g} s (upper limit "
+                            f"+ recovery margin), after the end of the run (-t {run_time_s:g}s): clients still "
+                            "waiting then make the verdict INCONCLUSIVE; give -t at least that")
+        elif a.after_ready:
+            warnings.append(f"--drill {spelled}: counts from the moment every client is signed in; -t "
+                            f"{run_time_s:g}s must leave it {a.at_s + settle_s:g} s after that")
+    return errors, warnings
 
 
 def admin_call(action: DrillAction) -> tuple[str, str, dict[str, object] | None] | None:

@@ -34,6 +34,8 @@ class DrillState:
         self.fired: set[int] = set()
         self.done: list[dict[str, Any]] = []
         self.stop_requested = False
+        self.failure: str | None = None
+        """Why a drill action was refused (the run then stops: what follows would test nothing)."""
         self.ready_probe: Callable[[], bool] = lambda: False
         self.ready_at_s: float | None = None
         self._session = requests.Session()
@@ -53,6 +55,7 @@ class DrillState:
         self.fired.clear()
         self.done.clear()
         self.stop_requested = False
+        self.failure = None
         self.ready_at_s = None
 
     def due(self, run_time_s: float) -> list[DrillAction]:
@@ -93,13 +96,19 @@ class DrillState:
             resp = self._session.request(method, self.admin_url + path, json=cast(Any, body), timeout=30)
             entry["status"] = resp.status_code
             if resp.status_code >= 400:
-                entry["error"] = resp.text[:300]
-                logger.warning("drill %s -> HTTP %s: %s", entry["action"], resp.status_code, resp.text[:200])
+                entry["error"] = resp.text.strip()[:300]
+                self._refused(entry, f"HTTP {resp.status_code}: {resp.text.strip()[:200]}")
             else:
                 logger.info("drill: %s %s done", entry["action"], entry.get("node") or "")
         except requests.RequestException as exc:
             entry["error"] = str(exc)
-            logger.warning("drill %s failed: %s", entry["action"], exc)
+            self._refused(entry, str(exc))
+
+    def _refused(self, entry: dict[str, Any], why: str) -> None:
+        """An admin action failed: the rest of the drill would test something else; stop the run."""
+        self.failure = f"drill action {entry['action']} {entry.get('node') or ''}".rstrip() + f" refused: {why}"
+        logger.error("%s; stopping the run (the verdict will be INCONCLUSIVE)", self.failure)
+        self.stop_requested = True
 
 
 DRILL = DrillState()

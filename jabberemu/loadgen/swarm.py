@@ -36,6 +36,7 @@ from jabberemu.loadgen.collect import HEALTH_MSG, QueueSink, RunCollector
 from jabberemu.loadgen.options import (
     Assignment, Target, UserSpec, home_node, load_users_csv, settings_from_options, target_from_options,
 )
+from jabberemu.loadgen.schedule import check_plan
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
 from jabberemu.runtime import Runtime
@@ -146,6 +147,7 @@ class Swarm:
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
         DRILL.configure(opts.drill or "", self.target.admin_url)
+        self._check_drill(opts)
         _check_patterns(opts)
         if opts.users_csv:
             self.csv_users = load_users_csv(opts.users_csv)
@@ -250,6 +252,11 @@ class Swarm:
         if self._is_worker():
             self.workers.write_account()  # again: anything after test_stop is counted too
             return
+        from jabberemu.report.checks import EXIT_INCONCLUSIVE, exit_code
+
+        if DRILL.failure is not None:  # the run stopped early: never exit 0 on a drill not carried out
+            sys.stderr.write(f"jabberemu: error: {DRILL.failure}; the run stopped there\n")
+            environment.process_exit_code = EXIT_INCONCLUSIVE
         if not opts.report:
             return
         from jabberemu.report.build import build_report
@@ -260,11 +267,29 @@ class Swarm:
             logger.error("report not built: %s", exc)
             return
         sys.stderr.write(f"jabberemu verdict: {summary.verdict.value}; report: {self.run_dir / 'report.html'}\n")
-        from jabberemu.report.checks import exit_code
-
         code = exit_code(summary.verdict, opts.fail_on_verdict)
         if code:
             environment.process_exit_code = code
+
+    def _check_drill(self, opts: Any) -> None:
+        """Refuse a drill the target cannot run (unknown node, action after ``-t``); warn about waves
+        the end of the run would cut (their verdict would be INCONCLUSIVE).
+
+        Raises:
+            ConfigError: the first problem, in the option's terms.
+        """
+        assert self.target is not None and self.settings is not None
+        run_time = getattr(opts, "run_time", None)
+        errors, warnings = check_plan(
+            DRILL.actions, node_names=tuple(n.name for n in self.target.pair.nodes),
+            run_time_s=float(run_time) if run_time else None,
+            settle_s=self.settings.default_limits.upper_s + float(opts.recovery_margin), has_admin=bool(
+                self.target.admin_url))
+        if errors:
+            raise ConfigError("; ".join(errors), field="drill")
+        if not self._is_worker():
+            for w in warnings:
+                sys.stderr.write(f"jabberemu: warning: {w}\n")
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -380,7 +405,12 @@ class Swarm:
             "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,
             "actions": [
-                {"ts": a["ts"], "action": a["action"], "node": a.get("node")} for a in DRILL.done
+                {k: a[k] for k in ("ts", "action", "node", "status", "error") if a.get(k) is not None}
+                for a in DRILL.done
+            ],
+            "planned_actions": [
+                {"action": a.label, "node": a.node, "at_s": a.at_s, "after_ready": a.after_ready}
+                for a in DRILL.actions
             ],
             "partial": partial,
         }
