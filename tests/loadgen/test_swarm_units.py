@@ -12,7 +12,7 @@ import pytest
 from jabberemu.errors import ConfigError
 from jabberemu.loadgen.collect import HealthWatch
 from jabberemu.loadgen.options import OPTION_NAMES, Assignment, home_node, load_users_csv
-from jabberemu.loadgen.schedule import ActionKind, parse_schedule
+from jabberemu.loadgen.schedule import ActionKind, check_plan, parse_schedule
 from jabberemu.loadgen.shape import DrillState
 from jabberemu.loadgen.webui import client_rows
 
@@ -40,6 +40,42 @@ def test_schedule_errors_name_the_item(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         parse_schedule(text)
     assert info.value.field == "drill"
+
+
+NODES = ("imp1.example.test", "imp2.example.test")
+
+
+def test_plan_refuses_unknown_nodes_and_actions_after_the_end() -> None:
+    plan = parse_schedule("failover:imp1.example.tst@30,fallback:imp1.example.test@70,mark:pressed@5")
+    errors, warnings = check_plan(plan, node_names=NODES, run_time_s=60.0, settle_s=20.0, has_admin=True)
+    assert errors == [
+        "--drill failover:imp1.example.tst@30: node 'imp1.example.tst' is not in the pair "
+        "(imp1.example.test, imp2.example.test)",
+        "--drill fallback:imp1.example.test@70: at 70 s, after the end of the run (-t 60s)",
+    ]
+    # the failover at 30 s needs until 50 s: fits in 60 s
+    assert warnings == []
+
+
+def test_plan_warns_when_the_end_of_the_run_cuts_a_wave() -> None:
+    plan = parse_schedule("failover:imp1.example.test@600,fallback:imp1.example.test@840")
+    errors, warnings = check_plan(plan, node_names=NODES, run_time_s=1200.0, settle_s=537.0 + 5.0, has_admin=True)
+    assert errors == []
+    # the failover's wave ends by 1142 s; the fallback's would need until 1382 s
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "--drill fallback:imp1.example.test@840: its re-login wave needs until 1382 s")
+    assert "INCONCLUSIVE" in warnings[0]
+    assert check_plan(plan, node_names=NODES, run_time_s=None, settle_s=542.0, has_admin=True) == ([], [])
+
+
+def test_a_refused_admin_action_stops_the_drill() -> None:
+    drill = DrillState()
+    drill.configure("fallback:imp1.example.test@0", "")
+    entry = {"action": "fallback", "node": "imp1.example.test"}
+    drill._refused(entry, "HTTP 409: fallback is not allowed on imp1.example.test while Normal (Normal)")
+    assert drill.stop_requested
+    assert drill.failure == ("drill action fallback imp1.example.test refused: HTTP 409: fallback is not allowed "
+                             "on imp1.example.test while Normal (Normal)")
 
 
 def test_drill_state_fires_ready_actions_after_the_probe() -> None:
@@ -139,7 +175,9 @@ VALUES: dict[str, tuple[str, object]] = {
     "default_upper": ("9.5", 9.5),
     "message_rate": ("0.25", 0.25),
     "presence_rate": ("0.5", 0.5),
-    "ping_interval": ("11", 11.0),
+    "ping_timeout": ("7", 7.0),
+    "soap_timeout": ("12", 12.0),
+    "max_login_wait": ("2.5", 2.5),
     "ping_timeout": ("7", 7.0),
     "run_seed": ("42", 42),
     "drill": ("failover:n1@ready+3", "failover:n1@ready+3"),
