@@ -175,7 +175,7 @@ VALUES: dict[str, tuple[str, object]] = {
     "default_upper": ("9.5", 9.5),
     "message_rate": ("0.25", 0.25),
     "presence_rate": ("0.5", 0.5),
-    "ping_timeout": ("7", 7.0),
+    "ping_interval": ("11", 11.0),
     "soap_timeout": ("12", 12.0),
     "max_login_wait": ("2.5", 2.5),
     "ping_timeout": ("7", 7.0),
