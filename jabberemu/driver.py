@@ -33,7 +33,14 @@ from jabberemu.core import metrics as mx
 from jabberemu.core.machine import ClientMachine
 from jabberemu.core.relogin import rng_for
 from jabberemu.core.states import END_STATES, ClientState, EndReason
-from jabberemu.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SoapFault, TransportError
+from jabberemu.errors import (
+    ConfigError,
+    HttpStatusError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    SoapFault,
+    TransportError,
+)
 from jabberemu.runtime import RecordType, Runtime
 from jabberemu.xmpp.client import XmppSession
 
@@ -349,6 +356,8 @@ class EmulatedClient:
         if isinstance(exc, SoapFault):
             return ev.SoapFailed(node=node.name, code=exc.code or "unknown", reason=exc.reason,
                                  sender_fault=exc.sender_fault)
+        if isinstance(exc, HttpStatusError):
+            return ev.HttpFailed(node=node.name, status=exc.status, content_type=exc.content_type)
         if isinstance(exc, TransportError):
             loss = _LOSS_CLASSES.get(exc.cls)
             if loss is not None:

@@ -10,6 +10,8 @@
     ├── ProtocolError                    a protocol rule was broken
     │   ├── LocalProtocolError           by us (e.g. an event the client state table lacks)
     │   └── RemoteProtocolError          by the server (malformed answer, unexpected stanza)
+    │       └── HttpStatusError          an HTTP error status whose body is no SOAP (node, status,
+    │                                    content_type): a proxy's or a crashed CPA's HTML page
     ├── TransportError                   TCP/TLS/HTTP failed (node, cls, e.g. "connection-reset")
     ├── HaError                          high-availability handling failed
     │   └── NoNodeLeft                   every node of the pair was tried and failed
@@ -25,6 +27,7 @@ __all__ = [
     "BridgeError",
     "ConfigError",
     "HaError",
+    "HttpStatusError",
     "JabberEmuError",
     "LocalProtocolError",
     "LoginError",
@@ -116,13 +119,28 @@ class RemoteProtocolError(ProtocolError):
         self.node = node
 
 
+class HttpStatusError(RemoteProtocolError):
+    """The CPA answered an HTTP error status with something that is not SOAP (an HTML error page).
+
+    Attributes:
+        node: node name.
+        status: the HTTP status code.
+        content_type: the media type of the body ("" when the answer had none).
+    """
+
+    def __init__(self, *, node: str, status: int, content_type: str) -> None:
+        super().__init__(f"{node} answered HTTP {status} ({content_type or 'no content type'}), not SOAP", node=node)
+        self.status = status
+        self.content_type = content_type
+
+
 class TransportError(JabberEmuError):
     """TCP, TLS or HTTP failed below the protocol.
 
     Attributes:
         node: node name.
         cls: failure class as recorded for HA events, e.g. ``connection-reset``,
-            ``connection-closed``, ``connection-refused``, ``timeout:connect``.
+            ``connection-closed``, ``connection-refused``, ``dns-failure``, ``timeout``.
     """
 
     def __init__(self, message: str | None = None, *, node: str, cls: str) -> None:

@@ -8,8 +8,11 @@ A bad field raises :class:`jabberemu.errors.LocalProtocolError` (the caller buil
 
 Failure classes (the ``cls`` recorded with an HA event, ARCHITECTURE.md ``ha_event``):
 ``stream-error:<condition>`` (RFC 6120 §4.9.3), ``connection-reset``, ``connection-closed``,
-``connection-refused``, ``ping-timeout`` (XEP-0199), ``soap-fault:<code>``,
-``auth-failure:<condition>`` (RFC 6120 §6.5), ``timeout:<stage>``; see :func:`classify`.
+``connection-refused``, ``dns-failure`` (the node's host name does not resolve), ``ping-timeout``
+(XEP-0199), ``soap-fault:<code>``, ``http-error:<status>:<content type>`` (an HTTP error answer
+that is no SOAP, e.g. ``http-error:500:text/html``), ``auth-failure:<condition>`` (RFC 6120 §6.5),
+``timeout:<stage>``; see :func:`classify`. This is the one vocabulary of failure classes: HA
+events, state reasons, end details and the report's error table all use it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from jabberemu.errors import LocalProtocolError
 
 __all__ = [
     "AttemptFailed", "Cause", "CauseKind", "CancelTimer", "Command", "Connected",
-    "ConnectionLost", "EnterEndState", "Event", "FetchOtp", "HaEventSeen", "LimitsProblems",
+    "ConnectionLost", "EnterEndState", "Event", "FetchOtp", "HaEventSeen", "HttpFailed", "LimitsProblems",
     "LossKind", "OperationTimeout", "OtpOk", "PingTimeout", "Record", "SaslCondition",
     "SoapFailed", "SoapLogin", "SoapLoginOk", "SoapLogout", "Stage", "Start", "StartTimer",
     "StateChanged", "StopRequested", "StreamCondition", "StreamError", "TimerFired",
@@ -115,6 +118,7 @@ class LossKind(enum.Enum):
     CONNECTION_RESET = "connection-reset"
     CONNECTION_CLOSED = "connection-closed"
     CONNECTION_REFUSED = "connection-refused"
+    DNS_FAILURE = "dns-failure"  # the host name did not resolve: no connection was tried
 
 
 class Stage(enum.Enum):
@@ -135,8 +139,10 @@ class CauseKind(enum.Enum):
     CONNECTION_RESET = "connection-reset"
     CONNECTION_CLOSED = "connection-closed"
     CONNECTION_REFUSED = "connection-refused"
+    DNS_FAILURE = "dns-failure"
     PING_TIMEOUT = "ping-timeout"
     SOAP_FAULT = "soap-fault"
+    HTTP_ERROR = "http-error"
     AUTH_FAILURE = "auth-failure"
     TIMEOUT = "timeout"
 
@@ -224,6 +230,21 @@ class SoapFailed(Event):
         _text("code", self.code)
         _kind("reason", self.reason, str)
         _kind("sender_fault", self.sender_fault, bool)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HttpFailed(Event):
+    """A CPA call got an HTTP error status with a body that is no SOAP (``errors.HttpStatusError``)."""
+
+    node: str
+    status: int
+    content_type: str = ""
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        if isinstance(self.status, bool) or not isinstance(self.status, int):
+            raise LocalProtocolError(f"status must be an int, not {self.status!r}")
+        _kind("content_type", self.content_type, str)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -338,6 +359,9 @@ def classify(event: Event) -> Cause:
         return Cause(kind=CauseKind.PING_TIMEOUT, node=event.node)
     if isinstance(event, SoapFailed):
         return Cause(kind=CauseKind.SOAP_FAULT, node=event.node, detail=event.code)
+    if isinstance(event, HttpFailed):
+        return Cause(kind=CauseKind.HTTP_ERROR, node=event.node,
+                     detail=f"{event.status}:{event.content_type or 'no-content-type'}")
     if isinstance(event, XmppAuthFailed):
         return Cause(kind=CauseKind.AUTH_FAILURE, node=event.node, detail=event.condition.value)
     if isinstance(event, OperationTimeout):

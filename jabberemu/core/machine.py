@@ -56,7 +56,7 @@ _FIRST_CHOICE = frozenset({
     ClientState.SOAPCONNECT_P, ClientState.XMPPCONNECT_P, ClientState.SOAPCONNECT_SESSION_P,
 })
 _NODE_EVENTS = (
-    ev.SoapLoginOk, ev.SoapFailed, ev.OtpOk, ev.XmppUp, ev.XmppAuthFailed, ev.StreamError,
+    ev.SoapLoginOk, ev.SoapFailed, ev.HttpFailed, ev.OtpOk, ev.XmppUp, ev.XmppAuthFailed, ev.StreamError,
     ev.ConnectionLost, ev.PingTimeout, ev.OperationTimeout,
 )
 

@@ -31,7 +31,7 @@ from zeep.transports import Transport
 from zeep.wsdl import Document
 from zeep.wsdl.utils import etree_to_string
 
-from jabberemu.errors import RemoteProtocolError, SoapFault, TransportError
+from jabberemu.errors import HttpStatusError, RemoteProtocolError, SoapFault, TransportError
 from jabberemu.soap.fastpath import MISS, RequestTemplate, build_template, read_success
 from jabberemu.soap.transport import AiohttpTransport, as_requests_response
 
@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 EPAS_NS = "urn:cisco:epas:soap"
 BINDING_QNAME = "{urn:cisco:epas:soap}EPASSoapBinding"
+#: Media types of a SOAP answer (SOAP 1.2, and 1.1 for a VersionMismatch); anything else with an
+#: error status is an HTTP error page.
+_SOAP_MEDIA = frozenset({"application/soap+xml", "text/xml", "application/xml"})
 BUNDLED_WSDL = str(importlib.resources.files("jabberemu.soap").joinpath("wsdl/epas.wsdl"))
 """Path of the bundled WSDL (package data)."""
 
@@ -159,6 +162,10 @@ class CpaClient:
                                                 options={"address": cpa_url})
             body = etree_to_string(envelope)  # type: ignore[no-untyped-call]
         raw = await self._transport.post_bytes(cpa_url, body, headers)
+        media = raw.content_type.split(";", 1)[0].strip().lower()
+        if raw.status >= 300 and media not in _SOAP_MEDIA:
+            # an HTML error page (a proxy, a crashed CPA): zeep would fail reading it as a fault
+            raise HttpStatusError(node="", status=raw.status, content_type=media)
         result = read_success(wsdl_op, raw.status, raw.content, raw.content_type)
         if result is not MISS:
             return True, result
@@ -168,6 +175,8 @@ class CpaClient:
     async def _call(self, node: str, cpa_url: str, op: str, values: dict[str, str]) -> tuple[bool, Any]:
         try:
             return await self._exchange(cpa_url, op, values)
+        except HttpStatusError as exc:
+            raise HttpStatusError(node=node, status=exc.status, content_type=exc.content_type) from exc
         except zeep.exceptions.Fault as exc:
             code = _fault_code(exc.detail)
             sender = "Sender" in str(exc.code or "")
@@ -184,6 +193,8 @@ class CpaClient:
             raise RemoteProtocolError(f"{node}: malformed SOAP answer to {op}: {exc}") from exc
         except aiohttp.ServerDisconnectedError as exc:
             raise TransportError(node=node, cls="connection-closed") from exc
+        except aiohttp.ClientConnectorDNSError as exc:
+            raise TransportError(node=node, cls="dns-failure") from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(node=node, cls="connection-refused") from exc
         except (aiohttp.ClientError, ConnectionError) as exc:

@@ -135,6 +135,7 @@ class XmppSession(LeanClientXMPP):
         self._t_bind = 0.0
         self._t_tcp: float | None = None
         self._tls_pending = False
+        self._dns_failed = False
         self.enable_direct_tls = False
         self.enable_starttls = starttls
         self.enable_plaintext = not starttls
@@ -146,6 +147,7 @@ class XmppSession(LeanClientXMPP):
         self.register_handler(Callback("Ping", StanzaPath("iq@type=get/ping"), self._answer_ping))
         self.register_handler(Callback("IM", MatchXPath(_BODY_PATH), self._on_message))
         self.add_event_handler("connected", self._on_connected)
+        self.add_event_handler("connection_failed", self._on_connection_failed)
         if starttls:
             self.add_event_handler("tls_success", self._on_tls)
         self.add_event_handler("failed_auth", self._on_failed_auth)
@@ -214,8 +216,13 @@ class XmppSession(LeanClientXMPP):
     def reschedule_connection_attempt(self) -> asyncio.Future[Any] | None:
         """slixmpp would retry with its own back-off; we report the failure instead."""
         self._current_connection_attempt = None
-        self._fail(ev.ConnectionLost(node=self.node.name, cls=ev.LossKind.CONNECTION_REFUSED))
+        cls = ev.LossKind.DNS_FAILURE if self._dns_failed else ev.LossKind.CONNECTION_REFUSED
+        self._fail(ev.ConnectionLost(node=self.node.name, cls=cls))
         return None
+
+    def _on_connection_failed(self, error: Any) -> None:
+        """slixmpp reports a host name that does not resolve as a text, an OS error as the error."""
+        self._dns_failed = isinstance(error, str) and "DNS" in error
 
     def _handle_stream_error(self, error: Any) -> None:
         """RFC 6120 §4.9: report the condition and text; never follow see-other-host ourselves."""
