@@ -166,7 +166,6 @@ def percentile(values: list[float], p: float) -> float | None:
 class _Live:
     state: LoginState
     arrived_s: float
-    started_s: float | None = None
 
 
 class LoginCostModel:
@@ -357,7 +356,6 @@ class LoginCostModel:
 
     def _start(self, ticket_id: int, at_s: float) -> None:
         live = self._step(ticket_id, LoginStep.START)
-        live.started_s = at_s
         rate = self.settings.rate_per_s
         if rate is not None:
             self._full_at_s = max(self._full_at_s, at_s) + 1.0 / rate

@@ -17,7 +17,8 @@ import pytest
 from pair_support import FAST_PARAMS, N1, cpa_url, fast_config, home_users, soap, started_pair
 
 from mock_server.__main__ import build_parser, config_from_args
-from mock_server.pair_config import LoginCostConfig
+from mock_server.login_cost import LoginCostSettings
+from mock_server.pair_config import LoginCostConfig, PairConfig
 from mock_server.runner import MockPair
 
 ATTEMPTS = 500
@@ -129,3 +130,20 @@ async def wait_for_async(read: Any, want: int, timeout_s: float = 5.0) -> None:
     while (got := await read()) != want:
         assert time.monotonic() < deadline, f"read {got}, want {want}"
         await asyncio.sleep(0.01)
+
+
+def test_login_options() -> None:
+    parse = build_parser().parse_args
+    config = config_from_args(parse(["--login-workers", "4,2", "--login-service-ms", "250", "--login-burst", "5",
+                                     "--login-profile", "25k"]))
+    assert config.login_cost == (LoginCostConfig(rate_per_s=8.5, burst=5, workers=4, service_ms=250.0),
+                                 LoginCostConfig(rate_per_s=8.5, burst=5, workers=2, service_ms=250.0))
+    assert PairConfig.from_dict(config.to_dict()) == config  # what the node processes receive
+    assert config.login_cost[1].settings() == LoginCostSettings(rate_per_s=8.5, burst=5, workers=2, service_ms=250.0)
+    free = config_from_args(parse([])).login_cost
+    assert free == (LoginCostConfig(), LoginCostConfig())
+    assert (free[0].rate_per_s, free[0].workers, free[0].service_ms, free[0].queue_limit) == (None, None, 0.0, None)
+    assert config_from_args(parse(["--login-queue", "0"])).login_cost[0].queue_limit == 0
+    for bad in (["--login-workers", "0"], ["--login-queue", "-1"], ["--login-burst", "0"]):
+        with pytest.raises(ValueError):
+            config_from_args(parse(bad))
