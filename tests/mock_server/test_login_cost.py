@@ -159,6 +159,7 @@ def test_arrive_returns_the_decision() -> None:
     assert model.next_start_at() is None and model.in_service == 2
 
 
+@settings(deadline=None)
 @given(rate=st.floats(0.5, 500), n=st.integers(1, 60))
 def test_kth_of_a_burst_starts_at_k_over_r(rate: float, n: int) -> None:
     trace = simulate(S(rate_per_s=rate), [3.0] * n)
