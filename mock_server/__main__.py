@@ -72,12 +72,20 @@ def add_pair_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--lower-property", default="Presence.Relogin.LowerLimit", help="CPA property of the lower limit")
     s.add_argument("--upper-property", default="Presence.Relogin.UpperLimit", help="CPA property of the upper limit")
     s.add_argument("--no-otp-replication", action="store_true", help="do not replicate the Login Datastore (fault)")
-    c = p.add_argument_group("login cost (per node; one value or two separated by a comma)")
-    c.add_argument("--login-rate", type=lambda t: _pair(t, float), metavar="R", help="sustained logins/s")
+    c = p.add_argument_group(
+        "login cost (docs/login-model.md; per node: one value or two separated by a comma; "
+        "the defaults, our choice, make a login free)")
+    c.add_argument("--login-rate", type=lambda t: _pair(t, float), metavar="R",
+                   help="logins started per second, sustained (token bucket); default unlimited")
     c.add_argument("--login-profile", help="a Cisco HA login profile name instead of --login-rate")
-    c.add_argument("--login-burst", type=_ports, default=(1, 1), metavar="B")
-    c.add_argument("--login-service-ms", type=lambda t: _pair(t, float), default=(0.0, 0.0), metavar="MS")
-    c.add_argument("--login-queue", type=_ports, default=(10_000, 10_000), metavar="Q")
+    c.add_argument("--login-burst", type=_ports, default=(1, 1), metavar="B",
+                   help="logins that may start back to back (default 1)")
+    c.add_argument("--login-workers", type=_ports, default=(None, None), metavar="C",
+                   help="logins in service at once; default unlimited")
+    c.add_argument("--login-service-ms", type=lambda t: _pair(t, float), default=(0.0, 0.0), metavar="MS",
+                   help="time one started login holds its worker before it answers (default 0)")
+    c.add_argument("--login-queue", type=_ports, default=(None, None), metavar="Q",
+                   help="logins that may wait, beyond it server-busy; 0 = no waiting; default unbounded")
     x = p.add_argument_group("XMPP")
     x.add_argument("--starttls", action="store_true", help="offer STARTTLS (self-signed certificate)")
     x.add_argument("--server-ping-interval", type=float, default=0.0, metavar="S", help="XEP-0199 ping of idle clients")
@@ -117,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
         LoginCostConfig(
             rate_per_s=rates[i],
             burst=args.login_burst[i],
+            workers=args.login_workers[i],
             service_ms=args.login_service_ms[i],
             queue_limit=args.login_queue[i],
         )

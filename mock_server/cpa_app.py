@@ -5,21 +5,29 @@
 request's host, and ``GET /EPASSoap/service/epas.xsd`` the schema it imports (Cisco IM and Presence
 Developer Cookbook 10.5, "EPAS SOAP": the CPA at ``https://<node>:8443/EPASSoap/service/v80``).
 
-What the node decides (who a user is, which node serves them, whether services run, login capacity,
+What the node decides (who a user is, which node serves them, whether services run, login admission,
 the system properties) comes from a :class:`CpaBackend` the node implements;
-:class:`StaticCpaBackend` is a fixed one for tests. HTTP-level answers: wrong media type -> 415,
-body over the cap -> 413, a GET without ``?wsdl`` -> 400, all as plain text; everything that reached
-the SOAP layer is answered with a SOAP 1.2 fault (Sender -> 400, Receiver/VersionMismatch -> 500).
+:class:`StaticCpaBackend` is a fixed one for tests.
+
+A ``login`` carries the password (a sign-in) or the one-time password (the session re-login after a
+failover or a fallback). Both go the same way (docs/login-model.md §1): services stopped ->
+``services-stopped`` at once, before admission; then the node's login admission (``server-busy``
+when refused; the handler waits while the login is queued and in service); then the credentials
+(``bad-credentials``, or ``bad-onetime-password`` when the replicated Login Datastore does not know
+the OTP); then ``not-served-here``; then a new session key. Passwords and OTPs are never logged.
+Serve the app with :func:`make_cpa_runner`: a client that gives up closes its connection, and the
+handler must then be cancelled for its login to leave the queue.
+
+HTTP-level answers: wrong media type -> 415, body over the cap -> 413, a GET without ``?wsdl`` -> 400,
+all as plain text; everything that reached the SOAP layer is answered with a SOAP 1.2 fault
+(Sender -> 400, Receiver/VersionMismatch -> 500).
 """
 
 from __future__ import annotations
 
-import enum
 import html
 import logging
-import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,7 +53,9 @@ from mock_server.cpa_soap import (
     parse_request,
     system_config,
 )
+from mock_server.cpa_metrics import CpaCounter, CpaMetrics, CpaSecond
 from mock_server.datastore import LoginDatastore
+from mock_server.login_admission import LoginAdmission
 from mock_server.users import UserDirectory
 
 __all__ = [
@@ -61,6 +71,7 @@ __all__ = [
     "CpaSecond",
     "CpaMetrics",
     "make_cpa_app",
+    "make_cpa_runner",
     "user_config",
 ]
 
@@ -100,70 +111,11 @@ class CpaBackend(Protocol):
         """False while this node's critical services are stopped (failed over, failed mode)."""
 
     async def admit_login(self) -> bool:
-        """Login capacity: may wait in the node's queue; False means busy (fault ``server-busy``)."""
+        """Login admission: may wait in the node's queue and service; False means busy (fault
+        ``server-busy``). Cancelled when the client goes away (the login is then abandoned)."""
 
     def system_properties(self, user: str) -> dict[str, str]:
         """``get-all-config`` system properties for ``user`` (see :func:`cpa_soap.system_config`)."""
-
-
-class CpaCounter(enum.Enum):
-    """What :class:`CpaMetrics` counts."""
-
-    LOGIN_OK = "logins_ok"
-    LOGIN_FAILED = "logins_failed"
-    LOGIN_BUSY = "logins_busy"
-    REQUESTS = "requests"
-    FAULTS = "faults"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CpaSecond:
-    """Counts of one whole second ``[ts, ts + 1)`` (Unix epoch)."""
-
-    ts: int
-    counts: Mapping[CpaCounter, int]
-
-    def to_dict(self) -> dict[str, int]:
-        """JSON-ready row: ``ts`` plus one key per counter (``logins_ok``, ...)."""
-        row = {"ts": self.ts}
-        row.update({counter.value: self.counts.get(counter, 0) for counter in CpaCounter})
-        return row
-
-
-class CpaMetrics:
-    """Per-second and total counters of one CPA endpoint; the node reads them.
-
-    Args:
-        clock: Unix-epoch seconds (injected in tests).
-        keep_s: how many past seconds to keep.
-    """
-
-    def __init__(self, *, clock: Callable[[], float] = time.time, keep_s: int = 300) -> None:
-        self._clock = clock
-        self._seconds: deque[tuple[int, dict[CpaCounter, int]]] = deque(maxlen=keep_s)
-        self.totals: dict[CpaCounter, int] = {counter: 0 for counter in CpaCounter}
-
-    def count(self, counter: CpaCounter, n: int = 1) -> None:
-        """Add ``n`` to ``counter`` in the current second and in the totals."""
-        self.totals[counter] += n
-        second = int(self._clock())
-        if not self._seconds or self._seconds[-1][0] != second:
-            self._seconds.append((second, {}))
-        bucket = self._seconds[-1][1]
-        bucket[counter] = bucket.get(counter, 0) + n
-
-    def completed_seconds(self, after_ts: int | None = None) -> list[CpaSecond]:
-        """Return the finished seconds with any count, oldest first.
-
-        Args:
-            after_ts: only seconds with ``ts > after_ts`` (the last one the caller already read).
-        """
-        now = int(self._clock())
-        return [
-            CpaSecond(ts=ts, counts=dict(counts))
-            for ts, counts in self._seconds
-            if ts < now and (after_ts is None or ts > after_ts)
-        ]
 
 
 CPA_BACKEND = web.AppKey("cpa_backend", CpaBackend)
@@ -209,20 +161,29 @@ def _check_served(backend: CpaBackend, user: str) -> None:
         raise SoapFault(FaultCode.NOT_SERVED_HERE, f"user {user} is {where}, not by {backend.node_name}")
 
 
+_LOGIN_FAULT_COUNTERS = {
+    FaultCode.SERVER_BUSY: CpaCounter.LOGIN_BUSY,
+    FaultCode.BAD_ONETIME_PASSWORD: CpaCounter.SESSION_LOGIN_REFUSED,
+}
+
+
 async def _login(backend: CpaBackend, metrics: CpaMetrics, req: CpaRequest) -> bytes:
+    user = req.username or ""
     try:
         if not await backend.admit_login():
             raise SoapFault(FaultCode.SERVER_BUSY, f"{backend.node_name} is over its login capacity; retry later")
-        user = req.username or ""
-        if not backend.check_password(user, req.password or ""):
+        if req.onetime_password is not None:
+            if not backend.datastore.check_otp(user, req.onetime_password):
+                raise SoapFault(FaultCode.BAD_ONETIME_PASSWORD, "unknown or expired one-time password")
+        elif not backend.check_password(user, req.password or ""):
             raise SoapFault(FaultCode.BAD_CREDENTIALS, "invalid user name or password")
         _check_served(backend, user)
     except SoapFault as fault:
-        metrics.count(CpaCounter.LOGIN_BUSY if fault.code is FaultCode.SERVER_BUSY else CpaCounter.LOGIN_FAILED)
+        metrics.count(_LOGIN_FAULT_COUNTERS.get(fault.code, CpaCounter.LOGIN_FAILED))
         raise
     key = backend.datastore.issue_session_key(user)
-    metrics.count(CpaCounter.LOGIN_OK)
-    logger.debug("CPA login ok: %s on %s", user, backend.node_name)
+    metrics.count(CpaCounter.SESSION_LOGIN_OK if req.session_login else CpaCounter.LOGIN_OK)
+    logger.debug("CPA %s ok: %s on %s", "session login" if req.session_login else "login", user, backend.node_name)
     return build_login_response(key)
 
 
@@ -318,12 +279,27 @@ def make_cpa_app(
     return app
 
 
+def make_cpa_runner(app: web.Application) -> web.AppRunner:
+    """The runner a node serves its CPA app with: no access log, no signal handlers, and handler
+    cancellation on (opt-in since aiohttp 3.9): a client that closes its connection cancels its
+    handler, so a login it left waiting is abandoned (``login_admission``).
+
+    Args:
+        app: from :func:`make_cpa_app` (plus the node's own routes).
+
+    Returns:
+        The runner, not set up yet.
+    """
+    return web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+
+
 @dataclass(kw_only=True)
 class StaticCpaBackend:
     """A fixed :class:`CpaBackend` for tests and benchmarks.
 
     Users are served by their home node unless it is in ``down_nodes``, then by the other node.
-    ``running`` and ``busy`` switch the services-stopped and server-busy answers.
+    ``running`` and ``busy`` switch the services-stopped and server-busy answers; ``admission``,
+    when set, admits the logins that are not refused busy.
     """
 
     node_name: str
@@ -338,6 +314,7 @@ class StaticCpaBackend:
     running: bool = True
     busy: bool = False
     down_nodes: set[str] = field(default_factory=set)
+    admission: LoginAdmission | None = None
 
     def __post_init__(self) -> None:
         if self.node_name not in self.contacts:
@@ -364,7 +341,9 @@ class StaticCpaBackend:
 
     async def admit_login(self) -> bool:
         """See :class:`CpaBackend`."""
-        return not self.busy
+        if self.busy:
+            return False
+        return await self.admission.admit() if self.admission is not None else True
 
     def system_properties(self, user: str) -> dict[str, str]:
         """See :class:`CpaBackend`."""

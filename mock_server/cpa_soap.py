@@ -109,6 +109,7 @@ class FaultCode(enum.Enum):
     """``code`` attribute of ``env:Detail/epas:error``: what the client classifies by."""
 
     BAD_CREDENTIALS = "bad-credentials"
+    BAD_ONETIME_PASSWORD = "bad-onetime-password"
     UNKNOWN_SESSION = "unknown-session"
     NOT_SERVED_HERE = "not-served-here"
     SERVICES_STOPPED = "services-stopped"
@@ -170,7 +171,9 @@ class CpaRequest:
     Attributes:
         operation: which operation the body element names.
         session_key: text of the ``epas:session-key`` header, or None when absent.
-        username, password: ``login`` only (password hidden from repr).
+        username: ``login`` only.
+        password, onetime_password: ``login`` only, exactly one of the two (a sign-in with the
+            password, or the session login with the one-time password); both hidden from repr.
         client_type, client_version, force: ``login`` attributes, None when absent.
     """
 
@@ -178,13 +181,21 @@ class CpaRequest:
     session_key: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    onetime_password: str | None = field(default=None, repr=False)
     client_type: str | None = None
     client_version: str | None = None
     force: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.operation is Operation.LOGIN and (self.username is None or self.password is None):
-            raise ValueError("a login request needs username and password")
+        if self.operation is Operation.LOGIN and (
+            self.username is None or (self.password is None) == (self.onetime_password is None)
+        ):
+            raise ValueError("a login request needs a username and exactly one of password, onetime_password")
+
+    @property
+    def session_login(self) -> bool:
+        """Whether this is a ``login`` with the one-time password (the session re-login)."""
+        return self.operation is Operation.LOGIN and self.onetime_password is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -273,7 +284,8 @@ def parse_request(
         RequestTooLargeError: body over ``max_body_bytes``.
         SoapFault: ``malformed-request`` for non-XML, a DTD, a non-SOAP root, a SOAP 1.1 envelope
             (with side VersionMismatch, SOAP 1.2 Part 1 §5.4.7), a missing or empty Body, a login
-            without username/password or an action mismatch; ``unknown-operation`` for a body
+            without a username or without exactly one of password / onetime-password, or an action
+            mismatch; ``unknown-operation`` for a body
             element that is not one of our operations.
     """
     if len(body) > max_body_bytes:
@@ -326,8 +338,9 @@ def parse_request(
 def _parse_login(element: etree._Element, session_key: str | None) -> CpaRequest:
     username = element.findtext(f"{{{EPAS_NS}}}username")
     password = element.findtext(f"{{{EPAS_NS}}}password")
-    if username is None or password is None:
-        raise _malformed("login needs epas:username and epas:password")
+    onetime_password = element.findtext(f"{{{EPAS_NS}}}onetime-password")
+    if username is None or (password is None) == (onetime_password is None):
+        raise _malformed("login needs epas:username and exactly one of epas:password, epas:onetime-password")
     force_text = element.get("force")
     force: bool | None
     if force_text is None:
@@ -343,6 +356,7 @@ def _parse_login(element: etree._Element, session_key: str | None) -> CpaRequest
         session_key=session_key,
         username=username.strip(),
         password=password,
+        onetime_password=onetime_password,
         client_type=element.get("client-type"),
         client_version=element.get("client-version"),
         force=force,

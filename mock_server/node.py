@@ -29,7 +29,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from mock_server import srm
-from mock_server.cpa_app import CpaMetrics, make_cpa_app
+from mock_server.cpa_app import CpaMetrics, make_cpa_app, make_cpa_runner
 from mock_server.cpa_soap import NodeContact, system_config
 from mock_server.datastore import Delta, LoginDatastore
 from mock_server.login_admission import LoginAdmission
@@ -124,10 +124,7 @@ class MockNode:
         self.serving = srm.ServeSet.NONE
         self.services: dict[srm.MonitoredService, bool] = dict.fromkeys(srm.ALWAYS_CRITICAL, True)
         self._srm_stopped = False
-        cost = config.login_cost[index]
-        self.admission = LoginAdmission(
-            rate_per_s=cost.rate_per_s, burst=cost.burst, service_ms=cost.service_ms, queue_limit=cost.queue_limit
-        )
+        self.admission = LoginAdmission(config.login_cost[index].settings())
         self.cpa_metrics = CpaMetrics()
         self.peer = PeerLink(self._on_peer_frame)
         self.peer_addr: PeerAddress | None = None
@@ -158,7 +155,7 @@ class MockNode:
         want = self.config.ports[self.index]
         bind = self.config.bind
         app = make_cpa_app(_CpaSide(self), metrics=self.cpa_metrics)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = make_cpa_runner(app)  # handler cancellation: a client that gives up abandons its login
         await self._runner.setup()
         site = web.TCPSite(self._runner, bind, want.cpa, reuse_address=True)
         await site.start()
@@ -190,6 +187,7 @@ class MockNode:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.admission.close()
 
     def configure_peer(self, peer: PeerAddress) -> None:
         """Learn the peer's addresses and start dialling its peer port."""
@@ -476,23 +474,18 @@ class MockNode:
                 logger.exception("metrics sample failed on %s", self.name)
 
     def metrics_row(self) -> dict[str, Any]:
-        """Counts since the previous row (``xmpp_*``, ``cpa_*``, ``admission_*``), plus gauges
-        (``active_sessions``, ``login_queue_depth``, ``*_active``) and the SRM state.
-
-        ``admission_attempts = admission_started + admission_queued + admission_busy`` holds in
-        every row (``login_cost.LoginCostCounters``).
+        """Counts since the previous row (``xmpp_*``, ``cpa_*``), gauges (``active_sessions``,
+        ``xmpp_*_active``), the SRM state, and the login admission's ``login_*`` keys of
+        docs/login-model.md (counts and wait/latency percentiles since the previous row, gauges
+        now; ``login_cost.LoginInterval``).
         """
         cur = {f"xmpp_{k}": v for k, v in self.listener.metrics.items()}
         cur.update({f"cpa_{c.value}": v for c, v in self.cpa_metrics.totals.items()})
-        cur.update({f"admission_{k}": v for k, v in self.admission.counters().items()})
         row: dict[str, Any] = {"ts": round(time.time(), 3), "node": self.name}
         for key, value in cur.items():
-            if key.endswith("_active") or key.endswith("depth"):
-                row[key] = value
-            else:
-                row[key] = value - self._last_counters.get(key, 0)
+            row[key] = value if key.endswith("_active") else value - self._last_counters.get(key, 0)
+        row.update(self.admission.take_interval().to_metrics())
         row["active_sessions"] = self.listener.session_count
-        row["login_queue_depth"] = self.admission.queue_depth
         row["state"] = self.srm.state.value
         self._last_counters = cur
         return row
@@ -617,9 +610,6 @@ class _XmppSide:
         if name is None:
             return None
         return self._node.my_ref() if name == self._node.name else self._node.peer_ref()
-
-    def admit_login(self) -> bool:
-        return self._node.admission.try_now()
 
     def roster(self, user: str) -> list[RosterItem]:
         node = self._node

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mock_server.login_cost import LoginCostSettings
+
 __all__ = ["PairConfig", "NodePorts", "LoginCostConfig", "DEFAULT_NODE_NAMES", "DEFAULT_DOMAIN"]
 
 DEFAULT_NODE_NAMES = ("imp1.example.test", "imp2.example.test")
@@ -33,29 +35,35 @@ class NodePorts:
 
 @dataclass(frozen=True, kw_only=True)
 class LoginCostConfig:
-    """Login admission per node (see ``mock_server.login_cost``); None rate = unlimited.
+    """Login admission of one node (docs/login-model.md §1, ``mock_server.login_cost``).
+
+    Every default is our choice and together they make a login free: Cisco publishes a sustainable
+    login rate per server size (the HA login profiles), not a queue, a worker count or a service time.
 
     Attributes:
-        rate_per_s: sustained logins per second (token bucket).
-        burst: logins admitted at once before the rate applies.
-        service_ms: milliseconds one login occupies the node.
-        queue_limit: logins that may wait; beyond it a login gets "server busy".
+        rate_per_s: R, logins started per second (token bucket); None = unlimited.
+        burst: B, logins that may start back to back (bucket size).
+        workers: C, logins in service at once; None = unlimited.
+        service_ms: S, milliseconds one started login holds its worker before it answers.
+        queue_limit: Q, logins that may wait; beyond it "server busy"; None = unbounded, 0 = no waiting.
+
+    Raises:
+        ValueError: a value out of range (``params.ParameterError``).
     """
 
     rate_per_s: float | None = None
     burst: int = 1
+    workers: int | None = None
     service_ms: float = 0.0
-    queue_limit: int = 10_000
+    queue_limit: int | None = None
 
     def __post_init__(self) -> None:
-        if self.rate_per_s is not None and not self.rate_per_s > 0:
-            raise ValueError(f"login rate must be > 0 logins/s, not {self.rate_per_s!r}")
-        if self.burst < 1:
-            raise ValueError(f"login burst must be >= 1, not {self.burst!r}")
-        if self.service_ms < 0:
-            raise ValueError(f"login service time must be >= 0 ms, not {self.service_ms!r}")
-        if self.queue_limit < 0:
-            raise ValueError(f"login queue must be >= 0, not {self.queue_limit!r}")
+        self.settings()  # the model's own checks
+
+    def settings(self) -> LoginCostSettings:
+        """The model's settings."""
+        return LoginCostSettings(rate_per_s=self.rate_per_s, burst=self.burst, workers=self.workers,
+                                 service_ms=self.service_ms, queue_limit=self.queue_limit)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -135,9 +135,8 @@ class XmppBackend(Protocol):
     """The node as seen by its XMPP listener. All methods are called on the listener's loop and
     must not block.
 
-    Order on a login (our choice, matching what a real node must know when): ``admit_login`` (SASL
-    failure ``temporary-auth-failure`` when False), ``check_password``/``check_token`` (SASL
-    ``not-authorized``), ``serving_node`` (None: stream error ``system-shutdown``; another node:
+    Order on a login (our choice, matching what a real node must know when): ``check_password``/
+    ``check_token`` (SASL ``not-authorized``), ``serving_node`` (None: stream error ``system-shutdown``; another node:
     ``see-other-host``), then ``session_started`` once the resource is bound.
     """
 
@@ -167,10 +166,6 @@ class XmppBackend(Protocol):
 
     def serving_node(self, user: str) -> NodeRef | None:
         """The node that serves ``user`` now, or None when no node does."""
-        ...
-
-    def admit_login(self) -> bool:
-        """Login admission (capacity). False: SASL ``temporary-auth-failure``."""
         ...
 
     def roster(self, user: str) -> list[RosterItem]:
@@ -220,7 +215,6 @@ class LocalBackend:
         peer_hostname: host name announced second in the hostname hints, or None.
         elsewhere: user id -> node serving that user instead of this one (see-other-host).
         nobody_serves: users no node serves now (stream error system-shutdown).
-        login_budget: number of logins still admitted, or None for no limit.
         xmpp_host / xmpp_port: this node's own c2s address, for its ``NodeRef``.
     """
 
@@ -233,7 +227,6 @@ class LocalBackend:
     peer_hostname: str | None = None
     elsewhere: dict[str, NodeRef] = field(default_factory=dict)
     nobody_serves: set[str] = field(default_factory=set)
-    login_budget: int | None = None
     xmpp_host: str = "127.0.0.1"
     xmpp_port: int = 5222
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
@@ -262,15 +255,6 @@ class LocalBackend:
         if user in self.elsewhere:
             return self.elsewhere[user]
         return NodeRef(name=self.node_name, xmpp_host=self.xmpp_host, xmpp_port=self.xmpp_port)
-
-    def admit_login(self) -> bool:
-        """Spend one unit of ``login_budget`` (None: always admitted)."""
-        if self.login_budget is None:
-            return True
-        if self.login_budget <= 0:
-            return False
-        self.login_budget -= 1
-        return True
 
     def roster(self, user: str) -> list[RosterItem]:
         """Contacts of ``user`` with their display names, subscription ``both``."""

@@ -1,7 +1,8 @@
 """One c2s connection: the asyncio Protocol around a sans-IO ``C2sStream``.
 
-Carries out the stream's events: SASL decisions via the node's ``XmppBackend`` (admission,
-credentials, serving node), binding (an older session with the same full JID gets ``conflict``,
+Carries out the stream's events: SASL decisions via the node's ``XmppBackend`` (credentials,
+serving node; authentication is free: only the CPA login passes the node's login admission,
+docs/login-model.md §1), binding (an older session with the same full JID gets ``conflict``,
 RFC 6120 §7.7.2.2), roster, presence and routing through its ``XmppListener``, server pings
 (XEP-0199 §4.2), stream errors and the close (RFC 6120 §4.4, §4.9).
 
@@ -185,12 +186,8 @@ class C2sConnection(asyncio.Protocol):
             self.finish()
 
     def on_auth(self, ev: AuthRequested) -> None:
-        """Admission, credentials, serving node; see ``XmppBackend`` for the order."""
+        """Credentials, serving node; see ``XmppBackend`` for the order."""
         backend, counters = self.listener.backend, self.listener.counters
-        if not backend.admit_login():
-            counters["auths_busy"] += 1
-            self.write(self.stream.auth_failure(SaslCondition.TEMPORARY_AUTH_FAILURE, "login capacity reached"))
-            return
         if ev.mechanism is SaslMechanism.PLAIN:
             ok = backend.check_password(ev.user, ev.secret)
         else:

@@ -30,7 +30,7 @@ __all__ = ["ListenerMetrics", "ListenerSettings", "XmppListener"]
 logger = logging.getLogger(__name__)
 
 _COUNTERS = ("connections_total", "connections_active", "sessions_active", "auths_ok", "auths_failed",
-             "auths_busy", "redirects", "stream_errors_sent", "pings_sent", "pongs_received", "ping_timeouts",
+             "redirects", "stream_errors_sent", "pings_sent", "pongs_received", "ping_timeouts",
              "stanzas_routed", "stanzas_bounced", "tls_upgrades", "bytes_received")
 
 
@@ -120,7 +120,7 @@ class XmppListener:
 
     @property
     def metrics(self) -> ListenerMetrics:
-        """A copy of the counters (auths ok/failed/busy, sessions, connections, errors, pings,
+        """A copy of the counters (auths ok/failed, sessions, connections, errors, pings,
         stanzas routed/bounced, TLS upgrades, bytes received). Read it as a dict
         (``dict(listener.metrics)``) or call it (``listener.metrics()``): both are in use."""
         return ListenerMetrics(self.counters)

@@ -264,16 +264,24 @@ def _envelope(op: str, inner: str, key: str | None) -> bytes:
 
 
 async def soap(session: aiohttp.ClientSession, url: str, op: str, *, user: str | None = None,
-               password: str | None = None, key: str | None = None) -> SoapResult:
-    """One CPA call (``login``, ``get-all-config``, ``get-onetime-password``, ``logout``)."""
+               password: str | None = None, key: str | None = None, otp: str | None = None,
+               timeout_s: float = TIMEOUT_S * 4) -> SoapResult:
+    """One CPA call (``login``, ``get-all-config``, ``get-onetime-password``, ``logout``); a
+    ``login`` with ``otp`` is the session login with the one-time password.
+
+    Raises:
+        TimeoutError: no answer within ``timeout_s`` (the connection is then closed).
+    """
     if op == "login":
+        secret = (f"<epas:onetime-password>{otp}</epas:onetime-password>" if otp is not None
+                  else f"<epas:password>{password or 'pass-' + str(user)}</epas:password>")
         inner = (f"<epas:login client-type='CUPC' client-version='14.1' force='true'><epas:username>{user}"
-                 f"</epas:username><epas:password>{password or 'pass-' + str(user)}</epas:password></epas:login>")
+                 f"</epas:username>{secret}</epas:login>")
     else:
         inner = f"<epas:{op}/>"
     headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{_SOAP_NS}/{op}"'}
     async with session.post(url, data=_envelope(op, inner, key), headers=headers,
-                            timeout=aiohttp.ClientTimeout(total=TIMEOUT_S * 4)) as resp:
+                            timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
         body = await resp.text()
     fault = re.search(r"<epas:error[^>]*code=\"([a-z-]+)\"|<epas:error[^>]*code='([a-z-]+)'", body)
     value = re.search(r"<epas:(?:session-key|password)>([^<]+)<", body)

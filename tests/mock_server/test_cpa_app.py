@@ -262,9 +262,66 @@ def test_metrics_per_second_rows() -> None:
     metrics.count(CpaCounter.LOGIN_BUSY)
     rows = metrics.completed_seconds()
     assert [r.to_dict() for r in rows] == [
-        {"ts": 1000, "logins_ok": 2, "logins_failed": 0, "logins_busy": 0, "requests": 0, "faults": 0}
+        {"ts": 1000, "logins_ok": 2, "logins_failed": 0, "logins_busy": 0, "session_logins_ok": 0,
+         "session_logins_refused": 0, "requests": 0, "faults": 0}
     ]
     now[0] = 1003.0
     assert [r.ts for r in metrics.completed_seconds()] == [1000, 1001]
     assert [r.ts for r in metrics.completed_seconds(after_ts=1000)] == [1001]
     assert metrics.totals[CpaCounter.LOGIN_OK] == 2
+
+
+def otp_login_body(user: str, otp: str) -> bytes:
+    return envelope(f'<epas:login client-type="CUPC" force="true"><epas:username>{user}</epas:username>'
+                    f'<epas:onetime-password>{otp}</epas:onetime-password></epas:login>')
+
+
+def login_counts(client: TestClient[Any, Any]) -> dict[str, int]:
+    totals = client.app[CPA_METRICS].totals
+    return {c.value: totals[c] for c in CpaCounter if c not in (CpaCounter.REQUESTS, CpaCounter.FAULTS)}
+
+
+async def test_session_login_with_the_onetime_password(client: TestClient[Any, Any], backend: StaticCpaBackend,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    key = await login(client)
+    status, data = await post(client, envelope("<epas:get-onetime-password/>", key))
+    otp = etree.fromstring(data).findtext(".//epas:password", namespaces=NS)
+    status, data = await post(client, otp_login_body("user00001", otp))
+    assert status == 200, data
+    new_key = etree.fromstring(data).findtext(".//epas:login-resp/epas:success/epas:session-key", namespaces=NS)
+    assert new_key != key and backend.datastore.user_for_session(new_key) == "user00001"
+    status, data = await post(client, otp_login_body("user00001", otp + "x"))
+    assert status == 400
+    assert c14n(data) == c14n(golden("fault-bad-onetime-password.xml"))
+    assert fault_code((await post(client, otp_login_body("user00003", otp)))[1]) == ("env:Sender", "bad-onetime-password")
+    assert login_counts(client) == {"logins_ok": 1, "logins_failed": 0, "logins_busy": 0, "session_logins_ok": 1,
+                                    "session_logins_refused": 2}
+    assert otp not in caplog.text and "pass-user00001" not in caplog.text
+    assert "session login ok: user00001" in caplog.text
+
+
+async def test_session_login_of_a_user_served_elsewhere(client: TestClient[Any, Any], backend: StaticCpaBackend) -> None:
+    otp = backend.datastore.issue_otp("user00002")  # replicated from the peer, which serves user00002
+    status, data = await post(client, otp_login_body("user00002", otp))
+    assert (status, fault_code(data)) == (400, ("env:Sender", "not-served-here"))
+    backend.busy = True
+    status, data = await post(client, otp_login_body("user00002", otp))
+    assert (status, fault_code(data)) == (500, ("env:Receiver", "server-busy"))
+    backend.busy, backend.running = False, False
+    status, data = await post(client, otp_login_body("user00002", otp))
+    assert (status, fault_code(data)) == (500, ("env:Receiver", "services-stopped"))
+    assert login_counts(client) == {"logins_ok": 0, "logins_failed": 2, "logins_busy": 1, "session_logins_ok": 0,
+                                    "session_logins_refused": 0}
+
+
+@pytest.mark.parametrize("inner", [
+    "<epas:username>user00001</epas:username>",
+    "<epas:username>user00001</epas:username><epas:password>p</epas:password><epas:onetime-password>o</epas:onetime-password>",
+    "<epas:onetime-password>o</epas:onetime-password>",
+], ids=["neither", "both", "no-username"])
+async def test_login_needs_exactly_one_secret(client: TestClient[Any, Any], inner: str) -> None:
+    status, data = await post(client, envelope(f"<epas:login>{inner}</epas:login>"))
+    assert (status, fault_code(data)) == (400, ("env:Sender", "malformed-request"))
+    reason = etree.fromstring(data).findtext(".//env:Reason/env:Text", namespaces=NS)
+    assert reason == "login needs epas:username and exactly one of epas:password, epas:onetime-password"

@@ -40,6 +40,7 @@ MOCK_WSDL_DIR = ROOT / "mock_server" / "wsdl"
 KEY = "K-0123456789abcdef"
 OTP = "OTP-fedcba9876543210"
 LOGIN_ARGS = {"username": "user00001", "password": "pass-user00001", "client-type": "CUPC", "client-version": "14.1", "force": True}
+LOGIN_OTP_ARGS = {"username": "user00001", "onetime-password": "otp-user00001", "client-type": "CUPC", "client-version": "14.1", "force": True}
 IMP1 = NodeContact(name="imp1.example.test", xmpp_host="127.0.0.1", xmpp_port=5222, cpa_url="http://127.0.0.1:8081/EPASSoap/service/v80")
 IMP2 = NodeContact(name="imp2.example.test", xmpp_host="127.0.0.1", xmpp_port=5223, cpa_url="http://127.0.0.1:8082/EPASSoap/service/v80")
 SYSTEM = system_config(domain="example.test", primary=IMP1, backup=IMP2, lower_limit_s=120, upper_limit_s=537)
@@ -47,6 +48,7 @@ USER_CONFIG = {"Presence.UserId": "user00001", "Presence.Jid": "user00001@exampl
 
 FAULT_REASONS = {
     FaultCode.BAD_CREDENTIALS: "invalid user name or password",
+    FaultCode.BAD_ONETIME_PASSWORD: "unknown or expired one-time password",
     FaultCode.UNKNOWN_SESSION: "unknown or expired session key",
     FaultCode.NOT_SERVED_HERE: "user user00002 is served by imp2.example.test, not by imp1.example.test",
     FaultCode.SERVICES_STOPPED: "critical services are stopped on imp1.example.test",
@@ -91,23 +93,26 @@ def zeep_client() -> tuple[zeep.Client, ReplayTransport]:
     return zeep.Client(str(CLIENT_WSDL), transport=transport), transport
 
 
+# (golden request file, operation, zeep arguments, expected result, what the mock parses)
 CASES = [
-    (Operation.LOGIN, LOGIN_ARGS, KEY, CpaRequest(operation=Operation.LOGIN, username="user00001", password="pass-user00001", client_type="CUPC", client_version="14.1", force=True)),
-    (Operation.GET_ALL_CONFIG, {"_soapheaders": {"session-key": KEY}}, None, CpaRequest(operation=Operation.GET_ALL_CONFIG, session_key=KEY)),
-    (Operation.GET_ONETIME_PASSWORD, {"_soapheaders": {"session-key": KEY}}, OTP, CpaRequest(operation=Operation.GET_ONETIME_PASSWORD, session_key=KEY)),
-    (Operation.LOGOUT, {"_soapheaders": {"session-key": KEY}}, None, CpaRequest(operation=Operation.LOGOUT, session_key=KEY)),
+    ("login", Operation.LOGIN, LOGIN_ARGS, KEY, CpaRequest(operation=Operation.LOGIN, username="user00001", password="pass-user00001", client_type="CUPC", client_version="14.1", force=True)),
+    ("login-otp", Operation.LOGIN, LOGIN_OTP_ARGS, KEY, CpaRequest(operation=Operation.LOGIN, username="user00001", onetime_password="otp-user00001", client_type="CUPC", client_version="14.1", force=True)),
+    ("get-all-config", Operation.GET_ALL_CONFIG, {"_soapheaders": {"session-key": KEY}}, None, CpaRequest(operation=Operation.GET_ALL_CONFIG, session_key=KEY)),
+    ("get-onetime-password", Operation.GET_ONETIME_PASSWORD, {"_soapheaders": {"session-key": KEY}}, OTP, CpaRequest(operation=Operation.GET_ONETIME_PASSWORD, session_key=KEY)),
+    ("logout", Operation.LOGOUT, {"_soapheaders": {"session-key": KEY}}, None, CpaRequest(operation=Operation.LOGOUT, session_key=KEY)),
 ]
 
 
-@pytest.mark.parametrize(("op", "kwargs", "expected", "_parsed"), CASES, ids=[c[0].value for c in CASES])
+@pytest.mark.parametrize(("name", "op", "kwargs", "expected", "_parsed"), CASES, ids=[c[0] for c in CASES])
 def test_zeep_sends_the_golden_request_and_reads_the_golden_response(
-    zeep_client: tuple[zeep.Client, ReplayTransport], op: Operation, kwargs: dict[str, Any], expected: Any, _parsed: CpaRequest
+    zeep_client: tuple[zeep.Client, ReplayTransport], name: str, op: Operation, kwargs: dict[str, Any], expected: Any,
+    _parsed: CpaRequest,
 ) -> None:
     client, transport = zeep_client
     transport.reply, transport.status = golden(f"{op.value}-response.xml"), 200
     result = client.service[op.value](**kwargs)
     sent, headers = transport.sent[-1]
-    assert c14n(sent) == c14n(golden(f"{op.value}-request.xml"))
+    assert c14n(sent) == c14n(golden(f"{name}-request.xml"))
     assert headers["Content-Type"] == f'application/soap+xml; charset=utf-8; action="urn:cisco:epas:soap/{op.value}"'
     if op is Operation.GET_ALL_CONFIG:
         system = {p["name"]: p["_value_1"] for p in result["system-config"]["property"]}
@@ -119,11 +124,14 @@ def test_zeep_sends_the_golden_request_and_reads_the_golden_response(
         assert result == expected
 
 
-@pytest.mark.parametrize(("op", "_kwargs", "_expected", "parsed"), CASES, ids=[c[0].value for c in CASES])
-def test_mock_parses_the_golden_request(op: Operation, _kwargs: object, _expected: object, parsed: CpaRequest) -> None:
-    request = parse_request(golden(f"{op.value}-request.xml"), action=op.action)
+@pytest.mark.parametrize(("name", "op", "_kwargs", "_expected", "parsed"), CASES, ids=[c[0] for c in CASES])
+def test_mock_parses_the_golden_request(name: str, op: Operation, _kwargs: object, _expected: object,
+                                        parsed: CpaRequest) -> None:
+    request = parse_request(golden(f"{name}-request.xml"), action=op.action)
     assert request == parsed
-    assert request.password == parsed.password
+    assert (request.password, request.onetime_password) == (parsed.password, parsed.onetime_password)
+    assert request.session_login is (name == "login-otp")
+    assert "pass-user00001" not in repr(request) and "otp-user00001" not in repr(request)
 
 
 def test_mock_builds_the_golden_responses() -> None:
@@ -171,5 +179,5 @@ def test_client_and_mock_wsdl_copies_are_byte_identical() -> None:
 def test_every_golden_file_is_used() -> None:
     names = {p.name for p in GOLDEN.glob("*.xml")}
     expected = {f"{op.value}-{kind}.xml" for op in Operation for kind in ("request", "response")}
-    expected |= {f"fault-{code.value}.xml" for code in FaultCode} | {"fault-version-mismatch.xml"}
+    expected |= {f"fault-{code.value}.xml" for code in FaultCode} | {"fault-version-mismatch.xml", "login-otp-request.xml"}
     assert names == expected

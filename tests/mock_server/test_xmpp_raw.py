@@ -120,23 +120,6 @@ async def test_sasl_failures_then_retry_succeeds(auth: str, failure: str) -> Non
         assert listener.metrics["auths_failed"] == (1 if failure == "not-authorized" else 0)
 
 
-async def test_over_login_capacity_is_temporary_auth_failure() -> None:
-    backend = make_backend()
-    backend.login_budget = 1
-    async with running(backend) as (listener, port):
-        await assert_control_served(port)  # spends the budget
-        c = await RawClient.open(port)
-        await c.send(header())
-        await c.read_until(rb"</stream:features>")
-        ok = base64.b64encode(b"\0bob\0pass-bob").decode()
-        await c.send(f"<auth xmlns='{SASL}' mechanism='PLAIN'>{ok}</auth>".encode())
-        assert await c.read_until(rb"</failure>") == (
-            f"<failure xmlns='{SASL}'><temporary-auth-failure/><text xml:lang='en'>login capacity reached</text>"
-            "</failure>").encode()
-        assert listener.metrics["auths_busy"] == 1
-        c.close()
-
-
 async def test_user_served_elsewhere_gets_see_other_host() -> None:
     backend = make_backend()
     backend.elsewhere["carol"] = NodeRef(name=PEER, xmpp_host="127.0.0.1", xmpp_port=5299)

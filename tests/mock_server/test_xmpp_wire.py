@@ -283,7 +283,5 @@ def test_split_jid_and_local_backend() -> None:
     assert b.check_password("a", "pass-a") and not b.check_password("a", "pass-b") and not b.check_password("z", "x")
     b.issue_token("a", "t1")
     assert b.check_token("a", "t1") and not b.check_token("b", "t1")
-    b.login_budget = 1
-    assert b.admit_login() and not b.admit_login()
     with pytest.raises(ValueError):
         NodeRef(name="n", xmpp_host="h", xmpp_port=0)
