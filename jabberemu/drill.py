@@ -53,6 +53,11 @@ FAULTS = tuple(f.value for f in Fault)
 
 CRITICAL_SERVICE = "presence-engine"
 
+DEMO_LOGIN_RATE = 100.0
+"""The demo's login capacity per node (logins/s): enforced by the mock and declared to the verdict, so
+the demo's PASS is earned against a throttled server (2,000 clients, limits 5/25 s: a wave of 1,000
+re-logins at 50/s on average, ~70/s in its busiest second)."""
+
 WAVE_GAP_S = 5.0
 """The report's wave gap (``jabberemu.report.waves.DEFAULT_GAP_S``; a test keeps them equal): HA
 events further apart start a new wave, so two phases of the drill must be further apart than this,
@@ -180,8 +185,8 @@ def validate(*, clients: int, ramp: float, lower_s: float, upper_s: float, hold_
         problems.append(f"--margin must be >= 0 s, not {margin_s:g}")
     if processes < 1:
         problems.append(f"--processes must be at least 1, not {processes}")
-    if login_rate is not None and not login_rate > 0:
-        problems.append(f"--login-rate must be > 0 logins/s, not {login_rate:g}")
+    if login_rate is not None and login_rate < 0:
+        problems.append(f"--login-rate must be >= 0 logins/s (0 = unlimited), not {login_rate:g}")
     for name, value in (timers or {}).items():
         if not value > 0:
             problems.append(f"--{name} must be > 0 s, not {value:g}")
@@ -202,11 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upper", type=float, default=25.0, help="Client Re-Login Upper Limit, s (default %(default)s)")
     p.add_argument("--fault", choices=FAULTS, default=Fault.FAILOVER.value,
                    help="what happens to node 1 (default %(default)s)")
-    p.add_argument("--login-rate", type=float, default=None,
-                   help="mock login capacity per node, logins/s (default: unlimited; the verdict then "
-                   "judges against --server-login-rate)")
+    c = p.add_argument_group(
+        "login cost of each node of the bundled pair (docs/login-model.md): every CPA login, with the "
+        "password or the one-time password, waits for a token and a worker; the queue beyond the last "
+        "waiting login answers server-busy")
+    c.add_argument("--login-rate", type=float, default=DEMO_LOGIN_RATE,
+                   help="logins started per second per node: the capacity the mock enforces and the verdict "
+                   "judges (default %(default)s; 0 = unlimited)")
+    c.add_argument("--login-burst", type=int, default=1, help="logins that may start back to back (default 1)")
+    c.add_argument("--login-workers", type=int, default=None,
+                   help="logins in service at once per node (default: unlimited)")
+    c.add_argument("--login-service-ms", type=float, default=0.0,
+                   help="milliseconds one login holds its worker (default 0)")
+    c.add_argument("--login-queue", type=int, default=None,
+                   help="logins that may wait per node; beyond it server-busy (default: unbounded)")
     p.add_argument("--server-login-rate", type=float, default=None,
-                   help="declared server capacity for the verdict, logins/s (default: --login-rate, else 100)")
+                   help="declared server capacity for the verdict, logins/s (default: --login-rate; with an "
+                   "unlimited mock, 100)")
+    p.add_argument("--soap-timeout", type=float, default=30.0,
+                   help="seconds a client's CPA call may take, queue included, before it gives up on that node "
+                   "(default %(default)s)")
+    p.add_argument("--max-login-wait", type=float, default=5.0,
+                   help="a wave whose p99 CPA login wait exceeds this many seconds fails (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="run seed: users, waits (default %(default)s)")
     p.add_argument("--out", help="run directory (default reports/<run-id>)")
     p.add_argument("--topology", help="topology JSON of a mock pair already running (skip starting one)")
@@ -242,6 +264,7 @@ def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Pa
     from jabberemu.cli import LOCUSTFILE
 
     capacity = args.server_login_rate or args.login_rate or 100.0
+    extra = ["--soap-timeout", str(args.soap_timeout), "--max-login-wait", str(args.max_login_wait)]
     cmd = [
         sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "--only-summary",
         "-u", str(args.clients), "-r", str(args.ramp), "-t", f"{int(plan.run_time_s)}s",
@@ -249,7 +272,7 @@ def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Pa
         "--run-seed", str(args.seed), "--drill", ",".join(plan.actions),
         "--default-lower", str(args.lower), "--default-upper", str(args.upper),
         "--server-login-rate", str(capacity), "--recovery-margin", str(args.margin),
-        "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--progress",
+        "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--progress", *extra,
     ]
     if args.processes > 1:
         port = str(_free_port())  # Locust's master binds * :5557 by default: loopback and a free port
@@ -338,7 +361,9 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
                 f"relogin_lower_s={args.lower}",
                 f"relogin_upper_s={args.upper}",
             )
-            cost = LoginCostConfig(rate_per_s=args.login_rate) if args.login_rate else LoginCostConfig()
+            cost = LoginCostConfig(rate_per_s=args.login_rate or None, burst=args.login_burst,
+                                   workers=args.login_workers, service_ms=args.login_service_ms,
+                                   queue_limit=args.login_queue)
             config = PairConfig(users=args.clients, seed=args.seed, params=params, login_cost=(cost, cost))
             pair = MockPair(config, events_out=str(out / "server_events.jsonl"))
             sys.stdout.write(f"starting the mock pair ({args.clients} users)...\n")
@@ -410,6 +435,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = validate(clients=args.clients, ramp=args.ramp, lower_s=args.lower, upper_s=args.upper,
                         hold_s=args.hold, margin_s=args.margin, processes=args.processes,
                         login_rate=args.login_rate, timers=timers)
+    for name, value, low in (("--login-burst", args.login_burst, 1), ("--login-workers", args.login_workers, 1),
+                             ("--login-queue", args.login_queue, 0)):
+        if value is not None and value < low:
+            problems.append(f"{name} must be at least {low}, not {value}")
+    for name, value in (("--soap-timeout", args.soap_timeout), ("--max-login-wait", args.max_login_wait)):
+        if not value > 0:
+            problems.append(f"{name} must be > 0 s, not {value:g}")
+    if not args.login_service_ms >= 0:
+        problems.append(f"--login-service-ms must be >= 0 ms, not {args.login_service_ms:g}")
     if args.topology and not Path(args.topology).is_file():
         problems.append(f"--topology {args.topology}: no such file")
     if problems:
