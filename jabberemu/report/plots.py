@@ -281,14 +281,16 @@ def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: 
     fig = Figure(figsize=(13, 9.0))
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
     colours = _node_colours([n.node for n in storm.nodes])
-    for n in storm.nodes:
+    width = 0.9 / max(1, len(storm.nodes))
+    for i, n in enumerate(storm.nodes):
         c = colours[n.node]
-        ax1.step(n.t_s, n.demand, where="post", color=c, linewidth=1.2, alpha=0.55,
-                 label=f"{_short(n.node)}: demand (CPA logins arriving), {n.demand_total} in all")
-        ax1.step(n.t_s, n.served, where="post", color=c, linewidth=2.2,
-                 label=f"{_short(n.node)}: served (answered), {n.served_total} in all")
+        ax1.bar(n.t_s + i * width, n.demand, width=width, align="edge", color=c, alpha=0.3,
+                label=f"{_short(n.node)}: demand (CPA logins arriving), {n.demand_total} in all")
+        ax1.plot(n.t_s + 0.5, n.served, color=c, linewidth=2.4, marker="o", markersize=3.5,
+                 label=f"{_short(n.node)}: served (answered) per second, {n.served_total} in all")
     if capacity is not None:
-        ax1.axhline(capacity, **_CAPACITY, label=f"declared capacity {capacity:g}/s per node")
+        ax1.axhline(capacity, color=_CAPACITY["color"], linewidth=1.6, linestyle="--",
+                    label=f"declared capacity {capacity:g}/s per node")
     if wave.lower_s is not None and wave.upper_s is not None:
         ax1.axvspan(wave.lower_s, wave.upper_s, color="#2a9d8f", alpha=0.08,
                     label=f"re-login window [{wave.lower_s:g}, {wave.upper_s:g}] s")
