@@ -27,9 +27,14 @@ logger = logging.getLogger(__name__)
 
 FAILOVER_SEQ = {N1: [("Failing Over", ADMIN), ("Idle", ADMIN)], N2: [("Taking Over", ADMIN), ("Running in Backup Mode", ADMIN)]}
 FALLBACK_SEQ = {N1: [("Taking Back", ADMIN), ("Normal", "Normal")], N2: [("Falling Back", ADMIN), ("Normal", "Normal")]}
-# the path of a client whose cached OTP the other node refuses, through the fresh sign-in round
-FRESH_ROUND = ["FAILOVER", "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", "FAILOVER", "SOAPCONNECT_P",
-               "SOAPCONNECTED", "XMPPCONNECT_P", "XMPPCONNECTED"]
+# the path of a client whose cached OTP the other node refuses, through the fresh sign-in round:
+# on failover the failed home node refuses both logins (services stopped), the backup the OTP
+# (bad-onetime-password) and then takes the password; on fallback the home node refuses the OTP the
+# backup issued, the backup no longer serves the user, and the password signs it in at home.
+FAILOVER_ROUND = ["FAILOVER", "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", "FAILOVER", "SOAPCONNECT_P",
+                  "SOAPCONNECT_S", "SOAPCONNECTED", "XMPPCONNECT_P", "XMPPCONNECTED"]
+FALLBACK_ROUND = ["FAILOVER", "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", "FAILOVER", "SOAPCONNECT_P",
+                  "SOAPCONNECTED", "XMPPCONNECT_P", "XMPPCONNECTED"]
 
 
 async def _failover_and_fallback(run: FaultRun, upper_s: float) -> tuple[float, float]:
@@ -52,22 +57,26 @@ async def test_otp_replication_cut_falls_through_to_a_fresh_sign_in() -> None:
         movers = run.home_of(N1)
         t_fo, t_fb = await _failover_and_fallback(run, 2.0)
         for user in movers:
-            # failover: imp1 (Idle) redirects, imp2 refuses imp1's OTP; round two signs in on imp2
-            # (named by see-other-host); fallback: imp1 refuses imp2's OTP, imp2 no longer serves
-            # the user; round two signs in at home
-            assert paths(run, user, t_fo) == FRESH_ROUND + FRESH_ROUND, (user, paths(run, user, t_fo))
+            assert paths(run, user, t_fo) == FAILOVER_ROUND + FALLBACK_ROUND, (user, paths(run, user, t_fo))
             states = run.records(RecordType.STATE, t_fo)[user]
             reasons = [(r["to"], r["node"], r["reason"]) for r in states if r["to"] in ("SOAPCONNECT_SESSION_S", "FAILOVER")]
             assert reasons == [
                 ("FAILOVER", None, "stream-error:system-shutdown"),
-                ("SOAPCONNECT_SESSION_S", N2, "stream-error:see-other-host"),
-                ("FAILOVER", None, "auth-failure:not-authorized"),
+                ("SOAPCONNECT_SESSION_S", N2, "soap-fault:services-stopped"),
+                ("FAILOVER", None, "soap-fault:bad-onetime-password"),
                 ("FAILOVER", None, "stream-error:system-shutdown"),
-                ("SOAPCONNECT_SESSION_S", N2, "auth-failure:not-authorized"),
-                ("FAILOVER", None, "stream-error:see-other-host"),
+                ("SOAPCONNECT_SESSION_S", N2, "soap-fault:bad-onetime-password"),
+                ("FAILOVER", None, "soap-fault:not-served-here"),
             ], (user, reasons)
             signed_in = [r["node"] for r in states if r["to"] == "SOAPCONNECTED"]
             assert signed_in == [N2, N1]
+        # the nodes count it: every mover's OTP refused once by each node, no session login served
+        totals: Counter[tuple[str, str]] = Counter()
+        for row in (await run.pair.admin("GET", "/api/metrics"))["metrics"]:
+            for key in ("cpa_session_logins_refused", "cpa_session_logins_ok"):
+                totals[(row["node"], key)] += row.get(key, 0)
+        assert totals[(N1, "cpa_session_logins_refused")] == totals[(N2, "cpa_session_logins_refused")] == len(movers)
+        assert totals[(N1, "cpa_session_logins_ok")] == totals[(N2, "cpa_session_logins_ok")] == 0
         stayers = run.home_of(N2)
         assert not any(u in stayers for u in run.records(RecordType.HA_EVENT, t_fo))
         counted = await run.finish()

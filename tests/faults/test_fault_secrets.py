@@ -70,6 +70,7 @@ async def test_no_password_or_otp_in_logs_run_data_or_report(
         caplog.set_level(logging.DEBUG, logger=name)
     issued: dict[str, set[str]] = {"otp": set(), "key": set()}
     original_otp, original_login = CpaClient.get_onetime_password, CpaClient.login
+    original_session = CpaClient.session_login
 
     async def get_onetime_password(self: CpaClient, *args: Any, **kw: Any) -> str:
         otp = await original_otp(self, *args, **kw)
@@ -81,8 +82,14 @@ async def test_no_password_or_otp_in_logs_run_data_or_report(
         issued["key"].add(key)
         return key
 
+    async def session_login(self: CpaClient, *args: Any, **kw: Any) -> str:
+        key = await original_session(self, *args, **kw)
+        issued["key"].add(key)
+        return key
+
     monkeypatch.setattr(CpaClient, "get_onetime_password", get_onetime_password)
     monkeypatch.setattr(CpaClient, "login", login)
+    monkeypatch.setattr(CpaClient, "session_login", session_login)
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -145,7 +152,9 @@ async def test_no_password_or_otp_in_logs_run_data_or_report(
     # nodes' DEBUG lines on their stderr
     assert "SEND: " in log_text and "CISCO-VTG-TOKEN" in log_text and "mechanism=\"PLAIN\"" in log_text.replace("'", '"')
     assert f" DEBUG {N1} " in node_stderr and f" DEBUG {N2} " in node_stderr
-    assert len(issued["otp"]) == len(issued["key"]) == 20  # one sign-in each; re-logins use the cached OTP
+    # one sign-in each of the 20 CPA clients, then a session login (new key, fresh OTP) for each of the
+    # 10 homed on imp1, on failover and on fallback
+    assert len(issued["otp"]) == len(issued["key"]) == 20 + 2 * 10
 
     secrets: dict[str, str] = {}
     for u in users:
