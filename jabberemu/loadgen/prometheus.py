@@ -4,7 +4,8 @@ Where each series comes from (all of it lives on the gevent side and is read the
 
 - **Requests** (``jabberemu_requests_total``, ``jabberemu_request_duration_seconds``,
   ``jabberemu_relogins_total``): a :class:`RequestTally` counts Locust's ``events.request`` per
-  (request type, name, outcome), with a histogram of response times (:data:`BUCKETS_S`).
+  (request type, name, outcome), with a histogram of response times (:data:`BUCKETS_S`); the counters
+  of the measurement vocabulary (:data:`jabberemu.core.metrics.VOCABULARY`) are exported from 0.
   ``events.request`` fires only in the process where the request happened, so on a distributed run
   (``--processes``, ``--master``/``--worker``) each worker ships what it counted since its previous
   report inside Locust's own worker report (``events.report_to_master``, every 3 s), and the master
@@ -51,6 +52,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from jabberemu.core.metrics import VOCABULARY
 from jabberemu.core.states import ClientState
 from jabberemu.errors import ConfigError
 
@@ -193,7 +195,12 @@ class JabberCollector:
         relogins = CounterMetricFamily("jabberemu_relogins", "Re-logins completed (ha/relogin successes); "
                                        "rate() gives re-logins per second")
         relogins.add_metric([], float(self.tally.count("ha", "relogin", SUCCESS)))
-        for key, row in sorted(self.tally.items()):
+        rows = dict(self.tally.items())
+        for m in VOCABULARY:  # from 0, so that rate() sees the first requests of each (Prometheus practice)
+            for outcome in (SUCCESS, FAILURE):
+                if (m.request_type.value, m.name, outcome) not in rows:
+                    requests.add_metric([m.request_type.value, m.name, outcome], 0.0)
+        for key, row in sorted(rows.items()):
             requests.add_metric(list(key), row[_COUNT])
             if row[_OBSERVED]:
                 duration.add_metric(list(key), self.tally.cumulative_buckets(row), sum_value=row[_SUM_S])

@@ -207,7 +207,8 @@ def test_a_local_runner_counts_what_locust_counts_and_serves_it_from_the_hub() -
             == login.num_requests == users * calls
         assert got[(key, (("name", "auth"), ("outcome", "failure"), ("request_type", "xmpp")))] \
             == auth.num_failures == users
-        assert (key, (("name", "auth"), ("outcome", "success"), ("request_type", "xmpp"))) not in got
+        assert got[(key, (("name", "auth"), ("outcome", "success"), ("request_type", "xmpp")))] == 0  # from 0
+        assert got[(key, (("name", "relogin"), ("outcome", "failure"), ("request_type", "ha")))] == 0
     finally:
         runner.quit()
         env.events.quitting.fire(environment=env)  # the exporter's listener stops the server
