@@ -6,11 +6,14 @@ the exposition is parsed with ``prometheus_client.parser``.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -276,3 +279,47 @@ def test_the_trap_start_http_server_from_a_real_thread_binds_but_never_answers()
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["gevent.threading", "timed", "out"]
+
+
+# -- the Grafana dashboard ---------------------------------------------------------------------------------
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "jabberemu.json"
+LOGIN_MODEL_ROW = {"ts": 1.0, "node": N1, "login_attempts": 1, "login_started": 1, "login_completed": 1,
+                   "login_busy": 0, "login_abandoned": 0, "login_abandoned_in_service": 0, "login_queue_depth": 0,
+                   "login_queue_max": 0, "login_in_service": 0, "login_oldest_wait_ms": 0.0, "cpa_logins_ok": 1,
+                   "cpa_logins_busy": 0, "active_sessions": 1}
+"""A node metric row with the keys of docs/login-model.md §1 and the CPA counters."""
+
+
+def test_the_dashboard_reads_only_series_the_exporters_write() -> None:
+    from mock_server.prom import NodeMetricsCollector, PairMetrics
+
+    tally = RequestTally()
+    tally.observe("soap", "login", 5.0, False)
+    health = {"w": {"cpu_percent": 1.0, "loop_lag_ms": 1.0, "rss_bytes": 1}}
+    ours = _types(_render(JabberCollector(FakeSwarm({"states": {}}, health, {"w": 0.0}), tally, clock=lambda: 1.0)))
+    metrics = PairMetrics([N1])
+    metrics.set_status(N1, {"state": "Normal"})
+    metrics.add_rows(N1, [LOGIN_MODEL_ROW])
+    mock = _types(_render(NodeMetricsCollector(metrics)))
+    written = set()
+    for name, kind in {**ours, **mock}.items():
+        written |= {name + "_total"} if kind == "counter" else {name}
+        if kind == "histogram":
+            written |= {name + "_bucket", name + "_sum", name + "_count"}
+
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource"}
+    read = set()
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            read |= set(re.findall(r"\b(?:jabberemu|mock_node)_[a-z0-9_]+", target["expr"]))
+    assert read and read <= written, sorted(read - written)
+    for must in ("jabberemu_clients", "jabberemu_relogins_total", "jabberemu_request_duration_seconds_bucket",
+                 "jabberemu_generator_loop_lag_seconds", "jabberemu_generator_rss_bytes", "mock_node_sessions",
+                 "mock_node_login_queue_depth", "mock_node_srm_state"):
+        assert must in read, must

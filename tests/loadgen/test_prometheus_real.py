@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 
 PROMETHEUS = shutil.which("prometheus")
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "jabberemu.json"
+MAY_BE_EMPTY = {"Failures per second"}
+"""Dashboard panels that may show nothing for this run (every request may succeed)."""
 N = 50
 NODE1, NODE2 = "imp1.example.test", "imp2.example.test"
 
@@ -69,6 +72,13 @@ class Prometheus:
                 return resp.status == 200
         except OSError:
             return False
+
+    def query_range(self, promql: str, start: float, end: float) -> list[dict[str, Any]]:
+        """``/api/v1/query_range`` with a 1 s step: the result matrix."""
+        args = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": 1})
+        data = _get(f"{self.url}/api/v1/query_range?{args}")
+        assert data["status"] == "success", (promql, data)
+        return list(data["data"]["result"])
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """``/api/v1/query`` now: the result vector."""
@@ -118,7 +128,7 @@ WHOLE_RUN = "[5m:1s]"
 @pytest.mark.parametrize("processes", [0, 2], ids=["local", "processes-2"])
 def test_prometheus_scrapes_a_real_run_and_answers_its_figures(processes: int, mock_pair: Any, locust_run: Any,
                                                                 prometheus: Any, swarm_tools: Any) -> None:
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     pair = mock_pair(N, "balanced", lower_s=1, upper_s=3, extra=("--param", "heartbeat_interval_s=0.5"))
     port = _free_port()
     admin = urllib.parse.urlsplit(pair.admin_url).netloc
@@ -177,6 +187,16 @@ def test_prometheus_scrapes_a_real_run_and_answers_its_figures(processes: int, m
                            == {pair.states()[0]: 1}, 10, "node 1's SRM state now, in Prometheus")
     assert prom.scalar("sum(mock_node_up)") == 2
     assert prom.scalar("max(mock_node_login_queue_depth)") == 0
+
+    # every query of the Grafana dashboard is valid PromQL, and each panel shows data of this run
+    empty = []
+    for panel in json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]:
+        results = [prom.query_range(t["expr"].replace("$__rate_interval", "15s"), started, time.time())
+                   for t in panel.get("targets", [])]
+        if panel["type"] != "row" and not any(results):
+            empty.append(panel["title"])
+    assert set(empty) <= MAY_BE_EMPTY, empty
+
     print(f"\nprometheus test ({'local' if not processes else f'{processes} workers'}): "
           f"{time.monotonic() - t0:.1f} s, soap/login median {median_s * 1000:.1f} ms, RSS "
           + ", ".join(f"{v / 2**20:.0f} MiB" for v in rss.values()))
