@@ -142,8 +142,9 @@ def test_prometheus_scrapes_a_real_run_and_answers_its_figures(processes: int, m
     swarm_tools.wait_until(lambda: prom.targets_up().get("jabberemu") == "up" or run.proc.poll() is not None, 60,
                            "prometheus scraping the Locust endpoint")
     # while the run lasts: every client signed in, as Prometheus saw it
-    swarm_tools.wait_until(lambda: prom.scalar(f'max_over_time(sum(jabberemu_clients{{state="XMPPCONNECTED"}}){WHOLE_RUN})')
-                           == N or run.proc.poll() is not None, 60, f"{N} clients connected, in Prometheus")
+    connected = f'max_over_time(sum(jabberemu_clients{{state="XMPPCONNECTED"}}){WHOLE_RUN})'
+    swarm_tools.wait_until(lambda: prom.scalar(connected) == N or run.proc.poll() is not None, 60,
+                           f"{N} clients connected, in Prometheus")
     code = run.wait(120)
     stats = run.stats()
     failed = {k for k, v in stats.items() if int(v["Failure Count"])}
@@ -165,8 +166,8 @@ def test_prometheus_scrapes_a_real_run_and_answers_its_figures(processes: int, m
     assert (whole("jabberemu_clients_waiting_relogin") or 0) > 0
     assert whole(f'jabberemu_node_clients_connected{{node="{NODE2}"}}') == N  # everybody on node 2 at the end
     # latency quantiles from the histogram: the whole run's soap/login median, bounded by Locust's max
-    median_s = prom.scalar('histogram_quantile(0.5, sum by (le) (max_over_time(jabberemu_request_duration_seconds_bucket'
-                           f'{{request_type="soap",name="login",outcome="success"}}{WHOLE_RUN})))')
+    buckets = 'jabberemu_request_duration_seconds_bucket{request_type="soap",name="login",outcome="success"}'
+    median_s = prom.scalar(f"histogram_quantile(0.5, sum by (le) (max_over_time({buckets}{WHOLE_RUN})))")
     assert median_s is not None and 0 < median_s <= float(stats[("soap", "login")]["Max Response Time"]) / 1000 + 0.01
     # generator health per Locust process that generated load
     rss = prom.by_label(f"max_over_time(jabberemu_generator_rss_bytes{WHOLE_RUN})", "worker")
