@@ -13,6 +13,7 @@ JSON routes (bad requests get 4xx with ``{"error": "..."}``, never a traceback):
 ``GET|PUT /api/parameters``                         SRM parameters (``--param`` names)
 ``GET  /api/events[?since=TS]``                     every recorded event
 ``GET  /api/metrics``                               per node, per second counters
+``GET  /metrics``                                   Prometheus exposition (``mock_server.prom``)
 ``GET  /api/tables/enterprisenode`` and ``/enterprisesubcluster``
 
 The page at ``/`` mirrors the CUCM "Presence Redundancy Group Configuration" view. When the API is
@@ -33,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server.control import ControlError, ControlOp
+from mock_server.prom import PromExporter
 from mock_server.supervisor import NodeGoneError, Supervisor
 
 __all__ = ["make_admin_app", "is_loopback", "SUPERVISOR_KEY", "SUBCLUSTER_NAME"]
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 SUPERVISOR_KEY = web.AppKey("supervisor", Supervisor)
 TOKEN_KEY = web.AppKey("admin_token", str)
+PROM_KEY = web.AppKey("prometheus", PromExporter)
 SUBCLUSTER_NAME = "DefaultCUPSubCluster"
 """Default Presence Redundancy Group name (IM&P configuration guide 12.5(1))."""
 
@@ -233,6 +236,13 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.json_response({"metrics": rows})
 
 
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    prom = request.app[PROM_KEY]
+    await prom.refresh(request.app[SUPERVISOR_KEY])
+    body, content_type = prom.render(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 async def table_enterprisenode(request: web.Request) -> web.Response:
     sup = request.app[SUPERVISOR_KEY]
     rows = []
@@ -287,6 +297,7 @@ def make_admin_app(sup: Supervisor, *, admin_token: str | None = None) -> web.Ap
     app = web.Application(middlewares=[_errors_and_auth], client_max_size=1 << 20)
     app[SUPERVISOR_KEY] = sup
     app[TOKEN_KEY] = admin_token or ""
+    app[PROM_KEY] = PromExporter(sup.config.node_names)  # one registry per supervisor
     app.router.add_get("/", page)
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/ha", set_ha)
@@ -302,6 +313,7 @@ def make_admin_app(sup: Supervisor, *, admin_token: str | None = None) -> web.Ap
     app.router.add_put("/api/parameters", put_parameters)
     app.router.add_get("/api/events", get_events)
     app.router.add_get("/api/metrics", get_metrics)
+    app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_get("/api/tables/enterprisenode", table_enterprisenode)
     app.router.add_get("/api/tables/enterprisesubcluster", table_enterprisesubcluster)
     return app

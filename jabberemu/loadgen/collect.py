@@ -4,7 +4,7 @@ Each process's clients write their records (``runtime.RunDataSink`` API) into a 
 from the asyncio loop thread; one greenlet pumps the queue every ``PUMP_INTERVAL_S``: a local
 runner writes ``client_events.jsonl`` itself, a worker sends batches to the master with Locust's
 custom messages (``jabberemu_records``), and the master writes them, so the master's run directory
-is whole even across machines. Generator health (CPU %, event-loop lag p99) travels the same way
+is whole even across machines. Generator health (CPU %, event-loop lag p99, RSS) travels the same way
 (``jabberemu_health``), once per second per process; the master (or local runner) checks each
 sample with :class:`HealthWatch` and warns, at most once every ``WARN_EVERY_S`` per worker, when a
 generator is so busy that the latencies it measures are no longer trustworthy. Locust itself only
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import psutil
 
 from jabberemu.errors import ConfigError
 from jabberemu.runtime import RecordType, RunDataSink
@@ -131,12 +132,15 @@ class RunCollector:
         self.health = health
         self.records_written = 0
         self.health_by_worker: dict[str, dict[str, Any]] = {}
+        self.health_received: dict[str, float] = {}
+        """Worker -> ``time.monotonic()`` when its last health sample arrived here."""
         self.watch = HealthWatch(cpu_warn=cpu_warn, loop_lag_warn_ms=loop_lag_warn_ms)
         self._events_file: Any = None
         self._gen_file: Any = None
         self._greenlet: gevent.Greenlet | None = None
         self._last_health = 0.0
         self.worker_id = f"{os.uname().nodename}-{os.getpid()}"
+        self._process = psutil.Process()  # built in events.init: after a --processes fork, this pid
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -199,11 +203,18 @@ class RunCollector:
             self._last_health = now
             cpu, lag = self.health()
             sample = {"ts": now, "worker": self.worker_id, "cpu_percent": round(cpu, 1),
-                      "loop_lag_ms": None if lag is None else round(lag, 3)}
+                      "loop_lag_ms": None if lag is None else round(lag, 3),
+                      "rss_bytes": self._rss_bytes()}
             if self._is_worker:
                 self.environment.runner.send_message(HEALTH_MSG, sample)
             else:
                 self._write_health(sample)
+
+    def _rss_bytes(self) -> int | None:
+        try:
+            return int(self._process.memory_info().rss)
+        except psutil.Error:
+            return None
 
     def _on_records(self, msg: Any, **_kw: Any) -> None:
         self._write_records(msg.data)
@@ -222,6 +233,7 @@ class RunCollector:
 
     def _write_health(self, sample: dict[str, Any]) -> None:
         self.health_by_worker[str(sample.get("worker"))] = sample
+        self.health_received[str(sample.get("worker"))] = time.monotonic()
         warning = self.watch.check(sample, time.monotonic())
         if warning is not None:
             logger.warning("%s", warning)

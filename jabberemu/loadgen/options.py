@@ -48,7 +48,7 @@ OPTION_NAMES = (
     "default_upper", "message_rate", "presence_rate", "ping_interval", "ping_timeout", "soap_timeout", "run_seed",
     "drill",
     "run_dir", "server_login_rate", "max_login_wait", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
-    "fail_on_verdict", "report", "assignment",
+    "fail_on_verdict", "report", "assignment", "prometheus_port", "prometheus_host",
 )
 
 
@@ -128,6 +128,12 @@ def add_options(parser: Any) -> None:
                    help="build report.html and summary.json in the run directory at the end")
     d.add_argument("--fail-on-verdict", env_var="JABBEREMU_FAIL_ON_VERDICT", action="store_true", default=False,
                    help="with --report: exit code 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE")
+    m = parser.add_argument_group("jabberemu live metrics")
+    m.add_argument("--prometheus-port", env_var="JABBEREMU_PROMETHEUS_PORT", type=int, default=None,
+                   help="serve Prometheus metrics on this port of the master (or local runner); 0 = a free port "
+                   "(logged); default off")
+    m.add_argument("--prometheus-host", env_var="JABBEREMU_PROMETHEUS_HOST", default="127.0.0.1",
+                   help="address the Prometheus endpoint binds (default %(default)s)")
 
 
 # -- from parsed options to the target, the client settings and the users ----------------------------

@@ -36,6 +36,7 @@ from jabberemu.loadgen.collect import HEALTH_MSG, QueueSink, RunCollector
 from jabberemu.loadgen.options import (
     Assignment, Target, UserSpec, home_node, load_users_csv, settings_from_options, target_from_options,
 )
+from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
@@ -120,6 +121,7 @@ class Swarm:
         self.progress: dict[str, dict[str, Any]] = {}
         self.is_mock = False
         self.workers = Workers(f"{os.uname().nodename}-{os.getpid()}")
+        self.prometheus = PrometheusExporter(self)
 
     # -- Locust events -------------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class Swarm:
         self.collector.start()
         self.workers.worker_id = self.collector.worker_id  # after a --processes fork: this pid
         self.workers.register(environment, self.run_dir, int(opts.user_offset or 0))
+        self.prometheus.configure(environment, opts)
         if environment.web_ui is not None:
             from jabberemu.loadgen.webui import install_tab
 
@@ -334,6 +337,7 @@ class Swarm:
             "started": snap.started,
             "states": {s.value: c for s, c in snap.by_state.items() if c},
             "connected": dict(snap.connected_by_node),
+            "nodes": dict(snap.by_node),
         }
 
     def _share_progress(self) -> None:
@@ -360,15 +364,18 @@ class Swarm:
         return want > 0 and int(self.totals()["states"].get("XMPPCONNECTED", 0)) >= want
 
     def totals(self) -> dict[str, Any]:
-        """Clients per state and connected clients per node, summed over processes."""
+        """Clients per state, connected clients per node and clients per node (any live state), summed
+        over processes."""
         states: Counter[str] = Counter()
         connected: Counter[str] = Counter()
+        nodes: Counter[str] = Counter()
         started = 0
         for snap in list(self.progress.values()):
             started += int(snap.get("started", 0))
             states.update(snap.get("states", {}))
             connected.update(snap.get("connected", {}))
-        return {"started": started, "states": dict(states), "connected": dict(connected)}
+            nodes.update(snap.get("nodes", {}))
+        return {"started": started, "states": dict(states), "connected": dict(connected), "nodes": dict(nodes)}
 
     def _print_progress(self) -> None:
         t0 = time.time()
@@ -452,4 +459,5 @@ def install(events: Any) -> Swarm:
     events.test_start.add_listener(SWARM.on_test_start)
     events.test_stop.add_listener(SWARM.on_test_stop)
     events.quitting.add_listener(SWARM.on_quitting)
+    SWARM.prometheus.install(events)  # after on_quitting: the endpoint stops last
     return SWARM

@@ -4,7 +4,7 @@ The commands run in README order, in a scratch directory that links the reposito
 (``locustfiles/jabber.py`` resolves; outputs stay out of the checkout). Small overrides are appended
 (argparse keeps the last value of a repeated option): drills get few clients and short limits, Locust
 runs get ``--headless -u 10 -r 10 -t 8s`` and their own run directory, ``--processes`` runs a loopback
-master on a free port. The real-pair example gets the hosts, URLs, names and domain of the mock pair
+master on a free port, ``--prometheus-port`` gets a free port. The real-pair example gets the hosts, URLs, names and domain of the mock pair
 the README started before it, and a users CSV of that pair's users. ``jabberemu mock`` and
 ``python -m mock_server`` run until their topology file appears and the pair is Normal, stay up for
 the commands after them, and stop on SIGINT. ``make demo`` and ``make test`` are skipped: CI runs them.
@@ -167,6 +167,8 @@ class ReadmeSession:
             if _option(argv, "--cpa-url") or _option(argv, "--xmpp-host"):
                 argv = self._real_pair(argv)
             argv += [*LOCUST_OVERRIDES, "--run-dir", f"runs/cmd{index}"]
+            if _option(argv, "--prometheus-port"):
+                argv += ["--prometheus-port", str(_free_port())]
             if _option(argv, "--processes"):
                 port = str(_free_port())
                 argv += ["--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,

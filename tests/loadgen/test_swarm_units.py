@@ -190,6 +190,8 @@ VALUES: dict[str, tuple[str, object]] = {
     "fail_on_verdict": ("true", True),
     "report": ("true", True),
     "assignment": ("active-standby", "active-standby"),
+    "prometheus_port": ("9464", 9464),
+    "prometheus_host": ("127.0.0.2", "127.0.0.2"),
 }
 
 _PARSE = """
