@@ -442,6 +442,9 @@ class MockNode:
             self.srm.params = updated[self.name]
             return to_dict(updated)[self.name]
         if op == "metrics":
+            since = args.get("since")
+            if isinstance(since, (int, float)) and not isinstance(since, bool):
+                return [row for row in self._metrics if row["ts"] > since]
             return list(self._metrics)
         raise NodeControlError(f"unknown control operation {op!r}", status=400)
 
