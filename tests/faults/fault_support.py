@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jabberemu.config import ClientSettings, ServerPair, Timeouts
@@ -25,7 +27,7 @@ from mock_server.users import provision
 
 __all__ = [
     "N1", "N2", "CSD", "ADMIN", "PEER_DOWN", "INIT", "base_params", "FaultRun", "fault_run", "wait_until",
-    "transitions", "paths",
+    "transitions", "paths", "server_totals",
 ]
 
 N1, N2 = DEFAULT_NODE_NAMES
@@ -126,6 +128,25 @@ class FaultRun:
                 raise AssertionError(f"transitions {seen}, expected {expected}")
             await asyncio.sleep(0.05)
 
+    async def write_run_dir(self, run_dir: Path, *, actions: list[dict[str, Any]],
+                            server_login_rate: float | None = None, **info: Any) -> Path:
+        """Write the run data of this run as a drill does (``run.json``, client and server records),
+        for ``jabberemu.report.build_report``. ``actions``: ``{"ts", "action", "node"}`` items."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "client_events.jsonl").open("w", encoding="utf-8") as fh:
+            for r in sorted(self.rt.sink.records, key=lambda r: r["ts"]):
+                fh.write(json.dumps(r) + "\n")
+        for name, rows in (("server_metrics.jsonl", (await self.pair.admin("GET", "/api/metrics"))["metrics"]),
+                           ("server_events.jsonl", (await self.pair.admin("GET", "/api/events"))["events"])):
+            with (run_dir / name).open("w", encoding="utf-8") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r) + "\n")
+        started = min(r["ts"] for r in self.rt.sink.records)
+        run = {"run_id": run_dir.name, "started_ts": started, "ended_ts": time.time(), "clients": len(self.clients),
+               "server_login_rate": server_login_rate, "actions": actions, "partial": False, **info}
+        (run_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
+        return run_dir
+
     async def start_clients(self, users: Iterable[str], *, via: dict[str, str] | None = None,
                             concurrency: int = 100, timeout_s: float = 90.0) -> list[ClientState]:
         """Create and sign in clients for ``users`` (``via[user]`` overrides the node the client
@@ -166,6 +187,34 @@ class FaultRun:
         for c in self.clients:
             assert c.state in END_STATES and c.machine.end_reason is not None
         return counted
+
+
+async def server_totals(run: FaultRun, *keys: str, after_ts: float | None = None) -> dict[tuple[str, str], float]:
+    """``(node, key)`` -> the sum of ``key`` over every metrics row of the pair's run (counts since the
+    previous row add up to the node's total).
+
+    Args:
+        after_ts: wait first until both nodes sampled a row after this Unix time (a node samples once
+            a second), so that everything counted before it is in the sum; default now.
+    """
+    limit = time.time() if after_ts is None else after_ts
+
+    async def rows() -> list[dict[str, Any]]:
+        return list((await run.pair.admin("GET", "/api/metrics"))["metrics"])
+
+    deadline = time.monotonic() + 10.0
+    while True:
+        got = await rows()
+        latest = {n: max((r["ts"] for r in got if r["node"] == n), default=0.0) for n in (N1, N2)}
+        if min(latest.values()) > limit:
+            break
+        assert time.monotonic() < deadline, f"no metrics row after {limit} from both nodes: {latest}"
+        await asyncio.sleep(0.1)
+    totals: Counter[tuple[str, str]] = Counter()
+    for row in got:
+        for key in keys:
+            totals[(row["node"], key)] += row.get(key) or 0
+    return dict(totals)
 
 
 def paths(run: FaultRun, user: str, since: float) -> list[str]:

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 
 import pytest
-from fault_support import ADMIN, N1, N2, FaultRun, base_params, fault_run, paths, wait_until
+from fault_support import ADMIN, N1, N2, FaultRun, base_params, fault_run, paths, server_totals, wait_until
 
 from jabberemu.core.states import ClientState
 from jabberemu.runtime import RecordType
@@ -71,10 +71,7 @@ async def test_otp_replication_cut_falls_through_to_a_fresh_sign_in() -> None:
             signed_in = [r["node"] for r in states if r["to"] == "SOAPCONNECTED"]
             assert signed_in == [N2, N1]
         # the nodes count it: every mover's OTP refused once by each node, no session login served
-        totals: Counter[tuple[str, str]] = Counter()
-        for row in (await run.pair.admin("GET", "/api/metrics"))["metrics"]:
-            for key in ("cpa_session_logins_refused", "cpa_session_logins_ok"):
-                totals[(row["node"], key)] += row.get(key, 0)
+        totals = await server_totals(run, "cpa_session_logins_refused", "cpa_session_logins_ok")
         assert totals[(N1, "cpa_session_logins_refused")] == totals[(N2, "cpa_session_logins_refused")] == len(movers)
         assert totals[(N1, "cpa_session_logins_ok")] == totals[(N2, "cpa_session_logins_ok")] == 0
         stayers = run.home_of(N2)
