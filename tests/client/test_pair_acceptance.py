@@ -1,7 +1,9 @@
 """Issue 4 acceptance: emulated clients against the real mock pair (``MockPair``: two node processes).
 
 Failover and fallback move every client and bring it home, each re-login attempt falls in
-[lower, upper + 0.5 s] after the stream closed, the waits pass a KS test against U[lower, upper];
+[lower, upper + 0.5 s] after the stream closed, the waits pass a KS test against U[lower, upper],
+and every re-login of both waves is one CPA session login (the cached one-time password) on the node
+that serves the client afterwards, as the clients recorded it and as the nodes counted it;
 a killed node moves its clients; both nodes killed -> every client GAVE_UP after two rounds, and
 the registry accounts for all of them.
 """
@@ -27,7 +29,7 @@ from mock_server.users import provision
 
 pytestmark = pytest.mark.slow
 
-LOWER_S, UPPER_S = 1.0, 7.0  # 300 re-logins over 6 s: ~50/s, light enough that timers fire on time
+LOWER_S, UPPER_S = 2.0, 8.0  # 300 re-logins over 6 s: ~50/s, light enough that timers fire on time
 # Heartbeat timeouts generous enough for a loaded 2-core box (only manual actions use PARAMS);
 # the kill test needs the survivor to notice within the first re-login wait: KILL_PARAMS.
 PARAMS = ("heartbeat_interval_s=0.2", "heartbeat_timeout_s=5", "init_heartbeat_timeout_s=5",
@@ -73,6 +75,30 @@ def by_client(rt: Runtime, kind: RecordType, since: float) -> dict[str, list[dic
     return out
 
 
+def check_session_logins(rt: Runtime, movers: set[str], since: float, node: str) -> None:
+    """Each mover's re-login was exactly one CPA session login served by ``node`` (the node it is
+    connected to now), sent after its drawn wait, then XMPP there; no password login."""
+    logins = by_client(rt, RecordType.REQUEST, since)
+    for user in movers:
+        cpa = [r for r in logins[user] if r["request_type"] == "soap" and r["name"] in ("login", "session-login")]
+        served = [r for r in cpa if r["ok"]]
+        assert [(r["name"], r["node"]) for r in served] == [("session-login", node)], (user, cpa)
+        assert all(r["name"] == "session-login" for r in cpa)  # a refusal by the failed node at most
+        (connected,) = by_client(rt, RecordType.CONNECTED, since)[user]
+        assert connected["node"] == node and connected["ts"] >= served[0]["ts"]
+
+
+async def session_logins_served(pair: MockPair, after_ts: float) -> dict[str, int]:
+    """Node -> CPA session logins it served, from its per-second counters (all rows after ``after_ts``)."""
+    names = [n["name"] for n in pair.topology["nodes"]]
+    while True:
+        rows = (await pair.admin("GET", "/api/metrics"))["metrics"]
+        if all(any(r["node"] == n and r["ts"] > after_ts for r in rows) for n in names):
+            break
+        await asyncio.sleep(0.1)
+    return {n: sum(r.get("cpa_session_logins_ok") or 0 for r in rows if r["node"] == n) for n in names}
+
+
 def check_wave(rt: Runtime, movers: set[str], since: float, cls: str) -> list[float]:
     """Every mover saw one HA event of class ``cls``; its first re-login attempt came between lower
     and upper + 0.5 s after it; returns the drawn waits."""
@@ -108,6 +134,8 @@ async def test_failover_and_fallback_of_300_clients() -> None:
         assert ks.pvalue > 0.01, ks
         relogged = by_client(rt, RecordType.CONNECTED, since)
         assert all(r[-1]["relogin"] and r[-1]["node"] == n2 for u, r in relogged.items() if u in movers)
+        check_session_logins(rt, movers, since, n2)
+        assert await session_logins_served(pair, rt.now_ts()) == {n1: 0, n2: 150}
 
         since = rt.now_ts()
         await pair.admin("POST", "/api/fallback", {"node": n1})
@@ -115,6 +143,8 @@ async def test_failover_and_fallback_of_300_clients() -> None:
                          what="home again")
         waits = check_wave(rt, movers, since, "stream-error:system-shutdown")
         assert stats.kstest(waits, "uniform", args=(LOWER_S, UPPER_S - LOWER_S)).pvalue > 0.01
+        check_session_logins(rt, movers, since, n1)
+        assert await session_logins_served(pair, rt.now_ts()) == {n1: 150, n2: 150}
         assert all(c.machine.node == c.machine.primary.name for c in clients)
         snap = rt.registry.snapshot()
         assert snap.started == 300 and snap.by_state[ClientState.XMPPCONNECTED] == 300
