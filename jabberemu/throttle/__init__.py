@@ -1,0 +1,1 @@
+"""Predictive model of a re-login wave (docs/login-model.md)."""
