@@ -298,14 +298,16 @@ class NodeAttempts:
         arrival_s: when the attempt reached the node's admission (NaN: no attempt).
         start_s: when it started service (NaN: never started).
         outcome: :class:`AttemptOutcome` codes (int8).
+        queue_peak: the most logins that waited at once at the node, per replica ``(R,)``.
 
     Raises:
-        ModelInputError: shapes differ or are not ``(2, R, N)``.
+        ModelInputError: shapes differ or are not ``(2, R, N)`` / ``(R,)``.
     """
 
     arrival_s: FloatArray
     start_s: FloatArray
     outcome: IntArray
+    queue_peak: NDArray[np.int64]
 
     def __post_init__(self) -> None:
         shape = self.arrival_s.shape
@@ -314,7 +316,9 @@ class NodeAttempts:
         for name in ("start_s", "outcome"):
             if getattr(self, name).shape != shape:
                 raise ModelInputError(name, getattr(self, name).shape, f"shape differs from arrival_s {shape}")
-        for array in (self.arrival_s, self.start_s, self.outcome):
+        if self.queue_peak.shape != shape[1:2]:
+            raise ModelInputError("queue_peak", self.queue_peak.shape, f"must be ({shape[1]},)")
+        for array in (self.arrival_s, self.start_s, self.outcome, self.queue_peak):
             _frozen(array)
 
     def answer_s(self, server: ServerModel) -> FloatArray:

@@ -20,6 +20,7 @@ import itertools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,6 +66,12 @@ class _Login:
     state: _LoginState = _LoginState.WAITING
 
 
+class _Arrival(NamedTuple):
+    node: int
+    client: int
+    rnd: int
+
+
 class _Node:
     def __init__(self, index: int, server: ServerModel) -> None:
         self.index = index
@@ -74,6 +81,7 @@ class _Node:
         self.in_service = 0
         self.queue: deque[_Login] = deque()
         self.wake_at: float | None = None
+        self.peak = 0
 
     def refill(self, t: float) -> None:
         if self.server.rate_per_s is not None:
@@ -101,29 +109,26 @@ class _Sim:
         self.outcome = np.zeros((2, 2, 1, n), dtype=np.int8)
         self.recovery = np.full((1, n), np.nan)
         self.fate = np.zeros((1, n), dtype=np.int8)
-        self.heap: list[tuple[float, int, int, int, int, object]] = []
+        self.heap: list[tuple[float, int, int, int, int, _Login | _Node | _Arrival]] = []
         self.seq = itertools.count()
         for client, wait in enumerate(round1):
             self.push_arrival(float(wait), 0, client, 1)
 
-    def push(self, t: float, kind: _Ev, payload: object) -> None:
+    def push(self, t: float, kind: _Ev, payload: _Login | _Node) -> None:
         heapq.heappush(self.heap, (t, int(kind), 0, 0, next(self.seq), payload))
 
     def push_arrival(self, t: float, node: int, client: int, rnd: int) -> None:
-        heapq.heappush(self.heap, (t, int(_Ev.ARRIVAL), rnd, client, next(self.seq), (node, client, rnd)))
+        heapq.heappush(self.heap, (t, int(_Ev.ARRIVAL), rnd, client, next(self.seq), _Arrival(node, client, rnd)))
 
     def run(self) -> None:
         while self.heap:
             t, kind, _, _, _, payload = heapq.heappop(self.heap)
-            if kind == _Ev.ARRIVAL:
-                node, client, rnd = payload  # type: ignore[misc]
-                self.arrive(t, self.nodes[node], client, rnd)
-            elif kind == _Ev.WAKE:
-                node_obj = payload
-                assert isinstance(node_obj, _Node)
-                if node_obj.wake_at == t:
-                    node_obj.wake_at = None
-                self.try_start(t, node_obj)
+            if isinstance(payload, _Arrival):
+                self.arrive(t, self.nodes[payload.node], payload.client, payload.rnd)
+            elif isinstance(payload, _Node):
+                if payload.wake_at == t:
+                    payload.wake_at = None
+                self.try_start(t, payload)
             elif kind == _Ev.END:
                 assert isinstance(payload, _Login)
                 self.end(t, payload)
@@ -146,6 +151,7 @@ class _Sim:
         node.queue.append(login)
         self.push(t + self.timeout, _Ev.TIMEOUT, login)
         self.try_start(t, node)
+        node.peak = max(node.peak, len(node.queue))
 
     def try_start(self, t: float, node: _Node) -> None:
         node.refill(t)
@@ -227,7 +233,8 @@ def reference_clients(wave: WaveSpec, serving: ServerModel, round1_s: Sequence[f
     sim = _Sim(wave, serving, other or serving, round1_s, round2_s)
     sim.run()
     waits = Waits(round1_s=np.asarray([round1_s], dtype=np.float64), round2_s=np.asarray([round2_s], dtype=np.float64))
-    node_attempts = [NodeAttempts(arrival_s=sim.arrival[i], start_s=sim.start[i], outcome=sim.outcome[i]) for i in (0, 1)]
+    node_attempts = [NodeAttempts(arrival_s=sim.arrival[i], start_s=sim.start[i], outcome=sim.outcome[i],
+                                  queue_peak=np.array([sim.nodes[i].peak], dtype=np.int64)) for i in (0, 1)]
     return ClientOutcomes(wave=wave, serving_model=serving, other_model=(other or serving) if sim.fallback else None,
                           waits=waits, serving=node_attempts[0], other=node_attempts[1] if sim.fallback else None,
                           recovery_s=sim.recovery, fate=sim.fate)

@@ -36,7 +36,7 @@ taken in (round, client) order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,7 +95,7 @@ class _Node:
     def attempts(self) -> NodeAttempts:
         n = self.arrival.shape[2] - 1
         return NodeAttempts(arrival_s=self.arrival[:, :, :n], start_s=self.start[:, :, :n],
-                            outcome=self.outcome[:, :, :n])
+                            outcome=self.outcome[:, :, :n], queue_peak=self.queue.queue_peak.copy())
 
 
 class _Engine:
@@ -117,7 +117,7 @@ class _Engine:
 
     def _take(self, array: NDArray[_T], rows: NDArray[np.int64]) -> NDArray[_T]:
         """``array[rows[i, r], r]`` for an ``(m, R)`` C-contiguous array (faster than take_along_axis)."""
-        return array.reshape(-1)[rows * self.replicas + self._cols[: rows.shape[1]]]
+        return cast("NDArray[_T]", array.reshape(-1)[rows * self.replicas + self._cols[: rows.shape[1]]])
 
     def _add(self, node: _Node, time: FloatArray, client: _Ints, rnd: _Rounds, min_slab: int) -> None:
         """Compact and sort generated arrivals per column; file each slab's column ranges under it.
