@@ -31,6 +31,8 @@ from jabberemu.throttle.model import (
     AttemptOutcome,
     ClientFate,
     ClientOutcomes,
+    FloatArray,
+    IntArray,
     NodeAttempts,
     ServerModel,
     WaveKind,
@@ -62,7 +64,7 @@ from jabberemu.throttle.summary import (
     summarise,
     wilson_interval,
 )
-from jabberemu.throttle.wave import simulate_clients
+from jabberemu.throttle.wave import SLAB_MARGIN, simulate_clients
 
 __all__ = [
     "DEFAULT_BIN_S",
@@ -70,6 +72,7 @@ __all__ = [
     "DEFAULT_PROBABILITY",
     "DEFAULT_REPLICAS",
     "DEFAULT_SOAP_TIMEOUT_S",
+    "SLAB_MARGIN",
     "Admitted",
     "AttemptOutcome",
     "Band",
@@ -77,7 +80,9 @@ __all__ = [
     "ClientFate",
     "ClientOutcomes",
     "ClosedForm",
+    "FloatArray",
     "InfeasiblePlan",
+    "IntArray",
     "ModelInputError",
     "NodeAttempts",
     "NodeQueue",
