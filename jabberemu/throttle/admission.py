@@ -149,8 +149,10 @@ class NodeQueue:
             grown = np.full((n, max(need, 2 * self._hist.shape[1])), -np.inf)
             grown[:, : self._hist.shape[1]] = self._hist
             self._hist = grown
-        hist, accepted, peak = self._hist.reshape(-1), self._accepted, self.queue_peak
+        hist = self._hist.reshape(-1)
         hbase = self._rows * self._hist.shape[1]
+        write = hbase + self._accepted + 1  # where the next accepted login's leave goes
+        peak1 = self.queue_peak + 1
         rate = srv.rate_per_s
         inv_rate = 1.0 / rate if rate is not None else 0.0
         lag = (srv.burst - 1) * inv_rate
@@ -158,41 +160,43 @@ class NodeQueue:
         tat, tmp = self._tat, np.empty(n)
         c, ring, started = self._workers, self._ring.reshape(-1), self._started
         wbase = self._rows * (c or 1)
+        idx = wbase.copy()
         q = srv.queue_limit
-        idx, hidx = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        hidx = np.empty(n, dtype=np.int64)
         late, busy, leave = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_), np.empty(n)
+        free = np.empty(n)
         for k in range(a_all.shape[0]):
             a, d, s, st, acc = a_all[k], d_all[k], s_all[k], st_all[k], acc_all[k]
+            if c is not None:
+                if c > 1:
+                    np.remainder(started, c, out=idx)
+                    idx += wbase
+                free = ring[idx]
             if rate is not None:
                 np.subtract(tat, lag, out=s)
                 np.maximum(s, a, out=s)
+                if c is not None:
+                    np.maximum(s, free, out=s)
+            elif c is not None:
+                np.maximum(a, free, out=s)
             else:
                 np.copyto(s, a)
-            if c is not None:
-                np.remainder(started, c, out=idx)
-                idx += wbase
-                free = ring[idx]
-                np.maximum(s, free, out=s)
             np.less(s, d, out=st)
             if q is not None:
                 np.greater(s, a, out=late)
-                if q > 0:
-                    np.subtract(accepted, q - 1, out=hidx)
-                    np.maximum(hidx, 0, out=hidx)
-                    hidx += hbase
+                if q > 0:  # the q-th most recent accepted login, or -inf at the row's start
+                    np.subtract(write, q, out=hidx)
+                    np.maximum(hidx, hbase, out=hidx)
                     np.greater(hist[hidx], a, out=busy)
                     late &= busy
                 np.greater(acc, late, out=acc)  # accepted = valid and not (late and Q wait)
                 st &= acc
             np.minimum(s, d, out=leave)
-            np.add(accepted, hbase, out=hidx)
-            hidx += 1
-            hist[hidx] = leave
-            accepted += acc
-            np.subtract(accepted, peak, out=hidx)
-            hidx += hbase
+            hist[write] = leave
+            write += acc
+            np.subtract(write, peak1, out=hidx)  # the (P+1)-th most recent accepted, this one included
             np.greater(hist[hidx], a, out=busy)
-            peak += busy
+            peak1 += busy
             if rate is not None:
                 np.maximum(tat, s, out=tmp)
                 tmp += inv_rate
@@ -202,3 +206,5 @@ class NodeQueue:
                 np.copyto(free, tmp, where=st)
                 ring[idx] = free
                 started += st
+        self._accepted[:] = write - hbase - 1
+        self.queue_peak[:] = peak1 - 1

@@ -258,15 +258,15 @@ def _rounds(values: FloatArray) -> FloatArray:
 
 
 def _binned(times: FloatArray, bins: int, bin_s: float) -> FloatArray:
-    """Per replica, how many of ``times`` (``(R, M)``, NaN = none) fall in each bin: ``(R, bins)``."""
-    replicas = times.shape[0]
-    q = np.multiply(times, 1.0 / bin_s)
-    np.floor(q, out=q)
-    np.fmin(q, float(bins), out=q)  # NaN -> the overflow bin; times are >= 0
-    idx = q.astype(np.int64)
-    idx += (np.arange(replicas, dtype=np.int64) * (bins + 1))[:, None]
-    counts = np.bincount(idx.reshape(-1), minlength=replicas * (bins + 1)).reshape(replicas, bins + 1)
-    return counts[:, :bins].astype(np.float64)
+    """Per replica, how many of ``times`` (``(R, M)``, NaN = none, all in [0, bins * bin_s)) fall in
+    each bin: ``(R, bins)``."""
+    q = times / bin_s  # the horizon was cut with the same division, so q < bins
+    q[np.isnan(q)] = bins  # the overflow bin
+    idx = q.astype(np.int32)  # truncation = floor for q >= 0
+    counts = np.empty((times.shape[0], bins))
+    for r in range(times.shape[0]):
+        counts[r] = np.bincount(idx[r], minlength=bins + 1)[:bins]
+    return counts
 
 
 def _node_series(node: NodeAttempts, server: ServerModel, timeout_s: float, bins: int, bin_s: float) -> NodeSeries:

@@ -61,41 +61,43 @@ __all__ = ["SLAB_MARGIN", "simulate_clients"]
 #: Relative margin by which a slab is narrower than the lower limit (see the module docstring).
 SLAB_MARGIN = 1e-6
 
-_Ints = NDArray[np.int32]
+_Slots = NDArray[np.int32]
+_Index = NDArray[np.int64]
 _T = TypeVar("_T", bound=np.generic)
-_Rounds = NDArray[np.int8]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class _Source:
-    """Generated arrivals at one node, ``(m, R)``, each column sorted by time (+inf = none).
+    """Generated arrivals at one node, ``(m + 1, R)``, each column sorted by time; the last row and
+    any other +inf time are "no arrival" (slot = the dummy client N of round 1).
 
-    ``client`` is the dummy column N and ``rnd`` 1 where there is no arrival.
+    A *slot* codes (round, client) as ``(round - 1) * (N + 1) + client``: its order is the tie
+    order (round, client), and it indexes a node's ``(R, 2, N + 1)`` record arrays directly.
     """
 
     time: FloatArray
-    client: _Ints
-    rnd: _Rounds
-
-
-_Part = tuple[FloatArray, _Ints, _Rounds]
+    slot: _Slots
 
 
 class _Node:
-    """A node's queue plus the per-client record of its attempts (one dummy client column)."""
+    """A node's queue plus the record of its attempts, ``(R, 2, N + 1)`` (one dummy client)."""
 
     def __init__(self, server: ServerModel, replicas: int, clients: int, timeout_s: float) -> None:
         self.server = server
         self.queue = NodeQueue(server, replicas=replicas, soap_timeout_s=timeout_s)
-        self.arrival = np.full((2, replicas, clients + 1), np.nan)
-        self.start = np.full((2, replicas, clients + 1), np.nan)
-        self.outcome = np.zeros((2, replicas, clients + 1), dtype=np.int8)
-        self.pending: dict[int, list[tuple[_Source, NDArray[np.int64], NDArray[np.int64]]]] = {}
+        self.arrival = np.full((replicas, 2, clients + 1), np.nan)
+        self.start = np.full((replicas, 2, clients + 1), np.nan)
+        self.outcome = np.zeros((replicas, 2, clients + 1), dtype=np.int8)
+        self.pending: dict[int, list[tuple[_Source, _Index, _Index]]] = {}
 
     def attempts(self) -> NodeAttempts:
         n = self.arrival.shape[2] - 1
-        return NodeAttempts(arrival_s=self.arrival[:, :, :n], start_s=self.start[:, :, :n],
-                            outcome=self.outcome[:, :, :n], queue_peak=self.queue.queue_peak.copy())
+
+        def view(a: NDArray[_T]) -> NDArray[_T]:
+            return a[:, :, :n].transpose(1, 0, 2)
+
+        return NodeAttempts(arrival_s=view(self.arrival), start_s=view(self.start), outcome=view(self.outcome),
+                            queue_peak=self.queue.queue_peak.copy())
 
 
 class _Engine:
@@ -112,14 +114,15 @@ class _Engine:
         self.fate = np.zeros((self.replicas, self.clients + 1), dtype=np.int8)
         self.round2 = np.concatenate((waits.round2_s, np.zeros((self.replicas, 1))), axis=1)
         self._cols = np.arange(self.replicas, dtype=np.int64)
+        self._dummy = np.int32(self.clients)
 
     # --- pending arrivals, bucketed by slab ------------------------------------------------------
 
-    def _take(self, array: NDArray[_T], rows: NDArray[np.int64]) -> NDArray[_T]:
+    def _take(self, array: NDArray[_T], rows: _Index) -> NDArray[_T]:
         """``array[rows[i, r], r]`` for an ``(m, R)`` C-contiguous array (faster than take_along_axis)."""
-        return cast("NDArray[_T]", array.reshape(-1)[rows * self.replicas + self._cols[: rows.shape[1]]])
+        return cast("NDArray[_T]", array.reshape(-1)[rows * self.replicas + self._cols])
 
-    def _add(self, node: _Node, time: FloatArray, client: _Ints, rnd: _Rounds, min_slab: int) -> None:
+    def _add(self, node: _Node, time: FloatArray, slot: _Slots, min_slab: int) -> None:
         """Compact and sort generated arrivals per column; file each slab's column ranges under it.
 
         Sorting is skipped when the compacted columns are already in time order (round 1 from
@@ -130,74 +133,72 @@ class _Engine:
         if width == 0:
             return
         r = self.replicas
+        packed_t = np.full((width + 1) * r, np.inf)  # one more row: the "no arrival" row
+        packed_s = np.full((width + 1) * r, self._dummy, dtype=np.int32)
         if width < time.shape[0]:
             flat = np.flatnonzero(valid)
             dest = (np.cumsum(valid, axis=0) - 1).reshape(-1)[flat] * r + flat % r
-            packed_t = np.full(width * r, np.inf)
-            packed_c = np.full(width * r, self.clients, dtype=np.int32)
-            packed_r = np.ones(width * r, dtype=np.int8)
             packed_t[dest] = time.reshape(-1)[flat]
-            packed_c[dest] = client.reshape(-1)[flat]
-            packed_r[dest] = rnd.reshape(-1)[flat]
-            time, client, rnd = packed_t.reshape(width, r), packed_c.reshape(width, r), packed_r.reshape(width, r)
-        if (time[1:] < time[:-1]).any():
-            order = np.argsort(time, axis=0)
-            src = _Source(time=self._take(time, order), client=self._take(np.ascontiguousarray(client), order),
-                          rnd=self._take(np.ascontiguousarray(rnd), order))
+            packed_s[dest] = slot.reshape(-1)[flat]
         else:
-            src = _Source(time=time, client=client, rnd=rnd)
-        valid = np.isfinite(src.time)
-        key = np.floor(np.where(valid, src.time, 0.0) / self.width).astype(np.int64)
+            packed_t[: width * r] = time.reshape(-1)
+            packed_s[: width * r] = slot.reshape(-1)
+        t2, s2 = packed_t.reshape(width + 1, r), packed_s.reshape(width + 1, r)
+        if (t2[1:] < t2[:-1]).any():
+            order = np.argsort(t2, axis=0)
+            t2, s2 = self._take(t2, order), self._take(s2, order)
+        valid = np.isfinite(t2)
+        key = np.floor(np.where(valid, t2, 0.0) / self.width).astype(np.int64)
         kmin, kmax = int(key[valid].min()), int(key[valid].max())
         if kmin < min_slab:
             raise AssertionError(f"arrival in slab {kmin} < {min_slab}: lower_s too small for float resolution")
         nk = kmax - kmin + 1
-        slot = np.where(valid, key - kmin, nk) * r + self._cols
-        counts = np.bincount(slot.reshape(-1), minlength=(nk + 1) * r).reshape(nk + 1, r)[:nk]
+        bucket = np.where(valid, key - kmin, nk) * r + self._cols
+        counts = np.bincount(bucket.reshape(-1), minlength=(nk + 1) * r).reshape(nk + 1, r)[:nk]
         starts = np.cumsum(counts, axis=0) - counts
+        src = _Source(time=t2, slot=s2)
         for i in np.nonzero(counts.any(axis=1))[0].tolist():
             node.pending.setdefault(kmin + i, []).append((src, starts[i], counts[i]))
 
-    def _batch(self, node: _Node, slab: int) -> _Part | None:
-        """All arrivals of ``slab`` at ``node``, ``(m, R)``, each column sorted by (time, round, client)."""
+    def _batch(self, node: _Node, slab: int) -> tuple[FloatArray, _Slots] | None:
+        """All arrivals of ``slab`` at ``node``, ``(m, R)``, each column sorted by (time, slot)."""
         parts = [self._gather(*entry) for entry in node.pending.pop(slab, [])]
         if not parts:
             return None
         if len(parts) == 1:
-            time, client, rnd = parts[0]
+            time, slot = parts[0]
         else:
             time = np.concatenate([p[0] for p in parts])
             order = np.argsort(time, axis=0, kind="stable")
-            time = self._take(time, order)
-            client = self._take(np.concatenate([p[1] for p in parts]), order)
-            rnd = self._take(np.concatenate([p[2] for p in parts]), order)
+            time, slot = self._take(time, order), self._take(np.concatenate([p[1] for p in parts]), order)
         tied = ((time[1:] == time[:-1]) & np.isfinite(time[1:])).any(axis=0)
-        for col in np.nonzero(tied)[0].tolist():  # rare: simultaneous arrivals, order by (round, client)
-            o = np.lexsort((client[:, col], rnd[:, col], time[:, col]))
-            time[:, col], client[:, col], rnd[:, col] = time[o, col], client[o, col], rnd[o, col]
-        return time, client, rnd
+        for col in np.nonzero(tied)[0].tolist():  # rare: simultaneous arrivals, in (round, client) order
+            o = np.lexsort((slot[:, col], time[:, col]))
+            time[:, col], slot[:, col] = time[o, col], slot[o, col]
+        return time, slot
 
-    def _gather(self, src: _Source, lo: NDArray[np.int64], cnt: NDArray[np.int64]) -> _Part:
+    def _gather(self, src: _Source, lo: _Index, cnt: _Index) -> tuple[FloatArray, _Slots]:
         width = int(cnt.max())
         step = np.arange(width)[:, None]
-        inside = step < cnt[None, :]
-        rows = np.minimum(lo[None, :] + step, src.time.shape[0] - 1)
-        return (np.where(inside, self._take(src.time, rows), np.inf),
-                np.where(inside, self._take(src.client, rows), self.clients).astype(np.int32),
-                np.where(inside, self._take(src.rnd, rows), 1).astype(np.int8))
+        rows = np.where(step < cnt[None, :], lo[None, :] + step, src.time.shape[0] - 1)
+        return self._take(src.time, rows), self._take(src.slot, rows)
 
     # --- one node, one slab --------------------------------------------------------------------
 
-    def _flat(self, rows: NDArray[np.int64], client: _Ints) -> NDArray[np.int64]:
-        """Flat index of (replica, client) into a ``(R, N + 1)`` array."""
-        return rows * (self.clients + 1) + client
+    def _client_of(self, slot: _Slots) -> _Slots:
+        """The client of a slot (either round)."""
+        n1 = np.int32(self.clients + 1)
+        return np.where(slot >= n1, slot - n1, slot)
 
-    def _run(self, node: _Node, time: FloatArray, client: _Ints, rnd: _Rounds) -> tuple[FloatArray, IntArray,
-                                                                                        FloatArray]:
+    def _per_client(self, client: _Slots) -> _Index:
+        """Flat index of (replica, client) into a ``(R, N + 1)`` array (rows broadcast)."""
+        return self._cols * (self.clients + 1) + client
+
+    def _run(self, node: _Node, time: FloatArray, slot: _Slots) -> tuple[FloatArray, IntArray, FloatArray]:
         """Feed a batch to a node and record the attempts; returns start, outcome, end-of-attempt time."""
         adm = node.queue.admit(time)
-        where = (rnd - 1).astype(np.int64) * (self.replicas * (self.clients + 1)) + self._flat(self._rows(time), client)
-        node.arrival.reshape(-1)[where] = time  # padding lands in the dummy client column
+        where = self._cols * (2 * (self.clients + 1)) + slot  # padding lands in the dummy client
+        node.arrival.reshape(-1)[where] = time
         node.start.reshape(-1)[where] = adm.start_s
         node.outcome.reshape(-1)[where] = adm.outcome
         done_s = np.where(adm.outcome == AttemptOutcome.REFUSED_BUSY, time,
@@ -205,46 +206,45 @@ class _Engine:
                                    time + self.timeout_s))
         return adm.start_s, adm.outcome, done_s
 
-    def _rows(self, like: FloatArray) -> NDArray[np.int64]:
-        return np.broadcast_to(self._cols, like.shape)
-
-    def _round_failed(self, failed: NDArray[np.bool_], done_s: FloatArray, client: _Ints, rnd: _Rounds,
-                      slab: int) -> None:
+    def _round_failed(self, failed: NDArray[np.bool_], done_s: FloatArray, slot: _Slots, slab: int) -> None:
         """Round 1 failed -> round 2 after its wait; round 2 failed -> GAVE_UP."""
-        rows = self._rows(done_s)
-        again = failed & (rnd == 1)
+        first = slot <= self._dummy
+        again = failed & first
         if again.any():
-            wait = self.round2.reshape(-1)[self._flat(rows, client)]
-            self._add(self.serving, np.where(again, done_s + wait, np.inf), client,
-                      np.full(client.shape, 2, dtype=np.int8), slab + 1)
-        self.fate.reshape(-1)[self._flat(rows, np.where(failed & (rnd == 2), client, self.clients))] = ClientFate.GAVE_UP
+            wait = self.round2.reshape(-1)[self._per_client(np.where(first, slot, self._dummy))]
+            self._add(self.serving, np.where(again, done_s + wait, np.inf), slot + np.int32(self.clients + 1),
+                      slab + 1)
+        gone = failed & ~first
+        if gone.any():
+            self.fate.reshape(-1)[self._per_client(np.where(gone, self._client_of(slot), self._dummy))] = (
+                ClientFate.GAVE_UP)
 
-    def _serving_slab(self, time: FloatArray, client: _Ints, rnd: _Rounds, slab: int) -> None:
-        start, outcome, done_s = self._run(self.serving, time, client, rnd)
+    def _serving_slab(self, time: FloatArray, slot: _Slots, slab: int) -> None:
+        start, outcome, done_s = self._run(self.serving, time, slot)
         ok = outcome == AttemptOutcome.ANSWERED
-        target = self._flat(self._rows(time), np.where(ok, client, self.clients))
+        target = self._per_client(np.where(ok, self._client_of(slot), self._dummy))
         self.recovery.reshape(-1)[target] = done_s
-        self.fate.reshape(-1)[target] = rnd  # RECOVERED_ROUND_1 = 1, RECOVERED_ROUND_2 = 2
+        self.fate.reshape(-1)[target] = np.where(slot > self._dummy, ClientFate.RECOVERED_ROUND_2,
+                                                 ClientFate.RECOVERED_ROUND_1)
         failed = ~ok & (outcome != AttemptOutcome.NONE)
         if self.other is not None:  # refused (at arrival) and timed out (arrival + T): each in time order
             busy = outcome == AttemptOutcome.REFUSED_BUSY
-            self._add(self.other, np.where(busy, done_s, np.inf), client, rnd, slab)
-            self._add(self.other, np.where(failed & ~busy, done_s, np.inf), client, rnd, slab)
+            self._add(self.other, np.where(busy, done_s, np.inf), slot, slab)
+            self._add(self.other, np.where(failed & ~busy, done_s, np.inf), slot, slab)
         else:
-            self._round_failed(failed, done_s, client, rnd, slab)
+            self._round_failed(failed, done_s, slot, slab)
 
-    def _other_slab(self, time: FloatArray, client: _Ints, rnd: _Rounds, slab: int) -> None:
-        assert self.other is not None
-        _, outcome, done_s = self._run(self.other, time, client, rnd)
-        self._round_failed(outcome != AttemptOutcome.NONE, done_s, client, rnd, slab)  # never served there
+    def _other_slab(self, time: FloatArray, slot: _Slots, slab: int) -> None:
+        _, outcome, done_s = self._run(self.other, time, slot) if self.other is not None else (None, None, None)
+        assert outcome is not None and done_s is not None
+        self._round_failed(outcome != AttemptOutcome.NONE, done_s, slot, slab)  # never served there
 
     # --- the pass --------------------------------------------------------------------------------
 
     def run(self) -> ClientOutcomes:
         r, n = self.replicas, self.clients
         self._add(self.serving, np.ascontiguousarray(self.waits.round1_s.T),
-                  np.broadcast_to(np.arange(n, dtype=np.int32)[:, None], (n, r)),
-                  np.ones((n, r), dtype=np.int8), 0)
+                  np.broadcast_to(np.arange(n, dtype=np.int32)[:, None], (n, r)), 0)
         nodes = [self.serving] + ([self.other] if self.other is not None else [])
         while True:
             keys = [k for node in nodes for k in node.pending]
