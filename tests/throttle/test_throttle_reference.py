@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from throttle_helpers import fast_and_reference, shuffled_waits
 
 from jabberemu.throttle import AttemptOutcome, ClientFate, ServerModel, Waits, WaveKind, WaveSpec
@@ -86,3 +88,47 @@ def test_mixed_random_parameters_equal_reference() -> None:
         wave = WaveSpec(clients=int(rng.integers(20, 200)), kind=kind, lower_s=lower,
                         upper_s=lower + float(rng.uniform(0, 10)), soap_timeout_s=float(rng.uniform(0.3, 4)))
         fast_and_reference(wave, serving, shuffled_waits(wave, replicas=2, seed=trial), other)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(list(WaveKind)),
+       rate=st.one_of(st.none(), st.floats(1.0, 40.0)), burst=st.integers(1, 4),
+       workers=st.one_of(st.none(), st.integers(1, 4)), service_s=st.floats(0.0, 0.8),
+       queue=st.one_of(st.none(), st.integers(0, 15)),
+       other_rate=st.floats(1.0, 20.0), other_queue=st.one_of(st.none(), st.integers(0, 8)),
+       clients=st.integers(1, 120), lower_s=st.floats(0.2, 5.0), window_s=st.floats(0.1, 15.0),
+       timeout_s=st.floats(0.2, 6.0), seed=st.integers(0, 2**32 - 1))
+def test_property_fast_model_equals_reference(kind: WaveKind, rate: float | None, burst: int, workers: int | None,
+                                              service_s: float, queue: int | None, other_rate: float,
+                                              other_queue: int | None, clients: int, lower_s: float, window_s: float,
+                                              timeout_s: float, seed: int) -> None:
+    """Random parameter sets (hypothesis, reproducible): the two simulators agree client by client."""
+    serving = ServerModel(rate_per_s=rate, burst=burst, workers=workers, service_s=service_s, queue_limit=queue)
+    other = ServerModel(rate_per_s=other_rate, service_s=service_s / 2, queue_limit=other_queue)
+    wave = WaveSpec(clients=clients, kind=kind, lower_s=lower_s, upper_s=lower_s + window_s, soap_timeout_s=timeout_s)
+    fast_and_reference(wave, serving, shuffled_waits(wave, replicas=2, seed=seed), other)
+
+
+_DYADIC = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(list(WaveKind)), rate=st.sampled_from([None, 1.0, 2.0, 4.0, 8.0]),
+       burst=st.integers(1, 3), workers=st.sampled_from([None, 1, 2]), service_s=_DYADIC,
+       queue=st.sampled_from([None, 0, 1, 3]), other_rate=st.sampled_from([1.0, 2.0, 4.0]),
+       other_queue=st.sampled_from([None, 0, 2]), clients=st.integers(1, 30), lower_s=st.sampled_from([0.5, 1.0, 2.0]),
+       timeout_s=st.sampled_from([0.25, 0.5, 1.0, 2.0]),
+       round1=st.lists(_DYADIC, min_size=30, max_size=30), round2=st.lists(_DYADIC, min_size=30, max_size=30))
+def test_property_ties_on_dyadic_times(kind: WaveKind, rate: float | None, burst: int, workers: int | None,
+                                       service_s: float, queue: int | None, other_rate: float,
+                                       other_queue: int | None, clients: int, lower_s: float, timeout_s: float,
+                                       round1: list[float], round2: list[float]) -> None:
+    """Waits, rates and times on a grid of binary fractions, so both simulators compute exactly and
+    simultaneous events abound: arrivals together, starts on deadlines, answers on deadlines. The
+    tie order (answers, give-ups, starts, arrivals; arrivals by round then client) must agree."""
+    wave = WaveSpec(clients=clients, kind=kind, lower_s=lower_s, upper_s=lower_s + 1.0, soap_timeout_s=timeout_s)
+    waits = Waits(round1_s=np.array([[lower_s + x for x in round1[:clients]]]),
+                  round2_s=np.array([[lower_s + x for x in round2[:clients]]]))
+    fast_and_reference(wave, ServerModel(rate_per_s=rate, burst=burst, workers=workers, service_s=service_s,
+                                         queue_limit=queue),
+                       waits, ServerModel(rate_per_s=other_rate, service_s=service_s, queue_limit=other_queue))
