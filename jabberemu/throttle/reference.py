@@ -182,7 +182,8 @@ class _Sim:
             self.outcome[login.node, login.rnd - 1, 0, login.client] = AttemptOutcome.ANSWERED
             if login.node == 0:
                 self.recovery[0, login.client] = t
-                self.fate[0, login.client] = ClientFate.RECOVERED_ROUND_1 if login.rnd == 1 else ClientFate.RECOVERED_ROUND_2
+                self.fate[0, login.client] = (ClientFate.RECOVERED_ROUND_1 if login.rnd == 1
+                                              else ClientFate.RECOVERED_ROUND_2)
             else:
                 self.round_failed(t, login)  # not-served-here
 
