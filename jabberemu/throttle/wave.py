@@ -11,16 +11,18 @@ node ends the re-login at its answer (XMPP and the rest count as zero).
 **Interleaving rounds, one pass in time slabs.** Round-2 arrivals interleave in time with round-1
 stragglers on the same node, and in a FIFO queue an arrival can only be decided once every earlier
 arrival is known. Every re-entry into round 2 comes at least ``lower_s`` after the arrival whose
-failure caused it (failure instant >= that arrival, wait >= lower_s). So cut time into slabs of
-width ``w = lower_s * (1 - 1e-6)`` (the margin keeps float rounding of ``t / w`` from moving a
-re-entry into its cause's slab; a check raises if it ever did): every arrival in slab j is caused
+failure caused it (failure instant >= that arrival, wait >= lower_s; more when the failure can
+only be a timeout or an answer: see ``_causal_gap_s``). So cut time into slabs of width
+``w = gap * (1 - 1e-6)`` (the margin keeps float rounding of ``t / w`` from moving a re-entry into
+its cause's slab; a check raises if it ever did): every arrival in slab j is caused
 by an arrival in a slab < j, or is a round-1 arrival (known from the start), or (fallback) an
 attempt at the other node caused by a failure at the serving node in a slab <= j. Processing slab j
 as "serving node, then other node", each node's arrivals of the slab are all known when the node
 runs them, and a node receives its arrivals in time order across slabs, so feeding them to its
 :class:`~jabberemu.throttle.admission.NodeQueue` (whose state persists between slabs) is exactly
 the single-pass FIFO recurrence over the whole merged stream. No fixed-point iteration is needed;
-the number of slabs is about (horizon / lower_s) and only non-empty slabs cost anything.
+the number of slabs is about horizon / gap and only non-empty slabs cost anything (each costs a
+few numpy calls: a lower limit far below a second with a queue limit makes many slabs).
 
 **Why numpy and not a simulation library.** 25,000 clients x 200 replicas is 5 M clients and 10
 to 20 M events. ``reference.py`` is a lean hand-written event loop (heapq, no per-event object
@@ -114,8 +116,8 @@ class _Engine:
         self.waits = waits
         self.replicas, self.clients = waits.replicas, waits.clients
         self.timeout_s = float(wave.soap_timeout_s)
-        self.width = float(wave.lower_s) * (1.0 - SLAB_MARGIN)
         self.fallback = wave.kind is WaveKind.FALLBACK
+        self.width = _causal_gap_s(wave, serving, other or serving) * (1.0 - SLAB_MARGIN)
         self.serving = _Node(serving, self.replicas, self.clients, self.timeout_s)
         self.other = _Node(other or serving, self.replicas, self.clients, self.timeout_s) if self.fallback else None
         self.recovery = np.full((self.replicas, self.clients + 1), np.nan)
@@ -273,6 +275,22 @@ class _Engine:
                               other_model=self.other.server if self.other else None, waits=self.waits,
                               serving=self.serving.attempts(), other=self.other.attempts() if self.other else None,
                               recovery_s=self.recovery[:, :n], fate=fate)
+
+
+def _causal_gap_s(wave: WaveSpec, serving: ServerModel, other: ServerModel) -> float:
+    """The least time from an arrival to a round-2 re-entry it can cause (the slab width).
+
+    The re-entry comes ``wait >= lower_s`` after the round failed. In a failover wave the round
+    fails at the serving node: at the arrival if refused busy (only with a queue limit), else at
+    the deadline, arrival + T. In a fallback wave it fails at the other node: at the arrival if
+    refused busy, else at its answer (arrival + S at the earliest) or its deadline.
+    """
+    timeout_s = float(wave.soap_timeout_s)
+    if wave.kind is WaveKind.FAILOVER:
+        extra = timeout_s if serving.queue_limit is None else 0.0
+    else:
+        extra = min(float(other.service_s), timeout_s) if other.queue_limit is None else 0.0
+    return float(wave.lower_s) + extra
 
 
 def simulate_clients(wave: WaveSpec, serving: ServerModel, waits: Waits, *,
