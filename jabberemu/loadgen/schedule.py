@@ -146,26 +146,27 @@ def check_plan(actions: tuple[DrillAction, ...], *, node_names: tuple[str, ...],
     Returns:
         ``(errors, warnings)``: errors refuse the run (a node the pair lacks, an action after the end
         of the run); warnings say what the verdict will not be able to judge (a wave that the end of
-        the run would cut, ``ready+`` times that ``-t`` may not reach).
+        the run would cut). A ``ready+`` time counts from a moment known only during the run, so it
+        is checked as if every client were signed in at once.
     """
     errors: list[str] = []
     warnings: list[str] = []
     known = ", ".join(node_names)
     for a in actions:
-        spelled = f"{a.label}{':' + a.node if a.node else ''}@{'ready+' if a.after_ready else ''}{a.at_s:g}"
+        spelled = ":".join(p for p in (a.kind.value, a.node, a.arg) if p) + \
+            f"@{'ready+' if a.after_ready else ''}{a.at_s:g}"
         if a.node is not None and a.node not in node_names and (has_admin or a.kind is not ActionKind.MARK):
             errors.append(f"--drill {spelled}: node {a.node!r} is not in the pair ({known})")
         if run_time_s is None:
             continue
-        if not a.after_ready and a.at_s >= run_time_s:
-            errors.append(f"--drill {spelled}: at {a.at_s:g} s, after the end of the run (-t {run_time_s:g}s)")
-        elif a.kind in _MOVES_SESSIONS and not a.after_ready and a.at_s + settle_s > run_time_s:
-            warnings.append(f"--drill {spelled}: its re-login wave needs until {a.at_s + settle_s:g} s (upper limit "
-                            f"+ recovery margin), after the end of the run (-t {run_time_s:g}s): clients still "
-                            "waiting then make the verdict INCONCLUSIVE; give -t at least that")
-        elif a.after_ready:
-            warnings.append(f"--drill {spelled}: counts from the moment every client is signed in; -t "
-                            f"{run_time_s:g}s must leave it {a.at_s + settle_s:g} s after that")
+        if a.at_s >= run_time_s:  # ready+ counts later still: it cannot fit either
+            errors.append(f"--drill {spelled}: at {'ready + ' if a.after_ready else ''}{a.at_s:g} s, after the end "
+                          f"of the run (-t {run_time_s:g}s)")
+        elif a.kind in _MOVES_SESSIONS and a.at_s + settle_s > run_time_s:
+            warnings.append(f"--drill {spelled}: its re-login wave needs until {'ready + ' if a.after_ready else ''}"
+                            f"{a.at_s + settle_s:g} s (upper limit + recovery margin), after the end of the run "
+                            f"(-t {run_time_s:g}s): clients still waiting then make the verdict INCONCLUSIVE; give -t "
+                            "at least that")
     return errors, warnings
 
 
