@@ -87,6 +87,19 @@ def detect_assignment(admin_url: str) -> Assignment:
     return Assignment.BALANCED
 
 
+def mock_upper_limit(admin_url: str) -> float | None:
+    """The highest Client Re-Login Upper Limit the mock's nodes hand out (``/api/parameters``), or
+    None on a real pair or when it cannot be read."""
+    if not admin_url:
+        return None
+    try:
+        params = requests.get(admin_url.rstrip("/") + "/api/parameters", timeout=10).json()
+        return max(float(p["relogin_upper_s"]) for p in params.values())
+    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as exc:
+        logger.debug("re-login limits of the mock not read from %s: %s", admin_url, exc)
+        return None
+
+
 def _check_patterns(opts: Any) -> None:
     try:
         user = opts.user_pattern.format(n=1)
@@ -284,11 +297,15 @@ class Swarm:
         """
         assert self.target is not None and self.settings is not None
         run_time = getattr(opts, "run_time", None)
+        upper = None
+        if DRILL.actions and run_time and not self._is_worker():
+            upper = mock_upper_limit(self.target.admin_url)  # the limits the mock hands out
+        if upper is None:
+            upper = self.settings.default_limits.upper_s
         errors, warnings = check_plan(
             DRILL.actions, node_names=tuple(n.name for n in self.target.pair.nodes),
             run_time_s=float(run_time) if run_time else None,
-            settle_s=self.settings.default_limits.upper_s + float(opts.recovery_margin), has_admin=bool(
-                self.target.admin_url))
+            settle_s=upper + float(opts.recovery_margin), has_admin=bool(self.target.admin_url))
         if errors:
             raise ConfigError("; ".join(errors), field="drill")
         if not self._is_worker():

@@ -2,8 +2,10 @@
 
 The commands run in README order, in a scratch directory that links the repository's top-level files
 (``locustfiles/jabber.py`` resolves; outputs stay out of the checkout). Small overrides are appended
-(argparse keeps the last value of a repeated option): drills get few clients and short limits, Locust
-runs get ``--headless -u 10 -r 10 -t 8s`` and their own run directory, ``--processes`` runs a loopback
+(argparse keeps the last value of a repeated option): drills get few clients and short limits; a
+Locust run with a ``--drill`` and a ``-t`` of at most two minutes runs as written (its own run
+directory aside) and, with ``--report``, must PASS; other Locust runs get ``--headless -u 10 -r 10
+-t 8s``, their drill items moved to 2 s, and their own run directory; ``--processes`` runs a loopback
 master on a free port, ``--prometheus-port`` gets a free port. The real-pair example gets the hosts, URLs, names and domain of the mock pair
 the README started before it, and a users CSV of that pair's users. ``jabberemu mock`` and
 ``python -m mock_server`` run until their topology file appears and the pair is Normal, stay up for
@@ -37,6 +39,7 @@ README = REPO / "README.md"
 SKIPPED = (["make", "demo"], ["make", "test"])
 LOCUST_USERS = 10
 LOCUST_OVERRIDES = ["--headless", "-u", str(LOCUST_USERS), "-r", "10", "-t", "8s"]
+AS_WRITTEN_MAX_S = 120  # a README example with a drill at most this long runs as written
 DRILL_OVERRIDES = ["--clients", "30", "--ramp", "30", "--lower", "1", "--upper", "2", "--hold", "0.5", "--margin", "1"]
 
 
@@ -72,6 +75,28 @@ def _option(argv: list[str], name: str) -> str | None:
         elif arg.startswith(name + "="):
             value = arg.split("=", 1)[1]
     return value
+
+
+def _seconds(text: str | None) -> float | None:
+    """Locust's ``-t`` (``60s``, ``5m``, ``1h30m``) in seconds, None when absent."""
+    if not text:
+        return None
+    units = {"h": 3600, "m": 60, "s": 1}
+    return float(sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", text)))
+
+
+def _as_written(argv: list[str]) -> bool:
+    t = _seconds(_option(argv, "-t"))
+    return _option(argv, "--drill") is not None and t is not None and t <= AS_WRITTEN_MAX_S
+
+
+def _short_drill(drill: str) -> str:
+    """Every item of a ``--drill`` moved to 2 s (``ready+2`` for a ready-relative one)."""
+    items = []
+    for item in drill.split(","):
+        what, _, when = item.strip().rpartition("@")
+        items.append(f"{what}@{'ready+2' if when.startswith('ready') else '2'}")
+    return ",".join(items)
 
 
 def _free_port() -> int:
@@ -166,7 +191,12 @@ class ReadmeSession:
         elif kind == "locust":
             if _option(argv, "--cpa-url") or _option(argv, "--xmpp-host"):
                 argv = self._real_pair(argv)
-            argv += [*LOCUST_OVERRIDES, "--run-dir", f"runs/cmd{index}"]
+            if not _as_written(argv):
+                argv += LOCUST_OVERRIDES
+                drill = _option(argv, "--drill")
+                if drill:
+                    argv += ["--drill", _short_drill(drill)]
+            argv += ["--run-dir", f"runs/cmd{index}"]
             if _option(argv, "--prometheus-port"):
                 argv += ["--prometheus-port", str(_free_port())]
             if _option(argv, "--processes"):
@@ -187,7 +217,7 @@ class ReadmeSession:
                 self.outcomes[i] = self._run(i)
         return self.outcomes[index]
 
-    def _run(self, index: int) -> Outcome:
+    def _run(self, index: int) -> Outcome:  # noqa: C901 - one branch per kind of command
         argv = self.prepared(index)
         outcome = Outcome(argv=argv)
         kind = _kind(self.commands[index])
@@ -209,6 +239,8 @@ class ReadmeSession:
             outcome.problems.append("a traceback in the output")
         if kind == "locust":
             self._check_locust_run(index, outcome)
+            if _as_written(self.commands[index]) and _option(self.commands[index], "--report") is not None:
+                self._check_verdict(self.workdir / f"runs/cmd{index}", outcome)
         if kind == "drill":
             out = self.workdir / self._report_dir()
             for name in ("report.html", "summary.json"):
@@ -226,8 +258,19 @@ class ReadmeSession:
         events = [e for f in files for e in read_jsonl(f)]
         connected = {e["client"] for e in events if e["type"] == "connected"}
         ended = {e["client"] for e in events if e["type"] == "end"}
-        if len(connected) != LOCUST_USERS or ended != connected:
-            outcome.problems.append(f"{len(connected)} of {LOCUST_USERS} clients signed in, {len(ended)} ended")
+        users = int(_option(self.commands[index], "-u") or 0) if _as_written(self.commands[index]) else LOCUST_USERS
+        if len(connected) != users or ended != connected:
+            outcome.problems.append(f"{len(connected)} of {users} clients signed in, {len(ended)} ended")
+
+    def _check_verdict(self, run_dir: Path, outcome: Outcome) -> None:
+        """An example run as written must PASS as written."""
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            outcome.problems.append(f"no summary.json in {run_dir}: {exc}")
+            return
+        if summary["verdict"] != "PASS":
+            outcome.problems.append(f"verdict {summary['verdict']}: {summary['reasons'][:3]}")
 
     def _start_server(self, argv: list[str], outcome: Outcome) -> None:
         if self.server is not None:
