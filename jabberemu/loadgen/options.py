@@ -125,7 +125,9 @@ def add_options(parser: Any) -> None:
     d.add_argument("--cpu-warn", env_var="JABBEREMU_CPU_WARN", type=float, default=85.0,
                    help="warn above this generator CPU percent (per process)")
     d.add_argument("--report", env_var="JABBEREMU_REPORT", action="store_true", default=False,
-                   help="build report.html and summary.json in the run directory at the end")
+                   help="build report.html and summary.json in the run directory at the end; the run is then "
+                   "judged: its exit status is the verdict's (0, or with --fail-on-verdict 1 FAIL / 3 "
+                   "INCONCLUSIVE), not Locust's 1 for any failed request")
     d.add_argument("--fail-on-verdict", env_var="JABBEREMU_FAIL_ON_VERDICT", action="store_true", default=False,
                    help="with --report: exit code 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE")
     m = parser.add_argument_group("jabberemu live metrics")

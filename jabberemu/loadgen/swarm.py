@@ -283,10 +283,11 @@ class Swarm:
             logger.error("report not built: %s", exc)
             return
         sys.stderr.write(f"jabberemu verdict: {summary.verdict.value}; report: {self.run_dir / 'report.html'}\n")
-        if opts.fail_on_verdict and DRILL.failure is None:
-            # the verdict decides, not Locust's "any failed request": a session login refused by the
-            # failed node is the client's normal path (docs/login-model.md §2)
-            environment.process_exit_code = exit_code(summary.verdict, True)
+        if DRILL.failure is None:
+            # a judged run: the verdict decides the exit status, not Locust's "any failed request"
+            # (a session login refused by the failed node is the client's normal path, and the
+            # verdict judges every failure that matters: docs/login-model.md §2)
+            environment.process_exit_code = exit_code(summary.verdict, opts.fail_on_verdict)
 
     def _check_drill(self, opts: Any) -> None:
         """Refuse a drill the target cannot run (unknown node, action after ``-t``); warn about waves
