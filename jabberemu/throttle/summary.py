@@ -92,17 +92,20 @@ class Band:
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class SeriesBand:
-    """Per-bin median and 5th / 95th percentiles across replicas."""
+    """Per-bin median and 5th / 95th percentiles across replicas, and the mean (a count of a few per
+    bin has a median that jumps between integers; its mean is the expected rate)."""
 
     median: FloatArray
     p5: FloatArray
     p95: FloatArray
+    mean: FloatArray
 
     @classmethod
     def of(cls, per_replica: FloatArray) -> SeriesBand:
         """Band of a ``(replicas, bins)`` array."""
-        p5, med, p95 = np.percentile(np.asarray(per_replica, dtype=np.float64), [5.0, 50.0, 95.0], axis=0)
-        return cls(median=med, p5=p5, p95=p95)
+        values = np.asarray(per_replica, dtype=np.float64)
+        p5, med, p95 = np.percentile(values, [5.0, 50.0, 95.0], axis=0)
+        return cls(median=med, p5=p5, p95=p95, mean=values.mean(axis=0))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
@@ -143,6 +146,8 @@ class ReplicaStats:
     recovery_p99_s: FloatArray
     recovery_max_s: FloatArray
     queue_peak: FloatArray
+    demand_peak: FloatArray  # most logins arriving at the serving node in one bin (/bin)
+    served_peak: FloatArray  # most logins served (service ended) there in one bin (/bin)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -163,6 +168,8 @@ class WaveBands:
     recovery_p99_s: Band
     recovery_max_s: Band
     queue_peak: Band
+    demand_peak: Band
+    served_peak: Band
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
@@ -269,7 +276,9 @@ def _binned(times: FloatArray, bins: int, bin_s: float) -> FloatArray:
     return counts
 
 
-def _node_series(node: NodeAttempts, server: ServerModel, timeout_s: float, bins: int, bin_s: float) -> NodeSeries:
+def _node_series(node: NodeAttempts, server: ServerModel, timeout_s: float, bins: int,
+                 bin_s: float) -> tuple[NodeSeries, FloatArray, FloatArray]:
+    """The node's series bands, and its per-replica (arrived, ended) counts per bin."""
     arrival = _rounds(node.arrival_s)
     start = node.start_s[0] if arrival.shape[1] == node.arrival_s.shape[2] else _rounds(node.start_s)
     outcome = node.outcome[0] if arrival.shape[1] == node.arrival_s.shape[2] else np.concatenate(node.outcome, axis=1)
@@ -285,10 +294,10 @@ def _node_series(node: NodeAttempts, server: ServerModel, timeout_s: float, bins
         served=SeriesBand.of(ended),
         queue_depth=SeriesBand.of(np.cumsum(arrived - unstarted - started, axis=1)),
         in_service=SeriesBand.of(np.cumsum(started - ended, axis=1)),
-    )
+    ), arrived, ended
 
 
-def _replica_stats(out: ClientOutcomes) -> ReplicaStats:
+def _replica_stats(out: ClientOutcomes, arrived: FloatArray, ended: FloatArray) -> ReplicaStats:
     srv = out.serving
     service = float(out.serving_model.service_s)
     waits = _rounds(srv.start_s - srv.arrival_s)
@@ -320,6 +329,7 @@ def _replica_stats(out: ClientOutcomes) -> ReplicaStats:
         clients_at_risk=total(failed.any(axis=0), (1,)),
         recovery_p50_s=rec50, recovery_p99_s=rec99, recovery_max_s=nanmax(np.asarray(out.recovery_s), (1,)),
         queue_peak=srv.queue_peak.astype(np.float64),
+        demand_peak=arrived.max(axis=1), served_peak=ended.max(axis=1),
     )
 
 
@@ -351,9 +361,10 @@ def summarise(outcomes: ClientOutcomes, *, bin_s: float = DEFAULT_BIN_S, seed: i
             horizon = top if top > horizon else horizon  # NaN (no event at all) leaves it
     bins = int(math.floor(horizon / bin_s)) + 1
     time_s = np.arange(bins, dtype=np.float64) * float(bin_s)
-    series = [_node_series(n, m, timeout_s, bins, bin_s) for n, m in nodes]
+    binned = [_node_series(n, m, timeout_s, bins, bin_s) for n, m in nodes]
+    series = [s for s, _, _ in binned]
     back = np.cumsum(_binned(np.asarray(outcomes.recovery_s), bins, bin_s), axis=1)
-    stats = _replica_stats(outcomes)
+    stats = _replica_stats(outcomes, binned[0][1], binned[0][2])
     bands = WaveBands(**{f.name: Band.of(getattr(stats, f.name)) for f in fields(ReplicaStats)})
     clean = int((stats.clients_at_risk == 0).sum())
     edges = np.append(time_s, bins * bin_s)
