@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soap-timeout", type=float, default=30.0,
                    help="seconds a client's CPA call may take, queue included, before it gives up on that node "
                    "(default %(default)s)")
-    p.add_argument("--max-login-wait", type=float, default=5.0,
+    from jabberemu.throttle.planner import DEFAULT_MAX_WAIT_P99_S
+
+    p.add_argument("--max-login-wait", type=float, default=DEFAULT_MAX_WAIT_P99_S,
                    help="a wave whose p99 CPA login wait exceeds this many seconds fails (default %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="run seed: users, waits (default %(default)s)")
     p.add_argument("--out", help="run directory (default reports/<run-id>)")

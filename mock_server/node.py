@@ -391,8 +391,15 @@ class MockNode:
             "tkhaserverstate": srm.TKHASERVERSTATE[state],
             "actions": actions,
             "login_queue_depth": self.admission.queue_depth,
+            "login_model": self._login_model(),
             "partitioned": self.peer.partitioned,
         }
+
+    def _login_model(self) -> dict[str, Any]:
+        """The node's login admission settings (docs/login-model.md §1), for a client-side model."""
+        s = self.admission.model.settings
+        return {"rate_per_s": s.rate_per_s, "burst": s.burst, "workers": s.workers, "service_s": s.service_s,
+                "queue_limit": s.queue_limit}
 
     def control(self, op: str, args: dict[str, Any]) -> Any:
         """Carry out one control operation (see ``control.ControlOp``).

@@ -16,6 +16,7 @@ from typing import Any
 
 from jabberemu.config import ActivityRates, ClientSettings, NodeAddress, ReloginLimits, ServerPair, Timeouts
 from jabberemu.errors import ConfigError
+from jabberemu.throttle.planner import DEFAULT_MAX_WAIT_P99_S
 
 __all__ = [
     "OPTION_NAMES",
@@ -113,7 +114,7 @@ def add_options(parser: Any) -> None:
                    help="where run data and the report go (default reports/<run-id>)")
     d.add_argument("--server-login-rate", env_var="JABBEREMU_SERVER_LOGIN_RATE", type=float, default=0.0,
                    help="declared server re-login capacity per node (logins/s) for the verdict")
-    d.add_argument("--max-login-wait", env_var="JABBEREMU_MAX_LOGIN_WAIT", type=float, default=5.0,
+    d.add_argument("--max-login-wait", env_var="JABBEREMU_MAX_LOGIN_WAIT", type=float, default=DEFAULT_MAX_WAIT_P99_S,
                    help="a wave whose p99 CPA login wait (queue included, as the clients measure it) exceeds "
                    "this many seconds fails the verdict (default %(default)s)")
     d.add_argument("--recovery-margin", env_var="JABBEREMU_RECOVERY_MARGIN", type=float, default=5.0,

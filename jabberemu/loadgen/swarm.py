@@ -87,6 +87,20 @@ def detect_assignment(admin_url: str) -> Assignment:
     return Assignment.BALANCED
 
 
+def mock_login_model(admin_url: str) -> dict[str, Any] | None:
+    """The first node's login admission settings as the mock reports them (``/api/status``), or None
+    on a real pair or when it cannot be read (docs/login-model.md §1)."""
+    if not admin_url:
+        return None
+    try:
+        nodes = requests.get(admin_url.rstrip("/") + "/api/status", timeout=10).json()["nodes"]
+        model = nodes[0].get("login_model")
+        return dict(model) if isinstance(model, dict) else None
+    except (requests.RequestException, ValueError, KeyError, TypeError, IndexError) as exc:
+        logger.debug("login model of the mock not read from %s: %s", admin_url, exc)
+        return None
+
+
 def mock_upper_limit(admin_url: str) -> float | None:
     """The highest Client Re-Login Upper Limit the mock's nodes hand out (``/api/parameters``), or
     None on a real pair or when it cannot be read."""
@@ -289,6 +303,15 @@ class Swarm:
             # verdict judges every failure that matters: docs/login-model.md §2)
             environment.process_exit_code = exit_code(summary.verdict, opts.fail_on_verdict)
 
+    def _server_model(self, opts: Any) -> dict[str, Any] | None:
+        """The serving node's login model for the prediction: the mock's own settings (when their rate
+        is the declared capacity, or none is declared), else the declared rate alone (None: neither)."""
+        mock = mock_login_model(self.target.admin_url) if self.target is not None else None
+        declared = opts.server_login_rate or None
+        if mock is not None and (declared is None or mock.get("rate_per_s") == declared):
+            return mock
+        return {"rate_per_s": declared} if declared is not None else mock
+
     def _check_drill(self, opts: Any) -> None:
         """Refuse a drill the target cannot run (unknown node, action after ``-t``); warn about waves
         the end of the run would cut (their verdict would be INCONCLUSIVE).
@@ -427,6 +450,7 @@ class Swarm:
             "lower_s": settings.default_limits.lower_s,
             "upper_s": settings.default_limits.upper_s,
             "server_login_rate": opts.server_login_rate or None,
+            "server_model": self._server_model(opts),
             "max_login_wait_s": opts.max_login_wait,
             "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,

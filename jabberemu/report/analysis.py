@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
+from jabberemu.report.prediction import WavePrediction, predict
 from jabberemu.report.records import RunData
 from jabberemu.report.series import Series, build_series
 from jabberemu.report.storm import WaveStorm, storms
@@ -103,6 +104,7 @@ class Analysis:
     series: Series
     waves: list[Wave]
     storms: list[WaveStorm]
+    predictions: list[WavePrediction | None]
     spans: list[PhaseSpan]
     latency: list[LatencyRow]
     accounting: Accounting
@@ -211,8 +213,10 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
     """
     waves = find_waves(data, gap_s=gap_s, recovery_margin_s=recovery_margin_s)
     spans = phase_spans(data, waves)
+    wave_storms = storms(data, waves)
     return Analysis(
-        series=build_series(data), waves=waves, storms=storms(data, waves), spans=spans,
+        series=build_series(data), waves=waves, storms=wave_storms, spans=spans,
+        predictions=[predict(data, w, s) for w, s in zip(waves, wave_storms)],
         latency=latency_table(data, spans),
         accounting=account(data), generator=generator_health(data),
         duration_s=max(0.0, data.t(data.last_ts)), readiness=readiness(data),

@@ -49,6 +49,7 @@ class CheckStatus(enum.Enum):
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"  # what the check needs was not tested
     NOT_APPLICABLE = "not applicable"  # the check does not apply to this run (said why)
+    INFO = "info"  # a figure shown beside the checks, never a verdict on its own
 
 
 class CheckName(enum.Enum):
@@ -61,8 +62,9 @@ class CheckName(enum.Enum):
     STEADY_STATE = "every client was signed in before the first HA action"
     HA_EVENT_SEEN = "an HA event was exercised"
     # per wave (report.verdict)
-    PEAK_RATE_1S = "peak re-login demand (1 s window) <= capacity"
-    PEAK_RATE_10S = "peak re-login demand (10 s window) <= capacity"
+    PEAK_RATE_1S = "peak re-login demand (1 s window) against capacity"
+    PEAK_RATE_10S = "peak re-login demand (10 s window) against capacity"
+    MODEL_AGREEMENT = "measured as the model predicted"
     NO_BUSY = "no CPA login refused busy"
     NO_TIMEOUT = "no CPA login timed out"
     LOGIN_WAIT = "p99 CPA login wait <= bound"

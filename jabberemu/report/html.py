@@ -117,6 +117,30 @@ def _storm_table(analysis: Analysis) -> str:
                    "abandoned (server)", "second rounds", "GAVE_UP", "came back by", "recovered"], rows, left=2)
 
 
+def _prediction_table(analysis: Analysis) -> str:
+    rows, classes = [], []
+    waves = {w.index: w for w in analysis.waves}
+    for p in analysis.predictions:
+        if p is None:
+            continue
+        w = waves[p.wave]
+        for c in p.comparisons:
+            b = c.predicted
+            rows.append([f"#{w.index + 1} {escape(w.kind.value)}", escape(c.name), f"{c.measured:.3g} {escape(c.unit)}",
+                         f"{b.median:.3g}", f"{b.p5:.3g} – {b.p95:.3g}", "yes" if c.agrees else "<b>no</b>"])
+            classes.append("" if c.agrees else "fail")
+        rows.append([f"#{w.index + 1} {escape(w.kind.value)}", "P(clean wave: no refusal, no timeout)", "–",
+                     f"{p.result.probability_clean:.0%}", "", ""])
+        classes.append("")
+        for side, evidence in p.suspects:
+            rows.append([f"#{w.index + 1}", f"likely moved: {escape(side.value)}", escape(evidence), "", "", ""])
+            classes.append("fail")
+    if not rows:
+        return "<p>No wave could be modelled (no CPA logins, or no re-login limits known).</p>"
+    return _table(["wave", "figure", "measured", "model median", "model p5 – p95", "agrees"], rows, left=2,
+                  row_class=classes)
+
+
 def _short(node: str | None) -> str:
     return (node or "?").split(".")[0]
 
@@ -131,7 +155,7 @@ def _checks_table(result: VerdictResult) -> str:
     for c in result.checks:
         rows.append([escape(c.status.value.upper()), escape(c.message)])
         classes.append({CheckStatus.FAIL: "fail", CheckStatus.INCONCLUSIVE: "fail",
-                        CheckStatus.NOT_APPLICABLE: "na"}.get(c.status, ""))
+                        CheckStatus.NOT_APPLICABLE: "na", CheckStatus.INFO: "na"}.get(c.status, ""))
     return _table(["status", "check"], rows, left=2, row_class=classes)
 
 
@@ -224,15 +248,22 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "measured it, queue wait included.</p>")
     if analysis.storms:
         parts.append(_storm_table(analysis))
+    parts.append("<h3>Predicted and measured</h3><p class='muted'>The one model of a re-login wave "
+                 "(docs/login-model.md; <code>jabberemu plan</code> uses it too), run on each wave's clients, limits, "
+                 "the node's login model and the clients' SOAP timeout, over 200 seeded replicas. A figure agrees "
+                 "when it lies in the model's p5–p95 band or within 5% of its median; the shaded bands in the "
+                 "figures below are the model's.</p>")
+    parts.append(_prediction_table(analysis))
     waves = {w.index: w for w in analysis.waves}
+    predictions = dict(zip((w.index for w in analysis.waves), analysis.predictions))
     for s in analysis.storms:
         if s.nodes:
-            parts.append(_img(plots.storm_png(waves[s.wave], s, capacity, max_login_wait_s),
+            parts.append(_img(plots.storm_png(waves[s.wave], s, capacity, max_login_wait_s, predictions.get(s.wave)),
                               f"servers during wave {s.wave + 1}"))
     parts.append("<h2>4. Drawn waits and time to recover</h2>")
     for w in analysis.waves:
         parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1}: {escape(_moved(w))}, {w.clients} clients</h3>")
-        parts.append(_img(plots.waits_png(w, margin_s), f"waits {w.index + 1}"))
+        parts.append(_img(plots.waits_png(w, margin_s, predictions.get(w.index)), f"waits {w.index + 1}"))
     parts.append("<h2>5. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
                  "from samples that have a response time (locustio/locust#3472); samples without one are "
                  "counted, not averaged in.</p>")

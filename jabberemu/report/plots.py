@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jabberemu.report.analysis import Analysis
+from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.records import RunInfo
 from jabberemu.report.series import MarkerKind, Series
 from jabberemu.report.storm import WaveStorm
@@ -25,6 +26,7 @@ _DPI = 100
 _WAVE_COLOURS = {HaKind.FAILOVER: "#f4a261", HaKind.FALLBACK: "#8ecae6"}
 _CAPACITY: dict[str, Any] = dict(color="#d62828", linewidth=2.0, linestyle="-")
 _PREDICTED: dict[str, Any] = dict(color="#2a9d8f", linewidth=2.0, linestyle="--")
+_MODEL_COLOUR = "#f4a261"
 
 
 def _png(fig: Figure) -> bytes:
@@ -185,12 +187,14 @@ def wave_png(wave: Wave, capacity: float | None) -> bytes:
     return _png(fig)
 
 
-def waits_png(wave: Wave, margin_s: float) -> bytes:
-    """Drawn waits against U[lower, upper] (KS numbers) and the CDF of time to recover.
+def waits_png(wave: Wave, margin_s: float, prediction: WavePrediction | None = None) -> bytes:
+    """Drawn waits against U[lower, upper] (KS numbers) and the CDF of time to recover, with the
+    model's band of the recovered fraction.
 
     Args:
         wave: the wave.
         margin_s: recovery margin (s) drawn after ``upper``.
+        prediction: the model's prediction of the wave, or None.
     Returns:
         PNG bytes.
     """
@@ -213,6 +217,14 @@ def waits_png(wave: Wave, margin_s: float) -> bytes:
     ax1.set_ylabel("clients per bin")
     ax1.grid(True, alpha=0.3)
     rec = np.sort(wave.recovery_s)
+    if prediction is not None:
+        r = prediction.result
+        band = r.recovered_fraction
+        edges = r.time_s + r.bin_s
+        ax2.fill_between(edges, band.p5 * 100, band.p95 * 100, color=_MODEL_COLOUR, alpha=0.25, step="post",
+                         linewidth=0, label=f"model: p5-p95 ({r.replicas} replicas, {r.bin_s:g} s bins)")
+        ax2.step(edges, band.mean * 100, where="post", color=_MODEL_COLOUR, linewidth=1.4, linestyle="--",
+                 label="model: mean")
     if rec.size:
         frac = np.arange(1, rec.size + 1) / wave.clients
         ax2.step(rec, frac * 100, where="post", color="#1d3557", linewidth=2,
@@ -224,7 +236,10 @@ def waits_png(wave: Wave, margin_s: float) -> bytes:
     if up is not None:
         ax2.axvline(up + margin_s, **_CAPACITY, label=f"deadline upper + margin = {up + margin_s:g} s")
     ax2.set_ylim(0, 102)
-    ax2.set_xlim(left=0)
+    right = max(float(rec[-1]) if rec.size else 0.0, (up or 0.0) + margin_s)
+    if prediction is not None and not np.isnan(prediction.result.bands.recovery_max_s.p95):
+        right = max(right, prediction.result.bands.recovery_max_s.p95)
+    ax2.set_xlim(0, right * 1.1)
     ax2.set_xlabel("time to recover: HA event -> XMPPCONNECTED (s)")
     ax2.set_ylabel("clients recovered (% of wave)")
     ax2.set_title("Time to recover (CDF)")
@@ -267,14 +282,29 @@ def generator_png(analysis: Analysis, cpu_limit: float, lag_limit_ms: float,
     return _png(fig)
 
 
-def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: float) -> bytes:
-    """What one wave did to the servers: demand vs served vs capacity, queue depth, login wait.
+def _model_band(ax: Axes, p: WavePrediction | None, series: str, label: str) -> None:
+    """Shade the model's p5-p95 band of one of the serving node's series, with its mean."""
+    if p is None:
+        return
+    r = p.result
+    band = getattr(r.serving, series)
+    t = r.time_s + r.bin_s / 2
+    ax.fill_between(t, band.p5, band.p95, color=_MODEL_COLOUR, alpha=0.22, step="mid", linewidth=0,
+                    label=f"model: {label} p5-p95 ({r.replicas} replicas)")
+    ax.plot(t, band.mean, color=_MODEL_COLOUR, linewidth=1.2, linestyle="--", label=f"model: {label} mean")
+
+
+def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: float,
+              prediction: WavePrediction | None = None) -> bytes:
+    """What one wave did to the servers: demand vs served vs capacity, queue depth, login wait, with
+    the model's bands for the serving node.
 
     Args:
         wave: the wave.
         storm: its server-side measurements (``storm.storms``).
         capacity: declared server capacity (logins/s per node) or None.
         max_wait_s: the verdict's bound on the p99 login wait (s).
+        prediction: the model's prediction of the wave, or None.
     Returns:
         PNG bytes.
     """
@@ -288,6 +318,7 @@ def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: 
                 label=f"{_short(n.node)}: demand (CPA logins arriving), {n.demand_total} in all")
         ax1.plot(n.t_s + 0.5, n.served, color=c, linewidth=2.4, marker="o", markersize=3.5,
                  label=f"{_short(n.node)}: served (answered) per second, {n.served_total} in all")
+    _model_band(ax1, prediction, "served", "served")
     if capacity is not None:
         ax1.axhline(capacity, color=_CAPACITY["color"], linewidth=1.6, linestyle="--",
                     label=f"declared capacity {capacity:g}/s per node")
@@ -307,6 +338,7 @@ def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: 
         if n.in_service is not None:
             ax2.step(n.t_s, np.nan_to_num(n.in_service), where="post", color=colours[n.node], linewidth=1,
                      linestyle=":", label=f"{_short(n.node)}: logins in service")
+    _model_band(ax2, prediction, "queue_depth", "logins waiting")
     if not has_queue:
         ax2.text(0.5, 0.5, "no server counters in this run (a real pair, or not collected)", ha="center",
                  va="center", transform=ax2.transAxes, color="#666666")
@@ -327,7 +359,9 @@ def storm_png(wave: Wave, storm: WaveStorm, capacity: float | None, max_wait_s: 
     ax3.set_title(f"Login wait: p99 {storm.login_wait_p99_s or 0.0:.2f} s over the wave; {storm.busy} refused busy, "
                   f"{storm.timeouts} timed out, {storm.second_rounds} second rounds, "
                   f"{sum(storm.gave_up.values())} gave up")
+    right = max((float(n.t_s[-1]) + 1.0 for n in storm.nodes if n.t_s.size), default=1.0)
     for ax in (ax1, ax2, ax3):
+        ax.set_xlim(0, right)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)

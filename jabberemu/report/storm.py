@@ -62,7 +62,8 @@ OTP_REFUSED = "soap-fault:bad-onetime-password"
 
 @dataclass(frozen=True, kw_only=True)
 class NodeStorm:
-    """One node during one wave; arrays per second from the wave's start (``t_s`` = bin starts).
+    """One node during one wave; arrays per second from the wave's first HA event (``t_s`` = bin
+    starts, the model's clock).
 
     ``queue_depth``, ``in_service``, ``server_wait_p99_ms`` are the node's own counters (NaN
     where no row fell in that second; None without server metrics).
@@ -204,7 +205,7 @@ def _node_storm(node: str, attempts: list[_Attempt], rows: list[ServerMetric], t
     ends = [a.end_s for a in answered]
     lo, hi = float(edges_abs[0]), float(edges_abs[-1])
     return NodeStorm(
-        node=node, t_s=edges_abs[:-1] - at_s,
+        node=node, t_s=edges_abs[:-1] - edges_abs[0],
         demand=_per_second(starts, edges_abs), served=_per_second(ends, edges_abs),
         wait_p50_ms=_binned_percentiles([a.end_s for a in waited], [a.wait_ms or 0.0 for a in waited], edges_abs, 50),
         wait_p99_ms=_binned_percentiles([a.end_s for a in waited], [a.wait_ms or 0.0 for a in waited], edges_abs, 99),
@@ -276,9 +277,10 @@ def storms(data: RunData, waves: Sequence[Wave], *, tail_s: float | None = None)
             if recovered:
                 recovered_by["round 2 (password login)" if entered_round_two or last_login == "login"
                              else "round 1 (session login)"] += 1
-        horizon = max(last_t, w.end_s, w.at_s + (w.upper_s or 0.0)) + tail
-        edges = np.arange(np.floor(w.at_s), np.ceil(horizon) + 1.0) + 0.0
-        edges_abs = edges.astype(float)
+        # one-second bins from the wave's first HA event, as the model counts them (its t = 0)
+        origin = float(w.ha_t.min()) if w.ha_t.size else w.at_s
+        horizon = max(last_t, w.end_s, origin + (w.upper_s or 0.0)) + tail
+        edges_abs = origin + np.arange(0.0, np.ceil(horizon - origin) + 1.0)
         nodes = [_node_storm(node, attempts[node], rows_by_node.get(node, []), t0, w.at_s, edges_abs)
                  for node in attempts]
         nodes = [n for n in nodes if n.demand_total] or nodes

@@ -20,7 +20,14 @@ Top-level fields (all always present; ``null`` where not measurable):
   ``otp_refused``, ``abandoned``, ``second_rounds``, ``gave_up`` (reason -> clients),
   ``recovered_by`` (round -> clients), ``nodes`` (per node: ``node``, ``demand``, ``served``,
   ``demand_peak_1s``, ``demand_peak_10s``, ``served_peak_1s``, ``server_busy``,
-  ``server_abandoned``, ``server_completed``)
+  ``server_abandoned``, ``server_completed``); what the model predicted for the wave
+  (``report.prediction``): ``predicted`` (``server_model``, ``soap_timeout_s``, ``replicas``,
+  ``probability_clean``, and ``median``/``p5``/``p95`` of each figure: ``demand_peak``,
+  ``served_peak``, ``queue_peak``, ``wait_p99_s``, ``recovery_p50_s``, ``recovery_p99_s``,
+  ``recovery_max_s``, ``refused_busy``, ``timed_out``, ``second_rounds``, ``gave_up``,
+  ``clients_at_risk``), ``measured_vs_predicted`` (one row per figure measured: ``name``, ``unit``,
+  ``measured``, ``median``, ``p5``, ``p95``, ``agrees``) and ``suspects`` (``side``, ``evidence``)
+  when they disagree; ``predicted`` is null when the wave could not be modelled
 - ``latency``: rows of ``request_type``, ``name``, ``phase``, ``samples``,
   ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
 - ``generator``: ``cpu_max`` (%), ``loop_lag_p99_ms``, ``loop_lag_max_ms``, ``workers``,
@@ -40,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from jabberemu.report.analysis import Analysis
+from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.records import RunData
 from jabberemu.report.storm import WaveStorm
 from jabberemu.report.verdict import Verdict, VerdictResult
@@ -99,6 +107,32 @@ def _storm(s: WaveStorm | None) -> dict[str, Any]:
     }
 
 
+_PREDICTED = ("demand_peak", "served_peak", "queue_peak", "wait_p99_s", "recovery_p50_s", "recovery_p99_s",
+              "recovery_max_s", "refused_busy", "timed_out", "second_rounds", "gave_up", "clients_at_risk")
+
+
+def _prediction(p: WavePrediction | None) -> dict[str, Any]:
+    if p is None:
+        return {"predicted": None, "measured_vs_predicted": [], "suspects": []}
+    bands = p.result.bands
+    m = p.model
+    return {
+        "predicted": {
+            "server_model": {"rate_per_s": m.rate_per_s, "burst": m.burst, "workers": m.workers,
+                             "service_s": m.service_s, "queue_limit": m.queue_limit},
+            "soap_timeout_s": p.soap_timeout_s, "replicas": p.result.replicas,
+            "probability_clean": p.result.probability_clean,
+            **{name: {"median": getattr(bands, name).median, "p5": getattr(bands, name).p5,
+                      "p95": getattr(bands, name).p95} for name in _PREDICTED},
+        },
+        "measured_vs_predicted": [{
+            "name": c.name, "unit": c.unit, "measured": c.measured, "median": c.predicted.median,
+            "p5": c.predicted.p5, "p95": c.predicted.p95, "agrees": c.agrees,
+        } for c in p.comparisons],
+        "suspects": [{"side": side.value, "evidence": text} for side, text in p.suspects],
+    }
+
+
 def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
                  capacity: float | None, margin_s: float, max_login_wait_s: float | None = None) -> Summary:
     """Assemble the summary.
@@ -116,6 +150,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
     acc = analysis.accounting
     gen = analysis.generator
     storms = {s.wave: s for s in analysis.storms}
+    predictions = dict(zip((w.index for w in analysis.waves), analysis.predictions))
     waves = [{
         "kind": w.kind.value, "node": w.node, "from_node": w.from_node, "at_s": w.at_s, "lower_s": w.lower_s, "upper_s": w.upper_s,
         "clients": w.clients, "recovered": w.recovered, "predicted_peak_rate": w.predicted_peak_rate,
@@ -125,6 +160,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "ks_statistic": w.ks_statistic, "ks_pvalue": w.ks_pvalue, "anchor": w.anchor,
         "ha_classes": w.ha_classes, "target_nodes": w.target_nodes, "pending": w.pending,
         "limits_mixed": w.limits_mixed, "end_s": w.end_s, **_storm(storms.get(w.index)),
+        **_prediction(predictions.get(w.index)),
     } for w in analysis.waves]
     latency = [{
         "request_type": r.request_type, "name": r.name, "phase": r.phase.value, "samples": r.samples,

@@ -2,8 +2,10 @@
 
 N clients log in on a ramp (Balanced: alternate home nodes), the first node fails over at
 ``failover_at_s`` (its clients draw a uniform wait and re-login on the peer at event + wait +
-latency), and optionally falls back at ``fallback_at_s`` (the same clients return home). The
-ground truth (HA times, waits, completions, latencies) is returned so tests compute expected
+latency), and optionally falls back at ``fallback_at_s`` (the same clients return home). With a
+``server_login_rate`` the serving node starts the wave's CPA session logins no faster than that
+(docs/login-model.md: burst 1, no service time, unbounded queue), so a narrow window queues them.
+The ground truth (HA times, waits, completions, latencies) is returned so tests compute expected
 numbers independently of the report code.
 """
 
@@ -115,9 +117,18 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
 
     def wave(kind: str, at_s: float, src: str, dst: str, members: list[str]) -> WaveTruth:
         truth = WaveTruth(kind=kind, node=src, target=dst, at_s=at_s)
-        for c in members:
-            ha = at_s + rng.uniform(0.0, 0.3)
-            wait = rng.uniform(config.lower_s, config.upper_s)
+        drawn = [(c, at_s + rng.uniform(0.0, 0.3), rng.uniform(config.lower_s, config.upper_s)) for c in members]
+        # the serving node's login admission: FIFO at the declared rate (start k >= start k-1 + 1/R)
+        served_at: dict[str, float] = {}
+        last_start = float("-inf")
+        for c, ha, wait in sorted(drawn, key=lambda d: d[1] + d[2]):
+            if c in gave_up and kind == "failover":
+                continue  # never reaches the serving node
+            arrival = ha + wait + (0.005 if kind == "failover" else 0.0)
+            start = arrival if config.server_login_rate is None else max(arrival, last_start + 1 / config.server_login_rate)
+            last_start = start
+            served_at[c] = start + 0.002  # the answer
+        for c, ha, wait in drawn:
             rec(ha, "ha_event", client=c, node=src, cls="stream-error:system-shutdown")
             state(ha, c, "XMPPCONNECTED", "FAILOVER", src, "stream-error:system-shutdown")
             rec(ha, "wait", client=c, wait_s=wait, lower_s=config.lower_s, upper_s=config.upper_s)
@@ -131,7 +142,6 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
                 state(start + 0.01, c, "SOAPCONNECT_SESSION_P", "GAVE_UP", src, "no node left")
                 rec(start + 0.01, "end", client=c, state="GAVE_UP", reason="no node left after two rounds")
                 continue
-            latency = rng.uniform(0.02, 0.3)
             # the session re-login: a CPA login with the cached OTP; on failover the home node's
             # stopped services refuse it at once (before admission), then the peer signs it in
             state(start, c, "FAILOVER", "SOAPCONNECT_SESSION_P", src if kind == "failover" else dst)
@@ -141,10 +151,12 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
                         cause="soap-fault:services-stopped")
                 state(start + 0.005, c, "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", dst)
                 sent = start + 0.005
-            request(start + latency / 2, c, "soap", "session-login", dst, (start + latency / 2 - sent) * 1000)
-            state(start + latency / 2, c, "SOAPCONNECT_SESSION_S" if kind == "failover" else "SOAPCONNECT_SESSION_P",
+            answered = served_at[c]
+            request(answered, c, "soap", "session-login", dst, (answered - sent) * 1000)
+            state(answered, c, "SOAPCONNECT_SESSION_S" if kind == "failover" else "SOAPCONNECT_SESSION_P",
                   "SOAPCONNECTED", dst)
-            state(start + latency / 2, c, "SOAPCONNECTED", "XMPPCONNECT_P", dst)
+            state(answered, c, "SOAPCONNECTED", "XMPPCONNECT_P", dst)
+            latency = answered - start + rng.uniform(0.01, 0.15)  # + fresh OTP and XMPP
             state(start + latency, c, "XMPPCONNECT_P", "XMPPCONNECTED", dst)
             request(start + latency, c, "ha", "relogin", dst, (start + latency - ha) * 1000)
             recovery = start + latency - ha
@@ -183,7 +195,7 @@ def simulate(run_dir: Path, config: SimConfig) -> SimTruth:
         ]
     generator = [{"ts": t0 + s, "worker": "w1", "cpu_percent": config.cpu_percent + rng.uniform(-5, 5),
                   "loop_lag_ms": config.loop_lag_ms * rng.uniform(0.5, 1.5)} for s in range(int(end_t) + 1)]
-    metrics = [{"ts": t0 + s, "node": n, "cpa_logins_ok": 0, "active_sessions": 0, "login_queue_depth": 0}
+    metrics = [{"ts": t0 + s, "node": n, "cpa_logins_ok": 0, "active_sessions": 0}  # no queue counters
                for s in range(int(end_t) + 1) for n in NODES]
 
     stop = t0 + config.stop_at_s if config.stop_at_s is not None else float("inf")

@@ -129,11 +129,12 @@ def test_storm_verdict_names_each_failure(tmp_path: Path) -> None:
     by_name = {c.name: c for c in result.checks}
     assert by_name[CheckName.NO_BUSY].status is CheckStatus.FAIL and by_name[CheckName.NO_BUSY].measured == 1
     assert by_name[CheckName.NO_TIMEOUT].measured == 2
-    assert "2 CPA login attempts timed out at the client (timeout:soap); 3 clients needed a second round, " \
-        "1 gave up" in by_name[CheckName.NO_TIMEOUT].message
+    message = by_name[CheckName.NO_TIMEOUT].message
+    assert "2 CPA login attempts timed out at the client (timeout:soap); model: " in message
+    assert "3 clients needed a second round, 1 gave up" in message
     wait = by_name[CheckName.LOGIN_WAIT]
     assert wait.status is CheckStatus.FAIL and wait.limit == 3.5 and wait.measured == pytest.approx(3.93, abs=0.01)
-    rate = by_name[CheckName.PEAK_RATE_1S]
-    assert rate.status is CheckStatus.FAIL and rate.measured == 6.0 and rate.limit == 2.0
+    rate = by_name[CheckName.PEAK_RATE_1S]  # information beside the checks, never a verdict of its own
+    assert rate.status is CheckStatus.INFO and rate.measured == 6.0 and rate.limit == 2.0
     assert "served at most" in rate.message and "queue peaked at 3 logins" in rate.message
     assert by_name[CheckName.ALL_RECOVERED].status is CheckStatus.FAIL
