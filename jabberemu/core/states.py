@@ -64,6 +64,7 @@ __all__ = [
     "Mode",
     "Outcome",
     "Round",
+    "STATE_SENDS",
     "Transition",
     "TransitionKey",
     "Via",
@@ -100,6 +101,30 @@ class EndReason(enum.Enum):
     BAD_CREDENTIALS = "bad-credentials"
     INITIAL_LOGIN_FAILED = "initial-login-failed"
     RELOGIN_FAILED = "relogin-failed"
+
+
+#: What each state sends on the wire (CPA mode; XMPP-only mode sends only the XMPP part, with the
+#: password). The TechNote "Configure IM and Presence Server High Availability", "Jabber Client
+#: Re-Login Timer", and docs/login-model.md §2; drawn into docs/client-states.md.
+STATE_SENDS: dict[ClientState, str] = {
+    ClientState.NEW: "nothing",
+    ClientState.SOAPCONNECT_P: "CPA SOAP `login` with the password to the primary (first choice) node, then "
+                               "`get-all-config`; the login passes the node's login admission",
+    ClientState.SOAPCONNECT_S: "the same to the secondary (second choice) node",
+    ClientState.SOAPCONNECTED: "CPA SOAP `get-onetime-password` on the node that signed the client in (a fresh OTP)",
+    ClientState.XMPPCONNECT_P: "XMPP: TCP connect, stream, (STARTTLS), SASL `CISCO-VTG-TOKEN` with the fresh OTP "
+                               "(XMPP-only: PLAIN/SCRAM with the password), bind, session, roster, initial presence; "
+                               "first to the node whose CPA signed the client in",
+    ClientState.XMPPCONNECT_S: "the same to the other node",
+    ClientState.XMPPCONNECTED: "stanzas: presence, messages, XEP-0199 pings; nothing on the CPA",
+    ClientState.FAILOVER: "nothing: the drawn re-login wait runs (uniform in [lower, upper])",
+    ClientState.SOAPCONNECT_SESSION_P: "CPA SOAP `login` with the one-time password cached at the last sign-in "
+                                       "(the session re-login) to the primary node, then `get-all-config`; the "
+                                       "login passes the node's login admission: the cost the limits throttle",
+    ClientState.SOAPCONNECT_SESSION_S: "the same to the secondary node",
+    ClientState.LOGGED_OUT: "on the way in: XMPP `</stream:stream>` and CPA SOAP `logout` (best effort)",
+    ClientState.GAVE_UP: "nothing more until the user signs in again",
+}
 
 
 class Mode(enum.Enum):
@@ -299,6 +324,9 @@ def render_markdown() -> str:
     ]
     for mode in Mode:
         out += [f"## Mode {mode.value}", "", "```mermaid", render_mermaid(mode).rstrip("\n"), "```", ""]
+    out += ["## What each state sends", "", "| state | sends |", "|---|---|"]
+    out += [f"| {state.value} | {text} |" for state, text in STATE_SENDS.items()]
+    out += [""]
     out += ["## Table", "", "| mode | round | state | outcome | via | -> state | -> round | reason |",
             "|---|---|---|---|---|---|---|---|"]
     for key, tr in TABLE.items():

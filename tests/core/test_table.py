@@ -14,6 +14,7 @@ from jabberemu.core.states import (
     EndReason,
     Mode,
     Outcome,
+    STATE_SENDS,
     Round,
     TransitionKey,
     Via,
@@ -142,3 +143,9 @@ def test_docs_diagram_is_generated_from_the_table() -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "client-states.md"
     assert doc.read_text(encoding="utf-8") == render_markdown()
     assert "SOAPCONNECT_SESSION_S --> FAILOVER: failure [r1] / r2" in render_markdown()
+
+
+def test_every_state_says_what_it_sends() -> None:
+    assert set(STATE_SENDS) == set(ClientState)
+    sends = render_markdown().split("## What each state sends", 1)[1]
+    assert "| SOAPCONNECT_SESSION_P | CPA SOAP `login` with the one-time password cached at the last sign-in" in sends
