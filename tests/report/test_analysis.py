@@ -209,3 +209,25 @@ def test_an_admin_action_splits_waves_closer_than_the_gap(tmp_path: Path) -> Non
     waves = analyze(load_run(truth.run_dir)).waves
     assert [w.kind for w in waves] == [HaKind.FAILOVER, HaKind.FALLBACK]
     assert [w.clients for w in waves] == [20, 20]
+
+
+def test_a_service_restart_anchors_no_wave(tmp_path: Path) -> None:
+    """--fault service-down: the critical service stops at T, the node fails over at T + the Critical
+    Service Delay (its clients lose their sessions then), the service restarts a second later. The
+    wave belongs to the stop, not to the restart (issue 16)."""
+    cfg = SimConfig(clients=60, ramp_per_s=60, lower_s=2, upper_s=4, fallback_at_s=20)
+    truth = simulate(tmp_path / "sd", cfg)
+    run = json.loads((truth.run_dir / "run.json").read_text())
+    fo = cfg.failover_at_s
+    assert fo is not None
+    t0 = run["started_ts"]
+    run["actions"] = [{"ts": t0 + fo - 1.0, "action": "service-stop:presence-engine", "node": NODES[0]},
+                      {"ts": t0 + fo + 1.0, "action": "service-start:presence-engine", "node": NODES[0]},
+                      *[a for a in run["actions"] if a["action"] == "fallback"]]
+    (truth.run_dir / "run.json").write_text(json.dumps(run))
+    waves = analyze(load_run(truth.run_dir)).waves
+    assert [(w.kind.value, w.anchor, w.clients) for w in waves] == [
+        ("failover", "service-stop:presence-engine", 30), ("fallback", "fallback", 30)]
+    assert waves[0].at_s == pytest.approx(fo - 1.0)
+    # every re-login came after the lower limit, counted from the HA events
+    assert min(waves[0].relogin_t - waves[0].ha_t.min()) >= cfg.lower_s
