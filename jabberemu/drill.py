@@ -484,6 +484,7 @@ def _finish(out: Path, code: int, fail_on_verdict: bool) -> int:
     sys.stdout.write(f"\nverdict{' (partial run)' if interrupted else ''}: {summary.verdict.value}\n")
     for reason in summary.reasons:
         sys.stdout.write(f"  - {reason}\n")
+    sys.stdout.write(f"{summary.data['generator']['description']}\n")  # the report's own figure
     sys.stdout.write(f"report{' (partial run)' if interrupted else ''}: {out / 'report.html'}\n")
     if interrupted:
         return code

@@ -301,12 +301,17 @@ class ServerMetric:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GeneratorSample:
-    """``generator.jsonl`` — load-generator health of one worker at ``ts``."""
+    """``generator.jsonl`` — load-generator health of one worker over the second before ``ts``
+    (``report.health`` says what each figure is; older files carry ``loop_lag_ms`` only)."""
 
     ts: float
     worker: str
     cpu_percent: float | None
     loop_lag_ms: float | None
+    stalled_ms: float | None = None
+    gc_ms: float | None = None
+    gc_max_ms: float | None = None
+    rss_bytes: float | None = None
 
 
 @dataclass(kw_only=True)
