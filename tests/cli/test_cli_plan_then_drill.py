@@ -14,13 +14,13 @@ from cli_support import jabberemu
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
-CLIENTS = 200  # balanced: 100 re-login in each wave
+CLIENTS = 200  # balanced: 100 re-login in each wave; they sign in at 15/s per node, under the capacity
 RATE, LOWER, SOAP_TIMEOUT = 20.0, 1.0, 1.5
 
 
 def _drill(tmp_path: Path, name: str, upper: float) -> dict:
     out = tmp_path / name
-    res = jabberemu("drill", "--clients", str(CLIENTS), "--ramp", "100", "--lower", f"{LOWER:g}", "--upper",
+    res = jabberemu("drill", "--clients", str(CLIENTS), "--ramp", "30", "--lower", f"{LOWER:g}", "--upper",
                     f"{upper:g}", "--login-rate", f"{RATE:g}", "--soap-timeout", f"{SOAP_TIMEOUT:g}", "--hold", "1",
                     "--margin", "3", "--fail-on-verdict", "--out", str(out), timeout_s=240)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
