@@ -295,7 +295,7 @@ class ClientMachine:
             else:
                 cmds.append(ev.AttemptFailed(node=cause.node, state=src, cls=cause.cls))
             if redirect is not None:
-                self._take_redirect(event, redirect, cmds)
+                self._take_redirect(event, redirect, src, cmds)
             elif src in _XMPP_ATTEMPTS:
                 self._chain = ()  # the attempt ended without a redirect: a later one starts a new chain
         elif outcome is Outcome.TIMER:
@@ -349,8 +349,11 @@ class ClientMachine:
                                xmpp_host=node.xmpp_host, xmpp_port=node.xmpp_port)
         return node
 
-    def _take_redirect(self, event: ev.Event, redirect: Redirect, cmds: list[ev.Command]) -> None:
-        """Record a judged see-other-host; a followed one names the next XMPP target."""
+    def _take_redirect(self, event: ev.Event, redirect: Redirect, src: ClientState,
+                       cmds: list[ev.Command]) -> None:
+        """Record a judged see-other-host; a followed one names the next XMPP target, except a pair
+        node named while connected: that one only comes first (its CPA too), and the XMPP attempts
+        start, as always after a CPA sign-in, on the node whose CPA signs the client in."""
         assert isinstance(event, ev.StreamError)
         target = redirect.target
         cmds.append(ev.RedirectSeen(node=event.node, text=event.text, verdict=redirect.verdict,
@@ -358,9 +361,11 @@ class ClientMachine:
         if redirect.verdict is not RedirectVerdict.FOLLOW or target is None:
             self._chain = ()
             return
-        self._chain, self._redirect = redirect.chain, target
+        self._chain = redirect.chain
         if redirect.known:
             self._preferred = target.name  # a pair node: its CPA comes first too (order_targets)
+        if not (redirect.known and src is ClientState.XMPPCONNECTED):
+            self._redirect = target
 
     def _enter(self, tr: Transition) -> list[ev.Command]:
         state = tr.state

@@ -28,8 +28,9 @@ Our reading of RFC 6120 §4.9.3.19:
   itself too) ends it as ``redirect-loop``. Hosts are compared by normalised XMPP ``host:port``
   (lower-case name, compressed IPv6): the same host on another port is another target, as the RFC
   has it ("differing only by the port number ... reconnect at that address").
-- The chain holds the hosts of successive redirects, starting with the host that sent the first.
-  The machine clears it when an XMPP attempt ends any other way and when the client is connected.
+- The chain holds the hosts of successive redirects, starting with the host that sent the first;
+  a redirect continues it only when it comes from the host the previous one named. The machine
+  clears it when an XMPP attempt ends any other way and when the client is connected.
 """
 
 from __future__ import annotations
@@ -207,7 +208,9 @@ def judge_redirect(text: str | None, *, source: NodeAddress, chain: tuple[str, .
     Args:
         text: the ``<see-other-host/>`` character data (None or empty: malformed).
         source: the node whose stream carried the error.
-        chain: the current chain of successive redirects (empty when this one starts a chain).
+        chain: the current chain of successive redirects. It goes on only when ``source`` is its
+            last host (the host the previous redirect named); otherwise this redirect starts a new
+            chain from ``source``.
         known: nodes the client knows, in order of preference (primary, secondary, pair nodes).
         max_redirects: successive redirects allowed; None reads :data:`MAX_REDIRECTS` (which
             tests may lower) at call time.
@@ -219,7 +222,7 @@ def judge_redirect(text: str | None, *, source: NodeAddress, chain: tuple[str, .
     """
     nodes = list(known)
     src = address_key(source)
-    before = chain if chain and chain[-1] == src else (*chain, src)
+    before = chain if chain and chain[-1] == src else (src,)
     stripped = (text or "").strip()
     target = _find(stripped, nodes) if stripped else None
     known_target = target is not None

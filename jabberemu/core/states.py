@@ -43,8 +43,9 @@ sign-in stays with the pair's nodes). During XMPPCONNECT_P / _S the client conne
 ("the initiating entity SHOULD attempt to connect to the alternate host"), in the same state: the
 redirect replaces that attempt's target, so a failure on the named host moves on exactly as the
 attempt's own failure would (_P -> _S, _S -> the end of the round). While XMPPCONNECTED it is an
-HA event like any lost connection (FAILOVER, the re-login wait; DOMAIN.md), and the named host is
-the first XMPP choice of the re-login. A redirect loop or a chain past ``MAX_REDIRECTS`` is not a
+HA event like any lost connection (FAILOVER, the re-login wait; DOMAIN.md): a host outside the
+pair is then the first XMPP choice of the re-login; a node of the pair comes first as before (its
+CPA first, then XMPP on the node whose CPA signs the client in). A redirect loop or a chain past ``MAX_REDIRECTS`` is not a
 ``redirect`` but a ``failure`` of class ``redirect-loop`` / ``too-many-redirects``; malformed text
 is a plain ``failure`` (``stream-error:see-other-host``).
 
@@ -263,7 +264,7 @@ def _build() -> dict[TransitionKey, Transition]:
     # During an XMPP attempt: connect to the named host now, in the same state (it replaces the
     # attempt's target; a failure there moves on as the attempt's own failure would). While
     # connected: an HA event like any lost connection (the re-login wait applies), the named host
-    # being the first XMPP choice of the re-login.
+    # coming first in the re-login (module docstring).
     for mode in (cpa, xo):
         for rnd in (_NONE, _FIRST, _SECOND):
             row(mode, rnd, S.XMPPCONNECT_P, O.REDIRECT, S.XMPPCONNECT_P, rnd)

@@ -336,3 +336,19 @@ def test_see_other_host_outside_an_xmpp_state_is_a_plain_failure() -> None:
     cmds = m.handle(soh(A, "imp3.other.test:5299"))  # cannot happen on the wire; judged as a failure
     assert _of(cmds, ev.RedirectSeen) == []
     assert view(m) == (S.SOAPCONNECT_S, 0, B, None, None, (), "stream-error:see-other-host", None)
+
+
+def test_a_pair_node_named_while_connected_comes_first_and_the_cpa_still_decides() -> None:
+    m = to_xmpp_p(Mode.CPA)
+    m.handle(ev.XmppUp(node=A))
+    m.handle(soh(A, B))
+    assert view(m) == (S.FAILOVER, 1, None, B, None, (KA, KB), "stream-error:see-other-host", None)
+    assert m.handle(ev.TimerFired(timer_id=m.pending_timer))[-1] == ev.SoapLogin(node=NODE_B, otp="otp-1")
+    m.handle(ev.SoapFailed(node=B, code="not-served-here"))  # the world changed during the wait
+    m.handle(login_ok(A, key="session-key-2"))
+    assert view(m) == (S.SOAPCONNECTED, 1, A, A, None, (KA, KB), "soap-fault:not-served-here", None)
+    cmds = m.handle(ev.OtpOk(node=A, otp="otp-2"))  # XMPP on the node whose CPA signed the client in
+    assert cmds[-1] == ev.XmppConnect(node=NODE_A, mechanism=SaslMechanism.CISCO_VTG_TOKEN, otp="otp-2")
+    cmds = m.handle(soh(A, B))  # not the host the last redirect named: a new chain, no loop
+    assert _of(cmds, ev.RedirectSeen)[0].verdict is RedirectVerdict.FOLLOW
+    assert view(m) == (S.XMPPCONNECT_P, 1, B, B, None, (KA, KB), "stream-error:see-other-host", None)
