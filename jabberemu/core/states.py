@@ -127,7 +127,7 @@ STATE_SENDS: dict[ClientState, str] = {
     ClientState.XMPPCONNECT_P: "XMPP: TCP connect, stream, (STARTTLS), SASL `CISCO-VTG-TOKEN` with the fresh OTP "
                                "(XMPP-only: PLAIN/SCRAM with the password), bind, session, roster, initial presence; "
                                "first to the host a see-other-host named, else to the node whose CPA signed the client in",
-    ClientState.XMPPCONNECT_S: "the same to the other node",
+    ClientState.XMPPCONNECT_S: "the same to the other node (or to the host a see-other-host named)",
     ClientState.XMPPCONNECTED: "stanzas: presence, messages, XEP-0199 pings; nothing on the CPA",
     ClientState.FAILOVER: "nothing: the drawn re-login wait runs (uniform in [lower, upper])",
     ClientState.SOAPCONNECT_SESSION_P: "CPA SOAP `login` with the one-time password cached at the last sign-in "
