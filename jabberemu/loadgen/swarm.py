@@ -148,6 +148,8 @@ class Swarm:
         self.csv_users: list[UserSpec] = []
         self.progress: dict[str, dict[str, Any]] = {}
         self.is_mock = False
+        self.interrupted: int | None = None
+        """The signal that interrupted the run (SIGTERM, SIGINT), None while it ends as planned."""
         self.workers = Workers(f"{os.uname().nodename}-{os.getpid()}")
         self.prometheus = PrometheusExporter(self)
 
@@ -199,6 +201,7 @@ class Swarm:
         DRILL.ready_probe = self.all_signed_in
         if not isinstance(runner, WorkerRunner):
             gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
+            self._note_sigint()
         if isinstance(runner, MasterRunner):
             runner.register_message(PROGRESS_MSG, self._on_progress)
             if opts.progress:
@@ -219,7 +222,25 @@ class Swarm:
         then SIGTERM killed the process outright (no statistics, no ``--csv``, no sign-outs).
         """
         logger.info("SIGTERM: ending the drill; clients sign out")
+        self.interrupted = signal.SIGTERM
         DRILL.stop_requested = True
+
+    def _note_sigint(self) -> None:
+        """Remember a Ctrl-C (SIGINT), then let it do what it did before (Locust's KeyboardInterrupt)."""
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if self.interrupted is None:
+                self.interrupted = signal.SIGINT
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                raise KeyboardInterrupt
+
+        try:
+            signal.signal(signal.SIGINT, on_sigint)
+        except ValueError:  # not the main thread (an embedding program): the runner's state tells
+            logger.debug("SIGINT handler not installed outside the main thread")
 
     async def _make_runtime(self, pair: Any, settings: ClientSettings, seed: int) -> Runtime:
         return await Runtime.create(pair, settings, run_seed=seed, measure=self._measure, sink=self.sink)
@@ -250,7 +271,9 @@ class Swarm:
             return
         if isinstance(runner, MasterRunner):
             self.workers.drain(runner)
-        self._write_run_info(partial=False)
+        # partial: interrupted by a signal, or -t ended the run before its drill did
+        cut = any(i not in DRILL.fired for i in range(len(DRILL.actions)))
+        self._write_run_info(partial=self.interrupted is not None or cut)
         DRILL.reset()  # the next test in the web UI runs the drill again
 
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
@@ -262,6 +285,8 @@ class Swarm:
         from locust.runners import STATE_SPAWNING, STATE_RUNNING, MasterRunner
 
         runner = environment.runner
+        if runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING) and self.interrupted is None:
+            self.interrupted = signal.SIGINT  # quitting while the test still ran: Ctrl-C (KeyboardInterrupt)
         if runner is not None and not isinstance(runner, MasterRunner) and runner.state in (STATE_SPAWNING,
                                                                                                STATE_RUNNING):
             runner.stop()
@@ -288,6 +313,9 @@ class Swarm:
         if DRILL.failure is not None:  # the run stopped early: never exit 0 on a drill not carried out
             sys.stderr.write(f"jabberemu: error: {DRILL.failure}; the run stopped there\n")
             environment.process_exit_code = EXIT_INCONCLUSIVE
+        if self.interrupted is not None:  # an interrupted run exits as interrupted, whatever its verdict
+            sys.stderr.write(f"jabberemu: interrupted by {signal.Signals(self.interrupted).name}: partial run\n")
+            environment.process_exit_code = 128 + int(self.interrupted)
         if not opts.report:
             return
         from jabberemu.report.build import build_report
@@ -298,7 +326,7 @@ class Swarm:
             logger.error("report not built: %s", exc)
             return
         sys.stderr.write(f"jabberemu verdict: {summary.verdict.value}; report: {self.run_dir / 'report.html'}\n")
-        if DRILL.failure is None:
+        if DRILL.failure is None and self.interrupted is None:
             # a judged run: the verdict decides the exit status, not Locust's "any failed request"
             # (a session login refused by the failed node is the client's normal path, and the
             # verdict judges every failure that matters: docs/login-model.md §2)

@@ -41,10 +41,10 @@ def test_thousand_clients_fail_over_and_nobody_is_lost(mock_pair: Any, locust_ru
 
     stats = run.stats()
     counts = {k: (int(v["Request Count"]), int(v["Failure Count"])) for k, v in stats.items()}
-    # Locust exits 1 when any request failed: every mover's session login is refused once by the failed
-    # node (services stopped) before the backup signs it in; soap/logout may fail too (the driver sends
-    # the logout to the old node)
-    assert code == (1 if counts[("", "Aggregated")][1] else 0)
+    # SIGTERM interrupted the run: 128 + 15, and run.json says partial (issue 16). The failed requests:
+    # every mover's session login is refused once by the failed node (services stopped) before the
+    # backup signs it in; soap/logout may fail too (the driver sends the logout to the old node)
+    assert code == 143
     assert {k for k, (_, fails) in counts.items() if fails} <= {("soap", "logout"), ("soap", "session-login"),
                                                                ("", "Aggregated")}
     assert counts[("soap", "session-login")] == (2 * N, N)
@@ -62,7 +62,8 @@ def test_thousand_clients_fail_over_and_nobody_is_lost(mock_pair: Any, locust_ru
     assert {(r["state"], r["reason"]) for r in ends} == {("LOGGED_OUT", "stop-requested")}
 
     info = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8"))
-    assert [a["action"] for a in info["actions"]] == ["failover"] and info["partial"] is False
+    assert [a["action"] for a in info["actions"]] == ["failover"] and info["partial"] is True
+    assert "jabberemu: interrupted by SIGTERM: partial run" in run.err_text()
     swarm_tools.assert_clean_shutdown(run.err_text())
 
     t0 = info["started_ts"]
