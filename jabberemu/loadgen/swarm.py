@@ -149,6 +149,8 @@ class Swarm:
         self.progress: dict[str, dict[str, Any]] = {}
         self.is_mock = False
         self.interrupted: int | None = None
+        self.stall_ms = STALL_MS
+        """A probe of the loop later than this (ms) is a stall (``--loop-lag-warn-ms``)."""
         """The signal that interrupted the run (SIGTERM, SIGINT), None while it ends as planned."""
         self.workers = Workers(f"{os.uname().nodename}-{os.getpid()}")
         self.prometheus = PrometheusExporter(self)
@@ -178,6 +180,7 @@ class Swarm:
         self.target = target_from_options(opts)
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
+        self.stall_ms = float(opts.loop_lag_warn_ms)
         DRILL.configure(opts.drill or "", self.target.admin_url)
         self._check_drill(opts)
         _check_patterns(opts)
@@ -394,7 +397,7 @@ class Swarm:
 
     def health(self) -> dict[str, Any]:
         """This process's generator health over the last second (``report.health``)."""
-        lag, stalled, gc_ms, gc_max = self.bridge.health_interval(STALL_MS)
+        lag, stalled, gc_ms, gc_max = self.bridge.health_interval(self.stall_ms)
         return {"cpu_percent": round(self.bridge.cpu_percent(), 1),
                 "loop_lag_ms": None if lag is None else round(lag, 3), "stalled_ms": round(stalled, 3),
                 "gc_ms": round(gc_ms, 3), "gc_max_ms": round(gc_max, 3)}
