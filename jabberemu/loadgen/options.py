@@ -291,8 +291,8 @@ _NUMBERS: tuple[tuple[str, str, str, float, bool, str], ...] = (
     ("server_login_rate", "--server-login-rate", "logins/s", 0.0, False, " (0 = not declared)"),
     ("max_login_wait", "--max-login-wait", "s", 0.0, True, ""),
     ("recovery_margin", "--recovery-margin", "s", 0.0, False, ""),
-    ("loop_lag_warn_ms", "--loop-lag-warn-ms", "ms", 0.0, True, ""),
-    ("cpu_warn", "--cpu-warn", "% CPU", 0.0, True, ""),
+    ("loop_lag_warn_ms", "--loop-lag-warn-ms", "ms", 0.0, False, " (0 = warn always)"),
+    ("cpu_warn", "--cpu-warn", "% CPU", 0.0, False, " (0 = warn always)"),
 )
 
 
