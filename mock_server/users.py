@@ -263,7 +263,7 @@ def provision(
 # -- the CSV reader: the same rules as jabberemu's (jabberemu/loadgen/users_csv.py); the packages share
 # no code, tests/loadgen/test_users_csv_props.py holds the two readers to the same answers ---------------
 
-CSV_COLUMNS = "user id, password[, display name[, home node]]"
+_CSV_COLUMNS = "user id, password[, display name[, home node]]"
 _HEADER_IDS = frozenset({"user", "userid", "username"})
 _HEADER_PASSWORDS = frozenset({"password", "pass", "passwd", "pwd"})
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # XML 1.0 §2.2 Char
@@ -336,17 +336,17 @@ def _norm(value: str) -> str:
 def _row_problem(values: list[str], seen: dict[str, tuple[str, int]]) -> str | None:
     """The problem of one user row (values already trimmed of empty ones beyond the fourth)."""
     if len(values) > 4:
-        return f"{len(values)} values; a row holds {CSV_COLUMNS}"
+        return f"{len(values)} values; a row holds {_CSV_COLUMNS}"
     user_id = values[0]
     if not user_id:
-        return f"no user id (a row holds {CSV_COLUMNS})"
+        return f"no user id (a row holds {_CSV_COLUMNS})"
     for name, value in zip(_VALUE_NAMES, values):
         bad = _NOT_XML.search(value)
         if bad:
             whose = f"user id {user_id!r}" if name == "user id" else f"the {name} of user {user_id!r}"
             return f"{whose} holds {bad.group()!r}, a character XML cannot carry"
     if len(values) < 2 or not values[1]:
-        return f"no password for user {user_id!r} (a row holds {CSV_COLUMNS})"
+        return f"no password for user {user_id!r} (a row holds {_CSV_COLUMNS})"
     why = _localpart_problem(user_id)
     if why:
         return f"user id {user_id!r} is not a JID local part ({why})"

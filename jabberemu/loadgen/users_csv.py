@@ -101,7 +101,7 @@ def home_node(index: int, nodes: tuple[str, ...], assignment: Assignment) -> str
 
 # -- the reader (kept in step with mock_server/users.py by the shared tests) ----------------------
 
-COLUMNS = "user id, password[, display name[, home node]]"
+_COLUMNS = "user id, password[, display name[, home node]]"
 _HEADER_IDS = frozenset({"user", "userid", "username"})
 _HEADER_PASSWORDS = frozenset({"password", "pass", "passwd", "pwd"})
 _NOT_IN_LOCALPART = frozenset("\"&'/:<>@")  # RFC 7622 §3.3.1
@@ -190,17 +190,17 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
 def _row_problem(values: list[str], seen: dict[str, tuple[str, int]]) -> str | None:
     """The problem of one user row (values already trimmed of empty ones beyond the fourth)."""
     if len(values) > 4:
-        return f"{len(values)} values; a row holds {COLUMNS}"
+        return f"{len(values)} values; a row holds {_COLUMNS}"
     user_id = values[0]
     if not user_id:
-        return f"no user id (a row holds {COLUMNS})"
+        return f"no user id (a row holds {_COLUMNS})"
     for name, value in zip(_VALUE_NAMES, values):
         bad = _NOT_XML.search(value)
         if bad:
             whose = f"user id {user_id!r}" if name == "user id" else f"the {name} of user {user_id!r}"
             return f"{whose} holds {bad.group()!r}, a character XML cannot carry"
     if len(values) < 2 or not values[1]:
-        return f"no password for user {user_id!r} (a row holds {COLUMNS})"
+        return f"no password for user {user_id!r} (a row holds {_COLUMNS})"
     why = localpart_problem(user_id)
     if why:
         return f"user id {user_id!r} is not a JID local part ({why})"
