@@ -16,9 +16,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "LOCUSTFILE"]
+from jabberemu.drill import LOCUSTFILE
 
-LOCUSTFILE = os.path.join(os.path.dirname(__file__), "loadgen", "locustfile.py")
+__all__ = ["main", "LOCUSTFILE"]
 """The locustfile ``jabberemu run`` hands to Locust (``locustfiles/jabber.py`` re-exports it)."""
 
 _USAGE = """jabberemu COMMAND [options]
@@ -78,10 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(_USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command == "mock":
-        from mock_server.__main__ import main as mock_main
-
-        return mock_main(rest, prog="jabberemu mock")
+    if command == "mock":  # the bundled pair, as its own program: jabberemu shares no code with it
+        return subprocess.call([sys.executable, "-m", "mock_server", *rest])
     if command == "run":
         return _run_locust(rest)
     if command == "report":

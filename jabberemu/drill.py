@@ -32,9 +32,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-__all__ = ["main", "build_parser", "DrillPlan", "Fault", "plan_drill", "FAULTS", "WAVE_GAP_S", "topology_problems", "validate"]
+from jabberemu.errors import ConfigError
+from jabberemu.mockpair import MockPairProcess
+
+__all__ = ["LOCUSTFILE", "main", "build_parser", "DrillPlan", "Fault", "plan_drill", "FAULTS", "WAVE_GAP_S",
+           "topology_problems", "validate"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ FAULTS = tuple(f.value for f in Fault)
 """Fault names for ``--fault``."""
 
 CRITICAL_SERVICE = "presence-engine"
+
+LOCUSTFILE = str(Path(__file__).resolve().parent / "loadgen" / "locustfile.py")
+"""The locustfile ``jabberemu run`` and the drill's swarm use."""
 
 DEMO_LOGIN_RATE = 100.0
 """The demo's login capacity per node (logins/s): enforced by the mock and declared to the verdict, so
@@ -199,7 +205,6 @@ def topology_problems(path: str) -> list[str]:
     The file must be a mock pair's topology (``jabberemu mock --topology-out``): readable JSON with both
     nodes, each with its XMPP address and CPA URL, and the admin URL the drill injects its fault through.
     """
-    from jabberemu.errors import ConfigError
     from jabberemu.loadgen.options import load_topology
 
     if not Path(path).is_file():
@@ -290,8 +295,6 @@ def _free_port() -> int:
 
 
 def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Path, out: Path) -> list[str]:
-    from jabberemu.cli import LOCUSTFILE
-
     capacity = args.server_login_rate or args.login_rate or 100.0
     extra = ["--soap-timeout", str(args.soap_timeout), "--max-login-wait", str(args.max_login_wait)]
     cmd = [
@@ -312,14 +315,33 @@ def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Pa
     return cmd
 
 
-async def _collect_server_data(pair: Any, out: Path) -> dict[str, str]:
+def _mock_args(args: argparse.Namespace, out: Path) -> list[str]:
+    """The options of ``python -m mock_server`` for the drill's pair."""
+    params = {"heartbeat_interval_s": args.heartbeat_interval, "heartbeat_timeout_s": args.heartbeat_timeout,
+              "init_heartbeat_timeout_s": args.init_heartbeat_timeout,
+              "critical_service_delay_s": args.critical_service_delay, "relogin_lower_s": args.lower,
+              "relogin_upper_s": args.upper}
+    cmd = ["--users", str(args.clients), "--seed", str(args.seed), "--events-out", str(out / "server_events.jsonl"),
+           "--log-level", "WARNING"]
+    for name, value in params.items():
+        cmd += ["--param", f"{name}={value:g}"]
+    if args.login_rate:
+        cmd += ["--login-rate", f"{args.login_rate:g}"]
+    cmd += ["--login-burst", str(args.login_burst), "--login-service-ms", f"{args.login_service_ms:g}"]
+    if args.login_workers is not None:
+        cmd += ["--login-workers", str(args.login_workers)]
+    if args.login_queue is not None:
+        cmd += ["--login-queue", str(args.login_queue)]
+    return cmd
+
+
+async def _collect_server_data(pair: MockPairProcess, out: Path) -> dict[str, str]:
     """Write ``server_metrics.jsonl``; returns the nodes' final SRM states ({} if unknown)."""
     states: dict[str, str] = {}
     with contextlib.suppress(Exception):
-        status = await asyncio.wait_for(pair.admin("GET", "/api/status"), 10.0)
-        states = {n["name"]: str(n.get("state")) for n in status["nodes"]}
+        states = await pair.states()
     with contextlib.suppress(Exception):
-        metrics = await asyncio.wait_for(pair.admin("GET", "/api/metrics"), 10.0)
+        metrics = await pair.admin("GET", "/api/metrics")
         with open(out / "server_metrics.jsonl", "w", encoding="utf-8") as f:
             for row in metrics.get("metrics", []):
                 f.write(json.dumps(row) + "\n")
@@ -356,9 +378,6 @@ class _Swarm:
 
 
 async def _drill(args: argparse.Namespace, out: Path) -> int:
-    from mock_server.pair_config import LoginCostConfig, PairConfig
-    from mock_server.runner import MockPair
-
     loop = asyncio.get_running_loop()
     body = asyncio.current_task()
     assert body is not None
@@ -377,30 +396,17 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    pair: MockPair | None = None
+    pair: MockPairProcess | None = None
     final_states: dict[str, str] = {}
     topology_path = out / "topology.json"
     try:
         if args.topology:
             topology = json.loads(Path(args.topology).read_text(encoding="utf-8"))
         else:
-            params = (
-                f"heartbeat_interval_s={args.heartbeat_interval}",
-                f"heartbeat_timeout_s={args.heartbeat_timeout}",
-                f"init_heartbeat_timeout_s={args.init_heartbeat_timeout}",
-                f"critical_service_delay_s={args.critical_service_delay}",
-                f"relogin_lower_s={args.lower}",
-                f"relogin_upper_s={args.upper}",
-            )
-            cost = LoginCostConfig(rate_per_s=args.login_rate or None, burst=args.login_burst,
-                                   workers=args.login_workers, service_ms=args.login_service_ms,
-                                   queue_limit=args.login_queue)
-            config = PairConfig(users=args.clients, seed=args.seed, params=params, login_cost=(cost, cost))
-            pair = MockPair(config, events_out=str(out / "server_events.jsonl"))
+            pair = MockPairProcess(_mock_args(args, out), topology_path, out / "mock.log")
             sys.stdout.write(f"starting the mock pair ({args.clients} users)...\n")
             sys.stdout.flush()
             topology = await pair.start()
-            await pair.wait_for_states({n["name"]: "Normal" for n in topology["nodes"]}, timeout_s=30)
         topology_path.write_text(json.dumps(topology, indent=2), encoding="utf-8")
         node = topology["nodes"][0]["name"]
         plan = plan_drill(
@@ -428,6 +434,9 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
                 sys.stdout.write(f"warning: the pair ended in {final_states}, not Normal | Normal: a phase of the "
                                  f"drill did not happen (see {out / 'server_events.jsonl'})\n")
         return code
+    except ConfigError as exc:  # the pair did not come up: say why in one line
+        sys.stderr.write(f"jabberemu drill: {exc}\n")
+        return 2
     except asyncio.CancelledError:
         if not signals:
             raise
@@ -511,6 +520,7 @@ def _finish(out: Path, code: int, fail_on_verdict: bool) -> int:
     sys.stdout.write(f"\nverdict{' (partial run)' if interrupted else ''}: {summary.verdict.value}\n")
     for reason in summary.reasons:
         sys.stdout.write(f"  - {reason}\n")
+    sys.stdout.write(f"{summary.data['generator']['description']}\n")  # the report's own figure
     sys.stdout.write(f"report{' (partial run)' if interrupted else ''}: {out / 'report.html'}\n")
     if interrupted:
         return code

@@ -31,6 +31,7 @@ from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, SaslMec
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
 from jabberemu.core.machine import ClientMachine
+from jabberemu.core.redirect import RedirectVerdict
 from jabberemu.core.relogin import rng_for
 from jabberemu.core.states import END_STATES, ClientState, EndReason
 from jabberemu.errors import (
@@ -262,12 +263,22 @@ class EmulatedClient:
             self._connected(cmd)
         elif isinstance(cmd, ev.AttemptFailed):
             logger.debug("%s: %s on %s failed: %s", self.user_id, cmd.state.value, cmd.node, cmd.cls)
+        elif isinstance(cmd, ev.RedirectSeen):
+            self._redirect_seen(cmd)
         elif isinstance(cmd, ev.LimitsProblems):
             for problem in cmd.problems:
                 key = "limits-missing" if "missing" in problem else "limits-absurd"
                 rt.warn_once(key, "re-login limits from %s: %s", cmd.node, problem)
         else:
             raise LocalProtocolError(f"unknown command {type(cmd).__name__}")
+
+    def _redirect_seen(self, cmd: ev.RedirectSeen) -> None:
+        """A see-other-host: followed or refused (the failure class says so), or malformed (warned)."""
+        if cmd.verdict is RedirectVerdict.MALFORMED:
+            self.runtime.warn_once("see-other-host-malformed", "see-other-host from %s names no host[:port] "
+                                   "(%r); taken as a plain stream error", cmd.node, cmd.text)
+        logger.debug("%s: see-other-host from %s: %r -> %s (%s, hop %d)", self.user_id, cmd.node, cmd.text,
+                     cmd.target, cmd.verdict.value, cmd.hop)
 
     def _timer_fired(self, timer_id: int) -> None:
         self._timers.pop(timer_id, None)

@@ -11,8 +11,11 @@ Failure classes (the ``cls`` recorded with an HA event, ARCHITECTURE.md ``ha_eve
 ``connection-refused``, ``dns-failure`` (the node's host name does not resolve), ``ping-timeout``
 (XEP-0199), ``soap-fault:<code>``, ``http-error:<status>:<content type>`` (an HTTP error answer
 that is no SOAP, e.g. ``http-error:500:text/html``), ``auth-failure:<condition>`` (RFC 6120 §6.5),
-``timeout:<stage>``; see :func:`classify`. This is the one vocabulary of failure classes: HA
-events, state reasons, end details and the report's error table all use it.
+``timeout:<stage>``; see :func:`classify`. Two classes are the machine's own verdict on a
+``see-other-host`` (RFC 6120 §4.9.3.19, ``core/redirect.py``): ``redirect-loop`` (it names a host
+already in the chain of successive redirects) and ``too-many-redirects`` (the chain would pass
+``MAX_REDIRECTS``). This is the one vocabulary of failure classes: HA events, state reasons, end
+details and the report's error table all use it.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jabberemu.config import NodeAddress, ReloginLimits, SaslMechanism
+from jabberemu.core.redirect import RedirectVerdict
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.errors import LocalProtocolError
 
 __all__ = [
     "AttemptFailed", "Cause", "CauseKind", "CancelTimer", "Command", "Connected",
     "ConnectionLost", "EnterEndState", "Event", "FetchOtp", "HaEventSeen", "HttpFailed", "LimitsProblems",
-    "LossKind", "OperationTimeout", "OtpOk", "PingTimeout", "Record", "SaslCondition",
+    "LossKind", "OperationTimeout", "OtpOk", "PingTimeout", "Record", "RedirectSeen", "SaslCondition",
     "SoapFailed", "SoapLogin", "SoapLoginOk", "SoapLogout", "Stage", "Start", "StartTimer",
     "StateChanged", "StopRequested", "StreamCondition", "StreamError", "TimerFired",
     "TimerPurpose", "WaitDrawn", "XmppAuthFailed", "XmppConnect", "XmppDisconnect", "XmppUp",
@@ -145,6 +149,8 @@ class CauseKind(enum.Enum):
     HTTP_ERROR = "http-error"
     AUTH_FAILURE = "auth-failure"
     TIMEOUT = "timeout"
+    REDIRECT_LOOP = "redirect-loop"
+    TOO_MANY_REDIRECTS = "too-many-redirects"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -286,7 +292,9 @@ class XmppAuthFailed(Event):
 class StreamError(Event):
     """``node`` closed the stream with a stream error (RFC 6120 §4.9).
 
-    ``text`` of ``see-other-host`` names where to go (``host:port`` or a node name).
+    ``text`` of ``see-other-host`` names where to go: the XML character data of the
+    ``<see-other-host/>`` element (``host``, ``host:port``, ``[v6]:port``, or a node name), as read,
+    not checked (``core/redirect.py`` judges it).
     """
 
     node: str
@@ -534,3 +542,28 @@ class LimitsProblems(Record):
 
     node: str
     problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RedirectSeen(Record):
+    """A ``see-other-host`` from ``node`` and what the machine made of it (``core/redirect.py``).
+
+    Attributes:
+        node: the node whose stream carried it.
+        text: its ``<see-other-host/>`` text as received (None when empty).
+        verdict: FOLLOW (the next XMPP attempt goes to ``target``), MALFORMED (a plain stream
+            error), LOOP / TOO_MANY (the attempt failed with that class).
+        target: name of the node it points to (None when malformed).
+        hop: its place in the chain of successive redirects (1 = the first; 0 when malformed).
+    """
+
+    node: str
+    text: str | None
+    verdict: RedirectVerdict
+    target: str | None = None
+    hop: int = 0
+
+    def __post_init__(self) -> None:
+        _text("node", self.node)
+        _kind("verdict", self.verdict, RedirectVerdict)
+        _text("target", self.target, optional=True)

@@ -14,6 +14,11 @@ Rules the driver can rely on:
 - Once in LOGGED_OUT or GAVE_UP, every event but ``Start`` is dropped the same way.
 - Order of the returned commands: clean-up of the state left (cancel timer, disconnect, logout),
   records, then the action of the state entered.
+- A ``StreamError`` ``see-other-host`` in an XMPP state is judged by
+  :func:`~jabberemu.core.redirect.judge_redirect` (RFC 6120 §4.9.3.19): followed, it is the table's
+  ``redirect`` outcome and the named host is the next XMPP target; a loop or too long a chain is a
+  ``failure`` of class ``redirect-loop`` / ``too-many-redirects``; malformed text a plain
+  ``failure``. Each is recorded with :class:`~jabberemu.core.events.RedirectSeen`.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import random
 
 from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, SaslMechanism, ServerPair
 from jabberemu.core import events as ev
+from jabberemu.core.redirect import Redirect, RedirectVerdict, judge_redirect
 from jabberemu.core.registry import ClientRegistry
-from jabberemu.core.relogin import draw_wait_s, order_targets
+from jabberemu.core.relogin import draw_wait_s, order_targets, place_redirect
 from jabberemu.core.states import (
     END_STATES,
     ClientState,
@@ -50,7 +56,9 @@ _FATAL_SASL = frozenset({
     ev.SaslCondition.ACCOUNT_DISABLED,
     ev.SaslCondition.CREDENTIALS_EXPIRED,
 })
-_XMPP_STATES = frozenset({ClientState.XMPPCONNECT_P, ClientState.XMPPCONNECT_S, ClientState.XMPPCONNECTED})
+_XMPP_ATTEMPTS = frozenset({ClientState.XMPPCONNECT_P, ClientState.XMPPCONNECT_S})
+_XMPP_STATES = _XMPP_ATTEMPTS | {ClientState.XMPPCONNECTED}
+_REFUSED = {RedirectVerdict.LOOP: ev.CauseKind.REDIRECT_LOOP, RedirectVerdict.TOO_MANY: ev.CauseKind.TOO_MANY_REDIRECTS}
 _SESSION_STATES = frozenset({ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S})
 _FIRST_CHOICE = frozenset({
     ClientState.SOAPCONNECT_P, ClientState.XMPPCONNECT_P, ClientState.SOAPCONNECT_SESSION_P,
@@ -59,6 +67,13 @@ _NODE_EVENTS = (
     ev.SoapLoginOk, ev.SoapFailed, ev.HttpFailed, ev.OtpOk, ev.XmppUp, ev.XmppAuthFailed, ev.StreamError,
     ev.ConnectionLost, ev.PingTimeout, ev.OperationTimeout,
 )
+
+
+def _cause(event: ev.Event, redirect: Redirect | None) -> ev.Cause:
+    """The failure class of ``event``; a refused redirect has its own (``redirect-loop`` ...)."""
+    if redirect is not None and redirect.verdict in _REFUSED and isinstance(event, ev.StreamError):
+        return ev.Cause(kind=_REFUSED[redirect.verdict], node=event.node)
+    return ev.classify(event)
 
 
 class ClientMachine:
@@ -99,6 +114,8 @@ class ClientMachine:
         self._session_node: NodeAddress | None = None
         self._otp: str | None = None
         self._preferred: str | None = None
+        self._redirect: NodeAddress | None = None
+        self._chain: tuple[str, ...] = ()
         self._ha_cause: ev.Cause | None = None
         self._last_failure: ev.Cause | None = None
         self._end_reason: EndReason | None = None
@@ -152,6 +169,16 @@ class ClientMachine:
         return self._preferred
 
     @property
+    def redirect_target(self) -> NodeAddress | None:
+        """Host a followed see-other-host named, waiting for the next XMPP attempt (None once used)."""
+        return self._redirect
+
+    @property
+    def redirect_chain(self) -> tuple[str, ...]:
+        """XMPP ``host:port`` of each host in the current chain of successive redirects (or empty)."""
+        return self._chain
+
+    @property
     def ha_cause(self) -> ev.Cause | None:
         """The HA event being recovered from, None while connected or before any."""
         return self._ha_cause
@@ -199,9 +226,24 @@ class ClientMachine:
             self.stale_events += 1
             logger.debug("%s: dropped stale %r in %s", self.user_id, event, self._state.value)
             return []
+        redirect = self._judge(event) if outcome is Outcome.FAILURE else None
+        if redirect is not None and redirect.verdict is RedirectVerdict.FOLLOW:
+            outcome = Outcome.REDIRECT
         via = self._via if self._state is ClientState.SOAPCONNECTED else Via.ANY
         transition = lookup(self._mode, self._round, self._state, outcome, via)
-        return self._apply(event, outcome, transition)
+        return self._apply(event, outcome, transition, redirect)
+
+    def _judge(self, event: ev.Event) -> Redirect | None:
+        """The verdict on a see-other-host received in an XMPP state, else None."""
+        if (
+            not isinstance(event, ev.StreamError)
+            or event.condition is not ev.StreamCondition.SEE_OTHER_HOST
+            or self._state not in _XMPP_STATES
+            or self._node is None
+        ):
+            return None
+        known = [n for n in (self._primary, self._secondary, *self._pair.nodes) if n is not None]
+        return judge_redirect(event.text, source=self._node, chain=self._chain, known=known)
 
     def _outcome(self, event: ev.Event) -> Outcome | None:
         if isinstance(event, ev.Start):
@@ -235,7 +277,8 @@ class ClientMachine:
         return Outcome.FAILURE
 
     # ---------------------------------------------------------------------------- effects ---
-    def _apply(self, event: ev.Event, outcome: Outcome, tr: Transition) -> list[ev.Command]:
+    def _apply(self, event: ev.Event, outcome: Outcome, tr: Transition,
+               redirect: Redirect | None) -> list[ev.Command]:
         src, src_node = self._state, self._node
         cmds: list[ev.Command] = []
         cause: ev.Cause | None = None
@@ -243,16 +286,18 @@ class ClientMachine:
             self._take_login(event, cmds)
         elif isinstance(event, ev.OtpOk):
             self._otp = event.otp
-        elif outcome in (Outcome.FAILURE, Outcome.REJECTED):
-            cause = ev.classify(event)
+        elif outcome in (Outcome.FAILURE, Outcome.REJECTED, Outcome.REDIRECT):
+            cause = _cause(event, redirect)
             self._last_failure = cause
             if src is ClientState.XMPPCONNECTED:
                 self._ha_cause = cause
                 cmds.append(ev.HaEventSeen(node=cause.node, cls=cause.cls))
             else:
                 cmds.append(ev.AttemptFailed(node=cause.node, state=src, cls=cause.cls))
-            if isinstance(event, ev.StreamError):
-                self._note_redirect(event)
+            if redirect is not None:
+                self._take_redirect(event, redirect, src, cmds)
+            elif src in _XMPP_ATTEMPTS:
+                self._chain = ()  # the attempt ended without a redirect: a later one starts a new chain
         elif outcome is Outcome.TIMER:
             self._pending_timer = None
 
@@ -304,21 +349,23 @@ class ClientMachine:
                                xmpp_host=node.xmpp_host, xmpp_port=node.xmpp_port)
         return node
 
-    def _note_redirect(self, event: ev.StreamError) -> None:
-        if event.condition is not ev.StreamCondition.SEE_OTHER_HOST or not event.text:
+    def _take_redirect(self, event: ev.Event, redirect: Redirect, src: ClientState,
+                       cmds: list[ev.Command]) -> None:
+        """Record a judged see-other-host; a followed one names the next XMPP target, except a pair
+        node named while connected: that one only comes first (its CPA too), and the XMPP attempts
+        start, as always after a CPA sign-in, on the node whose CPA signs the client in."""
+        assert isinstance(event, ev.StreamError)
+        target = redirect.target
+        cmds.append(ev.RedirectSeen(node=event.node, text=event.text, verdict=redirect.verdict,
+                                    target=target.name if target is not None else None, hop=redirect.hop))
+        if redirect.verdict is not RedirectVerdict.FOLLOW or target is None:
+            self._chain = ()
             return
-        text = event.text.strip()
-        for candidate in (self._primary, self._secondary):
-            if candidate is not None and text in (
-                candidate.name, candidate.xmpp_address, f"{candidate.xmpp_host}:{candidate.xmpp_port}"
-            ):
-                self._preferred = candidate.name
-                return
-        known = self._pair.find(text)
-        if known is not None:
-            self._preferred = known.name
-        else:
-            logger.debug("%s: see-other-host names unknown %r; ignored", self.user_id, text)
+        self._chain = redirect.chain
+        if redirect.known:
+            self._preferred = target.name  # a pair node: its CPA comes first too (order_targets)
+        if not (redirect.known and src is ClientState.XMPPCONNECTED):
+            self._redirect = target
 
     def _enter(self, tr: Transition) -> list[ev.Command]:
         state = tr.state
@@ -343,6 +390,7 @@ class ClientMachine:
             relogin, ha = self._ha_cause is not None, self._ha_cause
             self._ha_cause = None
             self._preferred = None
+            self._chain = ()
             assert self._node is not None
             return [ev.Connected(node=self._node.name, relogin=relogin,
                                  ha_cls=ha.cls if ha is not None else None)]
@@ -368,9 +416,13 @@ class ClientMachine:
         return [ev.XmppConnect(node=node, mechanism=SaslMechanism.CISCO_VTG_TOKEN, otp=self._otp)]
 
     def _pick(self, state: ClientState) -> NodeAddress:
-        """Target of an attempt state: a new first/second-choice series starts at each _P state."""
+        """Target of an attempt state: a new first/second-choice series starts at each _P state; a
+        pending redirect target takes the place of the XMPP attempt's own (``place_redirect``)."""
         if state in _FIRST_CHOICE or self._series is None:
             self._series = order_targets(self._primary, self._secondary, self._preferred)
+        if self._redirect is not None and state in _XMPP_ATTEMPTS:
+            self._series = place_redirect(self._series, self._redirect, first=state is ClientState.XMPPCONNECT_P)
+            self._redirect = None
         node = self._series[0] if state in _FIRST_CHOICE else self._series[1]
         self._node = node
         return node

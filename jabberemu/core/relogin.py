@@ -14,7 +14,7 @@ import random
 
 from jabberemu.config import NodeAddress, ReloginLimits
 
-__all__ = ["draw_wait_s", "order_targets", "rng_for", "seed_for"]
+__all__ = ["draw_wait_s", "order_targets", "place_redirect", "rng_for", "seed_for"]
 
 
 def draw_wait_s(rng: random.Random, limits: ReloginLimits) -> float:
@@ -74,3 +74,25 @@ def order_targets(
     if preferred is not None and preferred == secondary.name:
         return secondary, primary
     return primary, secondary
+
+
+def place_redirect(series: tuple[NodeAddress, NodeAddress], target: NodeAddress,
+                   *, first: bool) -> tuple[NodeAddress, NodeAddress]:
+    """Put a ``see-other-host`` target into a series of XMPP attempts (RFC 6120 §4.9.3.19).
+
+    The target takes the place of the attempt it replaces: the first choice (an ``_P`` state) or
+    the second (an ``_S`` state); the other choice stays. When a first-choice target is the series'
+    second choice, the two swap, so that node comes first and the other is still tried after it.
+
+    Args:
+        series: ``(first, second)`` as :func:`order_targets` gave it.
+        target: where the redirect points (a pair node or a node built on the fly).
+        first: True for the first choice, False for the second.
+
+    Returns:
+        The new ``(first, second)``.
+    """
+    head, tail = series
+    if not first:
+        return head, target
+    return target, (head if tail.name == target.name else tail)

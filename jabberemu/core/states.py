@@ -37,6 +37,18 @@ After a CPA sign-in (password or OTP) the XMPP attempts start on the node whose 
 client in (our choice: a CPA signs in only the users its node serves, so that is the node "the CPA
 named"; the mock answers ``not-served-here`` otherwise). A one-node pair tries its only node twice.
 
+Redirects (``see-other-host``, outcome ``redirect``; rules in ``core/redirect.py``): the named
+host may be a node of the pair or any ``host[:port]`` (a node built on the fly, XMPP only: the CPA
+sign-in stays with the pair's nodes). During XMPPCONNECT_P / _S the client connects to it at once
+("the initiating entity SHOULD attempt to connect to the alternate host"), in the same state: the
+redirect replaces that attempt's target, so a failure on the named host moves on exactly as the
+attempt's own failure would (_P -> _S, _S -> the end of the round). While XMPPCONNECTED it is an
+HA event like any lost connection (FAILOVER, the re-login wait; DOMAIN.md): a host outside the
+pair is then the first XMPP choice of the re-login; a node of the pair comes first as before (its
+CPA first, then XMPP on the node whose CPA signs the client in). A redirect loop or a chain past ``MAX_REDIRECTS`` is not a
+``redirect`` but a ``failure`` of class ``redirect-loop`` / ``too-many-redirects``; malformed text
+is a plain ``failure`` (``stream-error:see-other-host``).
+
 Rounds: :class:`Round` NONE during the initial login and while connected, FIRST / SECOND during a
 re-login. The initial login has no FAILOVER round: failing on both nodes gives up at once.
 
@@ -114,8 +126,8 @@ STATE_SENDS: dict[ClientState, str] = {
     ClientState.SOAPCONNECTED: "CPA SOAP `get-onetime-password` on the node that signed the client in (a fresh OTP)",
     ClientState.XMPPCONNECT_P: "XMPP: TCP connect, stream, (STARTTLS), SASL `CISCO-VTG-TOKEN` with the fresh OTP "
                                "(XMPP-only: PLAIN/SCRAM with the password), bind, session, roster, initial presence; "
-                               "first to the node whose CPA signed the client in",
-    ClientState.XMPPCONNECT_S: "the same to the other node",
+                               "first to the host a see-other-host named, else to the node whose CPA signed the client in",
+    ClientState.XMPPCONNECT_S: "the same to the other node (or to the host a see-other-host named)",
     ClientState.XMPPCONNECTED: "stanzas: presence, messages, XEP-0199 pings; nothing on the CPA",
     ClientState.FAILOVER: "nothing: the drawn re-login wait runs (uniform in [lower, upper])",
     ClientState.SOAPCONNECT_SESSION_P: "CPA SOAP `login` with the one-time password cached at the last sign-in "
@@ -150,6 +162,7 @@ class Outcome(enum.Enum):
     OTP_OK = "otp-ok"
     XMPP_UP = "xmpp-up"
     FAILURE = "failure"  # attempt failed / connection lost: try elsewhere
+    REDIRECT = "redirect"  # see-other-host to a usable host within the hop bound (core/redirect.py)
     REJECTED = "rejected"  # bad credentials: retrying cannot help
     TIMER = "timer"
     STOP = "stop"
@@ -246,6 +259,17 @@ def _build() -> dict[TransitionKey, Transition]:
     row(xo, _NONE, S.XMPPCONNECTED, O.FAILURE, S.FAILOVER, _FIRST)
     row(xo, _FIRST, S.FAILOVER, O.TIMER, S.XMPPCONNECT_P, _FIRST)
     row(xo, _SECOND, S.FAILOVER, O.TIMER, S.XMPPCONNECT_P, _SECOND)
+
+    # --- see-other-host (RFC 6120 §4.9.3.19), both modes ------------------------------------------
+    # During an XMPP attempt: connect to the named host now, in the same state (it replaces the
+    # attempt's target; a failure there moves on as the attempt's own failure would). While
+    # connected: an HA event like any lost connection (the re-login wait applies), the named host
+    # coming first in the re-login (module docstring).
+    for mode in (cpa, xo):
+        for rnd in (_NONE, _FIRST, _SECOND):
+            row(mode, rnd, S.XMPPCONNECT_P, O.REDIRECT, S.XMPPCONNECT_P, rnd)
+            row(mode, rnd, S.XMPPCONNECT_S, O.REDIRECT, S.XMPPCONNECT_S, rnd)
+        row(mode, _NONE, S.XMPPCONNECTED, O.REDIRECT, S.FAILOVER, _FIRST)
 
     # --- stop from every live (mode, round, state) the table reaches -----------------------------
     live = {(k.mode, k.round, k.state) for k in table}

@@ -70,6 +70,7 @@ import collections
 import concurrent.futures
 import enum
 import functools
+import gc
 import logging
 import math
 import selectors
@@ -111,6 +112,38 @@ LAG_PROBE_INTERVAL_S = 0.1
 LAG_SAMPLES_KEPT = 600
 #: Upper bound on measurements fired per pump round before yielding to other greenlets.
 PUMP_BATCH = 500
+
+class _GcClock:
+    """Time the garbage collector holds the process (``gc.callbacks``; every thread stops meanwhile)."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+        self._total_ms = 0.0
+        self._max_ms = 0.0
+        self._installed = False
+
+    def install(self) -> None:
+        if not self._installed:
+            gc.callbacks.append(self._callback)
+            self._installed = True
+
+    def _callback(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self._t0 is not None:
+            ms = (time.perf_counter() - self._t0) * 1000.0
+            self._t0 = None
+            self._total_ms += ms
+            self._max_ms = max(self._max_ms, ms)
+
+    def take(self) -> tuple[float, float]:
+        """(total ms, longest ms) since the previous call."""
+        out = (self._total_ms, self._max_ms)
+        self._total_ms = self._max_ms = 0.0
+        return out
+
+
+_GC_CLOCK = _GcClock()
 
 _STARTED = object()  # markers the loop thread pushes through the done deque
 _EXITED = object()
@@ -292,6 +325,7 @@ class AsyncioBridge:
         self._thread_lock = _allocate_lock()
         self._pump: gevent.Greenlet | None = None
         self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=LAG_SAMPLES_KEPT)
+        self._health_mark = time.monotonic()
         self._cpu_mark = (time.monotonic(), time.process_time())
         self.samples_fired = 0
 
@@ -312,6 +346,8 @@ class AsyncioBridge:
         self._thread_exited.clear()
         self._thread_started.clear()
         self._lags.clear()
+        self._health_mark = time.monotonic()
+        _GC_CLOCK.install()
         self._thread_lock.acquire()
         _start_new_thread(self._thread_main, ())
         if not self._thread_started.wait(timeout_s) or self._thread_exited.is_set():
@@ -432,6 +468,16 @@ class AsyncioBridge:
         self.record(request_type, name, (time.perf_counter() - t0) * 1000.0, context=context, start_ts=start_ts)
 
     # ---- generator health --------------------------------------------------------------------
+    def health_interval(self, stall_ms: float) -> tuple[float | None, float, float, float]:
+        """The loop's health since the previous call: (worst probe lateness ms or None without a probe,
+        total lateness of the probes later than ``stall_ms``, garbage collection ms, longest
+        collection ms). Called once a second by the run-data collector (``report.health``)."""
+        now = time.monotonic()
+        since, self._health_mark = self._health_mark, now
+        lags = [lag for ts, lag in self._lags.copy() if since < ts <= now]
+        gc_ms, gc_max_ms = _GC_CLOCK.take()
+        return (max(lags) if lags else None, sum(lag for lag in lags if lag > stall_ms), gc_ms, gc_max_ms)
+
     def loop_lag_ms(self, percentile: float = 99.0, window_s: float = 10.0) -> float | None:
         """Lateness of the periodic probe timer: the ``percentile`` over the last ``window_s``.
 

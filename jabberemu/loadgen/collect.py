@@ -4,7 +4,8 @@ Each process's clients write their records (``runtime.RunDataSink`` API) into a 
 from the asyncio loop thread; one greenlet pumps the queue every ``PUMP_INTERVAL_S``: a local
 runner writes ``client_events.jsonl`` itself, a worker sends batches to the master with Locust's
 custom messages (``jabberemu_records``), and the master writes them, so the master's run directory
-is whole even across machines. Generator health (CPU %, event-loop lag p99, RSS) travels the same way
+is whole even across machines. Generator health (CPU %, event-loop lateness and stalls, garbage
+collection, RSS: ``report.health``) travels the same way
 (``jabberemu_health``), once per second per process; the master (or local runner) checks each
 sample with :class:`HealthWatch` and warns, at most once every ``WARN_EVERY_S`` per worker, when a
 generator is so busy that the latencies it measures are no longer trustworthy. Locust itself only
@@ -26,6 +27,8 @@ import gevent
 import psutil
 
 from jabberemu.errors import ConfigError
+from jabberemu.report.health import SATURATED_SHARE, stall_share
+from jabberemu.report.records import GeneratorSample
 from jabberemu.runtime import RecordType, RunDataSink
 
 __all__ = ["QueueSink", "RunCollector", "HealthWatch", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG",
@@ -41,21 +44,31 @@ GENERATOR_FILE = "generator.jsonl"
 RUN_FILE = "run.json"
 WARN_EVERY_S = 10.0
 """At most one saturation warning per worker in this many seconds."""
+LIVE_WINDOW_S = 10.0
+"""Seconds of samples the live warning judges."""
 
 
 class HealthWatch:
-    """Judges generator health samples against the thresholds; pure (the caller passes the time).
+    """Judges generator health samples as the report does (``report.health``), over the last
+    ``window_s`` seconds of each worker, and says so while the run lasts; pure (the caller passes
+    the time).
+
+    A worker is saturated when its loop was stalled (probes later than ``--loop-lag-warn-ms``) for
+    at least ``report.health.SATURATED_SHARE`` of its last ``window_s`` seconds, or its CPU exceeds
+    ``--cpu-warn``. The report's verdict on the whole run uses the same stall share.
 
     Args:
         cpu_warn: CPU percent of one core above which a generator is saturated (``--cpu-warn``).
-        loop_lag_warn_ms: event-loop lag p99 above which it is saturated (``--loop-lag-warn-ms``).
+        loop_lag_warn_ms: a probe later than this counts as a stall in the live window (ms).
         every_s: at most one warning per worker in this many seconds.
+        window_s: the live window (s).
 
     Raises:
         ConfigError: a threshold is negative or not finite.
     """
 
-    def __init__(self, *, cpu_warn: float, loop_lag_warn_ms: float, every_s: float = WARN_EVERY_S) -> None:
+    def __init__(self, *, cpu_warn: float, loop_lag_warn_ms: float, every_s: float = WARN_EVERY_S,
+                 window_s: float = LIVE_WINDOW_S) -> None:
         for name, value in (("cpu_warn", cpu_warn), ("loop_lag_warn_ms", loop_lag_warn_ms), ("every_s", every_s)):
             if not value >= 0 or value == float("inf"):
                 raise ConfigError(f"--{name.replace('_', '-')} must be finite and >= 0, not {value!r}", field=name)
@@ -65,32 +78,42 @@ class HealthWatch:
         self.warnings = 0
         self.saturated_samples = 0
         self._last_warned: dict[str, float] = {}
+        self._recent: dict[str, collections.deque[GeneratorSample]] = {}
+        self._window = max(1, int(window_s))
 
     def check(self, sample: dict[str, Any], now_s: float) -> str | None:
         """Return the warning text for ``sample`` if one is due now, else None.
 
         Args:
-            sample: ``{"worker", "cpu_percent", "loop_lag_ms"}`` as sent by a worker.
+            sample: ``{"worker", "cpu_percent", "loop_lag_ms", "stalled_ms", ...}`` as sent by a worker.
             now_s: the current time in seconds (any monotonic clock).
         """
-        cpu = float(sample.get("cpu_percent") or 0.0)
+        worker = str(sample.get("worker"))
         lag = sample.get("loop_lag_ms")
+        stalled = sample.get("stalled_ms")
+        if stalled is None and lag is not None:
+            stalled = float(lag) if float(lag) > self.loop_lag_warn_ms else 0.0
+        recent = self._recent.setdefault(worker, collections.deque(maxlen=self._window))
+        recent.append(GeneratorSample(ts=float(sample.get("ts") or 0.0), worker=worker,
+                                      cpu_percent=sample.get("cpu_percent"), loop_lag_ms=lag, stalled_ms=stalled))
+        cpu = float(sample.get("cpu_percent") or 0.0)
+        share = stall_share(list(recent)) or 0.0
         why = []
         if cpu > self.cpu_warn:
             why.append(f"CPU {cpu:.0f}% > {self.cpu_warn:g}%")
-        if lag is not None and float(lag) > self.loop_lag_warn_ms:
-            why.append(f"event-loop lag p99 {float(lag):.1f} ms > {self.loop_lag_warn_ms:g} ms")
+        if share >= SATURATED_SHARE:
+            worst = max((s.loop_lag_ms or 0.0) for s in recent)
+            why.append(f"its event loop stalled {100 * share:.0f}% of the last {len(recent)} s (worst {worst:.0f} ms)")
         if not why:
             return None
         self.saturated_samples += 1
-        worker = str(sample.get("worker"))
         last = self._last_warned.get(worker)
         if last is not None and now_s - last < self.every_s:
             return None
         self._last_warned[worker] = now_s
         self.warnings += 1
-        return (f"load generator {worker} is saturated ({', '.join(why)}): latencies it measures are no longer "
-                "trustworthy; add workers (--processes) or lower the load")
+        return (f"load generator {worker} is saturated now ({', '.join(why)}): latencies it measures are not "
+                "trustworthy meanwhile; add workers (--processes) or lower the load; the report judges the whole run")
 
 
 class QueueSink(RunDataSink):
@@ -120,7 +143,8 @@ class RunCollector:
         environment: the Locust environment.
         sink: this process's queue sink.
         run_dir: the run directory (used on the master or a local runner).
-        health: callable returning ``(cpu_percent, loop_lag_p99_ms | None)`` for this process.
+        health: callable returning this process's health over the last second: ``cpu_percent``,
+            ``loop_lag_ms``, ``stalled_ms``, ``gc_ms``, ``gc_max_ms`` (``report.health``).
         cpu_warn, loop_lag_warn_ms: thresholds of :class:`HealthWatch` (checked where samples land).
     """
 
@@ -201,10 +225,7 @@ class RunCollector:
         now = time.time()
         if now - self._last_health >= 1.0 and not self._is_master:  # the master generates no load
             self._last_health = now
-            cpu, lag = self.health()
-            sample = {"ts": now, "worker": self.worker_id, "cpu_percent": round(cpu, 1),
-                      "loop_lag_ms": None if lag is None else round(lag, 3),
-                      "rss_bytes": self._rss_bytes()}
+            sample = {"ts": now, "worker": self.worker_id, **self.health(), "rss_bytes": self._rss_bytes()}
             if self._is_worker:
                 self.environment.runner.send_message(HEALTH_MSG, sample)
             else:

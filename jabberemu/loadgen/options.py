@@ -115,7 +115,8 @@ def add_options(parser: Any) -> None:
     d.add_argument("--progress", env_var="JABBEREMU_PROGRESS", action="store_true", default=False,
                    help="print one line per second: clients per state and node")
     d.add_argument("--loop-lag-warn-ms", env_var="JABBEREMU_LOOP_LAG_WARN_MS", type=float, default=50.0,
-                   help="warn that latencies are untrustworthy above this event-loop lag p99 (ms)")
+                   help="a probe of the event loop later than this (ms) counts as a stall in the live saturation "
+                   "warning (default %(default)s; the report judges the whole run: report.health)")
     d.add_argument("--cpu-warn", env_var="JABBEREMU_CPU_WARN", type=float, default=85.0,
                    help="warn above this generator CPU percent (per process)")
     d.add_argument("--report", env_var="JABBEREMU_REPORT", action="store_true", default=False,

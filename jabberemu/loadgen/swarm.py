@@ -39,6 +39,7 @@ from jabberemu.loadgen.options import (
 )
 from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan
+from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
 from jabberemu.runtime import Runtime
@@ -355,8 +356,12 @@ class Swarm:
 
     # -- health and progress -------------------------------------------------------------------
 
-    def health(self) -> tuple[float, float | None]:
-        return self.bridge.cpu_percent(), self.bridge.loop_lag_ms()
+    def health(self) -> dict[str, Any]:
+        """This process's generator health over the last second (``report.health``)."""
+        lag, stalled, gc_ms, gc_max = self.bridge.health_interval(STALL_MS)
+        return {"cpu_percent": round(self.bridge.cpu_percent(), 1),
+                "loop_lag_ms": None if lag is None else round(lag, 3), "stalled_ms": round(stalled, 3),
+                "gc_ms": round(gc_ms, 3), "gc_max_ms": round(gc_max, 3)}
 
     def _is_worker(self) -> bool:
         from locust.runners import WorkerRunner

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-import numpy as np
 
+from jabberemu.report.health import GeneratorHealth, generator_health
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
 from jabberemu.report.prediction import WavePrediction, predict
 from jabberemu.report.records import RunData
@@ -21,8 +21,6 @@ from jabberemu.report.storm import WaveStorm, storms
 from jabberemu.report.waves import DEFAULT_GAP_S, Wave, find_waves
 
 __all__ = [
-    "CPU_SATURATED_PERCENT",
-    "LOOP_LAG_SATURATED_MS",
     "NO_END_RECORD",
     "Accounting",
     "Analysis",
@@ -30,14 +28,9 @@ __all__ = [
     "Readiness",
     "account",
     "analyze",
-    "generator_health",
     "readiness",
 ]
 
-#: Generator CPU (%) above which latencies are not trustworthy (Locust warns at 90 %).
-CPU_SATURATED_PERCENT = 90.0
-#: Event-loop lag p99 (ms) above which latencies are not trustworthy.
-LOOP_LAG_SATURATED_MS = 50.0
 #: Reason given to a client that has no ``end`` record.
 NO_END_RECORD = "no end record"
 
@@ -63,19 +56,6 @@ class Accounting:
     def __post_init__(self) -> None:
         if sum(self.end_states.values()) != self.clients_started:
             raise ValueError("accounting does not add up")
-
-
-@dataclass(frozen=True, kw_only=True)
-class GeneratorHealth:
-    """Load-generator health over the run (None when ``generator.jsonl`` had no value)."""
-
-    cpu_max: float | None
-    loop_lag_p99_ms: float | None
-    loop_lag_max_ms: float | None
-    workers: int
-    samples: int
-    saturated: bool
-    per_worker: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,35 +150,12 @@ def readiness(data: RunData) -> Readiness:
                      signed_in=len(signed), ended_before=sum(reasons.values()), end_reasons=dict(reasons.most_common()))
 
 
-def _stats(cpu: list[float], lag: list[float]) -> tuple[float | None, float | None, float | None]:
-    return (max(cpu) if cpu else None,
-            float(np.percentile(lag, 99)) if lag else None,
-            max(lag) if lag else None)
-
-
-def generator_health(data: RunData) -> GeneratorHealth:
-    """CPU max and event-loop lag p99 over all workers' samples.
-
-    Args:
-        data: the loaded run.
-    Returns:
-        Health; ``saturated`` when CPU > ``CPU_SATURATED_PERCENT`` or lag p99 >
-        ``LOOP_LAG_SATURATED_MS``.
-    """
-    cpu = [g.cpu_percent for g in data.generator if g.cpu_percent is not None]
-    lag = [g.loop_lag_ms for g in data.generator if g.loop_lag_ms is not None]
-    cpu_max, lag_p99, lag_max = _stats(cpu, lag)
-    per_worker: dict[str, dict[str, float | None]] = {}
-    for worker in sorted({g.worker for g in data.generator}):
-        mine = [g for g in data.generator if g.worker == worker]
-        c, p, m = _stats([g.cpu_percent for g in mine if g.cpu_percent is not None],
-                         [g.loop_lag_ms for g in mine if g.loop_lag_ms is not None])
-        per_worker[worker] = {"cpu_max": c, "loop_lag_p99_ms": p, "loop_lag_max_ms": m}
-    saturated = (cpu_max is not None and cpu_max > CPU_SATURATED_PERCENT) or (
-        lag_p99 is not None and lag_p99 > LOOP_LAG_SATURATED_MS)
-    return GeneratorHealth(cpu_max=cpu_max, loop_lag_p99_ms=lag_p99, loop_lag_max_ms=lag_max,
-                           workers=len(per_worker), samples=len(data.generator), saturated=saturated,
-                           per_worker=per_worker)
+def _ready_s(data: RunData) -> float | None:
+    """When the last client first reached XMPPCONNECTED (load clock), None without any."""
+    first: dict[str, float] = {}
+    for c in data.connected:
+        first.setdefault(c.client, c.ts)
+    return data.t(max(first.values())) if first else None
 
 
 def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: float | None = None) -> Analysis:
@@ -214,10 +171,14 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
     waves = find_waves(data, gap_s=gap_s, recovery_margin_s=recovery_margin_s)
     spans = phase_spans(data, waves)
     wave_storms = storms(data, waves)
+    ready = readiness(data)
+    health = generator_health(
+        data.generator, started_ts=data.info.started_ts, waves=[(w.at_s, w.end_s) for w in waves],
+        ready_s=_ready_s(data), end_s=data.t(data.last_ts))
     return Analysis(
         series=build_series(data), waves=waves, storms=wave_storms, spans=spans,
         predictions=[predict(data, w, s) for w, s in zip(waves, wave_storms)],
         latency=latency_table(data, spans),
-        accounting=account(data), generator=generator_health(data),
-        duration_s=max(0.0, data.t(data.last_ts)), readiness=readiness(data),
+        accounting=account(data), generator=health,
+        duration_s=max(0.0, data.t(data.last_ts)), readiness=ready,
     )

@@ -296,7 +296,10 @@ def _metric_rows(o: _Obj) -> list[ServerMetric]:
 def _generator(o: _Obj) -> GeneratorSample:
     return GeneratorSample(ts=_req_num(o, "ts"), worker=_text(o, "worker", optional=True) or "local",
                            cpu_percent=_num(o, "cpu_percent", optional=True),
-                           loop_lag_ms=_num(o, "loop_lag_ms", optional=True))
+                           loop_lag_ms=_num(o, "loop_lag_ms", optional=True),
+                           stalled_ms=_num(o, "stalled_ms", optional=True), gc_ms=_num(o, "gc_ms", optional=True),
+                           gc_max_ms=_num(o, "gc_max_ms", optional=True),
+                           rss_bytes=_num(o, "rss_bytes", optional=True))
 
 
 def _load_locust_stats(run_dir: Path, data: RunData) -> None:

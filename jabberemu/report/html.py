@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from jabberemu.report import plots
-from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, NO_END_RECORD, Analysis
+from jabberemu.report.analysis import NO_END_RECORD, Analysis
+from jabberemu.report.health import SATURATED_SHARE, STALL_MS
 from jabberemu.report.records import RunData
 from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, CheckStatus, Verdict, VerdictResult
 from jabberemu.report.waves import Wave
@@ -191,11 +192,21 @@ def _generator(analysis: Analysis) -> str:
     g = analysis.generator
     status = ("<b>saturated: latencies not trustworthy</b>" if g.saturated else
               "no samples" if g.samples == 0 else "healthy")
-    rows = [["CPU max (%)", _num(g.cpu_max, "{:.1f}"), f"&gt; {CPU_SATURATED_PERCENT:g} = saturated"],
-            ["event-loop lag p99 (ms)", _num(g.loop_lag_p99_ms, "{:.1f}"), f"&gt; {LOOP_LAG_SATURATED_MS:g} = saturated"],
-            ["event-loop lag max (ms)", _num(g.loop_lag_max_ms, "{:.1f}"), ""],
+    share = None if g.stall_share is None else 100 * g.stall_share
+    wave = None if g.wave_stall_share is None else 100 * g.wave_stall_share
+    rows = [["time stalled, whole run (%)", _num(share, "{:.2f}"), f"&ge; {100 * SATURATED_SHARE:g} = saturated"],
+            ["time stalled, worst wave (%)", _num(wave, "{:.2f}"), f"&ge; {100 * SATURATED_SHARE:g} = saturated"],
+            ["worst event-loop lateness (ms)", _num(g.loop_lag_max_ms, "{:.0f}"),
+             f"a probe later than {STALL_MS:g} ms is a stall"],
+            ["longest garbage collection (ms)", _num(g.gc_max_ms, "{:.0f}"), ""],
+            ["CPU max (%)", _num(g.cpu_max, "{:.1f}"), "per process, of one core"],
             ["workers / samples", f"{g.workers} / {g.samples}", ""], ["status", status, ""]]
-    return _table(["generator", "value", "threshold"], rows, left=1)
+    out = _table(["generator", "value", "threshold"], rows, left=1)
+    if g.worst:
+        out += _table(["worst stall at (s)", "worker", "lateness (ms)", "likely cause"],
+                      ([_num(s.t_s, "{:.1f}"), escape(s.worker), _num(s.lag_ms, "{:.0f}"), escape(s.cause.value)]
+                       for s in g.worst), left=0)
+    return out
 
 
 def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, capacity: float | None,
@@ -273,7 +284,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
     parts.append(_generator(analysis))
     if data.generator:
         samples = [(g.ts - info.started_ts, g.worker, g.cpu_percent, g.loop_lag_ms) for g in data.generator]
-        parts.append(_img(plots.generator_png(analysis, CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, samples),
+        parts.append(_img(plots.generator_png(analysis, 90.0, STALL_MS, samples),
                           "generator health"))
     parts.append("<h2>Checks behind the verdict</h2>")
     parts.append(_checks_table(result))

@@ -59,6 +59,7 @@ class ActionKind(enum.Enum):
     RECOVER = "recover"
     HA_ENABLE = "ha-enable"
     HA_DISABLE = "ha-disable"
+    MARK = "mark"  # an operator's action on a real pair, recorded with --drill mark:TEXT@T
     OTHER = "other"
 
     @classmethod
@@ -70,7 +71,7 @@ class ActionKind(enum.Enum):
         Returns:
             The kind; ``OTHER`` when the verb is not known.
         """
-        key = verb.strip().lower().replace("_", "-").replace(" ", "-")
+        key = verb.strip().lower().replace("_", "-").replace(" ", "-").split(":", 1)[0]  # "service-stop:SERVICE"
         return _ACTION_ALIASES.get(key, cls.OTHER)
 
     @property
@@ -78,6 +79,15 @@ class ActionKind(enum.Enum):
         """True for actions that make a node drop its users (a failover-type HA event)."""
         return self in (ActionKind.FAILOVER, ActionKind.NODE_KILL, ActionKind.SERVICE_DOWN,
                         ActionKind.PARTITION)
+
+    @property
+    def starts_waves(self) -> bool:
+        """True for actions that may start a re-login wave: those that move sessions away, the ones
+        that bring them back (Fallback, Recover), enabling HA (with a critical service down it fails
+        over at once) and an operator's mark on a real pair. Not a service restart, a node restart
+        or a heal: they move nobody by themselves (docs/srm.md)."""
+        return self.moves_sessions_away or self in (ActionKind.FALLBACK, ActionKind.RECOVER, ActionKind.HA_ENABLE,
+                                                    ActionKind.MARK)
 
 
 _ACTION_ALIASES: dict[str, ActionKind] = {k.value: k for k in ActionKind}
@@ -291,12 +301,17 @@ class ServerMetric:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GeneratorSample:
-    """``generator.jsonl`` — load-generator health of one worker at ``ts``."""
+    """``generator.jsonl`` — load-generator health of one worker over the second before ``ts``
+    (``report.health`` says what each figure is; older files carry ``loop_lag_ms`` only)."""
 
     ts: float
     worker: str
     cpu_percent: float | None
     loop_lag_ms: float | None
+    stalled_ms: float | None = None
+    gc_ms: float | None = None
+    gc_max_ms: float | None = None
+    rss_bytes: float | None = None
 
 
 @dataclass(kw_only=True)

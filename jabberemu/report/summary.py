@@ -30,7 +30,9 @@ Top-level fields (all always present; ``null`` where not measurable):
   when they disagree; ``predicted`` is null when the wave could not be modelled
 - ``latency``: rows of ``request_type``, ``name``, ``phase``, ``samples``,
   ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
-- ``generator``: ``cpu_max`` (%), ``loop_lag_p99_ms``, ``loop_lag_max_ms``, ``workers``,
+- ``generator`` (``report.health``): ``stall_share``, ``wave_stall_share`` (0-1), ``stalled_s``,
+  ``worst`` (``t_s``, ``worker``, ``lag_ms``, ``cause``), ``description``, ``cpu_max`` (%),
+  ``loop_lag_max_ms``, ``gc_max_ms``, ``rss_max_bytes``, ``workers``,
   ``samples``, ``saturated``
 - ``verdict`` ("PASS"/"FAIL"/"INCONCLUSIVE", ``report.checks``), ``reasons`` (failed checks first,
   then inconclusive ones), ``warnings``, ``checks`` (``name``, ``status``, ``wave``, ``measured``,
@@ -180,8 +182,12 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "declared_capacity_per_s": capacity, "recovery_margin_s": margin_s,
         "max_login_wait_s": max_login_wait_s,
         "ha_events": waves, "latency": latency,
-        "generator": {"cpu_max": gen.cpu_max, "loop_lag_p99_ms": gen.loop_lag_p99_ms,
-                      "loop_lag_max_ms": gen.loop_lag_max_ms, "workers": gen.workers,
+        "generator": {"stall_share": gen.stall_share, "wave_stall_share": gen.wave_stall_share,
+                      "stalled_s": gen.stalled_s, "description": gen.describe(),
+                      "worst": [{"t_s": s.t_s, "worker": s.worker, "lag_ms": s.lag_ms, "cause": s.cause.value}
+                                for s in gen.worst],
+                      "cpu_max": gen.cpu_max, "loop_lag_max_ms": gen.loop_lag_max_ms, "gc_max_ms": gen.gc_max_ms,
+                      "rss_max_bytes": gen.rss_max_bytes, "workers": gen.workers,
                       "samples": gen.samples, "saturated": gen.saturated},
         "verdict": result.verdict.value, "reasons": list(result.reasons), "warnings": list(result.warnings),
         "checks": checks, "data_warnings": list(data.warnings),

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jabberemu.report.analysis import CPU_SATURATED_PERCENT, LOOP_LAG_SATURATED_MS, Analysis
+from jabberemu.report.analysis import Analysis
 from jabberemu.report.checks import (
     EXIT_FAIL,
     EXIT_INCONCLUSIVE,
@@ -235,12 +235,8 @@ def _warnings(info: RunInfo, analysis: Analysis) -> list[str]:
     if info.partial:
         out.append("partial run: stopped before its end; the verdict covers what was recorded")
     g = analysis.generator
-    if g.saturated:
-        out.append(f"load generator saturated (CPU max {_fmt(g.cpu_max, '%')}, event-loop lag p99 "
-                   f"{_fmt(g.loop_lag_p99_ms, ' ms')}; limits {CPU_SATURATED_PERCENT:g}% / "
-                   f"{LOOP_LAG_SATURATED_MS:g} ms): latencies not trustworthy")
-    elif g.samples == 0:
-        out.append("no generator health samples: cannot tell whether latencies are trustworthy")
+    if g.saturated or g.samples == 0:
+        out.append(g.describe())
     predictions = {p.wave: p for p in analysis.predictions if p is not None}
     for w in analysis.waves:
         p = predictions.get(w.index)
@@ -254,6 +250,3 @@ def _warnings(info: RunInfo, analysis: Analysis) -> list[str]:
             out.append(f"{_label(w)}: clients used different re-login limits (mismatched nodes?)")
     return out
 
-
-def _fmt(value: float | None, unit: str) -> str:
-    return "n/a" if value is None else f"{value:.1f}{unit}"

@@ -12,8 +12,10 @@ How waves are found:
    later ones before the next ``connected`` (e.g. ``soap-fault:...`` while retrying) are follow-ups.
 2. Primary HA events are sorted and cut into clusters wherever two consecutive ones are more than
    ``gap_s`` apart (default 5 s: a node drops all its streams within a second or two).
-3. Each cluster is anchored to the latest admin action (``RunData.actions``: ``run.json``, else
-   the mock's ``admin`` events) at or before its first event
+3. Each cluster is anchored to the latest admin action that can start a wave (``RunData.actions``:
+   ``run.json``, else the mock's ``admin`` events; ``ActionKind.starts_waves``: a failover, a node
+   kill, a critical service stopped, a fallback ..., never a service restart) at or before its
+   first event
    (+ ``skew_s`` for an action stamped after the API call returned) that is not older than the
    previous cluster. ``at_s`` is the action's time, else the first HA event's.
 4. ``kind``: the action's (failover / node-kill / service-down / partition -> failover; fallback ->
@@ -197,7 +199,8 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
     margin = info.recovery_margin_s if recovery_margin_s is None else recovery_margin_s
     t0 = info.started_ts
     primary = _primary_events(data)
-    clusters = _clusters(primary, gap_s, [a.ts - skew_s for a in data.actions])
+    actions = [a for a in data.actions if a.kind.starts_waves]  # a service restart anchors no wave
+    clusters = _clusters(primary, gap_s, [a.ts - skew_s for a in actions])
     per_client_primary: dict[str, list[float]] = defaultdict(list)
     for ev in primary:
         per_client_primary[ev.client].append(ev.ts)
@@ -215,7 +218,6 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
     run_end = data.last_ts
     gave_up = {e.client for e in data.ends if e.state == "GAVE_UP"}
 
-    actions = data.actions
     waves: list[Wave] = []
     previous_first = float("-inf")
     for index, cluster in enumerate(clusters):

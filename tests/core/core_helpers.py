@@ -22,6 +22,7 @@ LOGIN_LIMITS = ReloginLimits(lower_s=5.0, upper_s=25.0)
 SOAP_STATES = frozenset({ClientState.SOAPCONNECT_P, ClientState.SOAPCONNECT_S, ClientState.SOAPCONNECTED,
                          ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S})
 SESSION_STATES = frozenset({ClientState.SOAPCONNECT_SESSION_P, ClientState.SOAPCONNECT_SESSION_S})
+XMPP_STATES = frozenset({ClientState.XMPPCONNECT_P, ClientState.XMPPCONNECT_S, ClientState.XMPPCONNECTED})
 
 Key = tuple[Mode, Round, ClientState, Via]
 
@@ -63,6 +64,9 @@ def event_for(m: ClientMachine, outcome: Outcome, node: str | None = None) -> ev
             return ev.XmppAuthFailed(node=target, condition=ev.SaslCondition.NOT_AUTHORIZED)
         return ev.SoapFailed(node=target, code="bad-credentials", reason="wrong password",
                              sender_fault=True)
+    if outcome is Outcome.REDIRECT:  # a host outside the pair, never in the chain so far
+        return ev.StreamError(node=target, condition=ev.StreamCondition.SEE_OTHER_HOST,
+                              text=f"elsewhere{len(m.redirect_chain)}.example.test:5299")
     assert outcome is Outcome.FAILURE
     if m.state in SOAP_STATES:
         return ev.SoapFailed(node=target, code="services-stopped", reason="down")

@@ -10,7 +10,7 @@ import jabberemu.core as core
 from jabberemu import errors
 from jabberemu.core import metrics
 
-MODULES = ["states", "events", "machine", "relogin", "metrics", "registry"]
+MODULES = ["states", "events", "machine", "relogin", "redirect", "metrics", "registry"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -255,8 +255,8 @@ def test_see_other_host_during_initial_xmpp_connect() -> None:
     m.handle(login_ok(A))
     m.handle(ev.OtpOk(node=A, otp="otp-1"))
     m.handle(ev.StreamError(node=A, condition=ev.StreamCondition.SEE_OTHER_HOST, text="nowhere:1"))
-    # the unknown target is ignored; the preference for the CPA's node stays
-    assert (m.state, m.node, m.preferred_node) == (S.XMPPCONNECT_S, B, A)
+    # an unknown target is followed at once (tests/core/test_redirect.py); the CPA's node stays preferred
+    assert (m.state, m.node, m.preferred_node) == (S.XMPPCONNECT_P, "nowhere:1", A)
 
 
 def test_xmpp_only_path() -> None:

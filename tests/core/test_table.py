@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_helpers import SESSION_STATES, event_for, explore, key_of, replay
+from core_helpers import SESSION_STATES, XMPP_STATES, event_for, explore, key_of, replay
 
 from jabberemu.core.states import (
     END_STATES,
@@ -40,7 +40,7 @@ def _id(item: tuple[TransitionKey, object]) -> str:
 
 
 def test_table_size_and_every_row_reachable() -> None:
-    assert len(TABLE) == 95
+    assert len(TABLE) == 109
     for key in TABLE:
         _path_to(key)  # raises when a row cannot be reached from NEW
 
@@ -97,6 +97,12 @@ def test_missing_rows_raise_or_drop_stale(case: tuple[tuple[Mode, Round, ClientS
         failed.handle(event_for(failed, Outcome.FAILURE))
         m.handle(event)
         assert (m.state, m.round, m.end_reason) == (failed.state, failed.round, None)
+    elif outcome is Outcome.REDIRECT and key[2] not in XMPP_STATES:
+        # only an XMPP stream carries see-other-host: anywhere else it is a plain failure
+        failed = replay(key[0], PATHS[key])
+        failed.handle(event_for(failed, Outcome.FAILURE))
+        m.handle(event)
+        assert (m.state, m.round, m.end_reason) == (failed.state, failed.round, failed.end_reason)
     else:
         with pytest.raises(LocalProtocolError):
             m.handle(event)

@@ -233,7 +233,8 @@ class HostileXmpp:
         domain: the stream's domain.
         stage, fault: where and what (None: a well-behaved server).
         condition: the stream error condition for ``XmppFault.STREAM_ERROR``.
-        text: optional ``<text/>`` of the stream error.
+        text: optional ``<text/>`` of the stream error; for ``see-other-host`` the host it names
+            (the ``<see-other-host/>`` element's character data).
         times_per_user: apply the fault to this many connections per user (None: always). Before
             SASL the user is unknown: then the count is per server.
     """
@@ -408,9 +409,13 @@ class _XmppConn(asyncio.Protocol):
         elif fault is XmppFault.STREAM_ERROR:
             if not header_sent:
                 self._header()
-            text = (f"<text xmlns='{NS_STREAMS_ERR}'>{self.server.text}</text>" if self.server.text else "")
-            self._write(f"<stream:error><{self.server.condition} xmlns='{NS_STREAMS_ERR}'/>{text}</stream:error>"
-                        "</stream:stream>")
+            condition, text = self.server.condition, self.server.text
+            if condition == "see-other-host":  # the host is the element's character data (RFC 6120 §4.9.3.19)
+                error = f"<{condition} xmlns='{NS_STREAMS_ERR}'>{text or ''}</{condition}>"
+            else:
+                error = f"<{condition} xmlns='{NS_STREAMS_ERR}'/>" + (
+                    f"<text xmlns='{NS_STREAMS_ERR}'>{text}</text>" if text else "")
+            self._write(f"<stream:error>{error}</stream:error></stream:stream>")
             self.transport.close()
 
 

@@ -155,17 +155,37 @@ async def test_useless_stream_features_end_named(stage: XmppStage, detail: str) 
         assert check_accounted(env) == {("GAVE_UP", "initial-login-failed"): CLIENTS}
 
 
-async def test_see_other_host_outside_the_pair_is_not_followed() -> None:
-    """A redirect to an address that is not a node of the pair is ignored: the client tries its own
-    secondary (the loopback guard of tests/conftest.py would fail any connect elsewhere)."""
+async def test_see_other_host_outside_the_pair_is_followed() -> None:
+    """A redirect to a host:port that is no node of the pair is followed at once (RFC 6120
+    §4.9.3.19): the client ends XMPPCONNECTED on the named host; its secondary is never tried."""
+    elsewhere = HostileXmpp(domain=DOMAIN)
+    await elsewhere.start()
+    target = f"127.0.0.1:{elsewhere.port}"
+    try:
+        xmpp = {n: HostileXmpp(domain=DOMAIN, stage=S.OPEN, fault=F.STREAM_ERROR, condition="see-other-host",
+                               text=target) for n in NODES}
+        async with hostile_pair(settings_for(xmpp_only=True), xmpp=xmpp) as env:
+            states, _ = await run_clients(env, CLIENTS, bound_s=5)
+            assert states == [ClientState.XMPPCONNECTED] * CLIENTS
+            assert {c.machine.node for c in env.clients} == {target}
+            assert [x.accepted for x in env.xmpp.values()] == [CLIENTS, 0]
+            assert elsewhere.up_users == {c.user_id: 1 for c in env.clients}
+            assert check_accounted(env) == {}
+    finally:
+        await elsewhere.stop()
+
+
+async def test_see_other_host_without_a_host_is_a_plain_stream_error() -> None:
+    """Malformed see-other-host text (here: none) is a plain stream error: secondary, then give up."""
     xmpp = {n: HostileXmpp(domain=DOMAIN, stage=S.OPEN, fault=F.STREAM_ERROR, condition="see-other-host",
-                           text="203.0.113.9:5222") for n in NODES}
+                           text=None) for n in NODES}
     async with hostile_pair(settings_for(xmpp_only=True), xmpp=xmpp) as env:
         states, _ = await run_clients(env, CLIENTS, bound_s=5)
         assert states == [ClientState.GAVE_UP] * CLIENTS
         assert {c.machine.end_detail for c in env.clients} == {"stream-error:see-other-host"}
         assert [x.accepted for x in env.xmpp.values()] == [CLIENTS, CLIENTS]
         assert check_accounted(env) == {("GAVE_UP", "initial-login-failed"): CLIENTS}
+        assert env.runtime.warned["see-other-host-malformed"] == 2 * CLIENTS
 
 
 @pytest.mark.parametrize("stop_timeout_s", [0.2, 2.0], ids=["stop-0.2s", "stop-2s"])

@@ -97,14 +97,14 @@ def test_drill_state_fires_ready_actions_after_the_probe() -> None:
 
 def test_health_watch_warns_at_most_once_per_ten_seconds_per_worker() -> None:
     watch = HealthWatch(cpu_warn=80.0, loop_lag_warn_ms=50.0)
-    hot = {"worker": "w1", "cpu_percent": 95.0, "loop_lag_ms": 3.0}
-    laggy = {"worker": "w2", "cpu_percent": 10.0, "loop_lag_ms": 120.0}
-    fine = {"worker": "w1", "cpu_percent": 50.0, "loop_lag_ms": 49.9}
+    hot = {"worker": "w1", "cpu_percent": 95.0, "loop_lag_ms": 3.0, "stalled_ms": 0.0}
+    laggy = {"worker": "w2", "cpu_percent": 10.0, "loop_lag_ms": 120.0, "stalled_ms": 120.0}
+    fine = {"worker": "w1", "cpu_percent": 50.0, "loop_lag_ms": 49.9, "stalled_ms": 0.0}
     text = watch.check(hot, 100.0)
-    assert text is not None and "w1" in text and "CPU 95% > 80%" in text and "no longer trustworthy" in text
+    assert text is not None and "w1" in text and "CPU 95% > 80%" in text and "not trustworthy meanwhile" in text
     assert watch.check(hot, 105.0) is None  # same worker within 10 s
-    lag_text = watch.check(laggy, 105.0)
-    assert lag_text is not None and "event-loop lag p99 120.0 ms > 50 ms" in lag_text
+    lag_text = watch.check(laggy, 105.0)  # stalled 120 ms of its one second so far: 12 % >= 5 %
+    assert lag_text is not None and "its event loop stalled 12% of the last 1 s (worst 120 ms)" in lag_text
     assert watch.check(fine, 111.0) is None  # below both thresholds: nothing
     assert watch.check(hot, 109.9) is None
     assert watch.check(hot, 110.0) is not None
