@@ -261,7 +261,7 @@ def provision(
 
 
 # -- the CSV reader: the same rules as jabberemu's (jabberemu/loadgen/users_csv.py); the packages share
-# no code, tests/loadgen/test_users_csv_props.py holds the two readers to the same answers ---------------
+# no code: tests/data/users_csv and tests/input/test_input_props.py hold both readers to the same answers
 
 _CSV_COLUMNS = "user id, password[, display name[, home node]]"
 _HEADER_IDS = frozenset({"user", "userid", "username"})

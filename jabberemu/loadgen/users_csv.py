@@ -2,7 +2,8 @@
 
 Pure: no I/O except :func:`load_users_csv` reading its file. The mock pair reads the same files with
 its own reader (``mock_server.users.load_csv``; the two packages share no code): both follow the
-rules below, and ``tests/loadgen/test_users_csv_props.py`` holds them to it on generated files.
+rules below, held to them by the shared case files ``tests/data/users_csv`` and by generated files
+(``tests/input/test_input_users_csv.py``, ``tests/input/test_input_props.py``).
 
 The file (README, "Against a real IM&P pair"):
 
