@@ -235,29 +235,92 @@ class ServerPair:
         return None
 
     @classmethod
-    def from_topology(cls, data: Mapping[str, Any]) -> ServerPair:
+    def from_topology(cls, data: Any) -> ServerPair:
         """Build a pair from the mock's topology JSON (already parsed).
 
         Args:
-            data: ``{"presence_domain": D, "nodes": [{"name", "cpa_url", "xmpp_host", "xmpp_port"}, ...]}``.
+            data: ``{"presence_domain": D, "nodes": [{"name", "cpa_url", "xmpp_host", "xmpp_port"}, ...]}``
+                (other keys are ignored; ``cpa_url`` may be absent or null: an XMPP-only node).
 
         Raises:
-            ConfigError: a key is missing or a value is invalid.
+            ConfigError: one line saying what is missing or wrong, in the file's own terms (which
+                node, which key, the value found); the caller names the file.
         """
-        try:
-            nodes = tuple(
-                NodeAddress(
-                    name=str(n["name"]),
-                    cpa_url=n.get("cpa_url"),
-                    xmpp_host=str(n["xmpp_host"]),
-                    xmpp_port=int(n["xmpp_port"]),
-                )
-                for n in data["nodes"]
-            )
-            domain = str(data["presence_domain"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"bad topology: {exc!r}") from exc
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"the file holds {_json_kind(data)}, not an object with \"presence_domain\" and "
+                              "\"nodes\"", field="topology")
+        if "nodes" not in data:
+            raise ConfigError("no \"nodes\" (the pair's one or two nodes)", field="nodes")
+        raw_nodes = data["nodes"]
+        if not isinstance(raw_nodes, list):
+            raise ConfigError(f"\"nodes\" is {_json_kind(raw_nodes)}, not a list of one or two nodes", field="nodes")
+        if not 1 <= len(raw_nodes) <= 2:
+            raise ConfigError(f"\"nodes\" holds {len(raw_nodes)} nodes; a pair has one or two", field="nodes")
+        nodes = tuple(_node_from_topology(i, n) for i, n in enumerate(raw_nodes, start=1))
+        names = [n.name for n in nodes]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"both nodes are named {names[0]!r}", field="nodes")
+        domain = data.get("presence_domain")
+        if domain is None:
+            raise ConfigError("no \"presence_domain\"", field="domain")
+        if not isinstance(domain, str) or not domain or any(c.isspace() or not c.isprintable() for c in domain):
+            raise ConfigError(f"\"presence_domain\" must be a domain name, not {_short(domain)}", field="domain")
         return cls(nodes=nodes, domain=domain)
+
+
+def _json_kind(value: object) -> str:
+    """How JSON calls the type of ``value`` (for messages about a file's shape)."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null" if value is None else type(value).__name__
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (one line, whatever the file holds)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _node_from_topology(number: int, node: object) -> NodeAddress:
+    """Node ``number`` (1-based) of a topology's ``nodes``.
+
+    Raises:
+        ConfigError: not an object, or a missing or bad name, address or CPA URL.
+    """
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"node {number} is {_json_kind(node)}, not an object", field="nodes")
+    name = node.get("name")
+    if name is None:
+        raise ConfigError(f"node {number} has no \"name\"", field="name")
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise ConfigError(f"node {number}: \"name\" must be a node name, not {_short(name)}", field="name")
+    label = f"node {number} ({name})"
+    for key in ("xmpp_host", "xmpp_port"):
+        if node.get(key) is None:
+            raise ConfigError(f"{label} has no \"{key}\" (its XMPP address)", field=key)
+    host = node["xmpp_host"]
+    if not isinstance(host, str) or not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise ConfigError(f"{label}: \"xmpp_host\" must be a host name or address, not {_short(host)}",
+                          field="xmpp_host")
+    port = node["xmpp_port"]
+    if isinstance(port, str) and port.isascii() and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"{label}: \"xmpp_port\" must be a port number 1 to 65535, not {_short(port)}",
+                          field="xmpp_port")
+    cpa_url = node.get("cpa_url")
+    if cpa_url is not None and not (isinstance(cpa_url, str) and cpa_url.startswith(("http://", "https://"))):
+        raise ConfigError(f"{label}: \"cpa_url\" must be an http(s):// URL, not {_short(cpa_url)}",
+                          field="cpa_url")
+    return NodeAddress(name=name, cpa_url=cpa_url, xmpp_host=host, xmpp_port=port)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

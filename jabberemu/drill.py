@@ -37,7 +37,7 @@ from jabberemu.errors import ConfigError
 from jabberemu.mockpair import MockPairProcess
 
 __all__ = ["LOCUSTFILE", "main", "build_parser", "DrillPlan", "Fault", "plan_drill", "FAULTS", "WAVE_GAP_S",
-           "validate"]
+           "topology_problems", "validate"]
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +196,32 @@ def validate(*, clients: int, ramp: float, lower_s: float, upper_s: float, hold_
     for name, value in (timers or {}).items():
         if not value > 0:
             problems.append(f"--{name} must be > 0 s, not {value:g}")
+    return problems
+
+
+def topology_problems(path: str) -> list[str]:
+    """What keeps ``--topology PATH`` from being a drill's target, one line each (empty: fine).
+
+    The file must be a mock pair's topology (``jabberemu mock --topology-out``): readable JSON with both
+    nodes, each with its XMPP address and CPA URL, and the admin URL the drill injects its fault through.
+    """
+    from jabberemu.loadgen.options import load_topology
+
+    if not Path(path).is_file():
+        return [f"--topology {path}: no such file"]
+    try:
+        pair, admin_url = load_topology(path)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = []
+    if len(pair.nodes) != 2:
+        problems.append(f"--topology {path}: the drill fails node 1 over to node 2, but the file has one node")
+    for i, node in enumerate(pair.nodes, start=1):
+        if node.cpa_url is None:
+            problems.append(f"--topology {path}: node {i} ({node.name}) has no \"cpa_url\"")
+    if not admin_url:
+        problems.append(f"--topology {path}: no \"admin_url\" (the drill injects its fault through the mock's "
+                        "admin API)")
     return problems
 
 
@@ -458,8 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"{name} must be > 0 s, not {value:g}")
     if not args.login_service_ms >= 0:
         problems.append(f"--login-service-ms must be >= 0 ms, not {args.login_service_ms:g}")
-    if args.topology and not Path(args.topology).is_file():
-        problems.append(f"--topology {args.topology}: no such file")
+    if args.topology:
+        problems += topology_problems(args.topology)
     if problems:
         parser.error("; ".join(problems))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

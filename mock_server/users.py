@@ -17,9 +17,11 @@ from __future__ import annotations
 import bisect
 import csv
 import enum
+import io
 import itertools
 import random
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +40,26 @@ __all__ = [
 DEFAULT_PASSWORD_PATTERN = "pass-{user}"
 DEFAULT_CONTACTS = 5
 
-# RFC 7622 localpart: no '@', '/', ':', quotes, '&', '<', '>' or white space; kept conservative.
-_USER_ID = re.compile(r"^[A-Za-z0-9._\-+]{1,64}$")
+# RFC 7622 §3.3.1 local part, kept simple: none of these, no white space, no control or format
+# character, at most 1023 bytes.
+_NOT_IN_LOCALPART = frozenset("\"&'/:<>@")
+_MAX_LOCALPART_BYTES = 1023
+
+
+def _localpart_problem(user_id: str) -> str | None:
+    """Why ``user_id`` is no JID local part, or None when it is one."""
+    if not user_id:
+        return "empty"
+    if any(c.isspace() for c in user_id):
+        return "white space"
+    bad = sorted({c for c in user_id if c in _NOT_IN_LOCALPART})
+    if bad:
+        return "".join(bad)
+    if any(unicodedata.category(c).startswith("C") for c in user_id):
+        return "a control or format character"
+    if len(user_id.encode("utf-8", "surrogatepass")) > _MAX_LOCALPART_BYTES:
+        return f"more than {_MAX_LOCALPART_BYTES} bytes"
+    return None
 
 
 class AssignmentMode(enum.Enum):
@@ -74,8 +94,9 @@ class User:
     home_node: str
 
     def __post_init__(self) -> None:
-        if not _USER_ID.match(self.user_id):
-            raise ValueError(f"user id {self.user_id!r} is not a plain JID local part")
+        why = _localpart_problem(self.user_id)
+        if why:
+            raise ValueError(f"user id {self.user_id!r} is not a JID local part ({why})")
         if not self.password:
             raise ValueError(f"user {self.user_id!r} has an empty password")
         if not self.home_node:
@@ -239,7 +260,102 @@ def provision(
     return UserDirectory(users, nodes=nodes, seed=seed, contacts=contacts)
 
 
-_HEADER_WORDS = {"user", "userid", "user_id", "user id", "user-id", "username"}
+# -- the CSV reader: the same rules as jabberemu's (jabberemu/loadgen/users_csv.py); the packages share
+# no code: tests/data/users_csv and tests/input/test_input_props.py hold both readers to the same answers
+
+_CSV_COLUMNS = "user id, password[, display name[, home node]]"
+_HEADER_IDS = frozenset({"user", "userid", "username"})
+_HEADER_PASSWORDS = frozenset({"password", "pass", "passwd", "pwd"})
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # XML 1.0 §2.2 Char
+_VALUE_NAMES = ("user id", "password", "display name", "home node")
+
+
+class _BadQuoting(Exception):
+    """A record the csv module refuses; ``args`` = (first line number, problem)."""
+
+
+class _Lines:
+    """The file's lines for ``csv.reader``, keeping those of the record being read."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text, newline=""))
+        self.taken: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
+def _quoted(raw: str, values: list[str]) -> list[bool]:
+    """Which of a record's values were quoted, from its raw text (csv: skipinitialspace, strict)."""
+    flags: list[bool] = []
+    i = 0
+    for value in values:
+        while raw.startswith(" ", i):
+            i += 1
+        quoted = raw.startswith('"', i)
+        flags.append(quoted)
+        i += (2 + len(value) + value.count('"') if quoted else len(value)) + 1
+    return flags
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, values) of each record; unquoted values stripped of white space.
+
+    Raises:
+        _BadQuoting: a record the csv module refuses.
+    """
+    lines = _Lines(text)
+    reader = csv.reader(lines, skipinitialspace=True, strict=True)
+    while True:
+        start = reader.line_num + 1
+        lines.taken.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            why = str(exc)
+            if "expected after" in why:
+                why = "text after a closing quote (a quoted value must be followed by a comma or the end of the line)"
+            elif "end of data" in why:
+                why = "a quote opened here is never closed"
+            raise _BadQuoting(start, why) from None
+        flags = _quoted("".join(lines.taken), row)
+        yield start, [v if q else v.strip() for v, q in zip(row, flags)]
+
+
+def _norm(value: str) -> str:
+    return re.sub(r"[\s_\-]", "", value).lower()
+
+
+def _row_problem(values: list[str], seen: dict[str, tuple[str, int]]) -> str | None:
+    """The problem of one user row (values already trimmed of empty ones beyond the fourth)."""
+    if len(values) > 4:
+        return f"{len(values)} values; a row holds {_CSV_COLUMNS}"
+    user_id = values[0]
+    if not user_id:
+        return f"no user id (a row holds {_CSV_COLUMNS})"
+    for name, value in zip(_VALUE_NAMES, values):
+        bad = _NOT_XML.search(value)
+        if bad:
+            whose = f"user id {user_id!r}" if name == "user id" else f"the {name} of user {user_id!r}"
+            return f"{whose} holds {bad.group()!r}, a character XML cannot carry"
+    if len(values) < 2 or not values[1]:
+        return f"no password for user {user_id!r} (a row holds {_CSV_COLUMNS})"
+    why = _localpart_problem(user_id)
+    if why:
+        return f"user id {user_id!r} is not a JID local part ({why})"
+    first = seen.get(user_id.casefold())
+    if first is not None:
+        other, line = first
+        same = "" if other == user_id else f" ({other!r}: user ids ignore case)"
+        return f"duplicate user id {user_id!r}, first on line {line}{same}"
+    return None
 
 
 def load_csv(
@@ -251,55 +367,77 @@ def load_csv(
 ) -> UserDirectory:
     """Load users from a CSV file: ``user id, password[, display name[, home node]]``.
 
-    An optional header row (first cell ``user_id``, ``user id``, ``userid`` or ``username``), blank
-    lines and lines starting with ``#`` are skipped. A missing display name defaults to the user id;
-    a missing home node is assigned by ``mode`` in row order.
+    The rules (README, "Against a real IM&P pair"; the same as jabberemu's ``--users-csv``):
+
+    - UTF-8, with or without a BOM (Excel's "CSV UTF-8"); comma-separated; values in double quotes
+      may hold commas, quotes (doubled) and line breaks (``csv`` with ``skipinitialspace``, ``strict``).
+    - White space around an unquoted value is not part of it; a quoted value is exactly what stands
+      between its quotes, and only a comma or the end of the line may follow its closing quote.
+    - An optional header: the first row, when its first value reads ``user id`` (``user``,
+      ``userid``, ``username``) and its second ``password`` (``pass``, ``passwd``, ``pwd``); case,
+      spaces, ``_`` and ``-`` ignored. Blank rows and rows whose first value starts with ``#`` are
+      skipped; empty values after the fourth are ignored.
+    - A missing display name defaults to the user id; a missing home node is assigned by ``mode``
+      from the user's position in the file; a home node matches the node names ignoring case.
 
     Args:
-        path: the CSV file (UTF-8).
+        path: the CSV file.
         nodes: node names of the group.
         seed: seed of the contacts.
         mode: assignment mode for rows without a home node.
         contacts: roster contacts per user.
 
     Returns:
-        The directory.
+        The directory (users in file order).
 
     Raises:
-        UserDataError: naming the file and line: too few or many columns, empty id or password, an
-            invalid id, a duplicate id, an unknown home node; or an unreadable file.
+        UserDataError: naming the file and line: a fifth value, no user id or password, an id that is
+            no JID local part, a duplicate id (ids ignore case), a character XML cannot carry, an
+            unknown home node, bad quoting, not UTF-8; or naming the file: unreadable, no users.
     """
     _check_nodes(nodes)
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserDataError(f"cannot read user CSV: {exc}", source=source) from exc
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserDataError(f"cannot read user CSV: {exc.strerror or exc}", source=source) from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserDataError(f"not UTF-8 (byte {data[exc.start]:#04x}); save the file as \"CSV UTF-8\"",
+                            source=source, line=line) from None
+    by_name = {n.casefold(): n for n in nodes}
     users: list[User] = []
-    seen: set[str] = set()
+    seen: dict[str, tuple[str, int]] = {}
     first_row = True
-    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
-        cells = [cell.strip() for cell in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if first_row:
-            first_row = False
-            if cells[0].lower() in _HEADER_WORDS:
+    try:
+        for line_no, values in _records(text):
+            if not any(values) or values[0].startswith("#"):
                 continue
-        if not 2 <= len(cells) <= 4:
-            raise UserDataError(f"expected 2 to 4 columns (user id, password, display name, home node), got {len(cells)}", source=source, line=line_no)
-        user_id, password = cells[0], cells[1]
-        if not user_id or not password:
-            raise UserDataError("user id and password must not be empty", source=source, line=line_no)
-        if user_id in seen:
-            raise UserDataError(f"duplicate user id {user_id!r}", source=source, line=line_no)
-        display = cells[2] if len(cells) > 2 and cells[2] else user_id
-        home = cells[3] if len(cells) > 3 and cells[3] else _assign(len(users), nodes, mode)
-        if home not in nodes:
-            raise UserDataError(f"unknown home node {home!r} (nodes: {', '.join(nodes)})", source=source, line=line_no)
-        try:
-            users.append(User(user_id=user_id, password=password, display_name=display, home_node=home))
-        except ValueError as exc:
-            raise UserDataError(str(exc), source=source, line=line_no) from exc
-        seen.add(user_id)
+            if first_row:
+                first_row = False
+                if len(values) > 1 and _norm(values[0]) in _HEADER_IDS and _norm(values[1]) in _HEADER_PASSWORDS:
+                    continue
+            while len(values) > 4 and not values[-1]:
+                values.pop()
+            problem = _row_problem(values, seen)
+            home: str | None = values[3] if len(values) > 3 and values[3] else None
+            if problem is None and home is not None:
+                home = by_name.get(home.casefold())
+                if home is None:
+                    problem = (f"unknown home node {values[3]!r} for user {values[0]!r}; the pair's nodes are "
+                               f"{', '.join(nodes)}")
+            if problem is not None:
+                raise UserDataError(problem, source=source, line=line_no)
+            user_id, password = values[0], values[1]
+            display = values[2] if len(values) > 2 and values[2] else user_id
+            seen[user_id.casefold()] = (user_id, line_no)
+            users.append(User(user_id=user_id, password=password, display_name=display,
+                              home_node=home or _assign(len(users), nodes, mode)))
+    except _BadQuoting as exc:
+        line_no, why = exc.args
+        raise UserDataError(why, source=source, line=line_no) from None
+    if not users:
+        raise UserDataError("no users (only a header, comments or blank rows)", source=source)
     return UserDirectory(users, nodes=nodes, seed=seed, contacts=contacts)

@@ -7,15 +7,14 @@ Each works on the command line, from an environment variable (``JABBEREMU_*``) a
 
 from __future__ import annotations
 
-import csv
-import enum
 import json
+import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from jabberemu.config import ActivityRates, ClientSettings, NodeAddress, ReloginLimits, ServerPair, Timeouts
 from jabberemu.errors import ConfigError
+from jabberemu.loadgen.users_csv import Assignment, UserSpec, home_node, load_users_csv, localpart_problem
 from jabberemu.throttle.planner import DEFAULT_MAX_WAIT_P99_S
 
 __all__ = [
@@ -24,24 +23,15 @@ __all__ = [
     "Target",
     "UserSpec",
     "add_options",
+    "check_options",
     "home_node",
+    "load_topology",
     "load_users_csv",
+    "option_problems",
     "settings_from_options",
     "target_from_options",
 ]
 
-
-class Assignment(enum.Enum):
-    """How the users of ``--user-pattern`` are homed on the pair (the mock's ``--assignment``).
-
-    Source: Configuration and Administration of IM and Presence Service 12.5(1), "Configure
-    Redundancy and High Availability": Balanced spreads users over both nodes, Active-Standby homes
-    every user on the first node.
-    """
-
-    AUTO = "auto"
-    BALANCED = "balanced"
-    ACTIVE_STANDBY = "active-standby"
 
 OPTION_NAMES = (
     "topology", "cpa_url", "xmpp_host", "node_names", "domain", "users_csv", "user_pattern", "password_pattern",
@@ -72,15 +62,18 @@ def add_options(parser: Any) -> None:
                    help="no CPA: XMPP SASL with the password (Prosody, ejabberd); limits from --default-lower/upper")
     u = parser.add_argument_group("jabberemu users")
     u.add_argument("--users-csv", env_var="JABBEREMU_USERS_CSV", default="",
-                   help="CSV of user id, password[, display name[, home node]]")
+                   help="CSV of user id, password[, display name[, home node]] (UTF-8, BOM and header row "
+                   "optional; spaces around unquoted values are dropped, quoted values kept as written; rows "
+                   "without a home node are homed as --assignment says)")
     u.add_argument("--user-pattern", env_var="JABBEREMU_USER_PATTERN", default="user{n:05d}",
                    help="user ids when no CSV is given; {n} counts from 1 (default %(default)s)")
     u.add_argument("--password-pattern", env_var="JABBEREMU_PASSWORD_PATTERN", default="pass-{user}",
                    help="password of each user; {user} is the user id (default %(default)s)")
     u.add_argument("--assignment", env_var="JABBEREMU_ASSIGNMENT", default="auto",
                    choices=[a.value for a in Assignment],
-                   help="home node of pattern users: balanced (user n on node (n-1) mod 2), active-standby (all "
-                   "on node 1), auto = ask the mock's admin API, else balanced (default %(default)s)")
+                   help="home node of pattern users and of --users-csv rows without one: balanced (user n on "
+                   "node (n-1) mod 2), active-standby (all on node 1), auto = ask the mock's admin API, else "
+                   "balanced (default %(default)s)")
     u.add_argument("--user-offset", env_var="JABBEREMU_USER_OFFSET", type=int, default=0,
                    help="skip this many users (several generators on one user base)")
     c = parser.add_argument_group("jabberemu client behaviour")
@@ -164,29 +157,88 @@ class Target:
             raise ConfigError(f"admin_url {self.admin_url!r} is not an http(s) URL", field="topology")
 
 
+def load_topology(path: str) -> tuple[ServerPair, str]:
+    """Read a ``--topology`` file (as ``jabberemu mock --topology-out`` writes it).
+
+    Returns:
+        The pair and the mock's admin URL ('' when the file has none).
+
+    Raises:
+        ConfigError: one line naming the file and what is wrong: unreadable, not UTF-8, empty, not
+            JSON, not an object, no nodes, a node without its name or XMPP address, a bad URL ...
+    """
+    where = f"--topology {path}"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{where}: {exc.strerror or exc}", field="topology") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})",
+                          field="topology") from None
+    if not text.strip():
+        raise ConfigError(f"{where}: the file is empty (write it with 'jabberemu mock --topology-out FILE')",
+                          field="topology")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                          field="topology") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not a topology (JSON nested too deeply)", field="topology") from None
+    try:
+        pair = ServerPair.from_topology(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}", field=exc.field) from None
+    admin_url = data.get("admin_url")
+    if admin_url is None or admin_url == "":
+        return pair, ""
+    if not isinstance(admin_url, str) or not admin_url.startswith(("http://", "https://")) or \
+            not admin_url.isprintable() or " " in admin_url:
+        shown = repr(admin_url) if len(repr(admin_url)) <= 60 else repr(admin_url)[:57] + "..."
+        raise ConfigError(f"{where}: \"admin_url\" must be an http(s):// URL, not {shown}", field="topology")
+    return pair, admin_url
+
+
 def target_from_options(opts: Any) -> Target:
     """The target from ``--topology`` or ``--cpa-url``/``--xmpp-host``.
 
     Raises:
-        ConfigError: no target given, an unreadable or malformed topology, or mismatched lists.
+        ConfigError: no target given, both kinds given, an unreadable or malformed topology (see
+            :func:`load_topology`), nodes without a CPA URL in CPA mode, or mismatched lists; in the
+            options' own names.
     """
     if opts.topology:
-        try:
-            data = json.loads(Path(opts.topology).read_text(encoding="utf-8"))
-            pair = ServerPair.from_topology(data)
-        except OSError as exc:
-            raise ConfigError(f"--topology {opts.topology}: {exc.strerror or exc}", field="topology") from exc
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"--topology {opts.topology}: not a topology JSON ({exc})", field="topology") from exc
-        return Target(pair=pair, admin_url=str(data.get("admin_url") or ""), is_mock=True)
+        if opts.xmpp_host or opts.cpa_url:
+            raise ConfigError("give --topology FILE (the bundled mock) or --xmpp-host/--cpa-url (a real pair), "
+                              "not both", field="topology")
+        pair, admin_url = load_topology(opts.topology)
+        if not opts.xmpp_only:
+            for i, node in enumerate(pair.nodes, start=1):
+                if node.cpa_url is None:
+                    raise ConfigError(f"--topology {opts.topology}: node {i} ({node.name}) has no \"cpa_url\" "
+                                      "(needed unless --xmpp-only)", field="cpa_url")
+        return Target(pair=pair, admin_url=admin_url, is_mock=True)
     hosts = [h.strip() for h in opts.xmpp_host.split(",") if h.strip()]
     if not hosts:
         raise ConfigError("no target: give --topology FILE (the bundled mock), or --xmpp-host (and --cpa-url) "
                           "of a real pair", field="topology")
+    if len(hosts) > 2:
+        raise ConfigError(f"--xmpp-host gives {len(hosts)} nodes; a pair has one or two", field="xmpp_host")
     cpas = [u.strip() for u in opts.cpa_url.split(",") if u.strip()]
     names = [n.strip() for n in opts.node_names.split(",") if n.strip()]
     if not opts.xmpp_only and len(cpas) != len(hosts):
         raise ConfigError("--cpa-url needs one URL per --xmpp-host node (or use --xmpp-only)", field="cpa_url")
+    if len(cpas) > len(hosts):
+        raise ConfigError(f"--cpa-url gives {len(cpas)} URLs for {len(hosts)} --xmpp-host node(s)", field="cpa_url")
+    if len(names) > len(hosts):
+        raise ConfigError(f"--node-names gives {len(names)} names for {len(hosts)} --xmpp-host node(s)",
+                          field="node_names")
+    for url in cpas:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"--cpa-url {url!r} is not an http(s):// URL", field="cpa_url")
     nodes = []
     for i, hp in enumerate(hosts):
         host, _, port = hp.rpartition(":") if ":" in hp else (hp, "", "5222")
@@ -194,8 +246,14 @@ def target_from_options(opts: Any) -> Target:
             port_no = int(port or 5222)
         except ValueError:
             raise ConfigError(f"--xmpp-host {hp!r}: port {port!r} is not a number", field="xmpp_host") from None
+        if not host:
+            raise ConfigError(f"--xmpp-host {hp!r}: no host before the port", field="xmpp_host")
+        if not 1 <= port_no <= 65535:
+            raise ConfigError(f"--xmpp-host {hp!r}: port must be 1 to 65535, not {port_no}", field="xmpp_host")
         nodes.append(NodeAddress(name=names[i] if i < len(names) else host, cpa_url=cpas[i] if i < len(cpas) else None,
                                  xmpp_host=host, xmpp_port=port_no))
+    if len(nodes) == 2 and nodes[0].name == nodes[1].name:
+        raise ConfigError(f"both nodes are named {nodes[0].name!r}: give --node-names", field="node_names")
     return Target(pair=ServerPair(nodes=tuple(nodes), domain=opts.domain or nodes[0].xmpp_host), admin_url="",
                   is_mock=False)
 
@@ -220,65 +278,103 @@ def settings_from_options(opts: Any, is_mock: bool) -> ClientSettings:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class UserSpec:
-    """Who one emulated client is.
+# -- option checks: every problem in the option's own name and unit ---------------------------------
 
-    Attributes:
-        index: 0-based position in the run's user list (unique across workers).
-        user_id: the user id; password: its password (never logged).
-        home: name of its home node, or None for the pair's first node.
+#: (attribute, option, unit, lowest allowed, lowest excluded, note) of every numeric option
+_NUMBERS: tuple[tuple[str, str, str, float, bool, str], ...] = (
+    ("default_lower", "--default-lower", "s", 0.0, False, ""),
+    ("default_upper", "--default-upper", "s", 0.0, False, ""),
+    ("message_rate", "--message-rate", "messages/s per client", 0.0, False, ""),
+    ("presence_rate", "--presence-rate", "presence changes/s per client", 0.0, False, ""),
+    ("ping_interval", "--ping-interval", "s", 0.0, False, " (0 = off)"),
+    ("ping_timeout", "--ping-timeout", "s", 0.0, True, ""),
+    ("soap_timeout", "--soap-timeout", "s", 0.0, True, ""),
+    ("server_login_rate", "--server-login-rate", "logins/s", 0.0, False, " (0 = not declared)"),
+    ("max_login_wait", "--max-login-wait", "s", 0.0, True, ""),
+    ("recovery_margin", "--recovery-margin", "s", 0.0, False, ""),
+    ("loop_lag_warn_ms", "--loop-lag-warn-ms", "ms", 0.0, False, " (0 = warn always)"),
+    ("cpu_warn", "--cpu-warn", "% CPU", 0.0, False, " (0 = warn always)"),
+)
+
+
+def _number_problem(value: float, option: str, unit: str, low: float, exclusive: bool, note: str) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{option} must be a finite number ({unit}), not {value}"
+    if value < low or (exclusive and value == low):
+        return f"{option} must be {'>' if exclusive else '>='} {low:g} {unit}{note}, not {value:g}"
+    return None
+
+
+def _pattern_problems(opts: Any) -> list[str]:
+    """``--user-pattern``/``--password-pattern``: they format, and give distinct, valid ids."""
+    pattern, password = opts.user_pattern, opts.password_pattern
+    try:
+        first, second = pattern.format(n=1), pattern.format(n=2)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        return [f"--user-pattern {pattern!r} does not format ({type(exc).__name__}: {exc}); write {{n}} for the "
+                "user number, e.g. user{n:05d}"]
+    problems = []
+    if first == second:
+        problems.append(f"--user-pattern {pattern!r} gives every user the id {first!r}; put {{n}} in it, "
+                        "e.g. user{n:05d}")
+    why = localpart_problem(first) if first else "empty"
+    if why:
+        problems.append(f"--user-pattern {pattern!r} gives the user id {first!r}, not a JID local part ({why})")
+    try:
+        secret = password.format(user=first)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        problems.append(f"--password-pattern does not format ({type(exc).__name__}: {exc}); write {{user}} for "
+                        "the user id, e.g. pass-{user}")
+    else:
+        if not secret:
+            problems.append("--password-pattern gives an empty password")
+    return problems
+
+
+def option_problems(opts: Any) -> list[str]:
+    """Every problem with jabberemu's options and Locust's ``-u``/``-r``, each in the option's own
+    name and unit (e.g. ``--default-upper (10 s) must be >= --default-lower (30 s)``); [] when fine.
+
+    Files (``--topology``, ``--users-csv``) are read later, by :func:`target_from_options` and
+    :func:`load_users_csv`. Locust refuses a non-positive ``-r`` itself; a negative ``-u`` it accepts and
+    then fails in the middle of the run, so it is checked here.
     """
+    problems: list[str] = []
+    users = getattr(opts, "num_users", None)
+    if users is not None and users < 1:
+        problems.append(f"-u must be at least 1, not {users}")
+    rate = getattr(opts, "spawn_rate", None)
+    if rate is not None:
+        problem = _number_problem(rate, "-r", "users/s", 0.0, True, "")
+        if problem:
+            problems.append(problem)
+    bad = set()
+    for name, option, unit, low, exclusive, note in _NUMBERS:
+        problem = _number_problem(getattr(opts, name), option, unit, low, exclusive, note)
+        if problem:
+            problems.append(problem)
+            bad.add(name)
+    if not bad & {"default_lower", "default_upper"} and opts.default_upper < opts.default_lower:
+        problems.append(f"--default-upper ({opts.default_upper:g} s) must be >= --default-lower "
+                        f"({opts.default_lower:g} s)")
+    if opts.user_offset < 0:
+        problems.append(f"--user-offset must be >= 0, not {opts.user_offset}")
+    for name, option in (("lower_property", "--lower-property"), ("upper_property", "--upper-property")):
+        if not str(getattr(opts, name)).strip():
+            problems.append(f"{option} must name a CPA get-all-config property, not {getattr(opts, name)!r}")
+    if not opts.users_csv:
+        problems += _pattern_problems(opts)
+    if opts.fail_on_verdict and not opts.report:
+        problems.append("--fail-on-verdict needs --report (the verdict is the report's)")
+    return problems
 
-    index: int
-    user_id: str
-    password: str
-    home: str | None
 
-    def __post_init__(self) -> None:
-        if self.index < 0 or not self.user_id:
-            raise ConfigError(f"bad user #{self.index}: {self.user_id!r}", field="users")
-
-    def __repr__(self) -> str:  # never show the password
-        return f"UserSpec(index={self.index}, user_id={self.user_id!r}, home={self.home!r})"
-
-
-def home_node(index: int, nodes: tuple[str, ...], assignment: Assignment) -> str:
-    """The home of pattern user ``index`` (0-based), as the mock provisions it.
-
-    Args:
-        index: 0-based user index (user id number - 1).
-        nodes: node names of the pair, first = the Active-Standby active node.
-        assignment: BALANCED or ACTIVE_STANDBY (AUTO must be resolved first).
-    """
-    if assignment is Assignment.ACTIVE_STANDBY:
-        return nodes[0]
-    return nodes[index % len(nodes)]
-
-
-def load_users_csv(path: str) -> list[UserSpec]:
-    """Rows of user id, password[, display name[, home node]]; a header row is skipped.
+def check_options(opts: Any) -> None:
+    """Refuse bad options before anything starts.
 
     Raises:
-        ConfigError: unreadable file or a row without a user id or a password (the line is named).
+        ConfigError: every problem of :func:`option_problems`, joined with "; " (one line).
     """
-    out: list[UserSpec] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            for line_no, row in enumerate(csv.reader(f), start=1):
-                if not row or not any(c.strip() for c in row):
-                    continue
-                if row[0].strip().lower() in ("user", "userid", "user_id", "user id", "username"):
-                    continue
-                if len(row) < 2 or not row[0].strip() or not row[1]:
-                    raise ConfigError(f"--users-csv {path}, line {line_no}: need 'user id,password', got "
-                                      f"{len(row)} field(s)", field="users_csv")
-                home = row[3].strip() if len(row) > 3 and row[3].strip() else None
-                out.append(UserSpec(index=len(out), user_id=row[0].strip(), password=row[1], home=home))
-    except OSError as exc:
-        raise ConfigError(f"--users-csv {path}: {exc.strerror or exc}", field="users_csv") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"--users-csv {path}: not a UTF-8 CSV ({exc})", field="users_csv") from exc
-    if not out:
-        raise ConfigError(f"--users-csv {path}: no users", field="users_csv")
-    return out
+    problems = option_problems(opts)
+    if problems:
+        raise ConfigError("; ".join(problems))

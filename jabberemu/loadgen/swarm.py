@@ -34,7 +34,8 @@ from jabberemu.errors import ConfigError, JabberEmuError
 from jabberemu.loadgen.bridge import AsyncioBridge
 from jabberemu.loadgen.collect import HEALTH_MSG, QueueSink, RunCollector
 from jabberemu.loadgen.options import (
-    Assignment, Target, UserSpec, home_node, load_users_csv, settings_from_options, target_from_options,
+    Assignment, Target, UserSpec, check_options, home_node, load_users_csv, settings_from_options,
+    target_from_options,
 )
 from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan
@@ -115,15 +116,6 @@ def mock_upper_limit(admin_url: str) -> float | None:
         return None
 
 
-def _check_patterns(opts: Any) -> None:
-    try:
-        user = opts.user_pattern.format(n=1)
-        opts.password_pattern.format(user=user)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"--user-pattern {opts.user_pattern!r} / --password-pattern: {exc!r}; use {{n}} and "
-                          "{user}", field="user_pattern") from None
-
-
 INIT_WAIT_S = 60.0
 """Seconds a user that arrived during ``events.init`` waits for it to finish."""
 
@@ -177,17 +169,18 @@ class Swarm:
         logging.getLogger("slixmpp").setLevel(logging.WARNING)  # "JID set to ..." per login is noise
         use_threaded_resolver()
         self.bridge.cpu_percent()  # reset its CPU mark: set at import, before Locust's --processes fork
+        check_options(opts)  # every option in its own name and unit, -u included (Locust takes -u -5)
         self.target = target_from_options(opts)
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
         self.stall_ms = float(opts.loop_lag_warn_ms)
         DRILL.configure(opts.drill or "", self.target.admin_url)
         self._check_drill(opts)
-        _check_patterns(opts)
-        if opts.users_csv:
-            self.csv_users = load_users_csv(opts.users_csv)
-        if opts.user_offset < 0:
-            raise ConfigError(f"--user-offset must be >= 0, not {opts.user_offset}", field="user_offset")
+        assignment = Assignment(opts.assignment)
+        self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
+        if opts.users_csv:  # the target's nodes are known now: homes are checked, missing ones assigned
+            self.csv_users = load_users_csv(opts.users_csv, tuple(n.name for n in self.target.pair.nodes),
+                                            self.assignment, wanted=opts.num_users, offset=int(opts.user_offset))
         self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
         runner = environment.runner
@@ -210,8 +203,6 @@ class Swarm:
             if opts.progress:
                 gevent.spawn(self._print_progress)
             return
-        assignment = Assignment(opts.assignment)
-        self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
         self.runtime = self.bridge.submit(self._make_runtime, self.target.pair, self.settings, int(opts.run_seed),
                                           timeout_s=60)
         gevent.spawn(self._share_progress)
@@ -381,8 +372,9 @@ class Swarm:
             raise ConfigError(f"jabberemu did not finish starting within {INIT_WAIT_S:.0f} s")
         index = self.workers.take_index()
         if self.csv_users:
-            if index >= len(self.csv_users):
-                raise ConfigError(f"--users-csv has {len(self.csv_users)} users; user #{index + 1} was asked for",
+            if index >= len(self.csv_users):  # -u unknown at start (web UI): refused per client
+                path = self.environment.parsed_options.users_csv
+                raise ConfigError(f"--users-csv: {len(self.csv_users)} users in {path}, user #{index + 1} asked for",
                                   field="users_csv")
             return self.csv_users[index]
         opts = self.environment.parsed_options

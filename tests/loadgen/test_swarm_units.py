@@ -148,7 +148,7 @@ def test_users_csv_bad_row_is_named(tmp_path: Path) -> None:
     assert "pw1" not in repr(users[0])
     bad = tmp_path / "bad.csv"
     bad.write_text("alice,pw1\nbob,pw2\ncarol\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"bad.csv, line 3: need 'user id,password', got 1 field"):
+    with pytest.raises(ConfigError, match=r"bad.csv, line 3: no password for user 'carol'"):
         load_users_csv(str(bad))
     with pytest.raises(ConfigError, match="No such file"):
         load_users_csv(str(tmp_path / "missing.csv"))

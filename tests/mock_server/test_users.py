@@ -100,13 +100,13 @@ def test_load_csv(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "words"),
     [
-        ("alice,pw\nbob\n", 2, "expected 2 to 4 columns"),
-        ("alice,pw\nbob,pw,B,imp1.example.test,extra\n", 2, "expected 2 to 4 columns"),
-        ("alice,\n", 1, "must not be empty"),
-        ("alice,pw\n\nalice,pw2\n", 3, "duplicate user id"),
+        ("alice,pw\nbob\n", 2, "no password for user 'bob'"),
+        ("alice,pw\nbob,pw,B,imp1.example.test,extra\n", 2, "5 values; a row holds user id, password"),
+        ("alice,\n", 1, "no password for user 'alice'"),
+        ("alice,pw\n\nalice,pw2\n", 3, "duplicate user id 'alice', first on line 1"),
         ("alice,pw,A,imp9.example.test\n", 1, "unknown home node 'imp9.example.test'"),
-        ("al ice,pw\n", 1, "not a plain JID local part"),
-        ("user id,password\nbad@id,pw\n", 2, "not a plain JID local part"),
+        ("al ice,pw\n", 1, "is not a JID local part (white space)"),
+        ("user id,password\nbad@id,pw\n", 2, "is not a JID local part (@)"),
     ],
 )
 def test_bad_csv_rows_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
