@@ -132,6 +132,22 @@ async def test_messages_carry_latency_and_pings_are_measured() -> None:
         await rt.aclose()
 
 
+async def test_ping_interval_zero_schedules_no_ping() -> None:
+    """``--ping-interval 0`` is off: a connected session has no keepalive timer (issue 19)."""
+    async with inproc_pair(2) as env:
+        rt_off = await make_runtime(env, ClientSettings(verify_tls=False, timeouts=fast_timeouts(ping_interval_s=0)))
+        rt_on = await make_runtime(env, ClientSettings(verify_tls=False, timeouts=fast_timeouts(ping_interval_s=60)))
+        a, b = env.user_ids()[:2]
+        off = EmulatedClient(a, env.password(a), env.home(a), rt_off)
+        on = EmulatedClient(b, env.password(b), env.home(b), rt_on)
+        await asyncio.wait_for(asyncio.gather(off.start(), on.start()), 10)
+        assert off.xmpp is not None and off.xmpp._ping_handle is None
+        assert on.xmpp is not None and on.xmpp._ping_handle is not None
+        await asyncio.wait_for(asyncio.gather(off.stop(), on.stop()), 10)
+        await rt_off.aclose()
+        await rt_on.aclose()
+
+
 async def test_activity_rates_drive_messages() -> None:
     async with inproc_pair(2, contacts=1) as env:
         measured: list = []
