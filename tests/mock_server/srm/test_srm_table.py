@@ -220,5 +220,5 @@ def test_events_check_their_fields() -> None:
 def test_docs_diagram_is_generated_from_the_table() -> None:
     text = mermaid_diagram()
     assert text.count(" --> ") == 2 + sum(1 for (s, t), r in TABLE.items() if r.to is not s and t is not T.HA_DISABLED)
-    doc = Path(__file__).resolve().parents[2] / "docs" / "srm.md"
+    doc = Path(__file__).resolve().parents[3] / "docs" / "srm.md"
     assert text in doc.read_text(encoding="utf-8"), "docs/srm.md is stale: paste mermaid_diagram() into its mermaid block"
