@@ -55,7 +55,7 @@ from mock_server.cpa_soap import (
 )
 from mock_server.cpa_metrics import CpaCounter, CpaMetrics, CpaSecond
 from mock_server.datastore import LoginDatastore
-from mock_server.login_admission import LoginAdmission
+from mock_server.login.admission import LoginAdmission
 from mock_server.users import UserDirectory
 
 __all__ = [
@@ -282,7 +282,7 @@ def make_cpa_app(
 def make_cpa_runner(app: web.Application) -> web.AppRunner:
     """The runner a node serves its CPA app with: no access log, no signal handlers, and handler
     cancellation on (opt-in since aiohttp 3.9): a client that closes its connection cancels its
-    handler, so a login it left waiting is abandoned (``login_admission``).
+    handler, so a login it left waiting is abandoned (``login.admission``).
 
     Args:
         app: from :func:`make_cpa_app` (plus the node's own routes).

@@ -32,7 +32,7 @@ from mock_server import srm
 from mock_server.cpa_app import CpaMetrics, make_cpa_app, make_cpa_runner
 from mock_server.cpa_soap import NodeContact, system_config
 from mock_server.datastore import Delta, LoginDatastore
-from mock_server.login_admission import LoginAdmission
+from mock_server.login.admission import LoginAdmission
 from mock_server.pair_config import NodePorts, PairConfig
 from mock_server.params import SrmParameters, apply_params, to_dict, update_from_dict
 from mock_server.peer_link import PeerLink
@@ -487,7 +487,7 @@ class MockNode:
         """Counts since the previous row (``xmpp_*``, ``cpa_*``), gauges (``active_sessions``,
         ``xmpp_*_active``), the SRM state, and the login admission's ``login_*`` keys of
         docs/login-model.md (counts and wait/latency percentiles since the previous row, gauges
-        now; ``login_cost.LoginInterval``).
+        now; ``login.cost.LoginInterval``).
         """
         cur = {f"xmpp_{k}": v for k, v in self.listener.metrics.items()}
         cur.update({f"cpa_{c.value}": v for c, v in self.cpa_metrics.totals.items()})

@@ -50,7 +50,7 @@ COUNTER_KEYS: frozenset[str] = frozenset({
     # the login model (docs/login-model.md §1)
     "login_attempts", "login_started", "login_completed", "login_busy", "login_abandoned",
     "login_abandoned_in_service",
-    # login admission (login_cost)
+    # login admission (login.cost)
     "admission_attempts", "admission_started", "admission_queued", "admission_busy",
     # CPA endpoint
     "cpa_logins_ok", "cpa_logins_failed", "cpa_logins_busy", "cpa_requests", "cpa_faults",

@@ -17,7 +17,7 @@ import pytest
 from pair_support import FAST_PARAMS, N1, cpa_url, fast_config, home_users, soap, started_pair
 
 from mock_server.__main__ import build_parser, config_from_args
-from mock_server.login_cost import LoginCostSettings
+from mock_server.login.cost import LoginCostSettings
 from mock_server.pair_config import LoginCostConfig, PairConfig
 from mock_server.runner import MockPair
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mock_server.login_cost import LoginCostModel, LoginCostSettings, percentile
-from mock_server.login_ticket import (
+from mock_server.login.cost import LoginCostModel, LoginCostSettings, percentile
+from mock_server.login.ticket import (
     TRANSITIONS,
     LoginState,
     LoginStep,

@@ -1,4 +1,4 @@
-"""Asyncio shell of the login model (``login_cost.LoginCostModel``): makes a CPA login wait its turn.
+"""Asyncio shell of the login model (``login.cost.LoginCostModel``): makes a CPA login wait its turn.
 
 The model decides; this shell keeps time with the loop's clock and timers: one ``loop.call_at``
 timer for the next start of a queued login, one per login in service for the end of its service
@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mock_server.login_cost import LoginCostModel, LoginCostSettings, LoginInterval
-from mock_server.login_ticket import Ticket, TicketKind
+from mock_server.login.cost import LoginCostModel, LoginCostSettings, LoginInterval
+from mock_server.login.ticket import Ticket, TicketKind
 
 __all__ = ["LoginAdmission"]
 

@@ -1,6 +1,6 @@
 """The life of one login at a node's admission (docs/login-model.md §1): pure data and one table.
 
-:class:`Ticket` is what ``login_cost.LoginCostModel`` hands its caller for each login; a login it
+:class:`Ticket` is what ``login.cost.LoginCostModel`` hands its caller for each login; a login it
 admitted goes through the states of :data:`TRANSITIONS` (waiting, in service, dropping when its client
 left while in service, answered, abandoned when its client left while waiting); the lookup
 :func:`next_state` raises :class:`LoginTicketError` on any other step.

@@ -15,8 +15,8 @@ from pair_support import wait_for
 
 from mock_server.cpa_app import CPA_METRICS, CpaCounter, StaticCpaBackend, make_cpa_app, make_cpa_runner
 from mock_server.cpa_soap import NodeContact
-from mock_server.login_admission import LoginAdmission
-from mock_server.login_cost import LoginCostSettings as S
+from mock_server.login.admission import LoginAdmission
+from mock_server.login.cost import LoginCostSettings as S
 from mock_server.users import provision
 
 TOL_S = 0.005  # loop timers may fire a clock tick early

@@ -9,7 +9,7 @@ its answer dropped. Every parameter at its default (no rate, no worker limit, S 
 limit): a login costs nothing.
 
 No I/O, no sleeping: the caller passes ``now`` (monotonic seconds, never decreasing) and carries
-out the times the model names. An asyncio caller (``login_admission``) does::
+out the times the model names. An asyncio caller (``login.admission``) does::
 
     ticket = model.arrive(loop.time())       # STARTED, QUEUED or BUSY
     ...                                      # at model.next_start_at(): model.start_due(now)
@@ -19,7 +19,7 @@ out the times the model names. An asyncio caller (``login_admission``) does::
 A queued login starts at the first instant at which a worker is free *and* the bucket holds a token
 (the bucket is kept as the time it would be full again, the generic cell rate algorithm); its
 ``started_s`` is that instant even when the caller learns of it later. Each login's life is one row
-of ``login_ticket.TRANSITIONS``.
+of ``login.ticket.TRANSITIONS``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from mock_server.login_ticket import LoginState, LoginStep, LoginTicketError, Ticket, TicketKind, next_state
+from mock_server.login.ticket import LoginState, LoginStep, LoginTicketError, Ticket, TicketKind, next_state
 from mock_server.params import ParameterError, login_profile
 
 __all__ = [
