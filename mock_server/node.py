@@ -37,9 +37,10 @@ from mock_server.pair_config import NodePorts, PairConfig
 from mock_server.params import SrmParameters, apply_params, to_dict, update_from_dict
 from mock_server.peer_link import PeerLink
 from mock_server.users import AssignmentMode, UserDirectory, load_csv, provision
-from mock_server.xmpp_backend import NodeRef, RosterItem, SessionInfo
-from mock_server.xmpp_events import StreamCondition
-from mock_server.xmpp_listener import ListenerSettings, XmppListener
+from mock_server.xmpp.backend import NodeRef, RosterItem, SessionInfo
+from mock_server.xmpp.events import StreamCondition
+from mock_server.xmpp.listener import XmppListener
+from mock_server.xmpp.settings import ListenerSettings
 
 __all__ = ["MockNode", "PeerAddress", "NodeControlError"]
 
@@ -162,8 +163,8 @@ class MockNode:
         server = cast(asyncio.Server, site._server)
         cpa_port = int(server.sockets[0].getsockname()[1])
         xmpp_port = await self.listener.start(bind, want.xmpp)
-        # accepted c2s sockets inherit SO_LINGER 0 from the listening socket (no public accessor yet)
-        _reset_when_killed(cast(asyncio.Server, getattr(self.listener, "_server")).sockets)
+        # accepted c2s sockets inherit SO_LINGER 0 from the listening socket
+        _reset_when_killed(self.listener.sockets)
         peer_port = await self.peer.listen(bind, want.peer)
         self.ports = NodePorts(cpa=cpa_port, xmpp=xmpp_port, peer=peer_port)
         self._run(self.srm.start())
@@ -316,9 +317,9 @@ class MockNode:
             to = str(frame["to"])
             if xml.startswith(b"<presence"):
                 self._note_remote_presence(xml)
-                self.listener.deliver_available(to.split("/")[0], xml)
+                self.listener.sessions.deliver_available(to.split("/")[0], xml)
             else:
-                self.listener.deliver(to, xml)
+                self.listener.sessions.deliver(to, xml)
 
     def _note_remote_presence(self, xml: bytes) -> None:
         """Cache the last available presence of each resource served by the peer (RFC 6121
@@ -348,7 +349,7 @@ class MockNode:
             for full in resources:
                 gone = f"<presence type='unavailable' from='{xml_attr(full)}'/>".encode()
                 for contact in self.users.contacts_of(user):
-                    self.listener.deliver_available(f"{contact}@{domain}", gone)
+                    self.listener.sessions.deliver_available(f"{contact}@{domain}", gone)
 
     def _on_local_delta(self, delta: Delta) -> None:
         self._send_delta(delta)

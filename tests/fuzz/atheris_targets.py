@@ -68,9 +68,9 @@ def main(argv: list[str]) -> None:
     target = argv[1] if len(argv) > 1 else "xmpp"
     with atheris.instrument_imports(include=["mock_server"]):
         import mock_server.cpa_soap  # noqa: F401
-        import mock_server.xmpp_sasl  # noqa: F401
-        import mock_server.xmpp_wire  # noqa: F401
-        import mock_server.xmpp_xml  # noqa: F401
+        import mock_server.xmpp.sasl  # noqa: F401
+        import mock_server.xmpp.wire  # noqa: F401
+        import mock_server.xmpp.xml  # noqa: F401
     one = {"xmpp": xmpp_one_input, "cpa": cpa_one_input}[target]
     atheris.Setup([argv[0], *argv[2:]], one)
     atheris.Fuzz()

@@ -28,7 +28,8 @@ from fuzz_xmpp_inputs import (
     HEADER, Stage, bind_iq, chunked, conversation, hostile, hostile_cases, mutate, plain_auth,
 )
 from mock_server.tls import server_context
-from mock_server.xmpp_listener import ListenerSettings, XmppListener
+from mock_server.xmpp.listener import XmppListener
+from mock_server.xmpp.settings import ListenerSettings
 
 TARGET = "xmpp_socket"
 TIMEOUT_S = 5.0

@@ -1,8 +1,8 @@
 """What the XMPP c2s listener asks of the node it runs in.
 
-The listener (``xmpp_listener.XmppListener``) knows streams and sessions on its own socket only.
+The listener (``xmpp.listener.XmppListener``) knows streams and sessions on its own socket only.
 Everything else -- who may log in, which node serves a user, rosters, stanzas for users connected
-elsewhere -- it asks of an ``XmppBackend``. The node process (``mock_server/node.py``) implements it
+elsewhere -- it asks of an ``XmppBackend``. The node process (``mock_server.node.backends``) implements it
 with the Login Datastore, the SRM and the peer link; ``LocalBackend`` here is the in-process,
 single-node implementation used by the listener's tests and usable by the node as its local part.
 

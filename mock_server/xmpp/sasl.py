@@ -15,7 +15,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
-from mock_server.xmpp_events import SaslCondition, SaslMechanism
+from mock_server.xmpp.events import SaslCondition, SaslMechanism
 
 __all__ = ["SaslCredentials", "decode_sasl"]
 

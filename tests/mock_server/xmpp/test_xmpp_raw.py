@@ -8,7 +8,7 @@ import base64
 import pytest
 from conftest_xmpp import DOMAIN, NODE, PEER, TIMEOUT_S, RawClient, header, make_backend, running, slix, slix_session
 
-from mock_server.xmpp_backend import NodeRef
+from mock_server.xmpp.backend import NodeRef
 
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 ERR = "urn:ietf:params:xml:ns:xmpp-streams"
@@ -151,7 +151,7 @@ async def test_second_login_same_full_jid_conflicts_the_first() -> None:
         assert await second.login("alice", resource="desk") == f"alice@{DOMAIN}/desk"
         assert await first.read_to_close() == stream_error("conflict", "replaced by a new connection")
         assert listener.session_count == 1
-        assert listener._by_full[f"alice@{DOMAIN}/desk"].peer.endswith(
+        assert listener.sessions.get(f"alice@{DOMAIN}/desk").peer.endswith(
             str(second.writer.get_extra_info("sockname")[1]))
         assert list(backend.sessions) == [f"alice@{DOMAIN}/desk"]
         second.close()
@@ -171,7 +171,7 @@ async def test_shutdown_sessions_sends_system_shutdown_to_chosen_users() -> None
                 assert err["condition"] == "system-shutdown"
                 await asyncio.wait_for(disconnected.wait(), TIMEOUT_S)
             assert listener.session_count == 1
-            assert f"bob@{DOMAIN}/slix" in listener._by_full
+            assert listener.sessions.get(f"bob@{DOMAIN}/slix") is not None
             rtt_s = await bob.plugin["xep_0199"].ping(jid=DOMAIN, timeout=TIMEOUT_S)
             assert rtt_s < TIMEOUT_S
 
@@ -221,10 +221,10 @@ async def test_deliver_from_peer_and_route_to_backend() -> None:
         c = await RawClient.open(port)
         jid = await c.login("alice", resource="desk")
         routed_in = f"<message from='zed@{DOMAIN}/x' to='{jid}' type='chat'><body>via peer</body></message>".encode()
-        assert listener.deliver(f"alice@{DOMAIN}", routed_in) == 1  # bound but no presence yet: all sessions
+        assert listener.sessions.deliver(f"alice@{DOMAIN}", routed_in) == 1  # bound but no presence yet: all sessions
         assert await c.read_until(rb"</message>") == routed_in
-        assert listener.deliver(f"alice@{DOMAIN}/other", routed_in) == 0
-        assert listener.deliver(f"nobody@{DOMAIN}", routed_in) == 0
+        assert listener.sessions.deliver(f"alice@{DOMAIN}/other", routed_in) == 0
+        assert listener.sessions.deliver(f"nobody@{DOMAIN}", routed_in) == 0
         # carol is not connected here: the stanza goes to the backend, which has no peer -> error reply
         await c.send(f"<message to='carol@{DOMAIN}' id='m9'><body>x</body></message>".encode())
         bounce = await c.read_until(rb"</message>")

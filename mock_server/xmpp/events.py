@@ -1,4 +1,4 @@
-"""Wire words, events and the state table of the c2s stream (``mock_server/xmpp_wire.py``).
+"""Wire words, events and the state table of the c2s stream (``xmpp.wire``).
 
 State table (one lookup, ``next_state``, raises on a missing transition)::
 

@@ -14,8 +14,8 @@ events, in order with the rest. The caller does all I/O, e.g.::
 Flow (RFC 6120 §9.1): header -> features [-> STARTTLS ``<proceed/>``, caller upgrades, new header]
 -> SASL ``PLAIN`` (RFC 4616) or ``CISCO-VTG-TOKEN`` -> ``<success/>`` and stream restart (§6.4.6)
 -> resource binding (§7) -> session (RFC 3921 §3, answered for old clients) -> stanzas.
-XML hardening and limits: ``mock_server/xmpp_xml.py``. Events, wire words and the state table:
-``mock_server/xmpp_events.py``.
+XML hardening and limits: ``xmpp.xml``. Events, wire words and the state table: ``xmpp.events``.
+The XML the stream writes is spelled by ``xmpp.render``.
 """
 
 from __future__ import annotations
@@ -26,43 +26,25 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mock_server.xmpp_backend import RosterItem
-from mock_server.xmpp_events import (
+from mock_server.xmpp import render
+from mock_server.xmpp.backend import RosterItem
+from mock_server.xmpp.events import (
     AuthRequested, DataOut, Event, IqResponse, PresenceBroadcast, Routed, RosterRequested, SaslCondition,
     SaslMechanism, SessionBound, StanzaCondition, StanzaKind, StartTlsRequested, StreamClosed,
     StreamCondition, StreamErrorSent, StreamOpened, WireInput, WireState, WireStateError, next_state,
 )
-from mock_server.xmpp_sasl import decode_sasl
-from mock_server.xmpp_xml import (
-    NS_STREAM, ParseLimits, StanzaItem, StreamHeaderItem, StreamParser, XmlViolation,
-    attr_escape as qa, restamp, serialize, text_escape as qt,
+from mock_server.xmpp.jid import split_jid
+from mock_server.xmpp.render import NS_BIND, NS_CLIENT, NS_PING, NS_ROSTER, NS_SASL, NS_SESSION, NS_TLS
+from mock_server.xmpp.sasl import decode_sasl
+from mock_server.xmpp.xml import (
+    NS_STREAM, ParseLimits, StanzaItem, StreamHeaderItem, StreamParser, XmlViolation, restamp, serialize,
 )
 
-__all__ = ["C2sStream", "WireSettings", "split_jid"]
+__all__ = ["C2sStream", "WireSettings"]
 
 logger = logging.getLogger(__name__)
 
-NS_CLIENT = "jabber:client"
-NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
-NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
-NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
-NS_STREAM_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
-NS_STANZA_ERR = "urn:ietf:params:xml:ns:xmpp-stanzas"
-NS_ROSTER = "jabber:iq:roster"
-NS_PING = "urn:xmpp:ping"
-NS_HOSTNAME = "urn:xmpp:domain-based-name:0"
 _STANZAS = {f"{{{NS_CLIENT}}}{k.value}": k for k in StanzaKind}
-
-
-def split_jid(jid: str) -> tuple[str, str, str]:
-    """Split ``local@domain/resource`` into lower-cased local and domain, and the resource as is
-    (a light stand-in for the RFC 7622 PRECIS profiles). Missing parts are ``""``."""
-    bare, _, resource = jid.partition("/")
-    local, at, domain = bare.rpartition("@")
-    if not at:
-        local, domain = "", bare
-    return local.lower(), domain.lower(), resource
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,8 +172,7 @@ class C2sStream:
     def _sasl_failure(self, condition: SaslCondition, text: str | None = None) -> None:
         self._go(WireInput.AUTH_FAILED)
         self._auth_failures += 1
-        body = f"<text xml:lang='en'>{qt(text)}</text>" if text else ""
-        self._out(f"<failure xmlns='{NS_SASL}'><{condition.value}/>{body}</failure>")
+        self._out(render.sasl_failure(condition, text))
         if self._auth_failures >= self.settings.max_auth_attempts:
             self._fail(StreamCondition.POLICY_VIOLATION, "too many authentication failures")
 
@@ -281,13 +262,13 @@ class C2sStream:
         res_el = elem.find(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}resource")
         resource = (res_el.text or "").strip() if res_el is not None else ""
         if elem.get("type") != "set" or len(resource.encode()) > 1023 or any(c in resource for c in "/@<>"):
-            self._out(self._iq_error_xml(iq_id, "bad-request", "modify"))  # §7.7.2.1
+            self._out(render.iq_error(iq_id, "bad-request", "modify"))  # §7.7.2.1
             return
         self.resource = resource or self._ids()
         self._go(WireInput.BIND)
         jid = self.full_jid
         assert jid is not None
-        self._out(f"<iq type='result' id='{qa(iq_id)}'><bind xmlns='{NS_BIND}'><jid>{qt(jid)}</jid></bind></iq>")
+        self._out(render.bind_result(iq_id, jid))
         self._emit(SessionBound(full_jid=jid, resource=self.resource))
 
     def _stamp(self, elem: ET.Element, raw: bytes) -> bytes:
@@ -322,19 +303,15 @@ class C2sStream:
             return
         child = elem[0] if len(elem) else None
         if typ not in ("get", "set") or child is None or len(elem) != 1:
-            self._out(self._iq_error_xml(iq_id, "bad-request", "modify"))  # RFC 6120 §8.2.3
+            self._out(render.iq_error(iq_id, "bad-request", "modify"))  # RFC 6120 §8.2.3
         elif child.tag == f"{{{NS_PING}}}ping" and typ == "get":  # XEP-0199 §4.3
-            self._out(f"<iq type='result' id='{qa(iq_id)}' from='{qa(self.settings.domain)}'/>")
+            self._out(render.iq_result(iq_id, from_jid=self.settings.domain))
         elif child.tag == f"{{{NS_SESSION}}}session" and typ == "set":  # RFC 3921 §3
-            self._out(f"<iq type='result' id='{qa(iq_id)}'/>")
+            self._out(render.iq_result(iq_id))
         elif child.tag == f"{{{NS_ROSTER}}}query" and typ == "get":  # RFC 6121 §2.1.3
             self._emit(RosterRequested(iq_id=iq_id))
         else:
-            self._out(self._iq_error_xml(iq_id, "service-unavailable", "cancel"))  # RFC 6120 §8.4
-
-    def _iq_error_xml(self, iq_id: str, condition: str, kind: str) -> str:
-        return (f"<iq type='error' id='{qa(iq_id)}'><error type='{kind}'>"
-                f"<{condition} xmlns='{NS_STANZA_ERR}'/></error></iq>")
+            self._out(render.iq_error(iq_id, "service-unavailable", "cancel"))  # RFC 6120 §8.4
 
     # -- answers the caller asks for ---------------------------------------------------------
     def _require(self, *states: WireState) -> bool:
@@ -346,9 +323,7 @@ class C2sStream:
 
     def _header(self) -> str:
         self._header_sent = True
-        to = f" to='{qa(self._client_from)}'" if self._client_from else ""
-        return (f"<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAM}'"
-                f" id='{qa(self._ids())}' from='{qa(self.settings.domain)}'{to} version='1.0' xml:lang='en'>")
+        return render.stream_header(stream_id=self._ids(), domain=self.settings.domain, to=self._client_from)
 
     def accept_stream(self, hostname_hints: Sequence[str] = ()) -> bytes:
         """Answer ``StreamOpened``: our stream header and features (RFC 6120 §4.3.2, §4.3.3).
@@ -373,20 +348,11 @@ class C2sStream:
             raise WireStateError(state=self.state, action="accept_stream without a stream header to answer")
         if self.state is WireState.CLOSED:
             return self._header().encode() if not self._header_sent else b""
-        parts = [self._header(), "<stream:features>"]
-        if opened is WireState.BINDING:
-            parts.append(f"<bind xmlns='{NS_BIND}'/><session xmlns='{NS_SESSION}'><optional/></session>")
-        else:
-            if self.settings.tls_available and not self.secured:
-                req = "<required/>" if self.settings.tls_required else ""
-                parts.append(f"<starttls xmlns='{NS_TLS}'>{req}</starttls>")
-            if self.secured or not self.settings.tls_required:
-                parts.append(f"<mechanisms xmlns='{NS_SASL}'>")
-                parts.extend(f"<mechanism>{m.value}</mechanism>" for m in SaslMechanism)
-                parts.extend(f"<hostname xmlns='{NS_HOSTNAME}'>{qt(h)}</hostname>" for h in hostname_hints)
-                parts.append("</mechanisms>")
-        parts.append("</stream:features>")
-        return "".join(parts).encode()
+        header = self._header()
+        return (header + render.features(
+            binding=opened is WireState.BINDING, starttls=self.settings.tls_available and not self.secured,
+            tls_required=self.settings.tls_required, sasl=self.secured or not self.settings.tls_required,
+            hostname_hints=hostname_hints)).encode()
 
     def _restart(self) -> None:
         self._parser = StreamParser(self.settings.limits)
@@ -432,20 +398,13 @@ class C2sStream:
         """Answer ``RosterRequested`` (RFC 6121 §2.1.3)."""
         if not self._require(WireState.ESTABLISHED):
             return b""
-        parts = [f"<iq type='result' id='{qa(iq_id)}' to='{qa(self.full_jid or '')}'><query xmlns='{NS_ROSTER}'>"]
-        for it in items:
-            name = f" name='{qa(it.name)}'" if it.name else ""
-            groups = "".join(f"<group>{qt(g)}</group>" for g in it.groups)
-            parts.append(f"<item jid='{qa(it.jid)}'{name} subscription='{it.subscription.value}'>{groups}</item>")
-        parts.append("</query></iq>")
-        return "".join(parts).encode()
+        return render.roster_result(iq_id, self.full_jid or "", items).encode()
 
     def ping(self, iq_id: str) -> bytes:
         """A server-to-client ping (XEP-0199 §4.2); the answer comes back as ``IqResponse``."""
         if not self._require(WireState.ESTABLISHED):
             return b""
-        return (f"<iq type='get' id='{qa(iq_id)}' from='{qa(self.settings.domain)}' to='{qa(self.full_jid or '')}'>"
-                f"<ping xmlns='{NS_PING}'/></iq>").encode()
+        return render.ping(iq_id, from_jid=self.settings.domain, to=self.full_jid or "").encode()
 
     def bounce(self, event: Routed, condition: StanzaCondition = StanzaCondition.SERVICE_UNAVAILABLE) -> bytes:
         """Error reply for a stanza nobody could take (RFC 6121 §8.5.2.2.1, §8.5.3.2.1): only
@@ -456,10 +415,8 @@ class C2sStream:
             return b""
         if event.kind is StanzaKind.PRESENCE:
             return b""
-        sid = f" id='{qa(event.stanza_id)}'" if event.stanza_id is not None else ""
-        return (f"<{event.kind.value} type='error' from='{qa(event.to_jid)}' to='{qa(self.full_jid or '')}'{sid}>"
-                f"<error type='cancel'><{condition.value} xmlns='{NS_STANZA_ERR}'/></error>"
-                f"</{event.kind.value}>").encode()
+        return render.bounce(event.kind.value, from_jid=event.to_jid, to=self.full_jid or "",
+                             stanza_id=event.stanza_id, condition=condition).encode()
 
     def stream_error(self, condition: StreamCondition, text: str | None = None) -> bytes:
         """Close with a stream error (RFC 6120 §4.9). Sends our header first if none was sent on
@@ -476,14 +433,8 @@ class C2sStream:
 
     def _error_bytes(self, condition: StreamCondition, text: str | None, *, header: bool) -> bytes:
         head = self._header() if header else ""
-        if condition is StreamCondition.SEE_OTHER_HOST:
-            body = f"<{condition.value} xmlns='{NS_STREAM_ERR}'>{qt(text or '')}</{condition.value}>"
-        else:
-            body = f"<{condition.value} xmlns='{NS_STREAM_ERR}'/>"
-            if text:
-                body += f"<text xmlns='{NS_STREAM_ERR}' xml:lang='en'>{qt(text)}</text>"
         self.state = WireState.CLOSED
-        return f"{head}<stream:error>{body}</stream:error></stream:stream>".encode()
+        return (head + render.stream_error(condition, text)).encode()
 
     def close(self) -> bytes:
         """Our closing ``</stream:stream>`` (RFC 6120 §4.4), or ``b""`` when nothing is open."""

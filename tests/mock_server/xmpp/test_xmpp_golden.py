@@ -6,11 +6,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from mock_server.xmpp_backend import NodeRef
-from mock_server.xmpp_events import StreamCondition
-from mock_server.xmpp_wire import C2sStream, WireSettings
+from mock_server.xmpp.backend import NodeRef
+from mock_server.xmpp.events import StreamCondition
+from mock_server.xmpp.wire import C2sStream, WireSettings
 
-GOLDEN = Path(__file__).resolve().parents[1] / "data" / "xmpp"
+GOLDEN = Path(__file__).resolve().parents[2] / "data" / "xmpp"
 HEADER = (b"<?xml version='1.0'?><stream:stream to='example.test' xmlns='jabber:client'"
           b" xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
 STREAM_NS = b"xmlns:stream='http://etherx.jabber.org/streams'"

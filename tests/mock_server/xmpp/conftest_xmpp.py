@@ -16,8 +16,9 @@ from typing import Any
 import slixmpp
 
 from mock_server.tls import client_context_no_verify, server_context
-from mock_server.xmpp_backend import LocalBackend
-from mock_server.xmpp_listener import ListenerSettings, XmppListener
+from mock_server.xmpp.backend import LocalBackend
+from mock_server.xmpp.listener import XmppListener
+from mock_server.xmpp.settings import ListenerSettings
 
 __all__ = ["DOMAIN", "NODE", "RawClient", "header", "make_backend", "running", "slix", "slix_session"]
 

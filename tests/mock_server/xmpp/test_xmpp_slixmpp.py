@@ -27,7 +27,7 @@ async def test_plain_login_bind_roster_presence() -> None:
             assert sorted(str(j) for j in items) == [f"bob@{DOMAIN}", f"erin@{DOMAIN}"]
             assert {items[j]["subscription"] for j in items} == {"both"}
             alice.send_presence(pstatus="here")
-            await wait_for(lambda: listener._by_full[f"alice@{DOMAIN}/slix"].presence is not None)
+            await wait_for(lambda: listener.sessions.get(f"alice@{DOMAIN}/slix").presence is not None)
             assert listener.session_count == 1
             assert [s.full_jid for s in backend.sessions.values()] == [f"alice@{DOMAIN}/slix"]
             m = listener.metrics
@@ -104,7 +104,7 @@ async def test_starttls_login(tls_required: bool) -> None:
             assert alice.transport.get_extra_info("sslcontext") is not None
             roster = await asyncio.wait_for(alice.get_roster(), TIMEOUT_S)
             assert len(roster["roster"]["items"]) == 2
-            conn = listener._by_full[f"alice@{DOMAIN}/slix"]
+            conn = listener.sessions.get(f"alice@{DOMAIN}/slix")
             assert conn.info is not None and conn.info.secured
         assert listener.metrics["tls_upgrades"] == 1
 
@@ -150,9 +150,10 @@ async def test_starttls_race_replies_wait_for_the_tls_transport(monkeypatch: pyt
     the features must go out on the TLS transport, never in clear on the old one."""
     from conftest_xmpp import header, server_ssl
 
-    from mock_server.xmpp_connection import C2sConnection
-    from mock_server.xmpp_listener import ListenerSettings, XmppListener
-    from mock_server.xmpp_wire import C2sStream
+    from mock_server.xmpp.connection import C2sConnection
+    from mock_server.xmpp.listener import XmppListener
+    from mock_server.xmpp.settings import ListenerSettings
+    from mock_server.xmpp.wire import C2sStream
 
     listener = XmppListener(make_backend(), ListenerSettings(), ssl_context=server_ssl())
     listener._loop = asyncio.get_running_loop()

@@ -7,14 +7,15 @@ import itertools
 
 import pytest
 
-from mock_server.xmpp_backend import LocalBackend, NodeRef, RosterItem
-from mock_server.xmpp_events import (
+from mock_server.xmpp.backend import LocalBackend, NodeRef, RosterItem
+from mock_server.xmpp.events import (
     AuthRequested, DataOut, IqResponse, PresenceBroadcast, Routed, RosterRequested, SaslCondition, SaslMechanism,
     SessionBound, StanzaKind, StartTlsRequested, StreamClosed, StreamCondition, StreamErrorSent, StreamOpened,
     WireInput, WireState, WireStateError, next_state,
 )
-from mock_server.xmpp_wire import C2sStream, WireSettings, split_jid
-from mock_server.xmpp_xml import ParseLimits, StanzaItem, StreamParser, XmlViolation, restamp, serialize
+from mock_server.xmpp.jid import split_jid
+from mock_server.xmpp.wire import C2sStream, WireSettings
+from mock_server.xmpp.xml import ParseLimits, StanzaItem, StreamParser, XmlViolation, restamp, serialize
 
 HEADER = (b"<?xml version='1.0'?><stream:stream to='example.test' xmlns='jabber:client'"
           b" xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")

@@ -3,8 +3,9 @@
 Carries out the stream's events: SASL decisions via the node's ``XmppBackend`` (credentials,
 serving node; authentication is free: only the CPA login passes the node's login admission,
 docs/login-model.md §1), binding (an older session with the same full JID gets ``conflict``,
-RFC 6120 §7.7.2.2), roster, presence and routing through its ``XmppListener``, server pings
-(XEP-0199 §4.2), stream errors and the close (RFC 6120 §4.4, §4.9).
+RFC 6120 §7.7.2.2), roster, presence and routing through the listener's session table
+(``xmpp.sessions``), server pings (XEP-0199 §4.2), stream errors and the close (RFC 6120 §4.4,
+§4.9). What it asks of the listener that accepted it is :class:`ListenerView`.
 
 STARTTLS (RFC 6120 §5): after ``<proceed/>`` reading stops at once (the TLS ClientHello must not
 reach the XML parser) and ``loop.start_tls()`` upgrades the transport. The client's new stream
@@ -17,22 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from mock_server.xmpp_backend import SessionInfo
-from mock_server.xmpp_events import (
+from mock_server.xmpp.backend import SessionInfo, XmppBackend
+from mock_server.xmpp.events import (
     AuthRequested, DataOut, Event, IqResponse, PresenceBroadcast, Routed, RosterRequested, SaslCondition,
     SaslMechanism, SessionBound, StartTlsRequested, StreamClosed, StreamCondition, StreamErrorSent, StreamOpened,
     WireState,
 )
-from mock_server.xmpp_wire import C2sStream
-from mock_server.xmpp_xml import attr_escape
+from mock_server.xmpp.sessions import SessionTable
+from mock_server.xmpp.settings import ListenerSettings
+from mock_server.xmpp.wire import C2sStream
 
-if TYPE_CHECKING:
-    from mock_server.xmpp_listener import XmppListener
-
-__all__ = ["C2sConnection"]
+__all__ = ["C2sConnection", "ListenerView"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,41 @@ KICK_RETRIES = 40
 """Checks before a pending stream error is sent anyway (2 s)."""
 
 
+class ListenerView(Protocol):
+    """The listener as its connections see it (``xmpp.listener.XmppListener``)."""
+
+    backend: XmppBackend
+    settings: ListenerSettings
+    ssl_context: ssl.SSLContext | None
+    counters: dict[str, int]
+    sessions: SessionTable[C2sConnection]
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the listener runs on."""
+
+    def now(self) -> float:
+        """Loop time in seconds."""
+
+    def admit(self, conn: C2sConnection) -> bool:
+        """Count a new connection; False: over the limit, refuse its stream."""
+
+    def release(self, conn: C2sConnection) -> None:
+        """The connection is gone."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as one of the listener's tasks."""
+
+    def next_ping_id(self) -> str:
+        """The id of the next server-to-client ping."""
+
+
 @dataclass(eq=False)
 class C2sConnection(asyncio.Protocol):
     """One client connection: feeds a ``C2sStream`` and carries out its events for the listener
-    that accepted it (the listener owns the session table, routing and counters)."""
+    that accepted it (the listener owns the counters, its session table the sessions and routing)."""
 
-    listener: XmppListener
+    listener: ListenerView
     stream: C2sStream
     transport: asyncio.Transport | None = None
     peer: str = ""
@@ -70,7 +99,7 @@ class C2sConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.last_rx = self.listener.now()
-        self.refuse = not self.listener._add(self)
+        self.refuse = not self.listener.admit(self)
         transport.set_write_buffer_limits(high=256 * 1024)
 
     def data_received(self, data: bytes) -> None:
@@ -87,7 +116,7 @@ class C2sConnection(asyncio.Protocol):
         if self.abort_handle is not None:
             self.abort_handle.cancel()
         self.end_session()
-        self.listener._remove(self)
+        self.listener.release(self)
 
     def pause_writing(self) -> None:
         if self.transport is not None and not self.upgrading:
@@ -169,9 +198,9 @@ class C2sConnection(asyncio.Protocol):
                 assert self.stream.user is not None
                 self.write(self.stream.roster_result(ev.iq_id, lst.backend.roster(self.stream.user)))
             elif isinstance(ev, PresenceBroadcast):
-                lst._broadcast(self, ev)
+                lst.sessions.broadcast(self, ev)
             elif isinstance(ev, Routed):
-                lst._route(self, ev)
+                self.route(ev)
             elif isinstance(ev, IqResponse):
                 if ev.iq_id == self.ping_id:
                     self.ping_id = None
@@ -208,38 +237,30 @@ class C2sConnection(asyncio.Protocol):
             self.write(self.stream.auth_success(ev.user))
 
     def on_bound(self, ev: SessionBound) -> None:
-        """Register the session; an older one with the same full JID gets ``conflict``
-        (RFC 6120 §7.7.2.2 and §4.9.3.3)."""
-        lst = self.listener
-        old = lst._by_full.get(ev.full_jid)
-        if old is not None:
-            old.kick(StreamCondition.CONFLICT, "replaced by a new connection")
+        """Register the session with the listener's table (an older one with the same full JID
+        gets ``conflict``, RFC 6120 §7.7.2.2 and §4.9.3.3)."""
         assert self.stream.user is not None
         self.info = SessionInfo(user=self.stream.user, domain=self.stream.settings.domain, resource=ev.resource,
-                                node_name=lst.backend.node_name, peer=self.peer, secured=self.stream.secured)
-        lst._by_full[ev.full_jid] = self
-        lst._by_bare.setdefault(self.info.bare_jid, {})[ev.resource] = self
-        lst.counters["sessions_active"] += 1
-        lst.backend.session_started(self.info)
+                                node_name=self.listener.backend.node_name, peer=self.peer, secured=self.stream.secured)
+        self.listener.sessions.bind(self)
+
+    def route(self, ev: Routed) -> None:
+        """A local session or the peer node takes the stanza (the session table), else an error
+        reply (RFC 6121 §8.5)."""
+        if self.listener.sessions.route(ev):
+            return
+        bounce = self.stream.bounce(ev)
+        if bounce:
+            self.listener.counters["stanzas_bounced"] += 1
+            self.write(bounce)
 
     def end_session(self) -> None:
-        """Unregister once; tell contacts we are unavailable (RFC 6121 §4.6) and the backend."""
+        """Unregister once: the table tells contacts we are unavailable (RFC 6121 §4.6) and the
+        backend."""
         info, self.info = self.info, None
         if info is None:
             return
-        lst = self.listener
-        if lst._by_full.get(info.full_jid) is self:
-            del lst._by_full[info.full_jid]
-            res = lst._by_bare.get(info.bare_jid, {})
-            res.pop(info.resource, None)
-            if not res:
-                lst._by_bare.pop(info.bare_jid, None)
-        lst.counters["sessions_active"] -= 1
-        if self.presence is not None:
-            self.presence = None
-            gone = f"<presence type='unavailable' from='{attr_escape(info.full_jid)}'/>".encode()
-            lst._send_to_contacts(info.user, gone)
-        lst.backend.session_ended(info)
+        self.listener.sessions.unbind(self, info)
 
     # -- STARTTLS ------------------------------------------------------------------------------
     def start_tls(self) -> None:
@@ -247,7 +268,7 @@ class C2sConnection(asyncio.Protocol):
         self.write(self.stream.proceed_tls())
         self.transport.pause_reading()
         self.upgrading = True
-        self.listener._spawn(self._upgrade(self.transport))
+        self.listener.spawn(self._upgrade(self.transport))
 
     async def _upgrade(self, transport: asyncio.Transport) -> None:
         lst = self.listener
@@ -280,7 +301,7 @@ class C2sConnection(asyncio.Protocol):
                 self.listener.counters["ping_timeouts"] += 1
                 self.kick(StreamCondition.CONNECTION_TIMEOUT, "ping unanswered")
         elif now - self.last_rx >= s.ping_interval_s:
-            self.ping_id = f"s2c-{next(self.listener._ping_ids)}"
+            self.ping_id = self.listener.next_ping_id()
             self.ping_sent = now
             self.listener.counters["pings_sent"] += 1
             self.write(self.stream.ping(self.ping_id))
