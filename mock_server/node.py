@@ -29,8 +29,9 @@ from typing import Any, cast
 from aiohttp import web
 
 from mock_server import srm
-from mock_server.cpa_app import CpaMetrics, make_cpa_app, make_cpa_runner
-from mock_server.cpa_soap import NodeContact, system_config
+from mock_server.cpa.app import make_cpa_app, make_cpa_runner
+from mock_server.cpa.metrics import CpaMetrics
+from mock_server.cpa.properties import NodeContact, system_config
 from mock_server.datastore import Delta, LoginDatastore
 from mock_server.login.admission import LoginAdmission
 from mock_server.pair_config import NodePorts, PairConfig

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 
 from jabberemu.config import ClientSettings, NodeAddress, ServerPair, Timeouts
 from jabberemu.runtime import Clock, Runtime, RunDataSink
-from mock_server.cpa_app import StaticCpaBackend, make_cpa_app
-from mock_server.cpa_soap import NodeContact
+from mock_server.cpa.app import StaticCpaBackend, make_cpa_app
+from mock_server.cpa.properties import NodeContact
 from mock_server.datastore import LoginDatastore
 from mock_server.users import UserDirectory, provision
 from mock_server.xmpp.backend import LocalBackend, NodeRef

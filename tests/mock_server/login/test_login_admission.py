@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 from pair_support import wait_for
 
-from mock_server.cpa_app import CPA_METRICS, CpaCounter, StaticCpaBackend, make_cpa_app, make_cpa_runner
-from mock_server.cpa_soap import NodeContact
+from mock_server.cpa.app import CPA_METRICS, StaticCpaBackend, make_cpa_app, make_cpa_runner
+from mock_server.cpa.metrics import CpaCounter
+from mock_server.cpa.properties import NodeContact
 from mock_server.login.admission import LoginAdmission
 from mock_server.login.cost import LoginCostSettings as S
 from mock_server.users import provision

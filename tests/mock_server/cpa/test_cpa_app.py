@@ -11,12 +11,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from mock_server.cpa_app import CPA_METRICS, CpaCounter, CpaMetrics, StaticCpaBackend, make_cpa_app
-from mock_server.cpa_soap import EPAS_NS, SOAP12_NS, NodeContact
+from mock_server.cpa.app import CPA_METRICS, StaticCpaBackend, make_cpa_app
+from mock_server.cpa.metrics import CpaCounter, CpaMetrics
+from mock_server.cpa.properties import NodeContact
+from mock_server.cpa.request import EPAS_NS, SOAP12_NS
 from mock_server.datastore import LoginDatastore
 from mock_server.users import provision
 
-GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "data" / "soap"
+GOLDEN = Path(__file__).resolve().parents[3] / "tests" / "data" / "soap"
 URL = "/EPASSoap/service/v80"
 SOAP12 = "application/soap+xml; charset=utf-8"
 NS = {"env": SOAP12_NS, "epas": EPAS_NS}
@@ -247,7 +249,7 @@ async def test_wsdl_is_served_with_the_request_address(client: TestClient[Any, A
         assert location == f"http://{client.host}:{client.port}{path}"
     async with client.get("/EPASSoap/service/epas.xsd") as resp:
         assert resp.status == 200
-        assert await resp.read() == (Path(__file__).resolve().parents[2] / "mock_server" / "wsdl" / "epas.xsd").read_bytes()
+        assert await resp.read() == (Path(__file__).resolve().parents[3] / "mock_server" / "cpa" / "wsdl" / "epas.xsd").read_bytes()
     async with client.get(URL) as resp:
         assert resp.status == 400
         assert "?wsdl" in await resp.text()

@@ -1,9 +1,10 @@
 """aiohttp routes of one mock node's CPA SOAP endpoint and its WSDL.
 
-``POST /EPASSoap/service/{v80,v105,latest}`` speaks SOAP 1.2 (codec: :mod:`mock_server.cpa_soap`);
-``GET`` of the same path with ``?wsdl`` serves the WSDL with the endpoint address rewritten to the
-request's host, and ``GET /EPASSoap/service/epas.xsd`` the schema it imports (Cisco IM and Presence
-Developer Cookbook 10.5, "EPAS SOAP": the CPA at ``https://<node>:8443/EPASSoap/service/v80``).
+``POST /EPASSoap/service/{v80,v105,latest}`` speaks SOAP 1.2 (codec: ``cpa.request``,
+``cpa.response``); ``GET`` of the same path with ``?wsdl`` serves the WSDL (``cpa/wsdl/``) with the
+endpoint address rewritten to the request's host, and ``GET /EPASSoap/service/epas.xsd`` the schema
+it imports (Cisco IM and Presence Developer Cookbook 10.5, "EPAS SOAP": the CPA at
+``https://<node>:8443/EPASSoap/service/v80``).
 
 What the node decides (who a user is, which node serves them, whether services run, login admission,
 the system properties) comes from a :class:`CpaBackend` the node implements;
@@ -34,26 +35,18 @@ from typing import Protocol
 
 from aiohttp import hdrs, web
 
-from mock_server.cpa_soap import (
-    DEFAULT_LOWER_LIMIT_PROPERTY,
-    DEFAULT_UPPER_LIMIT_PROPERTY,
-    MAX_BODY_BYTES,
-    CpaRequest,
-    FaultCode,
-    NodeContact,
-    Operation,
-    RequestTooLargeError,
-    SoapFault,
-    build_fault,
-    build_get_all_config_response,
-    build_login_response,
-    build_logout_response,
-    build_onetime_password_response,
-    parse_content_type,
-    parse_request,
-    system_config,
+from mock_server.cpa.metrics import CpaCounter, CpaMetrics
+from mock_server.cpa.properties import (
+    DEFAULT_LOWER_LIMIT_PROPERTY, DEFAULT_UPPER_LIMIT_PROPERTY, NodeContact, system_config, user_config,
 )
-from mock_server.cpa_metrics import CpaCounter, CpaMetrics, CpaSecond
+from mock_server.cpa.request import (
+    MAX_BODY_BYTES, CpaRequest, FaultCode, Operation, RequestTooLargeError, SoapFault, parse_content_type,
+    parse_request,
+)
+from mock_server.cpa.response import (
+    build_fault, build_get_all_config_response, build_login_response, build_logout_response,
+    build_onetime_password_response,
+)
 from mock_server.datastore import LoginDatastore
 from mock_server.login.admission import LoginAdmission
 from mock_server.users import UserDirectory
@@ -67,12 +60,8 @@ __all__ = [
     "CPA_METRICS",
     "CpaBackend",
     "StaticCpaBackend",
-    "CpaCounter",
-    "CpaSecond",
-    "CpaMetrics",
     "make_cpa_app",
     "make_cpa_runner",
-    "user_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,7 +104,7 @@ class CpaBackend(Protocol):
         ``server-busy``). Cancelled when the client goes away (the login is then abandoned)."""
 
     def system_properties(self, user: str) -> dict[str, str]:
-        """``get-all-config`` system properties for ``user`` (see :func:`cpa_soap.system_config`)."""
+        """``get-all-config`` system properties for ``user`` (see :func:`cpa.properties.system_config`)."""
 
 
 CPA_BACKEND = web.AppKey("cpa_backend", CpaBackend)
@@ -123,11 +112,6 @@ CPA_METRICS = web.AppKey("cpa_metrics", CpaMetrics)
 _MAX_BODY = web.AppKey("cpa_max_body_bytes", int)
 _WSDL_TEXT = web.AppKey("cpa_wsdl_text", str)
 _XSD_BYTES = web.AppKey("cpa_xsd_bytes", bytes)
-
-
-def user_config(user: str, domain: str) -> dict[str, str]:
-    """``get-all-config`` user properties: the user id and the bare JID."""
-    return {"Presence.UserId": user, "Presence.Jid": f"{user}@{domain}"}
 
 
 def _soap_response(payload: bytes, status: int = 200) -> web.Response:

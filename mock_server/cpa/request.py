@@ -1,8 +1,9 @@
-"""Pure SOAP 1.2 codec of the mock's CPA ("EPAS SOAP") endpoint: request bytes in, response bytes out.
+"""The request side of the mock's CPA ("EPAS SOAP") SOAP 1.2 codec, and the words both sides use.
 
-No I/O here: :func:`parse_request` turns a request body into a :class:`CpaRequest` or raises
-:class:`SoapFault`; the ``build_*`` functions render success responses and faults. The wire contract
-is docs/ARCHITECTURE.md, "CPA SOAP wire contract"; the golden files in ``tests/data/soap/`` pin it.
+Pure, no I/O: :func:`parse_content_type` reads the ``Content-Type`` header, :func:`parse_request`
+turns a request body into a :class:`CpaRequest` or raises :class:`SoapFault`. The operations, fault
+codes and errors defined here are what ``cpa.response`` renders. The wire contract is
+docs/ARCHITECTURE.md, "CPA SOAP wire contract"; the golden files in ``tests/data/soap/`` pin it.
 
 Sources: SOAP 1.2 Part 1 (W3C Recommendation, 2nd ed.) §5 (envelope, header, body; §5.4 Fault,
 §5.4.6 fault codes, §5.4.7 Upgrade header on VersionMismatch); SOAP 1.2 Part 2 §7.5.2 (HTTP status
@@ -20,39 +21,26 @@ from __future__ import annotations
 
 import email.message
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 __all__ = [
     "EPAS_NS",
+    "MAX_BODY_BYTES",
     "SOAP11_NS",
     "SOAP12_NS",
-    "MAX_BODY_BYTES",
-    "PROP_DOMAIN",
-    "PROP_PRIMARY",
-    "PROP_BACKUP",
-    "DEFAULT_LOWER_LIMIT_PROPERTY",
-    "DEFAULT_UPPER_LIMIT_PROPERTY",
-    "Operation",
+    "XML_NS",
+    "ContentType",
+    "CpaRequest",
+    "CpaSoapError",
     "FaultCode",
     "FaultSide",
-    "CpaSoapError",
+    "Operation",
     "RequestTooLargeError",
     "SoapFault",
-    "CpaRequest",
-    "ContentType",
-    "NodeContact",
     "parse_content_type",
     "parse_request",
-    "build_login_response",
-    "build_get_all_config_response",
-    "build_onetime_password_response",
-    "build_logout_response",
-    "build_fault",
-    "system_config",
-    "format_seconds",
 ]
 
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -62,13 +50,6 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 #: Largest request body the endpoint parses (bytes). A login envelope is ~400 bytes.
 MAX_BODY_BYTES = 1 << 20
-
-PROP_DOMAIN = "Presence.Domain"
-PROP_PRIMARY = "Presence.PrimaryServer"
-PROP_BACKUP = "Presence.BackupServer"
-#: Our choice (DOMAIN.md, "What a Jabber client does"): default property names of the re-login limits.
-DEFAULT_LOWER_LIMIT_PROPERTY = "Presence.Relogin.LowerLimit"
-DEFAULT_UPPER_LIMIT_PROPERTY = "Presence.Relogin.UpperLimit"
 
 _MEDIA_TYPES = frozenset({"application/soap+xml", "text/xml"})
 
@@ -211,22 +192,6 @@ class ContentType:
         return self.media_type in _MEDIA_TYPES
 
 
-@dataclass(frozen=True, kw_only=True)
-class NodeContact:
-    """How a client reaches one node: the values of ``get-all-config``'s server properties."""
-
-    name: str
-    xmpp_host: str
-    xmpp_port: int
-    cpa_url: str
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.xmpp_host or not self.cpa_url:
-            raise ValueError("NodeContact needs name, xmpp_host and cpa_url")
-        if not 0 < self.xmpp_port < 65536:
-            raise ValueError(f"xmpp_port out of range: {self.xmpp_port}")
-
-
 def parse_content_type(value: str | None) -> ContentType:
     """Parse a ``Content-Type`` header value (RFC 3902 ``application/soap+xml`` with ``action``).
 
@@ -361,170 +326,3 @@ def _parse_login(element: etree._Element, session_key: str | None) -> CpaRequest
         client_version=element.get("client-version"),
         force=force,
     )
-
-
-def _envelope() -> tuple[etree._Element, etree._Element]:
-    root = etree.Element(f"{{{SOAP12_NS}}}Envelope", nsmap={"env": SOAP12_NS, "epas": EPAS_NS})
-    body = etree.SubElement(root, f"{{{SOAP12_NS}}}Body")
-    return root, body
-
-
-def _serialise(root: etree._Element) -> bytes:
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
-
-
-def _success(body: etree._Element, operation: Operation) -> etree._Element:
-    resp = etree.SubElement(body, f"{{{EPAS_NS}}}{operation.value}-resp")
-    return etree.SubElement(resp, f"{{{EPAS_NS}}}success")
-
-
-def build_login_response(session_key: str) -> bytes:
-    """Render ``login-resp/success/session-key``.
-
-    Args:
-        session_key: the key issued by the Login Datastore.
-
-    Returns:
-        The UTF-8 SOAP 1.2 envelope.
-    """
-    root, body = _envelope()
-    etree.SubElement(_success(body, Operation.LOGIN), f"{{{EPAS_NS}}}session-key").text = session_key
-    return _serialise(root)
-
-
-def _properties(parent: etree._Element, tag: str, values: Mapping[str, str]) -> None:
-    holder = etree.SubElement(parent, f"{{{EPAS_NS}}}{tag}")
-    for name, value in values.items():
-        prop = etree.SubElement(holder, f"{{{EPAS_NS}}}property", name=name)
-        prop.text = value
-
-
-def build_get_all_config_response(system: Mapping[str, str], user: Mapping[str, str]) -> bytes:
-    """Render ``get-all-config-resp/success`` with ``system-config`` and ``user-config`` properties.
-
-    Args:
-        system: system properties in the order to send them (see :func:`system_config`).
-        user: user properties.
-
-    Returns:
-        The UTF-8 SOAP 1.2 envelope.
-    """
-    root, body = _envelope()
-    success = _success(body, Operation.GET_ALL_CONFIG)
-    _properties(success, "system-config", system)
-    _properties(success, "user-config", user)
-    return _serialise(root)
-
-
-def build_onetime_password_response(password: str) -> bytes:
-    """Render ``get-onetime-password-resp/success/password``.
-
-    Args:
-        password: the OTP issued by the Login Datastore.
-
-    Returns:
-        The UTF-8 SOAP 1.2 envelope.
-    """
-    root, body = _envelope()
-    etree.SubElement(_success(body, Operation.GET_ONETIME_PASSWORD), f"{{{EPAS_NS}}}password").text = password
-    return _serialise(root)
-
-
-def build_logout_response() -> bytes:
-    """Render ``logout-resp/success`` (empty).
-
-    Returns:
-        The UTF-8 SOAP 1.2 envelope.
-    """
-    root, body = _envelope()
-    _success(body, Operation.LOGOUT)
-    return _serialise(root)
-
-
-def build_fault(fault: SoapFault) -> bytes:
-    """Render a SOAP 1.2 ``env:Fault`` (SOAP 1.2 Part 1 §5.4).
-
-    ``env:Code/env:Value`` is ``env:<side>``, ``env:Reason/env:Text xml:lang="en"`` the reason, and
-    ``env:Detail/epas:error code="..."`` the code. A VersionMismatch fault also carries the
-    ``env:Upgrade`` header naming the SOAP 1.2 envelope (§5.4.7).
-
-    Args:
-        fault: what to report.
-
-    Returns:
-        The UTF-8 SOAP 1.2 envelope.
-    """
-    root = etree.Element(f"{{{SOAP12_NS}}}Envelope", nsmap={"env": SOAP12_NS, "epas": EPAS_NS})
-    if fault.side is FaultSide.VERSION_MISMATCH:
-        header = etree.SubElement(root, f"{{{SOAP12_NS}}}Header")
-        upgrade = etree.SubElement(header, f"{{{SOAP12_NS}}}Upgrade")
-        etree.SubElement(upgrade, f"{{{SOAP12_NS}}}SupportedEnvelope", qname="env:Envelope")
-    body = etree.SubElement(root, f"{{{SOAP12_NS}}}Body")
-    fault_el = etree.SubElement(body, f"{{{SOAP12_NS}}}Fault")
-    code = etree.SubElement(fault_el, f"{{{SOAP12_NS}}}Code")
-    etree.SubElement(code, f"{{{SOAP12_NS}}}Value").text = f"env:{fault.side.value}"
-    reason = etree.SubElement(fault_el, f"{{{SOAP12_NS}}}Reason")
-    text = etree.SubElement(reason, f"{{{SOAP12_NS}}}Text")
-    text.set(f"{{{XML_NS}}}lang", "en")
-    text.text = fault.reason
-    detail = etree.SubElement(fault_el, f"{{{SOAP12_NS}}}Detail")
-    error = etree.SubElement(detail, f"{{{EPAS_NS}}}error", code=fault.code.value)
-    error.text = fault.reason
-    return _serialise(root)
-
-
-def format_seconds(value_s: float) -> str:
-    """Format a duration in seconds as a plain decimal without exponent or trailing zeros.
-
-    Args:
-        value_s: seconds, >= 0.
-
-    Returns:
-        E.g. ``"120"``, ``"0.25"``.
-    """
-    text = f"{value_s:.6f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def system_config(
-    *,
-    domain: str,
-    primary: NodeContact,
-    backup: NodeContact | None,
-    lower_limit_s: float,
-    upper_limit_s: float,
-    lower_limit_property: str = DEFAULT_LOWER_LIMIT_PROPERTY,
-    upper_limit_property: str = DEFAULT_UPPER_LIMIT_PROPERTY,
-) -> dict[str, str]:
-    """Build the ``get-all-config`` system properties of the contract, in a stable order.
-
-    The re-login limits travelling in ``get-all-config`` is our choice (DOMAIN.md: Cisco does not
-    publish the field); the values are the SRM "Client Re-Login Lower/Upper Limit" in seconds.
-
-    Args:
-        domain: presence domain.
-        primary: the user's home node.
-        backup: its peer, or None in a single-node group (backup properties are then omitted).
-        lower_limit_s, upper_limit_s: the re-login limits (seconds, 0 <= lower <= upper).
-        lower_limit_property, upper_limit_property: property names for the two limits.
-
-    Returns:
-        Property name -> value.
-
-    Raises:
-        ValueError: limits out of order or negative.
-    """
-    if not 0 <= lower_limit_s <= upper_limit_s:
-        raise ValueError(f"re-login limits must satisfy 0 <= lower <= upper: {lower_limit_s}, {upper_limit_s}")
-    props = {PROP_DOMAIN: domain, PROP_PRIMARY: primary.name}
-    if backup is not None:
-        props[PROP_BACKUP] = backup.name
-    for prefix, node in ((PROP_PRIMARY, primary), (PROP_BACKUP, backup)):
-        if node is None:
-            continue
-        props[f"{prefix}.XmppHost"] = node.xmpp_host
-        props[f"{prefix}.XmppPort"] = str(node.xmpp_port)
-        props[f"{prefix}.CpaUrl"] = node.cpa_url
-    props[lower_limit_property] = format_seconds(lower_limit_s)
-    props[upper_limit_property] = format_seconds(upper_limit_s)
-    return props

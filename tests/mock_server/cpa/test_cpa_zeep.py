@@ -12,8 +12,9 @@ import zeep
 import zeep.exceptions
 from aiohttp.test_utils import TestServer
 
-from mock_server.cpa_app import CPA_METRICS, CpaCounter, StaticCpaBackend, make_cpa_app
-from mock_server.cpa_soap import NodeContact
+from mock_server.cpa.app import CPA_METRICS, StaticCpaBackend, make_cpa_app
+from mock_server.cpa.metrics import CpaCounter
+from mock_server.cpa.properties import NodeContact
 from mock_server.datastore import LoginDatastore
 from mock_server.users import provision
 
@@ -82,7 +83,7 @@ async def test_zeep_with_only_the_served_wsdl(aiohttp_server: ServerFactory, ver
 
 
 def test_zeep_loads_the_bundled_wsdl_from_a_file_path() -> None:
-    path = Path(__file__).resolve().parents[2] / "jabberemu" / "soap" / "wsdl" / "epas.wsdl"
+    path = Path(__file__).resolve().parents[3] / "jabberemu" / "soap" / "wsdl" / "epas.wsdl"
     client = zeep.Client(str(path))
     ops = set(client.wsdl.services["EPASSoapService"].ports["EPASSoap"].binding._operations)
     assert ops == {"login", "get-all-config", "get-onetime-password", "logout"}

@@ -16,26 +16,17 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 
-from mock_server.cpa_soap import (
-    CpaRequest,
-    FaultCode,
-    FaultSide,
-    NodeContact,
-    Operation,
-    SoapFault,
-    build_fault,
-    build_get_all_config_response,
-    build_login_response,
-    build_logout_response,
+from mock_server.cpa.properties import NodeContact, system_config
+from mock_server.cpa.request import CpaRequest, FaultCode, FaultSide, Operation, SoapFault, parse_request
+from mock_server.cpa.response import (
+    build_fault, build_get_all_config_response, build_login_response, build_logout_response,
     build_onetime_password_response,
-    parse_request,
-    system_config,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "data" / "soap"
 CLIENT_WSDL = ROOT / "jabberemu" / "soap" / "wsdl" / "epas.wsdl"
-MOCK_WSDL_DIR = ROOT / "mock_server" / "wsdl"
+MOCK_WSDL_DIR = ROOT / "mock_server" / "cpa" / "wsdl"
 
 KEY = "K-0123456789abcdef"
 OTP = "OTP-fedcba9876543210"
