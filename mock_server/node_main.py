@@ -1,4 +1,4 @@
-"""One node process of the mock pair: runs a :class:`~mock_server.node.MockNode` and serves the
+"""One node process of the mock pair: runs a :class:`~mock_server.node.node.MockNode` and serves the
 supervisor's control channel; and the *zygote* that forks node processes.
 
 The zygote (``python -m mock_server.node_main --zygote``) imports this module once (aiohttp, lxml,
@@ -30,7 +30,8 @@ import time
 from typing import Any
 
 from mock_server.control import ControlError, decode, encode
-from mock_server.node import MockNode, NodeControlError
+from mock_server.node.control import NodeControlError
+from mock_server.node.node import MockNode
 from mock_server.pair_config import PairConfig
 
 __all__ = ["main", "serve_forked", "zygote_main"]
@@ -73,7 +74,7 @@ async def _serve_control(node: MockNode, channel: _Channel, stop: asyncio.Event)
                 channel.write({"id": req_id, "ok": True, "result": None})
                 stop.set()
                 return
-            result = node.control(op, frame.get("args") or {})
+            result = node.control.run(op, frame.get("args") or {})
             channel.write({"id": req_id, "ok": True, "result": result})
         except NodeControlError as exc:
             channel.write({"id": req_id, "ok": False, "error": str(exc), "status": exc.status})

@@ -93,7 +93,7 @@ async def test_xmpp_only_wrong_password_gives_up_with_bad_credentials() -> None:
 
 
 async def test_starttls_login_when_offered() -> None:
-    from mock_server.tls import server_context
+    from mock_server.node.tls import server_context
     from mock_server.xmpp.settings import ListenerSettings
 
     ctx = server_context(["example.test", "127.0.0.1"])  # self-signed: verification off

@@ -15,7 +15,7 @@ from typing import Any
 
 import slixmpp
 
-from mock_server.tls import client_context_no_verify, server_context
+from mock_server.node.tls import client_context_no_verify, server_context
 from mock_server.xmpp.backend import LocalBackend
 from mock_server.xmpp.listener import XmppListener
 from mock_server.xmpp.settings import ListenerSettings
