@@ -20,7 +20,7 @@ import aiohttp
 import slixmpp
 
 from mock_server.pair_config import DEFAULT_NODE_NAMES, PairConfig
-from mock_server.runner import MockPair
+from mock_server.pair.runner import MockPair
 from mock_server.users import provision
 
 __all__ = [

@@ -38,9 +38,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from mock_server.control import ControlError, ControlOp
+from mock_server.pair.channel import ControlError, ControlOp
 from mock_server.srm import NodeState
-from mock_server.supervisor import Supervisor
+from mock_server.pair.supervisor import Supervisor
 
 __all__ = ["COUNTER_KEYS", "STATUS_TIMEOUT_S", "NodeMetricsCollector", "PairMetrics", "PromExporter", "metric_name"]
 

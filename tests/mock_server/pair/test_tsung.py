@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from pair_support import DOMAIN, N1, fast_config, started_pair, xmpp_port
 
-from mock_server.runner import MockPair
+from mock_server.pair.runner import MockPair
 
 TSUNG = shutil.which("tsung") or "/usr/bin/tsung"
 USERS = 200

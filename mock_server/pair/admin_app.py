@@ -13,7 +13,7 @@ JSON routes (bad requests get 4xx with ``{"error": "..."}``, never a traceback):
 ``GET|PUT /api/parameters``                         SRM parameters (``--param`` names)
 ``GET  /api/events[?since=TS]``                     every recorded event
 ``GET  /api/metrics``                               per node, per second counters
-``GET  /metrics``                                   Prometheus exposition (``mock_server.prom``)
+``GET  /metrics``                                   Prometheus exposition (``mock_server.pair.prom``)
 ``GET  /api/tables/enterprisenode`` and ``/enterprisesubcluster``
 
 The page at ``/`` mirrors the CUCM "Presence Redundancy Group Configuration" view. When the API is
@@ -33,9 +33,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.control import ControlError, ControlOp
-from mock_server.prom import PromExporter
-from mock_server.supervisor import NodeGoneError, Supervisor
+from mock_server.pair.channel import ControlError, ControlOp, NodeGoneError
+from mock_server.pair.prom import PromExporter
+from mock_server.pair.supervisor import Supervisor
 
 __all__ = ["make_admin_app", "is_loopback", "SUPERVISOR_KEY", "SUBCLUSTER_NAME"]
 
@@ -269,7 +269,7 @@ async def table_enterprisesubcluster(request: web.Request) -> web.Response:
 
 
 async def page(request: web.Request) -> web.Response:
-    html = importlib.resources.files("mock_server").joinpath("static/admin.html").read_text(encoding="utf-8")
+    html = importlib.resources.files("mock_server.pair").joinpath("static/admin.html").read_text(encoding="utf-8")
     return web.Response(text=html, content_type="text/html")
 
 

@@ -11,7 +11,7 @@ import pytest_asyncio
 from browser import BROWSER_MARKS, async_browser
 from pair_support import N1, N2, fast_config, started_pair
 
-from mock_server.runner import MockPair
+from mock_server.pair.runner import MockPair
 
 pytestmark = [*BROWSER_MARKS, pytest.mark.asyncio(loop_scope="module")]
 

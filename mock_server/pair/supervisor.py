@@ -1,41 +1,33 @@
 """The supervisor: starts the two node processes, talks to them, keeps the event log.
 
 Each IM&P node runs in its own OS process so that killing a node is a real failure: its sockets
-vanish with it. Node processes are forked by a *zygote* (``python -m mock_server.node_main
---zygote``) that has imported the node's code once (aiohttp, lxml, Faker's data): a node starts in
-tens of milliseconds instead of re-importing everything (~1 CPU-second per process, several seconds
-on a busy 2-core machine). One zygote serves every supervisor of a Python process; it exits when
-that process closes its standard input (at exit at the latest). The supervisor watches each node
-through a pidfd (Linux), since the nodes are the zygote's children, not its own.
+vanish with it. The processes are forked by the zygote and watched through a pidfd
+(``pair.processes``).
 
 Each node dials the supervisor's control listener (loopback, port 0) and identifies itself with a
-one-time token; requests, answers and events then flow on that connection (``control``). The
-supervisor owns the admin API (see ``admin_app``), forwards admin actions to the nodes, and records
-every event the nodes push, stamped with Unix time in seconds.
+one-time token; requests, answers and events then flow on that connection (``pair.channel``). The
+supervisor serves the admin API (see ``pair.admin_app``), forwards admin actions to the nodes, and
+records every event the nodes push, stamped with Unix time in seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import dataclasses
 import json
 import logging
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock_server.control import ControlError, ControlOp, decode, encode
+from mock_server.pair.channel import ControlError, ControlOp, NodeGoneError, decode, encode
+from mock_server.pair.processes import NodeProcess, Zygote
 from mock_server.pair_config import NodePorts, PairConfig
 
-__all__ = ["Supervisor", "NodeHandle", "NodeProcess", "NodeGoneError", "START_TIMEOUT_S", "GRACEFUL_STOP_S"]
+__all__ = ["GRACEFUL_STOP_S", "START_TIMEOUT_S", "NodeHandle", "Supervisor"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,127 +38,6 @@ GRACEFUL_STOP_S = 5.0
 """Seconds a node asked to shut down may take to exit before it is terminated."""
 
 _CONTROL_HOST = "127.0.0.1"
-
-
-class _Zygote:
-    """The process-wide zygote (blocking pipe I/O; call :meth:`fork` from a worker thread)."""
-
-    _lock = threading.Lock()
-    _proc: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    def fork(cls, args: list[Any]) -> int:
-        """Fork one node process running ``node_main.serve_forked(*args)``; returns its pid.
-
-        Raises:
-            NodeGoneError: the zygote is gone or refused the request.
-        """
-        with cls._lock:
-            for attempt in (1, 2):
-                proc = cls._running()
-                assert proc.stdin is not None and proc.stdout is not None
-                try:
-                    proc.stdin.write(encode({"args": args}))
-                    proc.stdin.flush()
-                    answer = decode(proc.stdout.readline() or b"{}")
-                except (OSError, ControlError):
-                    answer = {}
-                if "pid" in answer:
-                    return int(answer["pid"])
-                cls._close()
-                if attempt == 2:
-                    raise NodeGoneError(f"the node zygote failed: {answer.get('error', 'it exited')}")
-        raise AssertionError("unreachable")
-
-    @classmethod
-    def _running(cls) -> subprocess.Popen[bytes]:
-        if cls._proc is None or cls._proc.poll() is not None:
-            cls._proc = subprocess.Popen(
-                [sys.executable, "-m", "mock_server.node_main", "--zygote"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-            )
-        return cls._proc
-
-    @classmethod
-    def _close(cls) -> None:
-        proc, cls._proc = cls._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(OSError):
-            assert proc.stdin is not None
-            proc.stdin.close()
-        try:
-            proc.wait(2.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-atexit.register(_Zygote._close)
-
-
-class NodeGoneError(ControlError):
-    """The node process is not running (killed, crashed or not started)."""
-
-
-class NodeProcess:
-    """One node OS process (a child of the zygote), watched through a pidfd.
-
-    ``returncode`` is -9 after :meth:`kill`, -15 after :meth:`terminate` and 0 otherwise once the
-    process is gone (the zygote's kernel-reaped children leave no exit status to read).
-
-    Args:
-        pid: the node's process id.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self._signalled = 0
-        loop = asyncio.get_running_loop()
-        self._exited: asyncio.Future[int] = loop.create_future()
-        try:
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except ProcessLookupError:  # already gone
-            self._pidfd = None
-            self._exited.set_result(0)
-            return
-        loop.add_reader(self._pidfd, self._gone)
-
-    def _gone(self) -> None:
-        self.close()
-        if not self._exited.done():
-            self._exited.set_result(-self._signalled)
-
-    @property
-    def returncode(self) -> int | None:
-        """See the class docstring; None while the process runs."""
-        return self._exited.result() if self._exited.done() else None
-
-    async def wait(self) -> int:
-        """Wait for the process to exit; returns :attr:`returncode`."""
-        return await asyncio.shield(self._exited)
-
-    def send_signal(self, sig: int) -> None:
-        if self.returncode is None and self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, sig)
-                self._signalled = sig
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def close(self) -> None:
-        """Stop watching and release the pidfd."""
-        if self._pidfd is not None:
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
 
 
 @dataclass
@@ -354,7 +225,7 @@ class Supervisor:
         self._hellos[token] = hello
         args = [node.index, json.dumps(config.to_dict()), _CONTROL_HOST, self._control_port, token]
         # the first fork starts the zygote (a second of imports): keep the loop free meanwhile
-        node.proc = NodeProcess(await asyncio.to_thread(_Zygote.fork, args))
+        node.proc = NodeProcess(await asyncio.to_thread(Zygote.fork, args))
         ready: asyncio.Future[dict[str, Any]] = loop.create_future()
         try:
             exited: asyncio.Future[Any] = asyncio.ensure_future(node.proc.wait())

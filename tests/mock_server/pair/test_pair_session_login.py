@@ -13,7 +13,7 @@ import pytest
 from pair_support import N1, N2, cpa_url, fast_config, home_users, soap, soap_login_otp, started_pair
 
 from mock_server.pair_config import LoginCostConfig
-from mock_server.runner import MockPair
+from mock_server.pair.runner import MockPair
 
 
 async def totals(pair: MockPair, node: str, keys: tuple[str, ...]) -> dict[str, int]:

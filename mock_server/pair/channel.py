@@ -2,7 +2,7 @@
 
 Each node process dials the supervisor's control listener (loopback TCP, port 0) and sends a first
 line ``{"hello": TOKEN, "index": I, "pid": P}`` with the one-time token the supervisor gave it
-(``supervisor.Supervisor``, ``node_main.serve_forked``). Both directions then carry
+(``pair.supervisor.Supervisor``, ``pair.node_process.serve_forked``). Both directions then carry
 newline-delimited JSON objects:
 
 supervisor -> node  ``{"id": 7, "op": "failover", "args": {...}}``
@@ -21,7 +21,7 @@ import enum
 import json
 from typing import Any
 
-__all__ = ["ControlOp", "encode", "decode", "ControlError"]
+__all__ = ["ControlError", "ControlOp", "NodeGoneError", "decode", "encode"]
 
 
 class ControlOp(str, enum.Enum):
@@ -52,6 +52,10 @@ class ControlError(Exception):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
+
+
+class NodeGoneError(ControlError):
+    """The node process is not running (killed, crashed or not started)."""
 
 
 def encode(obj: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from pair_support import (
     soap_login_otp, started_pair, wait_for, wait_transitions, xmpp_port,
 )
 
-from mock_server.runner import MockPair
+from mock_server.pair.runner import MockPair
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -14,7 +14,7 @@ from pair_support import N1, N2, XmppProbe, cpa_url, fast_config, home_users, so
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mock_server.prom import COUNTER_KEYS, NodeMetricsCollector, PairMetrics, metric_name
+from mock_server.pair.prom import COUNTER_KEYS, NodeMetricsCollector, PairMetrics, metric_name
 from mock_server.srm import NodeState
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -18,7 +18,7 @@ from pair_support import (
     wait_transitions, xmpp_port,
 )
 
-from mock_server.runner import MockPair
+from mock_server.pair.runner import MockPair
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
