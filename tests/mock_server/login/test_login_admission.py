@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from pair_support import wait_for
+from waiting import wait_until
 
 from mock_server.cpa.app import CPA_METRICS, StaticCpaBackend, make_cpa_app, make_cpa_runner
 from mock_server.cpa.metrics import CpaCounter
@@ -54,7 +54,7 @@ async def test_workers_hold_for_the_service_time() -> None:
     admission = LoginAdmission(S(workers=2, service_ms=100))
     t0 = asyncio.get_running_loop().time()
     tasks = [asyncio.create_task(timed_admit(admission, t0)) for _ in range(5)]
-    await wait_for(lambda: admission.model.counters().attempts == 5)
+    await wait_until(lambda: admission.model.counters().attempts == 5)
     assert (admission.model.in_service, admission.queue_depth) == (2, 3)
     results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
     for t, least in zip((t for _, t in results), (0.1, 0.1, 0.2, 0.2, 0.3)):
@@ -77,9 +77,9 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_starts_earlier()
     t0 = asyncio.get_running_loop().time()
     assert await admission.admit()
     b = asyncio.create_task(timed_admit(admission, t0))
-    await wait_for(lambda: admission.queue_depth == 1)
+    await wait_until(lambda: admission.queue_depth == 1)
     c = asyncio.create_task(timed_admit(admission, t0))
-    await wait_for(lambda: admission.queue_depth == 2)
+    await wait_until(lambda: admission.queue_depth == 2)
     b.cancel()
     with pytest.raises(asyncio.CancelledError):
         await b
@@ -94,9 +94,9 @@ async def test_a_cancelled_login_in_service_keeps_its_worker() -> None:
     admission = LoginAdmission(S(workers=1, service_ms=300))
     t0 = asyncio.get_running_loop().time()
     a = asyncio.create_task(timed_admit(admission, t0))
-    await wait_for(lambda: admission.model.in_service == 1)
+    await wait_until(lambda: admission.model.in_service == 1)
     b = asyncio.create_task(timed_admit(admission, t0))
-    await wait_for(lambda: admission.queue_depth == 1)
+    await wait_until(lambda: admission.queue_depth == 1)
     a.cancel()
     with pytest.raises(asyncio.CancelledError):
         await a
@@ -156,12 +156,12 @@ async def test_a_client_timeout_abandons_its_queued_cpa_login() -> None:
         t0 = loop.time()
         assert (await cpa_login(session, url, "user00001"))[0] == 200  # takes the token
         timed_out = asyncio.create_task(cpa_login(session, url, "user00003", timeout_s=0.2))
-        await wait_for(lambda: admission.queue_depth == 1, what="the first login queued")
+        await wait_until(lambda: admission.queue_depth == 1, what="the first login queued")
         patient = asyncio.create_task(cpa_login(session, url, "user00001"))
-        await wait_for(lambda: admission.queue_depth == 2, what="the second login queued")
+        await wait_until(lambda: admission.queue_depth == 2, what="the second login queued")
         with pytest.raises(asyncio.TimeoutError):
             await timed_out
-        await wait_for(lambda: admission.model.counters().abandoned == 1, what="the server saw the client go")
+        await wait_until(lambda: admission.model.counters().abandoned == 1, what="the server saw the client go")
         assert admission.queue_depth == 1
         status, data = await asyncio.wait_for(patient, 5)
         answered_s = loop.time() - t0

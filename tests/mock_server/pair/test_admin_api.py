@@ -18,12 +18,12 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from pair_support import N1, N2, cpa_url, fast_config, soap, started_pair
 
-from mock_server.__main__ import format_ha_status
-from mock_server.__main__ import main as cli_main
 from mock_server.pair.admin_app import make_admin_app
-from mock_server.pair_config import PairConfig
 from mock_server.pair.runner import AdminError, MockPair
 from mock_server.pair.supervisor import Supervisor
+from mock_server.pair_config import PairConfig
+from mock_server.__main__ import format_ha_status
+from mock_server.__main__ import main as cli_main
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

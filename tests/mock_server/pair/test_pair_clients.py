@@ -18,9 +18,10 @@ import pytest_asyncio
 import zeep
 import zeep.exceptions
 from pair_support import (
-    DOMAIN, N1, N2, TIMEOUT_S, XmppProbe, cpa_url, fast_config, slix_client, slix_connected, soap,
-    soap_login_otp, started_pair, wait_for, wait_transitions, xmpp_port,
+    DOMAIN, N1, N2, TIMEOUT_S, cpa_url, fast_config, slix_client, slix_connected, soap, soap_login_otp,
+    started_pair, wait_transitions, xmpp_port,
 )
+from raw_xmpp import RawXmppClient
 
 from mock_server.pair.runner import MockPair
 
@@ -45,9 +46,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def control_client_served(pair: MockPair, http: aiohttp.ClientSession, node: str = N1) -> None:
     """A well-behaved XMPP and SOAP client on ``node`` is served (user homed there)."""
     user = "user00009" if node == N1 else "user00010"
-    probe = await XmppProbe.open(xmpp_port(pair, node))
+    probe = await RawXmppClient.open(xmpp_port(pair, node))
     try:
-        assert await probe.login(user, resource="control") == f"{user}@{DOMAIN}/control"
+        assert await probe.login(user, resource="control", presence=True) == f"{user}@{DOMAIN}/control"
         pong = await probe.ping()
         assert b"result" in pong, pong
     finally:
@@ -88,8 +89,8 @@ async def test_zeep_with_only_the_served_wsdl_logs_in_reads_limits_and_otp(pair:
     assert system["Presence.BackupServer.CpaUrl"] == cpa_url(pair, N2)
     assert len(result["otp"]) >= 16 and result["bad"] == "bad-credentials"
     # the OTP works once, with CISCO-VTG-TOKEN, on the home node
-    probe = await XmppProbe.open(xmpp_port(pair, N1))
-    assert await probe.login(U1, otp=result["otp"]) == f"{U1}@{DOMAIN}/probe"
+    probe = await RawXmppClient.open(xmpp_port(pair, N1))
+    assert await probe.login(U1, otp=result["otp"], resource="probe", presence=True) == f"{U1}@{DOMAIN}/probe"
     probe.close()
 
 
@@ -156,14 +157,14 @@ async def test_otp_replayed_for_another_user_on_the_backup_is_refused(pair: Mock
     otp = await soap_login_otp(http, cpa_url(pair, N1), U1)
     await asyncio.sleep(0.2)  # replication is asynchronous; the OTP is on imp2 well before this
     # user00002 is homed on imp2: the replicated OTP of user00001 must not log it in
-    probe = await XmppProbe.open(xmpp_port(pair, N2))
+    probe = await RawXmppClient.open(xmpp_port(pair, N2))
     got = await probe.auth(U2, otp=otp)
     assert b"<not-authorized/>" in got, got
     probe.close()
     await control_client_served(pair, http, N2)
     # and the OTP still belongs to user00001 (refusing the replay did not consume it)
-    probe = await XmppProbe.open(xmpp_port(pair, N1))
-    assert await probe.login(U1, otp=otp) == f"{U1}@{DOMAIN}/probe"
+    probe = await RawXmppClient.open(xmpp_port(pair, N1))
+    assert await probe.login(U1, otp=otp, resource="probe", presence=True) == f"{U1}@{DOMAIN}/probe"
     probe.close()
 
 

@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from pair_support import (
-    DOMAIN, N1, N2, PairPool, XmppProbe, cpa_url, fast_config, soap, soap_login_otp, wait_for,
-    wait_transitions, xmpp_port,
+    N1, N2, PairPool, cpa_url, fast_config, soap, soap_login_otp, wait_transitions, xmpp_port,
 )
+from raw_xmpp import RawXmppClient
+from waiting import wait_until
 
 from mock_server.pair.runner import MockPair
 
@@ -46,17 +47,17 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def online(pair: MockPair, node: str, user: str, **kw: Any) -> XmppProbe:
-    probe = await XmppProbe.open(xmpp_port(pair, node))
-    await probe.login(user, **kw)
+async def online(pair: MockPair, node: str, user: str, *, resource: str = "probe", **kw: Any) -> RawXmppClient:
+    probe = await RawXmppClient.open(xmpp_port(pair, node))
+    await probe.login(user, resource=resource, presence=True, **kw)
     return probe
 
 
-async def still_served(probe: XmppProbe) -> None:
+async def still_served(probe: RawXmppClient) -> None:
     assert b"result" in await probe.ping(f"alive-{time.monotonic_ns()}")
 
 
-async def shut_down(probe: XmppProbe) -> None:
+async def shut_down(probe: RawXmppClient) -> None:
     closed = await probe.closed()
     assert (closed.stream_error, closed.reset) == ("system-shutdown", False), closed
 
@@ -99,7 +100,7 @@ async def test_manual_failover_and_fallback(pair: MockPair, http: aiohttp.Client
     otp = await soap_login_otp(http, cpa_url(pair, N2), U1)
     a2 = await online(pair, N2, U1, otp=otp)
     # the home node, services stopped, sends the user to the node serving it now
-    probe = await XmppProbe.open(xmpp_port(pair, N1))
+    probe = await RawXmppClient.open(xmpp_port(pair, N1))
     got = await probe.auth(U3)
     assert b"<stream:error><see-other-host" in got, got
     assert f">127.0.0.1:{xmpp_port(pair, N2)}<".encode() in got
@@ -120,7 +121,7 @@ async def test_manual_failover_and_fallback(pair: MockPair, http: aiohttp.Client
 
 
 async def test_see_other_host_names_the_node_serving_the_user(pair: MockPair, http: aiohttp.ClientSession) -> None:
-    probe = await XmppProbe.open(xmpp_port(pair, N1))
+    probe = await RawXmppClient.open(xmpp_port(pair, N1))
     got = await probe.auth(U2)  # homed on imp2, which is Normal
     assert b"<see-other-host" in got and f">127.0.0.1:{xmpp_port(pair, N2)}<".encode() in got, got
     closed = await probe.closed()
@@ -266,7 +267,7 @@ async def test_enabling_ha_while_a_critical_service_is_down_fails_over_at_once(p
     a = await online(pair, N1, U1)
     await pair.admin("POST", f"/api/nodes/{N1}/services/ids-database/stop")
     t_stop = time.time()
-    await wait_for(lambda: time.time() - t_stop > 0.5, what="past the critical service delay")
+    await wait_until(lambda: time.time() - t_stop > 0.5, what="past the critical service delay")
     events = (await pair.admin("GET", f"/api/events?since={t_stop}"))["events"]
     assert [e for e in events if e["kind"] == "transition"] == []  # HA off: no failover
     await still_served(a)

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 from pair_support import FAST_PARAMS, N1, cpa_url, fast_config, home_users, soap, started_pair
 
-from mock_server.__main__ import build_parser, config_from_args
 from mock_server.login.cost import LoginCostSettings
-from mock_server.pair_config import LoginCostConfig, PairConfig
 from mock_server.pair.runner import MockPair
+from mock_server.pair_config import LoginCostConfig, PairConfig
+from mock_server.__main__ import build_parser, config_from_args
 
 ATTEMPTS = 500
 RATE_PER_S = 50.0

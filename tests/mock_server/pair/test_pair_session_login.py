@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from pair_support import N1, N2, cpa_url, fast_config, home_users, soap, soap_login_otp, started_pair
 
-from mock_server.pair_config import LoginCostConfig
 from mock_server.pair.runner import MockPair
+from mock_server.pair_config import LoginCostConfig
 
 
 async def totals(pair: MockPair, node: str, keys: tuple[str, ...]) -> dict[str, int]:

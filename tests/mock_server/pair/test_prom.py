@@ -10,7 +10,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from pair_support import N1, N2, XmppProbe, cpa_url, fast_config, home_users, soap, started_pair, xmpp_port
+from pair_support import N1, N2, cpa_url, fast_config, home_users, soap, started_pair, xmpp_port
+from raw_xmpp import RawXmppClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -147,10 +148,10 @@ async def test_metrics_route_on_a_real_pair_through_logins_a_kill_and_a_restart(
         users = homes[N1][:3]
         for user in users:
             assert (await soap(session, cpa_url(pair, N1), "login", user=user)).status == 200
-        probes = [await XmppProbe.open(xmpp_port(pair, N1)) for _ in users]
+        probes = [await RawXmppClient.open(xmpp_port(pair, N1)) for _ in users]
         try:
             for probe, user in zip(probes, users, strict=True):
-                await probe.login(user)
+                await probe.login(user, resource="probe", presence=True)
             logged_in = time.time()
             deadline = time.monotonic() + 10
             while not all(any(r["ts"] > logged_in for r in rows)

@@ -7,7 +7,9 @@ import asyncio
 import re
 
 import pytest
-from conftest_xmpp import DOMAIN, TIMEOUT_S, RawClient, header, running
+from listener_support import running
+from raw_xmpp import DOMAIN, TIMEOUT_S, RawXmppClient, header
+from waiting import wait_until
 from test_xmpp_raw import assert_control_served, stream_error
 
 HEAD_REPLY = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
@@ -22,7 +24,7 @@ XXE = (b"<?xml version='1.0'?><!DOCTYPE s [<!ENTITY xxe SYSTEM 'file:///etc/pass
 
 async def error_for(port: int, data: bytes, *, login_first: bool = False) -> bytes:
     """Send ``data`` (after a login if asked) and return everything up to the server's close."""
-    c = await RawClient.open(port)
+    c = await RawXmppClient.open(port)
     if login_first:
         await c.login("alice")
     else:
@@ -44,7 +46,7 @@ async def error_for(port: int, data: bytes, *, login_first: bool = False) -> byt
 async def test_bad_stream_start(data: bytes, condition: str) -> None:
     """Errors before our header: the header comes first (RFC 6120 §4.9.1.1)."""
     async with running() as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(data)
         got = await c.read_to_close()
         assert got.startswith(HEAD_REPLY)
@@ -74,7 +76,7 @@ async def test_bad_input_after_login(data: bytes, condition: str, text: str | No
             assert got.endswith(b"</text></stream:error></stream:stream>")
         else:
             assert got == stream_error(condition, text)
-        await asyncio.wait_for(_until(lambda: listener.session_count == 0), TIMEOUT_S)
+        await wait_until(lambda: listener.session_count == 0, TIMEOUT_S)
         await assert_control_served(port)
 
 
@@ -87,7 +89,7 @@ async def test_stanza_before_auth_is_not_authorized() -> None:
 
 async def test_ten_megabyte_stanza_is_refused_early() -> None:
     async with running() as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.login("alice")
         before = listener.metrics["bytes_received"]
         await c.send(b"<message to='bob@example.test'><body>")
@@ -108,27 +110,22 @@ async def test_ten_megabyte_stanza_is_refused_early() -> None:
 
 async def test_truncated_stream_ends_the_session() -> None:
     async with running() as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.login("alice")
         assert listener.session_count == 1
         await c.send(b"<message to='bob@example.test'><body>half a mess")
         c.writer.write_eof()
         assert await c.read_to_close() == b""
-        await asyncio.wait_for(_until(lambda: listener.session_count == 0 and listener.connection_count == 0), TIMEOUT_S)
+        await wait_until(lambda: listener.session_count == 0 and listener.connection_count == 0, TIMEOUT_S)
         await assert_control_served(port)
 
 
 async def test_feed_split_byte_by_byte_is_served() -> None:
     async with running() as (_l, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         for b in header():
             c.writer.write(bytes([b]))
             await c.writer.drain()
         got = await c.read_until(rb"</stream:features>")
         assert f"from='{DOMAIN}'".encode() in got
         c.close()
-
-
-async def _until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0.01)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest_xmpp import TIMEOUT_S, RawClient, header, make_backend, running
+from listener_support import make_backend, running
+from raw_xmpp import TIMEOUT_S, RawXmppClient, header
 from test_xmpp_raw import SASL, token_auth
 
 
@@ -17,7 +18,7 @@ async def test_kick_between_success_and_restart_waits_for_the_restart() -> None:
     backend = make_backend()
     backend.issue_token("alice", "otp-1")
     async with running(backend) as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         await c.read_until(rb"</stream:features>")
         await c.send(token_auth("alice", "otp-1"))
@@ -40,14 +41,14 @@ async def test_conflict_with_a_vanished_older_session_keeps_the_new_one() -> Non
     """Regression: kicking an older session whose peer is gone raised ENOTCONN from
     ``write_eof`` inside the *new* connection's ``data_received``, and asyncio dropped the new one."""
     async with running() as (listener, port):
-        old = await RawClient.open(port)
+        old = await RawXmppClient.open(port)
         assert await old.login("alice", resource="r") == "alice@example.test/r"
         conn = listener.sessions.get("alice@example.test/r")
         assert conn.transport is not None
         conn.transport.pause_reading()  # the server will not notice the reset before the kick
         old.writer.transport.abort()  # the older session's peer is gone (FIN; its socket is closed)
         await asyncio.sleep(0.1)
-        new = await RawClient.open(port)
+        new = await RawXmppClient.open(port)
         assert await new.login("alice", resource="r") == "alice@example.test/r"
         await new.send(b"<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
         assert await new.read_until(rb"</?iq[^>]*>") == b"<iq type='result' id='p' from='example.test'/>"

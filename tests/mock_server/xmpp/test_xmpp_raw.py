@@ -6,7 +6,9 @@ import asyncio
 import base64
 
 import pytest
-from conftest_xmpp import DOMAIN, NODE, PEER, TIMEOUT_S, RawClient, header, make_backend, running, slix, slix_session
+from listener_support import NODE, PEER, make_backend, running, slix, slix_session
+from raw_xmpp import DOMAIN, TIMEOUT_S, RawXmppClient, header
+from waiting import wait_until
 
 from mock_server.xmpp.backend import NodeRef
 
@@ -30,7 +32,7 @@ def stream_error(condition: str, text: str | None = None) -> bytes:
 
 async def assert_control_served(port: int, user: str = "dave") -> None:
     """A fresh client logs in, binds and gets a ping answered."""
-    control = await RawClient.open(port)
+    control = await RawXmppClient.open(port)
     try:
         jid = await control.login(user, resource="control")
         assert jid == f"{user}@{DOMAIN}/control"
@@ -42,7 +44,7 @@ async def assert_control_served(port: int, user: str = "dave") -> None:
 
 async def test_features_offer_mechanisms_and_hostname_hints() -> None:
     async with running() as (_l, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         got = await c.read_until(rb"</stream:features>")
         assert got.startswith(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -59,7 +61,7 @@ async def test_cisco_vtg_token_exchange_bytes() -> None:
     backend = make_backend()
     backend.issue_token("alice", "otp-123")
     async with running(backend) as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         await c.read_until(rb"</stream:features>")
         sent = token_auth("alice", "otp-123")
@@ -85,7 +87,7 @@ async def test_otp_replayed_for_another_user_is_refused() -> None:
     backend = make_backend()
     backend.issue_token("alice", "otp-alice")
     async with running(backend) as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         await c.read_until(rb"</stream:features>")
         await c.send(token_auth("bob", "otp-alice"))
@@ -107,7 +109,7 @@ async def test_otp_replayed_for_another_user_is_refused() -> None:
 ])
 async def test_sasl_failures_then_retry_succeeds(auth: str, failure: str) -> None:
     async with running() as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         await c.read_until(rb"</stream:features>")
         await c.send(auth.encode())
@@ -125,7 +127,7 @@ async def test_user_served_elsewhere_gets_see_other_host() -> None:
     backend.elsewhere["carol"] = NodeRef(name=PEER, xmpp_host="127.0.0.1", xmpp_port=5299)
     backend.nobody_serves.add("erin")
     async with running(backend) as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         await c.read_until(rb"</stream:features>")
         ok = base64.b64encode(b"\0carol\0pass-carol").decode()
@@ -133,7 +135,7 @@ async def test_user_served_elsewhere_gets_see_other_host() -> None:
         assert await c.read_to_close() == (
             f"<stream:error><see-other-host xmlns='{ERR}'>127.0.0.1:5299</see-other-host></stream:error>"
             "</stream:stream>").encode()
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         await c.read_until(rb"</stream:features>")
         ok = base64.b64encode(b"\0erin\0pass-erin").decode()
@@ -146,7 +148,7 @@ async def test_user_served_elsewhere_gets_see_other_host() -> None:
 async def test_second_login_same_full_jid_conflicts_the_first() -> None:
     backend = make_backend()
     async with running(backend) as (listener, port):
-        first, second = await RawClient.open(port), await RawClient.open(port)
+        first, second = await RawXmppClient.open(port), await RawXmppClient.open(port)
         assert await first.login("alice", resource="desk") == f"alice@{DOMAIN}/desk"
         assert await second.login("alice", resource="desk") == f"alice@{DOMAIN}/desk"
         assert await first.read_to_close() == stream_error("conflict", "replaced by a new connection")
@@ -178,18 +180,18 @@ async def test_shutdown_sessions_sends_system_shutdown_to_chosen_users() -> None
 
 async def test_abort_all_resets_connections() -> None:
     async with running() as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.login("alice")
         assert listener.abort_all() == 1
         with pytest.raises(ConnectionResetError):
             await c.read_to_close()
-        await asyncio.wait_for(_until(lambda: listener.session_count == 0), TIMEOUT_S)
+        await wait_until(lambda: listener.session_count == 0, TIMEOUT_S)
         await assert_control_served(port)
 
 
 async def test_unanswered_server_ping_closes_with_connection_timeout() -> None:
     async with running(ping_interval_s=0.05, ping_timeout_s=0.2) as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         jid = await c.login("alice")
         ping = await c.read_until(rb"</iq>")
         assert ping == (f"<iq type='get' id='s2c-1' from='{DOMAIN}' to='{jid}'>"
@@ -200,9 +202,9 @@ async def test_unanswered_server_ping_closes_with_connection_timeout() -> None:
 
 async def test_connection_over_limit_gets_resource_constraint() -> None:
     async with running(max_connections=1) as (_l, port):
-        first = await RawClient.open(port)
+        first = await RawXmppClient.open(port)
         await first.login("alice")
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         await c.send(header())
         got = await c.read_to_close()
         assert got.startswith(b"<?xml version='1.0'?><stream:stream ")
@@ -210,15 +212,10 @@ async def test_connection_over_limit_gets_resource_constraint() -> None:
         first.close()
 
 
-async def _until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0.01)
-
-
 async def test_deliver_from_peer_and_route_to_backend() -> None:
     backend = make_backend()
     async with running(backend) as (listener, port):
-        c = await RawClient.open(port)
+        c = await RawXmppClient.open(port)
         jid = await c.login("alice", resource="desk")
         routed_in = f"<message from='zed@{DOMAIN}/x' to='{jid}' type='chat'><body>via peer</body></message>".encode()
         assert listener.sessions.deliver(f"alice@{DOMAIN}", routed_in) == 1  # bound but no presence yet: all sessions
@@ -234,7 +231,6 @@ async def test_deliver_from_peer_and_route_to_backend() -> None:
                                             f"<message from='{jid}' to='carol@{DOMAIN}' id='m9'><body>x</body></message>".encode())
         # presence: alice's broadcast goes to her offline contacts through the backend, never bounced
         await c.send(b"<presence/>")
-        await asyncio.wait_for(_until(lambda: {t for t, _ in backend.routed} >= {f"bob@{DOMAIN}", f"erin@{DOMAIN}"}),
-                               TIMEOUT_S)
+        await wait_until(lambda: {t for t, _ in backend.routed} >= {f"bob@{DOMAIN}", f"erin@{DOMAIN}"}, TIMEOUT_S)
         assert listener.metrics["stanzas_bounced"] == 1
         c.close()

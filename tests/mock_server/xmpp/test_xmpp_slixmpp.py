@@ -6,15 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest_xmpp import DOMAIN, TIMEOUT_S, make_backend, running, slix, slix_session
-
-
-async def wait_for(predicate, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+from listener_support import DOMAIN, TIMEOUT_S, make_backend, running, slix, slix_session
+from waiting import wait_until
 
 
 async def test_plain_login_bind_roster_presence() -> None:
@@ -27,12 +20,12 @@ async def test_plain_login_bind_roster_presence() -> None:
             assert sorted(str(j) for j in items) == [f"bob@{DOMAIN}", f"erin@{DOMAIN}"]
             assert {items[j]["subscription"] for j in items} == {"both"}
             alice.send_presence(pstatus="here")
-            await wait_for(lambda: listener.sessions.get(f"alice@{DOMAIN}/slix").presence is not None)
+            await wait_until(lambda: listener.sessions.get(f"alice@{DOMAIN}/slix").presence is not None)
             assert listener.session_count == 1
             assert [s.full_jid for s in backend.sessions.values()] == [f"alice@{DOMAIN}/slix"]
             m = listener.metrics
             assert (m["auths_ok"], m["auths_failed"], m["sessions_active"]) == (1, 0, 1)
-        await wait_for(lambda: listener.session_count == 0)
+        await wait_until(lambda: listener.session_count == 0)
         assert backend.sessions == {}
 
 
@@ -90,7 +83,7 @@ async def test_client_pings_server() -> None:
 async def test_server_pings_idle_client() -> None:
     async with running(ping_interval_s=0.1, ping_timeout_s=2.0) as (listener, port):
         async with slix_session(slix("alice", port)):
-            await wait_for(lambda: listener.metrics["pongs_received"] >= 2)
+            await wait_until(lambda: listener.metrics["pongs_received"] >= 2)
             m = listener.metrics
             assert m["pings_sent"] >= 2 and m["ping_timeouts"] == 0
             assert listener.session_count == 1
@@ -148,7 +141,8 @@ class FakeTransport(asyncio.Transport):
 async def test_starttls_race_replies_wait_for_the_tls_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client's new header arrives through TLS before start_tls() returns (ENGINEERING.md):
     the features must go out on the TLS transport, never in clear on the old one."""
-    from conftest_xmpp import header, server_ssl
+    from listener_support import server_ssl
+    from raw_xmpp import header
 
     from mock_server.xmpp.connection import C2sConnection
     from mock_server.xmpp.listener import XmppListener
@@ -171,7 +165,7 @@ async def test_starttls_race_replies_wait_for_the_tls_transport(monkeypatch: pyt
     conn.data_received(header())
     conn.data_received(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
     assert plain_t.written[-1] == b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
-    await wait_for(lambda: conn.transport is tls_t)
+    await wait_until(lambda: conn.transport is tls_t)
     assert len(plain_t.written) == 2  # header+features, proceed: nothing after in clear
     assert len(tls_t.written) == 1 and tls_t.written[0].endswith(b"</stream:features>")
     assert b"<starttls" not in tls_t.written[0] and b"<mechanism>PLAIN</mechanism>" in tls_t.written[0]
