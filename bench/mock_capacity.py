@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit import emit, machine_info  # noqa: E402
 
-from mock_server.pair_config import PairConfig  # noqa: E402
 from mock_server.pair.runner import MockPair  # noqa: E402
+from mock_server.pair_config import PairConfig  # noqa: E402
 
 __all__ = ["main"]
 

@@ -39,8 +39,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 
 from mock_server.pair.channel import ControlError, ControlOp
-from mock_server.srm import NodeState
 from mock_server.pair.supervisor import Supervisor
+from mock_server.srm import NodeState
 
 __all__ = ["COUNTER_KEYS", "STATUS_TIMEOUT_S", "NodeMetricsCollector", "PairMetrics", "PromExporter", "metric_name"]
 

@@ -19,8 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from mock_server.pair.admin_app import make_admin_app
-from mock_server.pair_config import PairConfig
 from mock_server.pair.supervisor import Supervisor
+from mock_server.pair_config import PairConfig
 
 __all__ = ["MockPair", "AdminError"]
 
