@@ -161,7 +161,7 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from mock_server.runner import MockPair
+    from mock_server.pair.runner import MockPair
 
     config = config_from_args(args)
     pair = MockPair(config, admin_port=args.admin_port, admin_token=args.admin_token, events_out=args.events_out)
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m mock_serve
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    from mock_server.admin_app import is_loopback
+    from mock_server.pair.admin_app import is_loopback
 
     if not is_loopback(config.bind) and not args.admin_token:
         parser.error(f"--bind {config.bind} is beyond loopback: give --admin-token for the admin API")

@@ -38,7 +38,7 @@ async def test_full_cpa_login_records_every_measurement(caplog: pytest.LogCaptur
         assert client.hostname_hints == [NODES[0], NODES[1]]
         assert sorted(client.contacts) == sorted(f"{c}@example.test" for c in env.directory.contacts_of(user))
         assert client.machine.secondary is not None and client.machine.secondary.name == NODES[1]
-        session = env.listeners[NODES[0]]._by_full[f"{user}@example.test/jabberemu"]
+        session = env.listeners[NODES[0]].sessions.get(f"{user}@example.test/jabberemu")
         await wait_until(lambda: session.presence is not None, what="initial presence on the server")
         assert rt.registry.snapshot().connected_by_node == {NODES[0]: 1}
 
@@ -93,8 +93,8 @@ async def test_xmpp_only_wrong_password_gives_up_with_bad_credentials() -> None:
 
 
 async def test_starttls_login_when_offered() -> None:
-    from mock_server.tls import server_context
-    from mock_server.xmpp_listener import ListenerSettings
+    from mock_server.node.tls import server_context
+    from mock_server.xmpp.settings import ListenerSettings
 
     ctx = server_context(["example.test", "127.0.0.1"])  # self-signed: verification off
     async with inproc_pair(2, listener=ListenerSettings(tls_required=True), server_ssl=ctx) as env:
