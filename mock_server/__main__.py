@@ -118,7 +118,8 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
     """Build the pair's settings from parsed options.
 
     Raises:
-        ValueError: an option is out of range (message names it).
+        ValueError: an option is out of range (message names it), or the users CSV cannot be used
+            (``UserDataError``: file and line named).
     """
     rates = _login_rates(args)
     cost = tuple(
@@ -132,6 +133,11 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
         for i in range(2)
     )
     ports = tuple(NodePorts(cpa=args.cpa_ports[i], xmpp=args.xmpp_ports[i], peer=args.peer_ports[i]) for i in range(2))
+    if args.users_csv:  # read it here, so a bad file is one line before any node starts
+        from mock_server.users import AssignmentMode, load_csv
+
+        load_csv(args.users_csv, tuple(args.node_names), seed=args.seed, mode=AssignmentMode(args.assignment),
+                 contacts=args.contacts)
     if args.param:
         from mock_server.params import parse_param
 

@@ -69,3 +69,25 @@ def test_cli_writes_topology_and_stops_cleanly(tmp_path: Path, sig: signal.Signa
     while any(c.is_running() for c in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [c for c in children if c.is_running()] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("alice,pw,Alice,nowhere\n", "bad.csv:1: unknown home node 'nowhere' for user 'alice'"),
+        ("alice,pw\nalice,pw2\n", "bad.csv:2: "),
+        (None, "bad.csv: cannot read user CSV: No such file or directory"),
+    ],
+)
+def test_a_bad_users_csv_is_one_line_before_any_node_starts(tmp_path: Path, content: str | None, words: str) -> None:
+    """The mock's ``--users-csv`` is read before the pair starts: a bad file is a usage error
+    (exit 2, one line naming file and line), not a node that dies at start-up with a traceback."""
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "mock_server", "--users-csv", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m mock_server: error: ") and words in last, proc.stderr
