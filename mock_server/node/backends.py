@@ -143,3 +143,6 @@ class XmppSide:
 
     def presence_of_contacts(self, user: str) -> list[bytes]:
         return self._node.peer.presence_of_contacts(user)
+
+    def presence_changed(self, session: SessionInfo, stanza: bytes, available: bool) -> None:
+        self._node.peer.publish_presence(session.full_jid, stanza, available)

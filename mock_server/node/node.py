@@ -248,4 +248,5 @@ class MockNode:
     def _ssl_context(self) -> Any:
         from mock_server.node.tls import server_context
 
-        return server_context(self.name)
+        host = self.config.bind if self.config.bind else "127.0.0.1"
+        return server_context([self.name, self.config.domain, host])

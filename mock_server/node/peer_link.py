@@ -5,11 +5,12 @@ Real IM&P nodes exchange SRM heartbeats and replicate the Login Datastore betwee
 direction: each node listens on its peer port and dials the peer's. Frames are newline-delimited
 JSON objects, each with a ``"t"`` kind:
 
-``hb``       heartbeat: ``state``, ``reason``, ``seq`` (SRM Keep Alive, DOMAIN.md)
-``srm``      SRM peer message: ``msg`` (dict the SRM machine defines)
-``ds``       Login Datastore delta: ``delta`` (dict)
-``stanza``   an XMPP stanza for a user the peer serves: ``to`` (JID), ``xml`` (str)
-``presence`` a user's availability changed: ``user``, ``available`` (bool), ``xml`` (str or null)
+``srm``          SRM peer message, heartbeats included: ``msg`` (dict the SRM machine defines)
+``ds``           Login Datastore delta: ``delta`` (dict)
+``stanza``       an XMPP stanza for a user the peer serves: ``to`` (JID), ``xml`` (str)
+``presence``     a session's broadcast presence changed: ``jid`` (full), ``xml`` (str), ``available``
+``presence-all`` every available session of the sender: ``items`` (full JID -> xml); sent each time
+                 the link comes up or a partition heals, so the receiver's view is whole again
 
 A partition (``set_partitioned(True)``) drops every frame both ways without closing sockets, so that
 heartbeats and replication stop as they would on a cut network; a killed peer shows as a closed or
@@ -44,10 +45,14 @@ class PeerLink:
         redial_s: seconds between attempts to reach the peer while it is away.
         max_queue: frames kept for the peer while it is away; older ones are dropped first
             (heartbeats carry no history, replication is best effort as in a real partition).
+        on_up: called when frames can flow to the peer again: the outbound connection is up (after
+            the frames kept while away), or a partition healed while it was up.
     """
 
-    def __init__(self, on_frame: FrameHandler, *, redial_s: float = 0.2, max_queue: int = 100_000) -> None:
+    def __init__(self, on_frame: FrameHandler, *, redial_s: float = 0.2, max_queue: int = 100_000,
+                 on_up: Callable[[], None] | None = None) -> None:
         self._on_frame = on_frame
+        self._on_up = on_up
         self._redial_s = redial_s
         self._max_queue = max_queue
         self._server: asyncio.AbstractServer | None = None
@@ -94,10 +99,13 @@ class PeerLink:
 
     def set_partitioned(self, partitioned: bool) -> None:
         """Drop (True) or pass again (False) every frame in both directions."""
+        was = self._partitioned
         self._partitioned = partitioned
         if partitioned:
             self.frames_dropped += len(self._pending)
             self._pending.clear()
+        elif was and self.connected:
+            self._up()
 
     def send(self, frame: dict[str, Any], *, keep_while_away: bool = True) -> None:
         """Queue one frame for the peer; never blocks. Dropped while partitioned.
@@ -165,9 +173,17 @@ class PeerLink:
                 for line in pending:
                     writer.write(line)
                 self.frames_sent += len(pending)
+                self._up()
             await asyncio.sleep(self._redial_s)
             if self._writer is not None and self._writer.is_closing():
                 self._writer = None
+
+    def _up(self) -> None:
+        if self._on_up is not None:
+            try:
+                self._on_up()
+            except Exception:  # the link must keep going
+                logger.exception("peer link on_up failed")
 
     async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -2,15 +2,20 @@
 
 Frames out and in, each a JSON object with a ``"t"`` kind: ``srm`` (the SRM machines' frames, for
 ``node.srm_driver``), ``ds`` (Login Datastore deltas, so that either node accepts an OTP the other
-issued, when replication is on) and ``stanza`` (a stanza for a user the peer serves). Presence that
-arrives from the peer is delivered to the local contacts and remembered per resource, so that a user
-logging in here gets its contacts' current presence (RFC 6121 §4.2.3), and so that the contacts
-hear those resources go unavailable when the peer goes away with its users.
+issued, when replication is on), ``stanza`` (a stanza for a user the peer serves), ``presence`` and
+``presence-all`` (the broadcast presence of the sessions each node holds).
+
+Presence across the pair is exact (our model of the shared presence state of a Presence Redundancy
+Group): every change of a local session's broadcast presence goes to the peer as one ``presence``
+frame, whoever is connected there, and each time the link comes up or a partition heals each node
+sends ``presence-all``, every available session it holds. The receiver delivers what changed to its
+local contacts and keeps the peer's sessions per resource, so a user signing in here gets its
+contacts' current presence (RFC 6121 §4.2.3) even after this node served nobody for a while (failed
+over); when the peer goes away with its users, the contacts here hear them go unavailable.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +28,6 @@ from mock_server.xmpp.sessions import SessionTable
 
 __all__ = ["PeerAddress", "PeerSide"]
 
-_FROM_RE = re.compile(rb"""\sfrom=(['"])([^'"]+)\1""")
-_UNAVAILABLE_RE = re.compile(rb"""\stype=(['"])unavailable\1""")
 
 
 def _xml_attr(text: str) -> str:
@@ -66,7 +69,7 @@ class PeerSide:
         self.peer_name = peer_name
         self._on_srm = on_srm
         self._serving_node_name = serving_node_name
-        self.link = PeerLink(self._on_frame)
+        self.link = PeerLink(self._on_frame, on_up=self._send_all_presence)
         self.address: PeerAddress | None = None
         self._remote_presence: dict[str, dict[str, bytes]] = {}  # bare JID -> full JID -> stanza
 
@@ -97,6 +100,17 @@ class PeerSide:
         self.link.send({"t": "stanza", "to": to_jid, "xml": stanza.decode()})
         return True
 
+    def publish_presence(self, full_jid: str, stanza: bytes, available: bool) -> None:
+        """A local session's broadcast presence changed (or it ended): tell the peer now (dropped
+        while the link is down: ``presence-all`` resends the truth when it is back)."""
+        self.link.send({"t": "presence", "jid": full_jid, "xml": stanza.decode(), "available": available},
+                       keep_while_away=False)
+
+    def _send_all_presence(self) -> None:
+        items = {s.info.full_jid: s.presence.decode() for s in self.sessions
+                 if s.info is not None and s.presence is not None}
+        self.link.send({"t": "presence-all", "items": items}, keep_while_away=False)
+
     # -- the peer's users' presence --------------------------------------------------------------
     def presence_of_contacts(self, user: str) -> list[bytes]:
         """The last available presence of each resource of ``user``'s contacts that the peer serves."""
@@ -111,13 +125,37 @@ class PeerSide:
         cached presence becomes unavailable for the local contacts (RFC 6121 §4.5.2 on the
         server's behalf) and is dropped."""
         cached, self._remote_presence = self._remote_presence, {}
-        domain = self.config.domain
-        for bare, resources in cached.items():
-            user = bare.split("@", 1)[0]
+        for resources in cached.values():
             for full in resources:
-                gone = f"<presence type='unavailable' from='{_xml_attr(full)}'/>".encode()
-                for contact in self.users.contacts_of(user):
-                    self.sessions.deliver_available(f"{contact}@{domain}", gone)
+                self._to_contacts(full, _unavailable(full))
+
+    def _to_contacts(self, full_jid: str, stanza: bytes) -> None:
+        """Write a peer user's presence to its roster contacts available here."""
+        domain = self.config.domain
+        for contact in self.users.contacts_of(full_jid.split("@", 1)[0]):
+            self.sessions.deliver_available(f"{contact}@{domain}", stanza)
+
+    def _on_presence(self, full_jid: str, xml: bytes, available: bool) -> None:
+        bare = full_jid.split("/", 1)[0].lower()
+        if available:
+            self._remote_presence.setdefault(bare, {})[full_jid] = xml
+        else:
+            resources = self._remote_presence.get(bare, {})
+            resources.pop(full_jid, None)
+            if not resources:
+                self._remote_presence.pop(bare, None)
+        self._to_contacts(full_jid, xml)
+
+    def _on_all_presence(self, items: dict[str, bytes]) -> None:
+        """The peer's whole view: what this node missed is delivered as a change."""
+        old = {full: xml for resources in self._remote_presence.values() for full, xml in resources.items()}
+        self._remote_presence = {}
+        for full, xml in items.items():
+            self._remote_presence.setdefault(full.split("/", 1)[0].lower(), {})[full] = xml
+            if old.get(full) != xml:
+                self._to_contacts(full, xml)
+        for full in old.keys() - items.keys():
+            self._to_contacts(full, _unavailable(full))
 
     # -- in --------------------------------------------------------------------------------------
     def _on_frame(self, frame: dict[str, Any]) -> None:
@@ -130,25 +168,18 @@ class PeerSide:
         elif kind == "stanza":
             xml = str(frame["xml"]).encode()
             to = str(frame["to"])
-            if xml.startswith(b"<presence"):
-                self._note_presence(xml)
+            if xml.startswith(b"<presence"):  # directed presence
                 self.sessions.deliver_available(to.split("/")[0], xml)
             else:
                 self.sessions.deliver(to, xml)
+        elif kind == "presence":
+            self._on_presence(str(frame["jid"]), str(frame["xml"]).encode(), bool(frame["available"]))
+        elif kind == "presence-all":
+            items = frame["items"]
+            if isinstance(items, dict):
+                self._on_all_presence({str(k): str(v).encode() for k, v in items.items()})
 
-    def _note_presence(self, xml: bytes) -> None:
-        """Cache the last available presence of each resource served by the peer (RFC 6121
-        §4.2.3: a user logging in here gets its contacts' current presence)."""
-        m = _FROM_RE.search(xml)
-        if m is None:
-            return
-        full = m.group(2).decode()
-        bare = full.split("/", 1)[0].lower()
-        head = xml.split(b">", 1)[0]
-        if _UNAVAILABLE_RE.search(head):
-            resources = self._remote_presence.get(bare, {})
-            resources.pop(full, None)
-            if not resources:
-                self._remote_presence.pop(bare, None)
-        elif b"type=" not in head:
-            self._remote_presence.setdefault(bare, {})[full] = xml
+
+def _unavailable(full_jid: str) -> bytes:
+    """The unavailable presence the server writes on a session's behalf (RFC 6121 §4.5.2)."""
+    return f"<presence type='unavailable' from='{_xml_attr(full_jid)}'/>".encode()

@@ -42,7 +42,10 @@ def make_self_signed(hostnames: Sequence[str]) -> SelfSignedCert:
 
     Raises:
         ValueError: no host name given.
+        TypeError: one string instead of a sequence of names (it would name one host per letter).
     """
+    if isinstance(hostnames, str):
+        raise TypeError("hostnames must be a sequence of names, not one string")
     if not hostnames:
         raise ValueError("at least one host name is needed")
     key = ec.generate_private_key(ec.SECP256R1())

@@ -193,6 +193,12 @@ class XmppBackend(Protocol):
         the user after its initial presence (RFC 6121 §4.2.3, the server's presence probes)."""
         ...
 
+    def presence_changed(self, session: SessionInfo, stanza: bytes, available: bool) -> None:
+        """A local session broadcast presence (``available``) or went unavailable (its stanza, or
+        the one the server wrote when the session ended): the contacts served elsewhere must hear
+        it, and the peer node must know it even when none of them is connected there now."""
+        ...
+
 
 def _check_secret(expected: str | None, given: str) -> bool:
     if expected is None:
@@ -231,6 +237,7 @@ class LocalBackend:
     xmpp_port: int = 5222
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
     routed: deque[tuple[str, bytes]] = field(default_factory=lambda: deque(maxlen=1000))
+    published: deque[tuple[str, bytes, bool]] = field(default_factory=lambda: deque(maxlen=1000))
 
     def hostname_hints(self) -> list[str]:
         """This node, then the peer if any."""
@@ -280,6 +287,10 @@ class LocalBackend:
     def presence_of_contacts(self, user: str) -> list[bytes]:
         """No contacts are served elsewhere."""
         return []
+
+    def presence_changed(self, session: SessionInfo, stanza: bytes, available: bool) -> None:
+        """No peer: record it (last 1,000 kept in ``published``)."""
+        self.published.append((session.full_jid, stanza, available))
 
     @classmethod
     def with_users(

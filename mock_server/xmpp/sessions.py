@@ -4,8 +4,9 @@ A session is one bound resource: ``user@domain/resource``, held by one connectio
 registers a session when its resource is bound (an older session with the same full JID gets
 ``conflict``, RFC 6120 §7.7.2.2) and drops it when the session ends, telling the user's contacts it
 is unavailable (RFC 6121 §4.6). It delivers stanzas to local sessions by full or bare JID, broadcasts
-presence to contacts and to the user's other resources, and routes a stanza to a local session or
-else to the node's backend (a user served by the peer node).
+presence to contacts here and to the user's other resources (and tells the backend once, for the
+peer node), and routes a stanza to a local session or else to the node's backend (a user served by
+the peer node).
 
 Nothing here does I/O: a session is anything with :class:`Session`'s members (the connection,
 ``xmpp.connection.C2sConnection``, in the mock); writing to it is the session's business.
@@ -96,7 +97,7 @@ class SessionTable(Generic[S]):
         if session.presence is not None:
             session.presence = None
             gone = f"<presence type='unavailable' from='{attr_escape(info.full_jid)}'/>".encode()
-            self.send_to_contacts(info.user, gone)
+            self.presence_to_contacts(info, gone, available=False)
         self.backend.session_ended(info)
 
     # -- delivery --------------------------------------------------------------------------------
@@ -130,12 +131,13 @@ class SessionTable(Generic[S]):
             session.write(stanza)
         return len(targets)
 
-    def send_to_contacts(self, user: str, stanza: bytes) -> None:
-        """Write to each roster contact of ``user`` that is available here, else hand the stanza to
-        the backend (a contact served by the peer node)."""
-        for item in self.backend.roster(user):
-            if self.deliver_available(item.jid, stanza) == 0:
-                self.backend.route(item.jid, stanza)
+    def presence_to_contacts(self, info: SessionInfo, stanza: bytes, *, available: bool) -> None:
+        """A session's broadcast presence (or its end): written to each roster contact available
+        here, and told once to the backend, which keeps the peer node's view of this node's users
+        (``XmppBackend.presence_changed``) whoever is connected there."""
+        for item in self.backend.roster(info.user):
+            self.deliver_available(item.jid, stanza)
+        self.backend.presence_changed(info, stanza, available)
 
     def broadcast(self, session: S, event: PresenceBroadcast) -> None:
         """Presence without ``to`` from ``session``: RFC 6121 §4.2.2 (initial), §4.4.2 (update),
@@ -145,7 +147,7 @@ class SessionTable(Generic[S]):
         assert info is not None
         user = info.user
         session.presence = event.stanza if event.available else None
-        self.send_to_contacts(user, event.stanza)
+        self.presence_to_contacts(info, event.stanza, available=event.available)
         for other in self._by_bare.get(info.bare_jid, {}).values():
             if other is not session and other.presence is not None:
                 other.write(event.stanza)
