@@ -46,7 +46,9 @@ def drill(name: str, upper: float, args: argparse.Namespace, out_root: Path) -> 
            "--soap-timeout", f"{args.soap_timeout:g}", "--seed", str(args.seed), "--out", str(out)]
     print("$", " ".join(cmd[1:]), flush=True)
     t0 = time.monotonic()
-    subprocess.run(cmd, cwd=ROOT, check=False, stdout=subprocess.DEVNULL, timeout=args.timeout)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out_root / f"{name}.log").open("wb") as log:
+        subprocess.run(cmd, cwd=ROOT, check=False, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     print(f"  {name}: upper {upper:g} s, verdict {summary['verdict']}, {time.monotonic() - t0:.0f} s wall")
     return summary
