@@ -1,8 +1,10 @@
 """Run data across Locust processes: client records, generator health, ``run.json``.
 
-Each process's clients write their records (``runtime.RunDataSink`` API) into a :class:`QueueSink`
-from the asyncio loop thread; one greenlet pumps the queue every ``PUMP_INTERVAL_S``: a local
-runner writes ``client_events.jsonl`` itself, a worker sends batches to the master with Locust's
+Each process's clients write their records (``rundata.RunDataSink`` API) into a :class:`QueueSink`
+from the asyncio loop thread; at ``--record-detail summary`` the steady-state requests are aggregated
+there, per second, before they travel (``rundata.aggregate``). One greenlet pumps the queue every
+``PUMP_INTERVAL_S``: a local runner writes ``client_events.jsonl`` itself (rotated into gzip segments
+at ``--record-rotate-mb``: ``rundata.segments``), a worker sends batches to the master with Locust's
 custom messages (``jabberemu_records``), and the master writes them, so the master's run directory
 is whole even across machines. Generator health (CPU %, event-loop lateness and stalls, garbage
 collection, RSS: ``report.health``) travels the same way
@@ -38,6 +40,7 @@ from jabberemu.rundata import (
     RotatingJsonlWriter,
     RunDataSink,
 )
+from jabberemu.rundata.segments import ROTATE_BYTES
 
 __all__ = ["QueueSink", "RunCollector", "HealthWatch", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG",
            "WARN_EVERY_S"]
@@ -158,10 +161,12 @@ class RunCollector:
         health: callable returning this process's health over the last second: ``cpu_percent``,
             ``loop_lag_ms``, ``stalled_ms``, ``gc_ms``, ``gc_max_ms`` (``report.health``).
         cpu_warn, loop_lag_warn_ms: thresholds of :class:`HealthWatch` (checked where samples land).
+        rotate_bytes: rotate the run-data files at this size into gzip segments (None: never).
     """
 
     def __init__(self, environment: Any, sink: QueueSink, run_dir: Path, health: Any, *,
-                 cpu_warn: float = 85.0, loop_lag_warn_ms: float = 50.0, rotate_bytes: int | None = None) -> None:
+                 cpu_warn: float = 85.0, loop_lag_warn_ms: float = 50.0,
+                 rotate_bytes: int | None = ROTATE_BYTES) -> None:
         self.environment = environment
         self.sink = sink
         self.run_dir = run_dir
@@ -282,8 +287,6 @@ class RunCollector:
         self._gen_file.flush()
 
     def _writer(self, name: str, buffer_bytes: int) -> RotatingJsonlWriter:
-        if self.rotate_bytes is None:
-            return RotatingJsonlWriter(self.run_dir, name, buffer_bytes=buffer_bytes)
         return RotatingJsonlWriter(self.run_dir, name, rotate_bytes=self.rotate_bytes, buffer_bytes=buffer_bytes)
 
     # -- run.json ------------------------------------------------------------------------------

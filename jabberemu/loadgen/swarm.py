@@ -42,6 +42,7 @@ from jabberemu.loadgen.schedule import check_plan
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
+from jabberemu.rundata import DetailLevel
 from jabberemu.runtime import Runtime
 
 __all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver",
@@ -184,8 +185,10 @@ class Swarm:
         self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
         runner = environment.runner
+        self.sink.detail = DetailLevel(opts.record_detail)
         self.collector = RunCollector(environment, self.sink, self.run_dir, self.health,
-                                      cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms)
+                                      cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms,
+                                      rotate_bytes=int(opts.record_rotate_mb * (1 << 20)) or None)
         self.collector.start()
         self.workers.worker_id = self.collector.worker_id  # after a --processes fork: this pid
         self.workers.register(environment, self.run_dir, int(opts.user_offset or 0))
@@ -261,7 +264,8 @@ class Swarm:
 
         runner = environment.runner
         if self._is_worker():
-            self.workers.finish_worker(self.collector.pump if self.collector else lambda: None)
+            collector = self.collector
+            self.workers.finish_worker((lambda: collector.pump(final=True)) if collector else lambda: None)
             return
         if isinstance(runner, MasterRunner):
             self.workers.drain(runner)
@@ -482,6 +486,7 @@ class Swarm:
             "max_login_wait_s": opts.max_login_wait,
             "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,
+            "record_detail": opts.record_detail,
             "actions": [
                 {k: a[k] for k in ("ts", "action", "node", "status", "error") if a.get(k) is not None}
                 for a in DRILL.done

@@ -192,6 +192,8 @@ VALUES: dict[str, tuple[str, object]] = {
     "assignment": ("active-standby", "active-standby"),
     "prometheus_port": ("9464", 9464),
     "prometheus_host": ("127.0.0.2", "127.0.0.2"),
+    "record_detail": ("full", "full"),
+    "record_rotate_mb": ("8", 8.0),
 }
 
 _PARSE = """
