@@ -68,7 +68,9 @@ __all__ = [
     "SERVER_EVENTS_FILE",
     "SERVER_METRICS_FILE",
     "load_run",
+    "load_locust_stats",
     "load_run_info",
+    "parse_record",
     "read_jsonl",
 ]
 
@@ -144,13 +146,16 @@ def load_run_info(path: Path) -> RunInfo:
         raise RunDataError(path, str(exc)) from exc
 
 
-def read_jsonl(run_dir: Path, name: str, warnings: list[str]) -> Iterator[tuple[Path, int, _Obj]]:
+def read_jsonl(run_dir: Path, name: str, warnings: list[str], *,
+               prefilter: str | None = None) -> Iterator[tuple[Path, int, _Obj]]:
     """Yield (segment, line number, object) of every segment of ``name``; a missing file is a warning.
 
+    Args:
+        prefilter: parse only the lines holding this text (a cheap first cut).
     Raises:
         RunDataError: a bad line other than the last one of the last segment (file and line named).
     """
-    reader = JsonlReader(run_dir, name, warnings)
+    reader = JsonlReader(run_dir, name, warnings, prefilter=prefilter)
     if not reader.exists:
         warnings.append(f"{name} missing: its part of the report is empty")
         return
@@ -161,7 +166,8 @@ def read_jsonl(run_dir: Path, name: str, warnings: list[str]) -> Iterator[tuple[
         raise RunDataError(exc.path, exc.message, line=exc.line) from exc
 
 
-def _parse(path: Path, line: int, parser: Callable[[_Obj], T], obj: _Obj) -> T:
+def parse_record(path: Path, line: int, parser: Callable[[_Obj], T], obj: _Obj) -> T:
+    """``parser(obj)``, its schema errors raised as :class:`RunDataError` naming file and line."""
     try:
         return parser(obj)
     except (SchemaError, ValueError, TypeError) as exc:
@@ -178,7 +184,7 @@ def _load_client_events(run_dir: Path, data: RunData) -> None:
     unknown: dict[str, int] = {}
     lists = {cls: getattr(data, attr) for cls, attr in _CLIENT_LISTS.items()}
     for path, line, obj in read_jsonl(run_dir, CLIENT_EVENTS_FILE, data.warnings):
-        record = _parse(path, line, decode_client_record, obj)
+        record = parse_record(path, line, decode_client_record, obj)
         if record is None:
             kind = str(obj.get("type"))
             unknown[kind] = unknown.get(kind, 0) + 1
@@ -214,11 +220,11 @@ def load_run(run_dir: Path | str) -> RunData:
     data = RunData(run_dir=run_dir, info=info)
     _load_client_events(run_dir, data)
     for path, line, obj in read_jsonl(run_dir, SERVER_EVENTS_FILE, data.warnings):
-        data.server_events.append(_parse(path, line, ServerEvent.from_wire, obj))
+        data.server_events.append(parse_record(path, line, ServerEvent.from_wire, obj))
     for path, line, obj in read_jsonl(run_dir, SERVER_METRICS_FILE, data.warnings):
-        data.server_metrics.extend(_parse(path, line, metric_rows, obj))
+        data.server_metrics.extend(parse_record(path, line, metric_rows, obj))
     for path, line, obj in read_jsonl(run_dir, GENERATOR_FILE, data.warnings):
-        data.generator.append(_parse(path, line, GeneratorSample.from_wire, obj))
+        data.generator.append(parse_record(path, line, GeneratorSample.from_wire, obj))
     load_locust_stats(run_dir, data)
     for name in ("states", "ha_events", "waits", "requests", "request_summaries", "connected", "ends",
                  "server_events", "server_metrics", "generator"):

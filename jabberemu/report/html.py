@@ -12,17 +12,20 @@ and generator health.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 from jabberemu.report import plots
 from jabberemu.report.analysis import NO_END_RECORD, Analysis
+from jabberemu.report.prediction import WavePrediction
+from jabberemu.report.storm import WaveStorm
 from jabberemu.report.health import SATURATED_SHARE, STALL_MS
 from jabberemu.report.records import RunData
 from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, CheckStatus, Verdict, VerdictResult
 from jabberemu.report.waves import Wave
 
-__all__ = ["REPORT_FILE", "render_html"]
+__all__ = ["REPORT_FILE", "WaveFigures", "render_html", "wave_figures"]
 
 REPORT_FILE = "report.html"
 
@@ -209,8 +212,28 @@ def _generator(analysis: Analysis) -> str:
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class WaveFigures:
+    """The PNGs of one wave (rendered while its arrays are at hand: the streaming report drops them)."""
+
+    wave: bytes
+    storm: bytes | None
+    waits: bytes
+
+
+def wave_figures(wave: Wave, storm: WaveStorm | None, prediction: WavePrediction | None, *, capacity: float | None,
+                 margin_s: float, max_login_wait_s: float) -> WaveFigures:
+    """Render one wave's three figures (re-logins per second, servers, waits and recovery)."""
+    return WaveFigures(
+        wave=plots.wave_png(wave, capacity),
+        storm=plots.storm_png(wave, storm, capacity, max_login_wait_s, prediction)
+        if storm is not None and storm.nodes else None,
+        waits=plots.waits_png(wave, margin_s, prediction))
+
+
 def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, capacity: float | None,
-                margin_s: float, max_login_wait_s: float = DEFAULT_MAX_LOGIN_WAIT_S) -> str:
+                margin_s: float, max_login_wait_s: float = DEFAULT_MAX_LOGIN_WAIT_S,
+                figures: Mapping[int, WaveFigures] | None = None) -> str:
     """Render the report page.
 
     Args:
@@ -220,9 +243,18 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
         capacity: declared capacity used by the verdict (logins/s per node) or None.
         margin_s: recovery margin used by the verdict (s).
         max_login_wait_s: bound on a wave's p99 CPA login wait used by the verdict (s).
+        figures: each wave's figures already rendered (``report.stream``); the others are rendered
+            here from the analysis.
     Returns:
         The HTML document (UTF-8 text, no external resource).
     """
+    storms_by_wave = {s.wave: s for s in analysis.storms}
+    predictions_by_wave = dict(zip((w.index for w in analysis.waves), analysis.predictions))
+    rendered: dict[int, WaveFigures] = dict(figures or {})
+    for w in analysis.waves:
+        if w.index not in rendered:
+            rendered[w.index] = wave_figures(w, storms_by_wave.get(w.index), predictions_by_wave.get(w.index),
+                                             capacity=capacity, margin_s=margin_s, max_login_wait_s=max_login_wait_s)
     info = data.info
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>jabberemu report {escape(info.run_id)}: {result.verdict.value}</title>"
@@ -250,7 +282,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "dashed line is the rate the limits predict, N / (upper − lower); the red line is the declared "
                  "server capacity. Bars above the red line are a login storm.</p>")
     for w in analysis.waves:
-        parts.append(_img(plots.wave_png(w, capacity), f"wave {w.index + 1}"))
+        parts.append(_img(rendered[w.index].wave, f"wave {w.index + 1}"))
     parts.append("<h2>3. What each wave did to the servers and to its clients</h2><p class='muted'>A re-login "
                  "is a CPA login: the expensive step the limits throttle. Demand: CPA logins of the wave's clients "
                  "arriving at a node's login admission per second (attempts refused before it, by a node whose "
@@ -265,16 +297,14 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "when it lies in the model's p5–p95 band or within 5% of its median; the shaded bands in the "
                  "figures below are the model's.</p>")
     parts.append(_prediction_table(analysis))
-    waves = {w.index: w for w in analysis.waves}
-    predictions = dict(zip((w.index for w in analysis.waves), analysis.predictions))
     for s in analysis.storms:
-        if s.nodes:
-            parts.append(_img(plots.storm_png(waves[s.wave], s, capacity, max_login_wait_s, predictions.get(s.wave)),
-                              f"servers during wave {s.wave + 1}"))
+        png = rendered[s.wave].storm
+        if png is not None:
+            parts.append(_img(png, f"servers during wave {s.wave + 1}"))
     parts.append("<h2>4. Drawn waits and time to recover</h2>")
     for w in analysis.waves:
         parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1}: {escape(_moved(w))}, {w.clients} clients</h3>")
-        parts.append(_img(plots.waits_png(w, margin_s, predictions.get(w.index)), f"waits {w.index + 1}"))
+        parts.append(_img(rendered[w.index].waits, f"waits {w.index + 1}"))
     parts.append("<h2>5. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
                  "from samples that have a response time (locustio/locust#3472); samples without one are "
                  "counted, not averaged in.</p>")

@@ -31,7 +31,7 @@ from jabberemu.report.waves import HaKind, Wave
 from jabberemu.rundata.histogram import LatencyHistogram
 
 __all__ = ["EXACT_SAMPLES", "PERCENTILES", "LatencyAccumulator", "LatencyRow", "Phase", "PhaseSpan",
-           "latency_table", "phase_of", "phase_spans"]
+           "latency_table", "phase_of", "phase_spans", "spans_of"]
 
 #: A latency row keeps its exact samples (8 bytes each) up to this many; then only its histogram.
 EXACT_SAMPLES = 250_000
@@ -88,12 +88,17 @@ def phase_spans(data: RunData, waves: Sequence[Wave]) -> list[PhaseSpan]:
     Returns:
         Spans; a time in none of them is ``steady``; where spans overlap, the first listed wins.
     """
+    return spans_of(waves, [c.ts for c in data.connected if not c.relogin], data.info.started_ts)
+
+
+def spans_of(waves: Sequence[Wave], first_logins_ts: Sequence[float], started_ts: float) -> list[PhaseSpan]:
+    """:func:`phase_spans` from the waves and the times (epoch s) of the first logins completed."""
     spans = [PhaseSpan(phase=Phase.FALLBACK if w.kind is HaKind.FALLBACK else Phase.FAILOVER,
                        start_s=w.at_s, end_s=max(w.at_s, w.end_s)) for w in waves]
-    first_wave_ts = data.info.started_ts + waves[0].at_s if waves else float("inf")
-    initial = [c.ts for c in data.connected if not c.relogin and c.ts < first_wave_ts]
+    first_wave_ts = started_ts + waves[0].at_s if waves else float("inf")
+    initial = [ts for ts in first_logins_ts if ts < first_wave_ts]
     if initial:
-        spans.append(PhaseSpan(phase=Phase.INITIAL_LOGIN, start_s=0.0, end_s=max(0.0, data.t(max(initial)))))
+        spans.append(PhaseSpan(phase=Phase.INITIAL_LOGIN, start_s=0.0, end_s=max(0.0, max(initial) - started_ts)))
     return spans
 
 

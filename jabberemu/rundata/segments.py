@@ -148,12 +148,14 @@ class JsonlReader:
         run_dir: the run directory.
         name: the live file's name.
         warnings: what was tolerated is appended here, in words fit for the report.
+        prefilter: only lines holding this text are parsed (the others are skipped unread).
     """
 
-    def __init__(self, run_dir: Path | str, name: str, warnings: list[str]) -> None:
+    def __init__(self, run_dir: Path | str, name: str, warnings: list[str], *, prefilter: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
         self.warnings = warnings
+        self.prefilter = prefilter
         self.paths = segment_paths(self.run_dir, name)
 
     @property
@@ -171,7 +173,10 @@ class JsonlReader:
         cut = False
         try:
             with _open_text(path) as fh:
+                prefilter = self.prefilter
                 for lineno, text in enumerate(fh, 1):
+                    if prefilter is not None and prefilter not in text:
+                        continue
                     if not text.strip():
                         continue
                     if pending is not None:
