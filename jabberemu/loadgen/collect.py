@@ -210,14 +210,16 @@ class RunCollector:
             self._greenlet = gevent.spawn(self._pump_forever)
 
     def stop(self) -> None:
-        """Pump what is left and close the files."""
+        """Pump what is left and close the files; ``client_events.jsonl`` is compressed into its last
+        segment unless rotation is off (``--record-rotate-mb 0``)."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
             self._greenlet = None
         self.pump(final=True)
-        for f in (self._events_file, self._gen_file):
-            if f is not None:
-                f.close()
+        if self._events_file is not None:  # the run is over: its client records end compressed
+            self._events_file.close(compress=self.rotate_bytes is not None)
+        if self._gen_file is not None:
+            self._gen_file.close()
         self._events_file = self._gen_file = None
 
     # -- pumping -------------------------------------------------------------------------------

@@ -39,11 +39,13 @@ from jabberemu.loadgen.options import (
 )
 from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan
+from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
 from jabberemu.rundata import DetailLevel
 from jabberemu.runtime import Runtime
+from jabberemu.serverpoll import mock_parameters
 
 __all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver",
            "detect_assignment"]
@@ -135,6 +137,9 @@ class Swarm:
         self.assignment = Assignment.BALANCED
         self.sink = QueueSink()
         self.collector: RunCollector | None = None
+        self.server_data: ServerDataCollector | None = None
+        self.server_parameters: dict[str, Any] | None = None
+        """The mock's SRM parameters per node (``/api/parameters``): the re-login limits it hands out."""
         self.run_dir = Path("reports")
         self.run_id = ""
         self.started_ts: float | None = None
@@ -190,6 +195,11 @@ class Swarm:
                                       cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms,
                                       rotate_bytes=int(opts.record_rotate_mb * (1 << 20)) or None)
         self.collector.start()
+        self.server_data = ServerDataCollector(self.target.admin_url, self.run_dir,
+                                               rotate_bytes=self.collector.rotate_bytes)
+        self.server_data.start(environment)
+        if not isinstance(runner, WorkerRunner):
+            self.server_parameters = mock_parameters(self.target.admin_url)
         self.workers.worker_id = self.collector.worker_id  # after a --processes fork: this pid
         self.workers.register(environment, self.run_dir, int(opts.user_offset or 0))
         self.prometheus.configure(environment, opts)
@@ -296,6 +306,8 @@ class Swarm:
         self.bridge.stop(5.0)  # fires the last measurements into Locust's statistics
         if self.collector is not None:
             self.collector.stop()
+        if self.server_data is not None:
+            self.server_data.stop()
         opts = environment.parsed_options
         if opts is not None and getattr(opts, "csv_prefix", None) and not self._is_worker():
             from locust.stats import CSV_STATS_INTERVAL_SEC
@@ -487,6 +499,7 @@ class Swarm:
             "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,
             "record_detail": opts.record_detail,
+            "server_parameters": self.server_parameters,
             "actions": [
                 {k: a[k] for k in ("ts", "action", "node", "status", "error") if a.get(k) is not None}
                 for a in DRILL.done

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 
 from jabberemu.report.health import GeneratorHealth, generator_health
+from jabberemu.report.limits import LimitsSeen, limits_of
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
 from jabberemu.report.prediction import WavePrediction, predict
 from jabberemu.report.records import (
@@ -100,6 +101,7 @@ class Analysis:
     generator: GeneratorHealth
     duration_s: float
     readiness: Readiness
+    limits: LimitsSeen | None = None
 
 
 class AccountBuilder:
@@ -240,4 +242,5 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
         latency=latency_table(data, spans),
         accounting=builder.accounting(), generator=health,
         duration_s=max(0.0, data.t(data.last_ts)), readiness=builder.readiness(),
+        limits=limits_of(data.waits, data.info),
     )

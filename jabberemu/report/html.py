@@ -21,7 +21,7 @@ from jabberemu.report.analysis import NO_END_RECORD, Analysis
 from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.storm import WaveStorm
 from jabberemu.report.health import SATURATED_SHARE, STALL_MS
-from jabberemu.report.records import RunData
+from jabberemu.report.records import RunData, RunInfo
 from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, CheckStatus, Verdict, VerdictResult
 from jabberemu.report.waves import Wave
 
@@ -231,6 +231,12 @@ def wave_figures(wave: Wave, storm: WaveStorm | None, prediction: WavePrediction
         waits=plots.waits_png(wave, margin_s, prediction))
 
 
+def _limits_label(analysis: Analysis, info: RunInfo) -> str:
+    if analysis.limits is not None:
+        return analysis.limits.label
+    return f"{_num(info.lower_s, '{:g}')}–{_num(info.upper_s, '{:g}')} s (client defaults)"
+
+
 def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, capacity: float | None,
                 margin_s: float, max_login_wait_s: float = DEFAULT_MAX_LOGIN_WAIT_S,
                 figures: Mapping[int, WaveFigures] | None = None) -> str:
@@ -261,7 +267,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
              f"<style>{_CSS}</style></head><body>",
              f"<h1>jabberemu HA drill report — run {escape(info.run_id)}</h1>",
              f"<p class='muted'>{info.clients if info.clients is not None else '?'} clients planned · "
-             f"re-login limits {_num(info.lower_s, '{:g}')}–{_num(info.upper_s, '{:g}')} s · declared capacity "
+             f"re-login limits {escape(_limits_label(analysis, info))} · declared capacity "
              f"{_num(capacity, '{:g}') + ' logins/s per node' if capacity is not None else 'none'} · "
              f"recovery margin {margin_s:g} s · duration {analysis.duration_s:.1f} s · "
              f"times are seconds since the start of the load</p>",
@@ -293,7 +299,8 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
         parts.append(_storm_table(analysis))
     parts.append("<h3>Predicted and measured</h3><p class='muted'>The one model of a re-login wave "
                  "(docs/login-model.md; <code>jabberemu plan</code> uses it too), run on each wave's clients, limits, "
-                 "the node's login model and the clients' SOAP timeout, over 200 seeded replicas. A figure agrees "
+                 "the node's login model and the clients' SOAP timeout, over 200 seeded replicas (fewer, at least "
+                 "50, for a wave of more than 2,000 clients). A figure agrees "
                  "when it lies in the model's p5–p95 band or within 5% of its median; the shaded bands in the "
                  "figures below are the model's.</p>")
     parts.append(_prediction_table(analysis))

@@ -42,12 +42,15 @@ from jabberemu.report.records import (
     ConnectedRecord,
     EndRecord,
     GeneratorSample,
+    HaEventRecord,
     RequestRecord,
     RequestSummaryRecord,
     RunData,
     ServerEvent,
     StateRecord,
+    WaitRecord,
 )
+from jabberemu.report.limits import LimitsBuilder
 from jabberemu.report.series import SeriesBuilder, markers_of
 from jabberemu.report.serverstore import KEPT_KEYS, ServerMetricStore
 from jabberemu.report.waves import DEFAULT_GAP_S, DEFAULT_SKEW_S
@@ -83,25 +86,32 @@ class StreamStats:
     server_rows: int = 0
 
 
+_RANK: dict[type[Any], int] = {ConnectedRecord: 0, HaEventRecord: 1}
+
+
 class _Reorder:
-    """Release items in (ts, seq) order once the newest ts seen is ``window_s`` past them."""
+    """Release items in (ts, rank, seq) order once the newest ts seen is ``window_s`` past them.
+
+    ``rank`` orders records of one instant as the in-memory path reads them: a ``connected``
+    before an ``ha_event`` (a session up at that instant counts before the event), the
+    ``ha_event`` before the rest (its wait and states at that instant belong to its wave)."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self._fifo: deque[tuple[float, int, Any]] = deque()  # arrived in order
-        self._heap: list[tuple[float, int, Any]] = []  # arrived out of order
+        self._fifo: deque[tuple[float, int, int, Any]] = deque()  # arrived in order
+        self._heap: list[tuple[float, int, int, Any]] = []  # arrived out of order
         self._newest = -math.inf
         self.released_ts = -math.inf
         self.late = 0
         self.peak = 0
 
-    def push(self, ts: float, seq: int, item: Any) -> Iterator[Any]:
+    def push(self, ts: float, rank: int, seq: int, item: Any) -> Iterator[Any]:
         if ts < self.released_ts:  # later than the window: used where it comes
             self.late += 1
             yield item
             return
-        entry = (ts, seq, item)
-        if not self._fifo or (ts, seq) >= self._fifo[-1][:2]:
+        entry = (ts, rank, seq, item)
+        if not self._fifo or (ts, rank, seq) >= self._fifo[-1][:3]:
             self._fifo.append(entry)
         else:
             heapq.heappush(self._heap, entry)
@@ -114,14 +124,14 @@ class _Reorder:
     def _release(self, before: float) -> Iterator[Any]:
         fifo, heap = self._fifo, self._heap
         while True:
-            if fifo and (not heap or fifo[0][:2] <= heap[0][:2]):
+            if fifo and (not heap or fifo[0][:3] <= heap[0][:3]):
                 if fifo[0][0] >= before:
                     return
-                ts, _, item = fifo.popleft()
+                ts, _, _, item = fifo.popleft()
             elif heap:
                 if heap[0][0] >= before:
                     return
-                ts, _, item = heapq.heappop(heap)
+                ts, _, _, item = heapq.heappop(heap)
             else:
                 return
             self.released_ts = ts
@@ -153,7 +163,7 @@ def client_records(run_dir: Path, warnings: list[str], stats: StreamStats, *,
             unknown[kind] = unknown.get(kind, 0) + 1
             continue
         stats.records += 1
-        yield from reorder.push(rec.ts, seq, rec)
+        yield from reorder.push(rec.ts, _RANK.get(type(rec), 2), seq, rec)
     yield from reorder.drain()
     stats.late_records += reorder.late
     stats.peak_buffered = max(stats.peak_buffered, reorder.peak)
@@ -205,6 +215,7 @@ def analyze_run(run_dir: Path | str, *, gap_s: float = DEFAULT_GAP_S, recovery_m
     series = SeriesBuilder(t0)
     waves = WaveStream(info, actions, gap_s=gap_s, skew_s=DEFAULT_SKEW_S, margin_s=margin, server=store,
                        on_wave=on_wave, run_dir=run_dir)
+    limits = LimitsBuilder()
     first_logins: list[float] = []
     gave_up: set[str] = set()
     latest = t0
@@ -219,6 +230,8 @@ def analyze_run(run_dir: Path | str, *, gap_s: float = DEFAULT_GAP_S, recovery_m
                 first_logins.append(rec.ts)
         elif isinstance(rec, EndRecord) and rec.state == "GAVE_UP":
             gave_up.add(rec.client)
+        elif isinstance(rec, WaitRecord):
+            limits.add(rec)
         waves.add(rec)
     for records in (data.server_events, data.generator):
         if records:
@@ -258,7 +271,7 @@ def analyze_run(run_dir: Path | str, *, gap_s: float = DEFAULT_GAP_S, recovery_m
         series=series.build(last_ts, markers_of(actions, data.server_events, t0), server),
         waves=wave_list, storms=[m.storm for m in measured], predictions=[m.prediction for m in measured],
         spans=spans, latency=latency.rows(), accounting=account.accounting(), generator=health,
-        duration_s=max(0.0, last_ts - t0), readiness=account.readiness(),
+        duration_s=max(0.0, last_ts - t0), readiness=account.readiness(), limits=limits.result(info),
     )
     logger.debug("streamed %s: %d records, %d late, peak buffer %d, peak open wave parts %d", run_dir,
                  stats.records, stats.late_records, stats.peak_buffered, stats.peak_open_parts)

@@ -7,6 +7,9 @@ Top-level fields (all always present; ``null`` where not measurable):
   (state -> reason -> clients), ``clients_without_end_record``
 - ``declared_capacity_per_s`` (``run.json`` ``server_login_rate``), ``recovery_margin_s``,
   ``max_login_wait_s``
+- ``relogin_limits``: the limits the run used (``report.limits``): ``lower_s``, ``upper_s``,
+  ``source`` (``waits``: what the clients cached; ``server_parameters``: the mock's; ``client_defaults``),
+  ``waits``, ``by_limits`` (``lower_s``, ``upper_s``, ``count`` per pair seen)
 - ``ha_events``: one object per wave with ``kind`` (failover|fallback), ``node`` (named by the
   admin action), ``from_node`` (the node that dropped the sessions), ``at_s``,
   ``lower_s``, ``upper_s``, ``clients``, ``recovered``, ``predicted_peak_rate`` (clients/s),
@@ -135,6 +138,14 @@ def _prediction(p: WavePrediction | None) -> dict[str, Any]:
     }
 
 
+def _limits(analysis: Analysis) -> dict[str, Any] | None:
+    lim = analysis.limits
+    if lim is None:
+        return None
+    return {"lower_s": lim.lower_s, "upper_s": lim.upper_s, "source": lim.source.name.lower(), "waits": lim.waits,
+            "by_limits": [{"lower_s": lo, "upper_s": up, "count": n} for (lo, up), n in lim.by_limits.items()]}
+
+
 def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
                  capacity: float | None, margin_s: float, max_login_wait_s: float | None = None) -> Summary:
     """Assemble the summary.
@@ -181,6 +192,7 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "clients_without_end_record": acc.without_end_record,
         "declared_capacity_per_s": capacity, "recovery_margin_s": margin_s,
         "max_login_wait_s": max_login_wait_s,
+        "relogin_limits": _limits(analysis),
         "ha_events": waves, "latency": latency,
         "generator": {"stall_share": gen.stall_share, "wave_stall_share": gen.wave_stall_share,
                       "stalled_s": gen.stalled_s, "description": gen.describe(),

@@ -114,11 +114,17 @@ class RotatingJsonlWriter:
         if self._file is not None:
             self._file.flush()
 
-    def close(self) -> None:
-        """Flush and close (idempotent); the live segment stays uncompressed."""
+    def close(self, *, compress: bool = False) -> None:
+        """Flush and close (idempotent).
+
+        Args:
+            compress: also compress the live segment into the next numbered one (the run is over).
+        """
         if self._file is not None:
             self._file.close()
             self._file = None
+        if compress:
+            self.rotate()
 
 
 class BadLineError(ValueError):

@@ -251,11 +251,10 @@ class ReadmeSession:
     def _check_locust_run(self, index: int, outcome: Outcome) -> None:
         """Every Locust user signed in once and ended, as the run data says."""
         run_dir = self.workdir / f"runs/cmd{index}"
-        files = sorted(run_dir.glob("client_events*.jsonl"))
-        if not files:
+        events = read_jsonl(run_dir / "client_events.jsonl")
+        if not events:
             outcome.problems.append(f"no client_events.jsonl in {run_dir}")
             return
-        events = [e for f in files for e in read_jsonl(f)]
         connected = {e["client"] for e in events if e["type"] == "connected"}
         ended = {e["client"] for e in events if e["type"] == "end"}
         users = int(_option(self.commands[index], "-u") or 0) if _as_written(self.commands[index]) else LOCUST_USERS
