@@ -9,7 +9,11 @@ state with the reason ``no end record``; so clients started = sum of clients by 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 from jabberemu.report.health import GeneratorHealth, generator_health
@@ -22,12 +26,16 @@ from jabberemu.report.records import (
     EndRecord,
     RequestSummaryRecord,
     RunData,
+    ServerMetric,
     StateRecord,
 )
+from jabberemu.report.soak import SoakBuilder, SoakSeries
 from jabberemu.rundata.records import ClientRecord
 from jabberemu.report.series import Series, build_series
 from jabberemu.report.storm import WaveStorm, storms
 from jabberemu.report.waves import DEFAULT_GAP_S, Wave, find_waves
+
+FloatArray = NDArray[np.float64]
 
 __all__ = [
     "NO_END_RECORD",
@@ -38,6 +46,8 @@ __all__ = [
     "Readiness",
     "account",
     "analyze",
+    "mock_processes",
+    "soak_of",
     "readiness",
 ]
 
@@ -102,6 +112,8 @@ class Analysis:
     duration_s: float
     readiness: Readiness
     limits: LimitsSeen | None = None
+    soak: SoakSeries | None = None
+    ready_s: float | None = None
 
 
 class AccountBuilder:
@@ -219,6 +231,28 @@ def _ready_s(data: RunData) -> float | None:
     return _builder(data).ready_s()
 
 
+def mock_processes(rows: Iterable[ServerMetric]) -> dict[str, tuple[FloatArray, FloatArray, FloatArray | None]]:
+    """node -> (epoch times, RSS bytes, CPU %) of the mock's process rows (``serverpoll``)."""
+    out: dict[str, tuple[list[float], list[float], list[float]]] = defaultdict(lambda: ([], [], []))
+    for r in rows:
+        if "rss_bytes" in r.values:
+            ts, rss, cpu = out[r.node]
+            ts.append(r.ts)
+            rss.append(r.values["rss_bytes"])
+            cpu.append(r.values.get("cpu_percent", float("nan")))
+    return {n: (np.asarray(t), np.asarray(r), np.asarray(c)) for n, (t, r, c) in sorted(out.items())}
+
+
+def soak_of(data: RunData) -> SoakSeries:
+    """The per-minute soak series of a loaded run."""
+    builder = SoakBuilder(data.info.started_ts)
+    for r in data.requests:
+        builder.add(r)
+    for s in data.request_summaries:
+        builder.add_summary(s)
+    return builder.build(max(0.0, data.t(data.last_ts)), data.generator, mock_processes(data.server_metrics))
+
+
 def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: float | None = None) -> Analysis:
     """Analyse a loaded run.
 
@@ -242,5 +276,5 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
         latency=latency_table(data, spans),
         accounting=builder.accounting(), generator=health,
         duration_s=max(0.0, data.t(data.last_ts)), readiness=builder.readiness(),
-        limits=limits_of(data.waits, data.info),
+        limits=limits_of(data.waits, data.info), soak=soak_of(data), ready_s=builder.ready_s(),
     )

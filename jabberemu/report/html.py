@@ -1,5 +1,9 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no script).
 
+A soak (a run of 20 minutes or more, or started as one) gets a "Soak at a glance" section after the
+waves' table: its drift checks and one figure of the whole run per minute (``report.soakplots``),
+with links to each wave's own figures.
+
 Layout: verdict banner with reasons (and a PARTIAL RUN banner), then (1) timeline of logins and
 sessions per node with admin actions and SRM state changes, (2) each re-login wave against the
 predicted rate and the declared capacity, (3) what each wave did to the servers (demand vs served
@@ -22,6 +26,8 @@ from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.storm import WaveStorm
 from jabberemu.report.health import SATURATED_SHARE, STALL_MS
 from jabberemu.report.records import RunData, RunInfo
+from jabberemu.report.checks import CheckName
+from jabberemu.report.soakplots import soak_png
 from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, CheckStatus, Verdict, VerdictResult
 from jabberemu.report.waves import Wave
 
@@ -231,6 +237,28 @@ def wave_figures(wave: Wave, storm: WaveStorm | None, prediction: WavePrediction
         waits=plots.waits_png(wave, margin_s, prediction))
 
 
+SOAK_VIEW_S = 1200.0
+"""Runs at least this long (or started as a soak) get the soak section (our choice: 20 minutes)."""
+
+
+def _soak_section(analysis: Analysis, result: VerdictResult) -> str:
+    drift = [c for c in result.checks if c.name in (CheckName.DRIFT_LATENCY, CheckName.DRIFT_GENERATOR_RSS,
+                                                    CheckName.DRIFT_MOCK_RSS)]
+    rows, classes = [], []
+    for c in drift:
+        rows.append([escape(c.status.value.upper()), escape(c.message)])
+        classes.append("fail" if c.status in (CheckStatus.FAIL, CheckStatus.INCONCLUSIVE) else "")
+    table = _table(["drift", "check"], rows, left=2, row_class=classes) if rows else \
+        "<p class='muted'>No drift check: the run is too short for one and was not started as a soak.</p>"
+    links = " · ".join(f"<a href='#wave-{w.index + 1}'>#{w.index + 1} {escape(w.kind.value)} at "
+                       f"{w.at_s / 3600:.2f} h</a>" for w in analysis.waves)
+    return ("<h2>Soak at a glance</h2><p class='muted'>One point per minute over the whole run; each drill "
+            "action is a red dashed line, each re-login wave shaded; the dash-dotted lines are the drift checks' "
+            "least-squares trends after warm-up (report.drift).</p>" + table
+            + _img(soak_png(analysis), "soak at a glance")
+            + (f"<p>Zoom into a wave: {links}</p>" if links else ""))
+
+
 def _limits_label(analysis: Analysis, info: RunInfo) -> str:
     if analysis.limits is not None:
         return analysis.limits.label
@@ -274,6 +302,8 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
              _banner(data, result)]
     parts.append("<h2>HA events at a glance</h2>")
     parts.append(_wave_table(analysis, capacity) if analysis.waves else "<p>No HA event in this run.</p>")
+    if analysis.soak is not None and (analysis.duration_s >= SOAK_VIEW_S or info.extra.get("soak")):
+        parts.append(_soak_section(analysis, result))
     parts.append("<h2>1. Timeline</h2><p class='muted'>Red dashed lines: admin actions; dotted grey lines: "
                  "SRM state changes; shaded: re-login waves (orange failover, blue fallback).</p>")
     parts.append(_img(plots.timeline_png(analysis, info, capacity), "timeline"))
@@ -288,7 +318,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "dashed line is the rate the limits predict, N / (upper − lower); the red line is the declared "
                  "server capacity. Bars above the red line are a login storm.</p>")
     for w in analysis.waves:
-        parts.append(_img(rendered[w.index].wave, f"wave {w.index + 1}"))
+        parts.append(f"<a id='wave-{w.index + 1}'></a>" + _img(rendered[w.index].wave, f"wave {w.index + 1}"))
     parts.append("<h2>3. What each wave did to the servers and to its clients</h2><p class='muted'>A re-login "
                  "is a CPA login: the expensive step the limits throttle. Demand: CPA logins of the wave's clients "
                  "arriving at a node's login admission per second (attempts refused before it, by a node whose "

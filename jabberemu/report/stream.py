@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from jabberemu.report.analysis import AccountBuilder, Analysis
 from jabberemu.report.data import (
     load_locust_stats,
@@ -52,6 +55,7 @@ from jabberemu.report.records import (
 )
 from jabberemu.report.limits import LimitsBuilder
 from jabberemu.report.series import SeriesBuilder, markers_of
+from jabberemu.report.soak import SoakBuilder
 from jabberemu.report.serverstore import KEPT_KEYS, ServerMetricStore
 from jabberemu.report.waves import DEFAULT_GAP_S, DEFAULT_SKEW_S
 from jabberemu.report.wavestream import WaveCallback, WaveStream
@@ -67,6 +71,8 @@ from jabberemu.rundata.records import ClientRecord, decode_client_record, metric
 __all__ = ["REORDER_S", "StreamStats", "analyze_run", "client_records"]
 
 logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
 
 REORDER_S = 60.0
 """Records are put back in time order within this many seconds; a later one is used where it comes."""
@@ -173,6 +179,17 @@ def client_records(run_dir: Path, warnings: list[str], stats: StreamStats, *,
             warnings.append(f"{CLIENT_EVENTS_FILE}: {count} records of unknown type {kind!r} ignored")
 
 
+def _mock_processes(store: ServerMetricStore) -> dict[str, tuple[FloatArray, FloatArray, FloatArray | None]]:
+    out: dict[str, tuple[FloatArray, FloatArray, FloatArray | None]] = {}
+    for node in store.nodes:
+        rss = store.series(node, "rss_bytes")
+        if rss is None:
+            continue
+        cpu = store.series(node, "cpu_percent")
+        out[node] = (rss[0], rss[1], cpu[1] if cpu is not None and cpu[1].size == rss[1].size else None)
+    return out
+
+
 def analyze_run(run_dir: Path | str, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: float | None = None,
                 on_wave: WaveCallback | None = None) -> tuple[RunData, Analysis, StreamStats]:
     """Analyse a run directory in bounded memory (module docstring).
@@ -244,11 +261,14 @@ def analyze_run(run_dir: Path | str, *, gap_s: float = DEFAULT_GAP_S, recovery_m
     # pass 2: latency per phase
     spans = spans_of(wave_list, first_logins, t0)
     latency = LatencyAccumulator(spans, t0)
+    soak = SoakBuilder(t0)
     for rec in client_records(run_dir, [], StreamStats(), prefilter=b"request"):
         if isinstance(rec, RequestRecord):
             latency.add(rec)
+            soak.add(rec)
         elif isinstance(rec, RequestSummaryRecord):
             latency.add_summary(rec)
+            soak.add_summary(rec)
 
     if info.partial:
         data.warnings.insert(0, "partial run: the run was stopped before its end; numbers cover what was recorded")
@@ -272,6 +292,7 @@ def analyze_run(run_dir: Path | str, *, gap_s: float = DEFAULT_GAP_S, recovery_m
         waves=wave_list, storms=[m.storm for m in measured], predictions=[m.prediction for m in measured],
         spans=spans, latency=latency.rows(), accounting=account.accounting(), generator=health,
         duration_s=max(0.0, last_ts - t0), readiness=account.readiness(), limits=limits.result(info),
+        soak=soak.build(max(0.0, last_ts - t0), data.generator, _mock_processes(store)), ready_s=ready_s,
     )
     logger.debug("streamed %s: %d records, %d late, peak buffer %d, peak open wave parts %d", run_dir,
                  stats.records, stats.late_records, stats.peak_buffered, stats.peak_open_parts)

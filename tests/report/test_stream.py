@@ -117,3 +117,20 @@ def test_records_out_of_order_in_rotated_segments_give_the_same_summary(tmp_path
     a = build_report(shuffled, out_dir=tmp_path / "a", html=False).data
     b = build_report(run, out_dir=tmp_path / "b", html=False, stream=False).data
     _assert_same(a, b)
+
+
+@pytest.mark.parametrize(("growth", "verdict", "status"), [(0.0, "PASS", "pass"), (0.03, "FAIL", "fail")])
+def test_a_soak_report_shows_the_whole_run_and_judges_its_drift(growth: float, verdict: str, status: str,
+                                                                tmp_path: Path) -> None:
+    run = tmp_path / "soak"
+    write_soak(run, hours=1.5, clients=100, drill_every_s=900.0, lower_s=5.0, upper_s=30.0, ramp_per_s=50.0,
+               detail="summary", seed=2, rotate_bytes=1 << 20, rss_growth_per_h=growth)
+    summary = build_report(run)
+    assert summary.data["soak"]["drift_judged"] is True and summary.verdict.value == verdict
+    drift = {c["name"]: c for c in summary.data["checks"] if c["name"].startswith(("latency p99", "generator RSS"))}
+    assert drift["generator RSS stays flat (slope per hour after warm-up)"]["status"] == status
+    assert drift["latency p99 does not creep up (slope per hour after warm-up)"]["status"] == "pass"
+    page = (run / "report.html").read_text()
+    assert "Soak at a glance" in page and 'alt="soak at a glance"' in page
+    waves = len(summary.data["ha_events"])
+    assert waves >= 5 and all(f"href='#wave-{i}'" in page and f"id='wave-{i}'" in page for i in range(1, waves + 1))
