@@ -40,7 +40,7 @@ OPTION_NAMES = (
     "drill",
     "run_dir", "server_login_rate", "max_login_wait", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
     "fail_on_verdict", "report", "assignment", "prometheus_port", "prometheus_host", "record_detail",
-    "record_rotate_mb",
+    "record_rotate_mb", "drill_every", "drill_node",
 )
 
 
@@ -104,6 +104,12 @@ def add_options(parser: Any) -> None:
                    help="actions on the load clock, comma separated ACTION@SECONDS: failover:NODE, fallback:NODE, "
                    "service-stop:NODE:SERVICE, service-start:NODE:SERVICE, kill:NODE, restart:NODE, partition, "
                    "heal, recover, mark:TEXT (record only: an operator action on a real pair), stop")
+    d.add_argument("--drill-every", env_var="JABBEREMU_DRILL_EVERY", type=float, default=0.0,
+                   help="soak: fail node 1 (--drill-node) over every S seconds after every client is signed in, "
+                   "fall it back S seconds later, and so on until -t (needs -t; each wave gets S seconds; the run "
+                   "is judged as a soak: drift checks). Default 0 = off")
+    d.add_argument("--drill-node", env_var="JABBEREMU_DRILL_NODE", default="",
+                   help="the node --drill-every fails over (default: the pair's first node)")
     d.add_argument("--run-dir", env_var="JABBEREMU_RUN_DIR", default="",
                    help="where run data and the report go (default reports/<run-id>)")
     d.add_argument("--server-login-rate", env_var="JABBEREMU_SERVER_LOGIN_RATE", type=float, default=0.0,
@@ -303,6 +309,7 @@ _NUMBERS: tuple[tuple[str, str, str, float, bool, str], ...] = (
     ("loop_lag_warn_ms", "--loop-lag-warn-ms", "ms", 0.0, False, " (0 = warn always)"),
     ("cpu_warn", "--cpu-warn", "% CPU", 0.0, False, " (0 = warn always)"),
     ("record_rotate_mb", "--record-rotate-mb", "MiB", 0.0, False, " (0 = never)"),
+    ("drill_every", "--drill-every", "s", 0.0, False, " (0 = off)"),
 )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from jabberemu.errors import ConfigError
 
-__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan"]
+__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan", "soak_schedule"]
 
 
 class ActionKind(enum.Enum):
@@ -168,6 +168,45 @@ def check_plan(actions: tuple[DrillAction, ...], *, node_names: tuple[str, ...],
                             f"(-t {run_time_s:g}s): clients still waiting then make the verdict INCONCLUSIVE; give -t "
                             "at least that")
     return errors, warnings
+
+
+def soak_schedule(*, every_s: float, node: str, run_time_s: float | None, ramp_s: float,
+                  settle_s: float) -> tuple[list[str], list[str]]:
+    """A soak's drill: a failover of ``node`` ``every_s`` seconds after every client is signed in,
+    its fallback ``every_s`` later, and so on, alternating, while a wave still settles before the end
+    of the run (``--drill-every``).
+
+    Args:
+        every_s: seconds between two actions (each wave gets this long).
+        node: the node that fails over and falls back (node 1 by default).
+        run_time_s: Locust ``-t`` (required: a soak without an end would drill forever).
+        ramp_s: the sign-in ramp as planned (``-u / -r``): when ``ready`` is expected.
+        settle_s: seconds a wave needs (the upper limit + the recovery margin).
+
+    Returns:
+        ``(--drill items, errors)``: ``failover:NODE@ready+T`` / ``fallback:NODE@ready+T`` items, an
+        even number of them so that the pair ends Normal | Normal (our choice: a soak ends as it
+        started); errors in the option's terms (no ``-t``, a period shorter than a wave, no room).
+    """
+    if every_s <= 0:
+        return [], []
+    if run_time_s is None:
+        return [], [f"--drill-every {every_s:g}: a soak needs -t (its drills repeat until the run ends)"]
+    if every_s < settle_s:
+        return [], [f"--drill-every ({every_s:g} s) must give each wave its window: at least the upper limit + the "
+                    f"recovery margin = {settle_s:g} s"]
+    items: list[str] = []
+    k = 1
+    while ramp_s + k * every_s + settle_s <= run_time_s and k <= 100_000:
+        items.append(f"{'failover' if k % 2 else 'fallback'}:{node}@ready+{k * every_s:g}")
+        k += 1
+    if len(items) % 2:
+        items.pop()  # end on a fallback
+    if not items:
+        return [], [f"--drill-every {every_s:g}: no failover and fallback fit in -t {run_time_s:g}s after the "
+                    f"ramp ({ramp_s:g} s) with {settle_s:g} s per wave; give -t at least "
+                    f"{ramp_s + 2 * every_s + settle_s:g}s"]
+    return items, []
 
 
 def admin_call(action: DrillAction) -> tuple[str, str, dict[str, object] | None] | None:

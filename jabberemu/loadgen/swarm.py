@@ -38,7 +38,7 @@ from jabberemu.loadgen.options import (
     target_from_options,
 )
 from jabberemu.loadgen.prometheus import PrometheusExporter
-from jabberemu.loadgen.schedule import check_plan
+from jabberemu.loadgen.schedule import check_plan, soak_schedule
 from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
@@ -180,7 +180,7 @@ class Swarm:
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
         self.stall_ms = float(opts.loop_lag_warn_ms)
-        DRILL.configure(opts.drill or "", self.target.admin_url)
+        DRILL.configure(self._drill_text(opts), self.target.admin_url)
         self._check_drill(opts)
         assignment = Assignment(opts.assignment)
         self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
@@ -351,6 +351,27 @@ class Swarm:
             return mock
         return {"rate_per_s": declared} if declared is not None else mock
 
+    def _drill_text(self, opts: Any) -> str:
+        """``--drill`` plus the soak's repeated failover/fallback (``--drill-every``).
+
+        Raises:
+            ConfigError: the soak does not fit (no ``-t``, a period shorter than a wave, no room).
+        """
+        assert self.target is not None and self.settings is not None
+        every = float(opts.drill_every or 0.0)
+        if every <= 0:
+            return str(opts.drill or "")
+        run_time = getattr(opts, "run_time", None)
+        upper = mock_upper_limit(self.target.admin_url) if not self._is_worker() else None
+        node = opts.drill_node or self.target.pair.nodes[0].name
+        items, errors = soak_schedule(
+            every_s=every, node=node, run_time_s=float(run_time) if run_time else None,
+            ramp_s=float(opts.num_users or 0) / float(opts.spawn_rate or 1.0),
+            settle_s=(upper if upper is not None else self.settings.default_limits.upper_s) + float(opts.recovery_margin))
+        if errors:
+            raise ConfigError("; ".join(errors), field="drill_every")
+        return ",".join([t for t in (opts.drill or "").split(",") if t.strip()] + items)
+
     def _check_drill(self, opts: Any) -> None:
         """Refuse a drill the target cannot run (unknown node, action after ``-t``); warn about waves
         the end of the run would cut (their verdict would be INCONCLUSIVE).
@@ -499,6 +520,8 @@ class Swarm:
             "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,
             "record_detail": opts.record_detail,
+            "soak": bool(opts.drill_every),
+            "drill_every_s": opts.drill_every or None,
             "server_parameters": self.server_parameters,
             "actions": [
                 {k: a[k] for k in ("ts", "action", "node", "status", "error") if a.get(k) is not None}
