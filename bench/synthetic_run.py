@@ -59,7 +59,7 @@ _LOG_G = math.log(GROWTH)
 class _Writer:
     """Client records of one time chunk, sorted then written (records leave in time order)."""
 
-    def __init__(self, run_dir: Path, rotate_bytes: int) -> None:
+    def __init__(self, run_dir: Path, rotate_bytes: int | None) -> None:
         self.events = RotatingJsonlWriter(run_dir, CLIENT_EVENTS_FILE, rotate_bytes=rotate_bytes)
         self.pending: list[tuple[float, int, dict[str, Any]]] = []
         self.seq = 0
@@ -149,7 +149,7 @@ def _relogin(w: _Writer, rng: np.random.Generator, ha: float, c: str, src: str, 
 
 
 def _activity(w: _Writer, rng: np.random.Generator, lo_s: int, hi_s: int, connected: dict[str, int],
-              detail: str, message_every_s: float, ping_every_s: float) -> None:
+              detail: str, message_every_s: float, ping_every_s: float, clients: int) -> None:
     """Steady-state pings and message latencies of seconds [lo_s, hi_s): per-second summaries (or
     one record per request at full detail)."""
     for name, every, mu in (("ping", ping_every_s, 0.7), ("message-latency", message_every_s, 1.1)):
@@ -161,8 +161,9 @@ def _activity(w: _Writer, rng: np.random.Generator, lo_s: int, hi_s: int, connec
             seconds = np.repeat(np.arange(lo_s, hi_s), counts)
             if detail == "full":
                 offs = rng.uniform(0, 1, values.size)
-                for s, off, v in zip(seconds.tolist(), offs.tolist(), values.tolist()):
-                    _req(w, STARTED_TS + s + off, "user-any", "xmpp", name, node, v)
+                who = rng.integers(1, clients + 1, values.size)
+                for s, off, v, c in zip(seconds.tolist(), offs.tolist(), values.tolist(), who.tolist()):
+                    _req(w, STARTED_TS + s + off, f"user{c:05d}", "xmpp", name, node, v)
                 continue
             buckets = np.ceil(np.log(values) / _LOG_G - 1e-12).astype(np.int64)
             keys = (seconds - lo_s) * 100_000 + (buckets + 50_000)
@@ -184,7 +185,7 @@ def _activity(w: _Writer, rng: np.random.Generator, lo_s: int, hi_s: int, connec
 
 
 def write_run(out: Path, *, hours: float, clients: int, drill_every_s: float, lower_s: float, upper_s: float,
-              ramp_per_s: float, detail: str, seed: int, rotate_bytes: int, rss_growth_per_h: float = 0.0,
+              ramp_per_s: float, detail: str, seed: int, rotate_bytes: int | None, rss_growth_per_h: float = 0.0,
               message_every_s: float = 45.0, ping_every_s: float = 60.0) -> dict[str, Any]:
     """Write the run directory; returns what was written (records, bytes, waves)."""
     rng = np.random.default_rng(seed)
@@ -207,7 +208,7 @@ def write_run(out: Path, *, hours: float, clients: int, drill_every_s: float, lo
     connected = {NODES[0]: len(moved), NODES[1]: clients - len(moved)}
     chunk_lo = 0
     for k, at in enumerate(drills + [float(duration)]):
-        _activity(w, rng, chunk_lo, int(at), dict(connected), detail, message_every_s, ping_every_s)
+        _activity(w, rng, chunk_lo, int(at), dict(connected), detail, message_every_s, ping_every_s, clients)
         chunk_lo = int(at)
         w.flush_until(STARTED_TS + at - upper_s - 60)
         if at >= duration:
@@ -237,7 +238,7 @@ def write_run(out: Path, *, hours: float, clients: int, drill_every_s: float, lo
         w.add(end_ts - 1.0 + float(rng.uniform(0, 0.9)), {"type": "end", "client": u, "state": "LOGGED_OUT",
                                                          "reason": "stop-requested", "detail": None})
     w.close()
-    _server_files(out, rng, duration, drills, clients, rss_growth_per_h)
+    _server_files(out, rng, duration, drills, clients, rss_growth_per_h, rotate_bytes)
     with open(out / SERVER_EVENTS_FILE, "w", encoding="utf-8") as f:
         for e in sorted(server_events, key=lambda e: e["ts"]):
             f.write(json.dumps(e) + "\n")
@@ -254,10 +255,10 @@ def write_run(out: Path, *, hours: float, clients: int, drill_every_s: float, lo
 
 
 def _server_files(out: Path, rng: np.random.Generator, duration: int, drills: list[float], clients: int,
-                  rss_growth_per_h: float) -> None:
+                  rss_growth_per_h: float, rotate_bytes: int | None) -> None:
     """The mock's node metrics (one row per node and second, its ~40 keys) and generator samples."""
-    metrics = RotatingJsonlWriter(out, SERVER_METRICS_FILE)
-    gen = RotatingJsonlWriter(out, GENERATOR_FILE)
+    metrics = RotatingJsonlWriter(out, SERVER_METRICS_FILE, rotate_bytes=rotate_bytes)
+    gen = RotatingJsonlWriter(out, GENERATOR_FILE, rotate_bytes=rotate_bytes)
     xmpp_keys = ["xmpp_connections", "xmpp_streams", "xmpp_auth_ok", "xmpp_auth_failed", "xmpp_stanzas_in",
                  "xmpp_stanzas_out", "xmpp_messages", "xmpp_presences", "xmpp_pings", "xmpp_bytes_in",
                  "xmpp_bytes_out", "xmpp_stream_errors", "xmpp_connections_active", "xmpp_tls_active"]
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upper", type=float, default=537.0)
     p.add_argument("--ramp", type=float, default=50.0, help="sign-ins per second")
     p.add_argument("--detail", choices=("summary", "full"), default="summary")
-    p.add_argument("--rotate-mb", type=float, default=32.0)
+    p.add_argument("--rotate-mb", type=float, default=32.0, help="0 = one plain file (readable by older loaders)")
     p.add_argument("--rss-growth", type=float, default=0.0, help="generator RSS growth per hour (0.03 = 3 %%/h)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="run directory (default: a temporary one, removed)")
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     written = write_run(out, hours=args.hours, clients=args.clients, drill_every_s=args.drill_every,
                         lower_s=args.lower, upper_s=args.upper, ramp_per_s=args.ramp, detail=args.detail,
-                        seed=args.seed, rotate_bytes=int(args.rotate_mb * 2**20), rss_growth_per_h=args.rss_growth)
+                        seed=args.seed, rotate_bytes=int(args.rotate_mb * 2**20) or None,
+                        rss_growth_per_h=args.rss_growth)
     written["write_s"] = round(time.monotonic() - t0, 1)
     client_hours = args.clients * args.hours
     result: dict[str, Any] = {
