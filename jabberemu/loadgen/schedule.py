@@ -14,10 +14,11 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from jabberemu.errors import ConfigError
 
-__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan", "soak_schedule"]
+__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan", "soak_drill", "soak_schedule"]
 
 
 class ActionKind(enum.Enum):
@@ -207,6 +208,31 @@ def soak_schedule(*, every_s: float, node: str, run_time_s: float | None, ramp_s
                     f"ramp ({ramp_s:g} s) with {settle_s:g} s per wave; give -t at least "
                     f"{ramp_s + 2 * every_s + settle_s:g}s"]
     return items, []
+
+
+def soak_drill(opts: Any, *, node: str, upper_s: float) -> str:
+    """``--drill`` with the items of :func:`soak_schedule` for ``--drill-every`` appended.
+
+    Args:
+        opts: the parsed options (``drill``, ``drill_every``, ``run_time``, ``num_users``,
+            ``spawn_rate``, ``recovery_margin``).
+        node: the node that fails over.
+        upper_s: the upper re-login limit the clients will draw from.
+
+    Raises:
+        ConfigError: the soak does not fit (no ``-t``, a period shorter than a wave, no room).
+    """
+    drill = [t for t in str(opts.drill or "").split(",") if t.strip()]
+    every = float(opts.drill_every or 0.0)
+    if every <= 0:
+        return ",".join(drill)
+    run_time = getattr(opts, "run_time", None)
+    items, errors = soak_schedule(every_s=every, node=node, run_time_s=float(run_time) if run_time else None,
+                                  ramp_s=float(opts.num_users or 0) / float(opts.spawn_rate or 1.0),
+                                  settle_s=upper_s + float(opts.recovery_margin))
+    if errors:
+        raise ConfigError("; ".join(errors), field="drill_every")
+    return ",".join(drill + items)
 
 
 def admin_call(action: DrillAction) -> tuple[str, str, dict[str, object] | None] | None:

@@ -38,7 +38,7 @@ from jabberemu.loadgen.options import (
     target_from_options,
 )
 from jabberemu.loadgen.prometheus import PrometheusExporter
-from jabberemu.loadgen.schedule import check_plan, soak_schedule
+from jabberemu.loadgen.schedule import check_plan, soak_drill
 from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
@@ -352,25 +352,11 @@ class Swarm:
         return {"rate_per_s": declared} if declared is not None else mock
 
     def _drill_text(self, opts: Any) -> str:
-        """``--drill`` plus the soak's repeated failover/fallback (``--drill-every``).
-
-        Raises:
-            ConfigError: the soak does not fit (no ``-t``, a period shorter than a wave, no room).
-        """
+        """``--drill`` plus the soak's failovers and fallbacks (``--drill-every``: ``schedule.soak_drill``)."""
         assert self.target is not None and self.settings is not None
-        every = float(opts.drill_every or 0.0)
-        if every <= 0:
-            return str(opts.drill or "")
-        run_time = getattr(opts, "run_time", None)
-        upper = mock_upper_limit(self.target.admin_url) if not self._is_worker() else None
-        node = opts.drill_node or self.target.pair.nodes[0].name
-        items, errors = soak_schedule(
-            every_s=every, node=node, run_time_s=float(run_time) if run_time else None,
-            ramp_s=float(opts.num_users or 0) / float(opts.spawn_rate or 1.0),
-            settle_s=(upper if upper is not None else self.settings.default_limits.upper_s) + float(opts.recovery_margin))
-        if errors:
-            raise ConfigError("; ".join(errors), field="drill_every")
-        return ",".join([t for t in (opts.drill or "").split(",") if t.strip()] + items)
+        upper = mock_upper_limit(self.target.admin_url) if opts.drill_every and not self._is_worker() else None
+        return soak_drill(opts, node=opts.drill_node or self.target.pair.nodes[0].name,
+                          upper_s=upper if upper is not None else self.settings.default_limits.upper_s)
 
     def _check_drill(self, opts: Any) -> None:
         """Refuse a drill the target cannot run (unknown node, action after ``-t``); warn about waves
