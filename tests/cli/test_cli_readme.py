@@ -5,7 +5,7 @@ The commands run in README order, in a scratch directory that links the reposito
 (argparse keeps the last value of a repeated option): drills get few clients and short limits; a
 Locust run with a ``--drill`` and a ``-t`` of at most two minutes runs as written (its own run
 directory aside) and, with ``--report``, must PASS; other Locust runs get ``--headless -u 10 -r 10
--t 8s``, their drill items moved to 2 s, and their own run directory; ``--processes`` runs a loopback
+-t 8s``, their drill items moved to 2 s (a soak's ``--drill-every`` off), and their own run directory; ``--processes`` runs a loopback
 master on a free port, ``--prometheus-port`` gets a free port. The real-pair example gets the hosts, URLs, names and domain of the mock pair
 the README started before it, and a users CSV of that pair's users. ``jabberemu mock`` and
 ``python -m mock_server`` run until their topology file appears and the pair is Normal, stay up for
@@ -196,6 +196,8 @@ class ReadmeSession:
                 drill = _option(argv, "--drill")
                 if drill:
                     argv += ["--drill", _short_drill(drill)]
+                if _option(argv, "--drill-every"):  # a soak's drill needs hours: off in 8 s
+                    argv += ["--drill-every", "0"]
             argv += ["--run-dir", f"runs/cmd{index}"]
             if _option(argv, "--prometheus-port"):
                 argv += ["--prometheus-port", str(_free_port())]
