@@ -8,7 +8,8 @@
    given time to settle (:func:`settle_time`: ``upper + margin``, or longer when the login model
    predicts that the node's queue keeps clients waiting past ``upper``), then stops; the swarm prints
    one progress line a second;
-3. collect the mock's events and metrics beside the clients' run data in ``--out``;
+3. collect the mock's events and metrics beside the clients' run data in ``--out`` (the swarm polls
+   the mock's admin API over the whole run: ``serverpoll``);
 4. build ``report.html`` and ``summary.json`` and print the verdict and the report's path.
 
 Ctrl-C (SIGINT, or SIGTERM) at any point stops the swarm (SIGINT to its process group: the clients log
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from jabberemu.errors import ConfigError
 from jabberemu.mockpair import MockPairProcess
+from jabberemu.serverpoll import ServerPoller
 
 __all__ = ["LOCUSTFILE", "main", "build_parser", "DrillPlan", "Fault", "plan_drill", "FAULTS", "WAVE_GAP_S",
            "topology_problems", "validate"]
@@ -370,8 +372,7 @@ def _mock_args(args: argparse.Namespace, out: Path) -> list[str]:
               "init_heartbeat_timeout_s": args.init_heartbeat_timeout,
               "critical_service_delay_s": args.critical_service_delay, "relogin_lower_s": args.lower,
               "relogin_upper_s": args.upper}
-    cmd = ["--users", str(args.clients), "--seed", str(args.seed), "--events-out", str(out / "server_events.jsonl"),
-           "--log-level", "WARNING"]
+    cmd = ["--users", str(args.clients), "--seed", str(args.seed), "--log-level", "WARNING"]
     for name, value in params.items():
         cmd += ["--param", f"{name}={value:g}"]
     if args.login_rate:
@@ -385,15 +386,24 @@ def _mock_args(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 async def _collect_server_data(pair: MockPairProcess, out: Path) -> dict[str, str]:
-    """Write ``server_metrics.jsonl``; returns the nodes' final SRM states ({} if unknown)."""
+    """The last of the mock's events and metrics (the swarm's poller collected the run's: this poll
+    resumes where it stopped, e.g. when the swarm was killed); returns the nodes' final SRM states
+    ({} if unknown)."""
     states: dict[str, str] = {}
     with contextlib.suppress(Exception):
         states = await pair.states()
-    with contextlib.suppress(Exception):
-        metrics = await pair.admin("GET", "/api/metrics")
-        with open(out / "server_metrics.jsonl", "w", encoding="utf-8") as f:
-            for row in metrics.get("metrics", []):
-                f.write(json.dumps(row) + "\n")
+    admin_url = pair.topology.get("admin_url") if isinstance(pair.topology, dict) else None
+    if admin_url:
+        poller = ServerPoller(str(admin_url), out).resume()
+
+        def final_poll() -> None:
+            try:
+                poller.poll()
+            finally:
+                poller.close(compress=True)
+
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(final_poll)
     return states
 
 

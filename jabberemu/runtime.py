@@ -6,26 +6,21 @@ asyncio loop): one ``ssl.SSLContext`` (a default context per slixmpp client cost
 transport and one :class:`~jabberemu.soap.cpa.CpaClient`, the run seed, a clock, the measurement
 callback, the run-data sink and the :class:`~jabberemu.core.registry.ClientRegistry`.
 
-Run data (docs/ARCHITECTURE.md, "Run data"): :class:`RunDataSink` receives the client records
-``state``, ``ha_event``, ``wait``, ``request``, ``connected``, ``end``, each stamped with ``ts`` (Unix
-epoch seconds), and writes ``client_events.jsonl`` (buffered, flushed on :meth:`RunDataSink.close`)
-or keeps them in memory (tests). Records never carry passwords, session keys or OTPs.
+Run data (docs/ARCHITECTURE.md, "Run data"): the schema, :class:`RunDataSink` and
+:class:`RecordType` live in :mod:`jabberemu.rundata` (re-exported here); records never carry
+passwords, session keys or OTPs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import gc
-import io
-import json
 import logging
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from zeep.wsdl import Document
@@ -34,6 +29,7 @@ from jabberemu.config import ClientSettings, ServerPair
 from jabberemu.core.metrics import Measurement
 from jabberemu.core.registry import ClientRegistry
 from jabberemu.errors import ConfigError
+from jabberemu.rundata import CLIENT_EVENTS_FILE, RecordType, RunDataSink
 from jabberemu.soap.cpa import BUNDLED_WSDL, CpaClient, load_wsdl
 from jabberemu.soap.transport import AiohttpTransport
 
@@ -51,21 +47,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CLIENT_EVENTS_FILE = "client_events.jsonl"
-
 MeasureCallback = Callable[[str, Measurement], None]
 """``callback(client_id, measurement)``; called on the loop thread, must not block."""
-
-
-class RecordType(enum.Enum):
-    """``type`` of a ``client_events.jsonl`` record (docs/ARCHITECTURE.md, "Run data")."""
-
-    STATE = "state"
-    HA_EVENT = "ha_event"
-    WAIT = "wait"
-    REQUEST = "request"
-    CONNECTED = "connected"
-    END = "end"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,57 +62,6 @@ class Clock:
 
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
-
-
-class RunDataSink:
-    """Receives the client records of a run.
-
-    Args:
-        directory: where ``client_events.jsonl`` is written (created if needed); None keeps the
-            records in :attr:`records` (tests).
-        buffer_bytes: write buffer size; the file is flushed when it fills and on :meth:`close`.
-    """
-
-    def __init__(self, directory: Path | str | None = None, *, buffer_bytes: int = 1 << 20) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.path: Path | None = None
-        self._file: io.TextIOWrapper | None = None
-        self.written = 0
-        if directory is not None:
-            path = Path(directory)
-            path.mkdir(parents=True, exist_ok=True)
-            self.path = path / CLIENT_EVENTS_FILE
-            self._file = open(self.path, "a", encoding="utf-8", buffering=buffer_bytes)  # noqa: SIM115
-
-    def emit(self, kind: RecordType, ts: float, **fields: Any) -> None:
-        """Record one event.
-
-        Args:
-            kind: the record type.
-            ts: Unix epoch seconds.
-            fields: the record's other fields (JSON-serialisable; never secrets).
-        """
-        record = {"type": kind.value, "ts": ts, **fields}
-        self.written += 1
-        if self._file is not None:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        else:
-            self.records.append(record)
-
-    def of_type(self, kind: RecordType) -> list[dict[str, Any]]:
-        """In-memory records of one type (empty when writing to a file)."""
-        return [r for r in self.records if r["type"] == kind.value]
-
-    def flush(self) -> None:
-        """Push buffered records to the file."""
-        if self._file is not None:
-            self._file.flush()
-
-    def close(self) -> None:
-        """Flush and close the file (idempotent)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 GC_YOUNG_THRESHOLD = 20_000

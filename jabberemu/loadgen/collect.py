@@ -1,8 +1,10 @@
 """Run data across Locust processes: client records, generator health, ``run.json``.
 
-Each process's clients write their records (``runtime.RunDataSink`` API) into a :class:`QueueSink`
-from the asyncio loop thread; one greenlet pumps the queue every ``PUMP_INTERVAL_S``: a local
-runner writes ``client_events.jsonl`` itself, a worker sends batches to the master with Locust's
+Each process's clients write their records (``rundata.RunDataSink`` API) into a :class:`QueueSink`
+from the asyncio loop thread; at ``--record-detail summary`` the steady-state requests are aggregated
+there, per second, before they travel (``rundata.aggregate``). One greenlet pumps the queue every
+``PUMP_INTERVAL_S``: a local runner writes ``client_events.jsonl`` itself (rotated into gzip segments
+at ``--record-rotate-mb``: ``rundata.segments``), a worker sends batches to the master with Locust's
 custom messages (``jabberemu_records``), and the master writes them, so the master's run directory
 is whole even across machines. Generator health (CPU %, event-loop lateness and stalls, garbage
 collection, RSS: ``report.health``) travels the same way
@@ -24,12 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.monkey
 import psutil
 
 from jabberemu.errors import ConfigError
 from jabberemu.report.health import SATURATED_SHARE, stall_share
-from jabberemu.report.records import GeneratorSample
-from jabberemu.runtime import RecordType, RunDataSink
+from jabberemu.rundata import (
+    CLIENT_EVENTS_FILE,
+    GENERATOR_FILE,
+    RUN_FILE,
+    DetailLevel,
+    GeneratorSample,
+    RotatingJsonlWriter,
+    RunDataSink,
+)
+from jabberemu.rundata.segments import ROTATE_BYTES
 
 __all__ = ["QueueSink", "RunCollector", "HealthWatch", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG",
            "WARN_EVERY_S"]
@@ -39,9 +50,6 @@ logger = logging.getLogger(__name__)
 PUMP_INTERVAL_S = 0.5
 RECORDS_MSG = "jabberemu_records"
 HEALTH_MSG = "jabberemu_health"
-CLIENT_EVENTS_FILE = "client_events.jsonl"
-GENERATOR_FILE = "generator.jsonl"
-RUN_FILE = "run.json"
 WARN_EVERY_S = 10.0
 """At most one saturation warning per worker in this many seconds."""
 LIVE_WINDOW_S = 10.0
@@ -117,15 +125,22 @@ class HealthWatch:
 
 
 class QueueSink(RunDataSink):
-    """A sink that only queues records (``deque.append`` is safe from the loop thread)."""
+    """A sink that only queues records (``deque.append`` is safe from the loop thread).
 
-    def __init__(self) -> None:
-        super().__init__(None)
+    At ``summary`` detail (``--record-detail``) the steady-state requests are aggregated here, in the
+    process that measures them (``rundata.aggregate``); the pump takes the closed seconds. The
+    aggregator's lock is a real OS lock (gevent's patched one serves greenlets of one thread only).
+
+    Args:
+        detail: the record detail level (the in-process default: full).
+    """
+
+    def __init__(self, detail: DetailLevel = DetailLevel.FULL) -> None:
+        super().__init__(None, detail=detail, lock=gevent.monkey.get_original("_thread", "allocate_lock")())
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
 
-    def emit(self, kind: RecordType, ts: float, **fields: Any) -> None:
-        self.written += 1
-        self.queue.append({"type": kind.value, "ts": ts, **fields})
+    def _put(self, record: dict[str, Any]) -> None:
+        self.queue.append(record)
 
     def drain(self, limit: int = 20_000) -> list[dict[str, Any]]:
         """Take up to ``limit`` queued records."""
@@ -146,10 +161,12 @@ class RunCollector:
         health: callable returning this process's health over the last second: ``cpu_percent``,
             ``loop_lag_ms``, ``stalled_ms``, ``gc_ms``, ``gc_max_ms`` (``report.health``).
         cpu_warn, loop_lag_warn_ms: thresholds of :class:`HealthWatch` (checked where samples land).
+        rotate_bytes: rotate the run-data files at this size into gzip segments (None: never).
     """
 
     def __init__(self, environment: Any, sink: QueueSink, run_dir: Path, health: Any, *,
-                 cpu_warn: float = 85.0, loop_lag_warn_ms: float = 50.0) -> None:
+                 cpu_warn: float = 85.0, loop_lag_warn_ms: float = 50.0,
+                 rotate_bytes: int | None = ROTATE_BYTES) -> None:
         self.environment = environment
         self.sink = sink
         self.run_dir = run_dir
@@ -159,8 +176,9 @@ class RunCollector:
         self.health_received: dict[str, float] = {}
         """Worker -> ``time.monotonic()`` when its last health sample arrived here."""
         self.watch = HealthWatch(cpu_warn=cpu_warn, loop_lag_warn_ms=loop_lag_warn_ms)
-        self._events_file: Any = None
-        self._gen_file: Any = None
+        self.rotate_bytes = rotate_bytes
+        self._events_file: RotatingJsonlWriter | None = None
+        self._gen_file: RotatingJsonlWriter | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._last_health = 0.0
         self.worker_id = f"{os.uname().nodename}-{os.getpid()}"
@@ -192,14 +210,16 @@ class RunCollector:
             self._greenlet = gevent.spawn(self._pump_forever)
 
     def stop(self) -> None:
-        """Pump what is left and close the files."""
+        """Pump what is left and close the files; ``client_events.jsonl`` is compressed into its last
+        segment unless rotation is off (``--record-rotate-mb 0``)."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
             self._greenlet = None
-        self.pump()
-        for f in (self._events_file, self._gen_file):
-            if f is not None:
-                f.close()
+        self.pump(final=True)
+        if self._events_file is not None:  # the run is over: its client records end compressed
+            self._events_file.close(compress=self.rotate_bytes is not None)
+        if self._gen_file is not None:
+            self._gen_file.close()
         self._events_file = self._gen_file = None
 
     # -- pumping -------------------------------------------------------------------------------
@@ -212,8 +232,13 @@ class RunCollector:
             except Exception:  # the pump must keep going
                 logger.exception("run data pump failed")
 
-    def pump(self) -> None:
-        """Move queued records (and, once a second, a health sample) to where they belong."""
+    def pump(self, final: bool = False) -> None:
+        """Move queued records (and, once a second, a health sample) to where they belong.
+
+        Args:
+            final: also close the seconds still aggregating (the test is over).
+        """
+        self.sink.take_summaries(None if final else time.time() - 1.0)
         while True:
             batch = self.sink.drain()
             if not batch:
@@ -245,10 +270,10 @@ class RunCollector:
 
     def _write_records(self, batch: list[dict[str, Any]]) -> None:
         if self._events_file is None:
-            self._events_file = open(self.run_dir / CLIENT_EVENTS_FILE, "a", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
+            self._events_file = self._writer(CLIENT_EVENTS_FILE, 1 << 20)
         f = self._events_file
         for rec in batch:
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            f.write(rec)
         f.flush()
         self.records_written += len(batch)
 
@@ -259,9 +284,12 @@ class RunCollector:
         if warning is not None:
             logger.warning("%s", warning)
         if self._gen_file is None:
-            self._gen_file = open(self.run_dir / GENERATOR_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        self._gen_file.write(json.dumps(sample) + "\n")
+            self._gen_file = self._writer(GENERATOR_FILE, 1 << 16)
+        self._gen_file.write(sample)
         self._gen_file.flush()
+
+    def _writer(self, name: str, buffer_bytes: int) -> RotatingJsonlWriter:
+        return RotatingJsonlWriter(self.run_dir, name, rotate_bytes=self.rotate_bytes, buffer_bytes=buffer_bytes)
 
     # -- run.json ------------------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ OPTION_NAMES = (
     "default_upper", "message_rate", "presence_rate", "ping_interval", "ping_timeout", "soap_timeout", "run_seed",
     "drill",
     "run_dir", "server_login_rate", "max_login_wait", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
-    "fail_on_verdict", "report", "assignment", "prometheus_port", "prometheus_host",
+    "fail_on_verdict", "report", "assignment", "prometheus_port", "prometheus_host", "record_detail",
+    "record_rotate_mb", "drill_every", "drill_node",
 )
 
 
@@ -103,6 +104,12 @@ def add_options(parser: Any) -> None:
                    help="actions on the load clock, comma separated ACTION@SECONDS: failover:NODE, fallback:NODE, "
                    "service-stop:NODE:SERVICE, service-start:NODE:SERVICE, kill:NODE, restart:NODE, partition, "
                    "heal, recover, mark:TEXT (record only: an operator action on a real pair), stop")
+    d.add_argument("--drill-every", env_var="JABBEREMU_DRILL_EVERY", type=float, default=0.0,
+                   help="soak: fail node 1 (--drill-node) over every S seconds after every client is signed in, "
+                   "fall it back S seconds later, and so on until -t (needs -t; each wave gets S seconds; the run "
+                   "is judged as a soak: drift checks). Default 0 = off")
+    d.add_argument("--drill-node", env_var="JABBEREMU_DRILL_NODE", default="",
+                   help="the node --drill-every fails over (default: the pair's first node)")
     d.add_argument("--run-dir", env_var="JABBEREMU_RUN_DIR", default="",
                    help="where run data and the report go (default reports/<run-id>)")
     d.add_argument("--server-login-rate", env_var="JABBEREMU_SERVER_LOGIN_RATE", type=float, default=0.0,
@@ -125,6 +132,14 @@ def add_options(parser: Any) -> None:
                    "INCONCLUSIVE), not Locust's 1 for any failed request")
     d.add_argument("--fail-on-verdict", env_var="JABBEREMU_FAIL_ON_VERDICT", action="store_true", default=False,
                    help="with --report: exit code 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE")
+    r = parser.add_argument_group("jabberemu run data")
+    r.add_argument("--record-detail", env_var="JABBEREMU_RECORD_DETAIL", default="summary", choices=("full", "summary"),
+                   help="summary (default): steady-state requests (pings, message latency) counted per second, "
+                   "type, name and node with a latency histogram (percentiles within 1%%); logins, re-logins, "
+                   "waits, states and HA events always whole. full: one record per request")
+    r.add_argument("--record-rotate-mb", env_var="JABBEREMU_RECORD_ROTATE_MB", type=float, default=32.0,
+                   help="rotate each run-data file at this many MiB into a gzip segment (default %(default)s; "
+                   "0 = never)")
     m = parser.add_argument_group("jabberemu live metrics")
     m.add_argument("--prometheus-port", env_var="JABBEREMU_PROMETHEUS_PORT", type=int, default=None,
                    help="serve Prometheus metrics on this port of the master (or local runner); 0 = a free port "
@@ -293,6 +308,8 @@ _NUMBERS: tuple[tuple[str, str, str, float, bool, str], ...] = (
     ("recovery_margin", "--recovery-margin", "s", 0.0, False, ""),
     ("loop_lag_warn_ms", "--loop-lag-warn-ms", "ms", 0.0, False, " (0 = warn always)"),
     ("cpu_warn", "--cpu-warn", "% CPU", 0.0, False, " (0 = warn always)"),
+    ("record_rotate_mb", "--record-rotate-mb", "MiB", 0.0, False, " (0 = never)"),
+    ("drill_every", "--drill-every", "s", 0.0, False, " (0 = off)"),
 )
 
 

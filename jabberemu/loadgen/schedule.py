@@ -14,10 +14,11 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from jabberemu.errors import ConfigError
 
-__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan"]
+__all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan", "soak_drill", "soak_schedule"]
 
 
 class ActionKind(enum.Enum):
@@ -168,6 +169,70 @@ def check_plan(actions: tuple[DrillAction, ...], *, node_names: tuple[str, ...],
                             f"(-t {run_time_s:g}s): clients still waiting then make the verdict INCONCLUSIVE; give -t "
                             "at least that")
     return errors, warnings
+
+
+def soak_schedule(*, every_s: float, node: str, run_time_s: float | None, ramp_s: float,
+                  settle_s: float) -> tuple[list[str], list[str]]:
+    """A soak's drill: a failover of ``node`` ``every_s`` seconds after every client is signed in,
+    its fallback ``every_s`` later, and so on, alternating, while a wave still settles before the end
+    of the run (``--drill-every``).
+
+    Args:
+        every_s: seconds between two actions (each wave gets this long).
+        node: the node that fails over and falls back (node 1 by default).
+        run_time_s: Locust ``-t`` (required: a soak without an end would drill forever).
+        ramp_s: the sign-in ramp as planned (``-u / -r``): when ``ready`` is expected.
+        settle_s: seconds a wave needs (the upper limit + the recovery margin).
+
+    Returns:
+        ``(--drill items, errors)``: ``failover:NODE@ready+T`` / ``fallback:NODE@ready+T`` items, an
+        even number of them so that the pair ends Normal | Normal (our choice: a soak ends as it
+        started); errors in the option's terms (no ``-t``, a period shorter than a wave, no room).
+    """
+    if every_s <= 0:
+        return [], []
+    if run_time_s is None:
+        return [], [f"--drill-every {every_s:g}: a soak needs -t (its drills repeat until the run ends)"]
+    if every_s < settle_s:
+        return [], [f"--drill-every ({every_s:g} s) must give each wave its window: at least the upper limit + the "
+                    f"recovery margin = {settle_s:g} s"]
+    items: list[str] = []
+    k = 1
+    while ramp_s + k * every_s + settle_s <= run_time_s and k <= 100_000:
+        items.append(f"{'failover' if k % 2 else 'fallback'}:{node}@ready+{k * every_s:g}")
+        k += 1
+    if len(items) % 2:
+        items.pop()  # end on a fallback
+    if not items:
+        return [], [f"--drill-every {every_s:g}: no failover and fallback fit in -t {run_time_s:g}s after the "
+                    f"ramp ({ramp_s:g} s) with {settle_s:g} s per wave; give -t at least "
+                    f"{ramp_s + 2 * every_s + settle_s:g}s"]
+    return items, []
+
+
+def soak_drill(opts: Any, *, node: str, upper_s: float) -> str:
+    """``--drill`` with the items of :func:`soak_schedule` for ``--drill-every`` appended.
+
+    Args:
+        opts: the parsed options (``drill``, ``drill_every``, ``run_time``, ``num_users``,
+            ``spawn_rate``, ``recovery_margin``).
+        node: the node that fails over.
+        upper_s: the upper re-login limit the clients will draw from.
+
+    Raises:
+        ConfigError: the soak does not fit (no ``-t``, a period shorter than a wave, no room).
+    """
+    drill = [t for t in str(opts.drill or "").split(",") if t.strip()]
+    every = float(opts.drill_every or 0.0)
+    if every <= 0:
+        return ",".join(drill)
+    run_time = getattr(opts, "run_time", None)
+    items, errors = soak_schedule(every_s=every, node=node, run_time_s=float(run_time) if run_time else None,
+                                  ramp_s=float(opts.num_users or 0) / float(opts.spawn_rate or 1.0),
+                                  settle_s=upper_s + float(opts.recovery_margin))
+    if errors:
+        raise ConfigError("; ".join(errors), field="drill_every")
+    return ",".join(drill + items)
 
 
 def admin_call(action: DrillAction) -> tuple[str, str, dict[str, object] | None] | None:

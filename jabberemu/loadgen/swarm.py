@@ -38,11 +38,14 @@ from jabberemu.loadgen.options import (
     target_from_options,
 )
 from jabberemu.loadgen.prometheus import PrometheusExporter
-from jabberemu.loadgen.schedule import check_plan
+from jabberemu.loadgen.schedule import check_plan, soak_drill
+from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
+from jabberemu.rundata import DetailLevel
 from jabberemu.runtime import Runtime
+from jabberemu.serverpoll import mock_parameters
 
 __all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver",
            "detect_assignment"]
@@ -134,6 +137,9 @@ class Swarm:
         self.assignment = Assignment.BALANCED
         self.sink = QueueSink()
         self.collector: RunCollector | None = None
+        self.server_data: ServerDataCollector | None = None
+        self.server_parameters: dict[str, Any] | None = None
+        """The mock's SRM parameters per node (``/api/parameters``): the re-login limits it hands out."""
         self.run_dir = Path("reports")
         self.run_id = ""
         self.started_ts: float | None = None
@@ -174,7 +180,7 @@ class Swarm:
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
         self.stall_ms = float(opts.loop_lag_warn_ms)
-        DRILL.configure(opts.drill or "", self.target.admin_url)
+        DRILL.configure(self._drill_text(opts), self.target.admin_url)
         self._check_drill(opts)
         assignment = Assignment(opts.assignment)
         self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
@@ -184,9 +190,16 @@ class Swarm:
         self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
         runner = environment.runner
+        self.sink.detail = DetailLevel(opts.record_detail)
         self.collector = RunCollector(environment, self.sink, self.run_dir, self.health,
-                                      cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms)
+                                      cpu_warn=opts.cpu_warn, loop_lag_warn_ms=opts.loop_lag_warn_ms,
+                                      rotate_bytes=int(opts.record_rotate_mb * (1 << 20)) or None)
         self.collector.start()
+        self.server_data = ServerDataCollector(self.target.admin_url, self.run_dir,
+                                               rotate_bytes=self.collector.rotate_bytes)
+        self.server_data.start(environment)
+        if not isinstance(runner, WorkerRunner):
+            self.server_parameters = mock_parameters(self.target.admin_url)
         self.workers.worker_id = self.collector.worker_id  # after a --processes fork: this pid
         self.workers.register(environment, self.run_dir, int(opts.user_offset or 0))
         self.prometheus.configure(environment, opts)
@@ -261,7 +274,8 @@ class Swarm:
 
         runner = environment.runner
         if self._is_worker():
-            self.workers.finish_worker(self.collector.pump if self.collector else lambda: None)
+            collector = self.collector
+            self.workers.finish_worker((lambda: collector.pump(final=True)) if collector else lambda: None)
             return
         if isinstance(runner, MasterRunner):
             self.workers.drain(runner)
@@ -292,6 +306,8 @@ class Swarm:
         self.bridge.stop(5.0)  # fires the last measurements into Locust's statistics
         if self.collector is not None:
             self.collector.stop()
+        if self.server_data is not None:
+            self.server_data.stop()
         opts = environment.parsed_options
         if opts is not None and getattr(opts, "csv_prefix", None) and not self._is_worker():
             from locust.stats import CSV_STATS_INTERVAL_SEC
@@ -334,6 +350,13 @@ class Swarm:
         if mock is not None and (declared is None or mock.get("rate_per_s") == declared):
             return mock
         return {"rate_per_s": declared} if declared is not None else mock
+
+    def _drill_text(self, opts: Any) -> str:
+        """``--drill`` plus the soak's failovers and fallbacks (``--drill-every``: ``schedule.soak_drill``)."""
+        assert self.target is not None and self.settings is not None
+        upper = mock_upper_limit(self.target.admin_url) if opts.drill_every and not self._is_worker() else None
+        return soak_drill(opts, node=opts.drill_node or self.target.pair.nodes[0].name,
+                          upper_s=upper if upper is not None else self.settings.default_limits.upper_s)
 
     def _check_drill(self, opts: Any) -> None:
         """Refuse a drill the target cannot run (unknown node, action after ``-t``); warn about waves
@@ -482,6 +505,10 @@ class Swarm:
             "max_login_wait_s": opts.max_login_wait,
             "soap_timeout_s": settings.timeouts.soap_s,
             "recovery_margin_s": opts.recovery_margin,
+            "record_detail": opts.record_detail,
+            "soak": bool(opts.drill_every),
+            "drill_every_s": opts.drill_every or None,
+            "server_parameters": self.server_parameters,
             "actions": [
                 {k: a[k] for k in ("ts", "action", "node", "status", "error") if a.get(k) is not None}
                 for a in DRILL.done

@@ -9,26 +9,46 @@ state with the reason ``no end record``; so clients started = sum of clients by 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+from numpy.typing import NDArray
 
-from jabberemu.report.failures import FailureRow, failure_table
+
+from jabberemu.report.failures import FailureRow, FailureTable
 from jabberemu.report.health import GeneratorHealth, generator_health
+from jabberemu.report.limits import LimitsSeen, limits_of
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
 from jabberemu.report.prediction import WavePrediction, predict
-from jabberemu.report.records import RunData
+from jabberemu.report.records import (
+    Action,
+    ConnectedRecord,
+    EndRecord,
+    RequestSummaryRecord,
+    RunData,
+    ServerMetric,
+    StateRecord,
+)
+from jabberemu.report.soak import SoakBuilder, SoakSeries
+from jabberemu.rundata.records import ClientRecord
 from jabberemu.report.series import Series, build_series
 from jabberemu.report.storm import WaveStorm, storms
 from jabberemu.report.waves import DEFAULT_GAP_S, Wave, find_waves
 
+FloatArray = NDArray[np.float64]
+
 __all__ = [
     "NO_END_RECORD",
+    "AccountBuilder",
     "Accounting",
     "Analysis",
     "GeneratorHealth",
     "Readiness",
     "account",
     "analyze",
+    "mock_processes",
+    "soak_of",
     "readiness",
 ]
 
@@ -93,6 +113,106 @@ class Analysis:
     duration_s: float
     readiness: Readiness
     failures: list[FailureRow] = field(default_factory=list)
+    limits: LimitsSeen | None = None
+    soak: SoakSeries | None = None
+    ready_s: float | None = None
+
+
+class AccountBuilder:
+    """Accounting and readiness fed one client record at a time (memory: a few entries per client).
+
+    Args:
+        clients_planned: ``run.json`` ``clients``.
+        first_action: the first admin action that moves sessions (readiness counts up to it), or None.
+        started_ts: the run's start (epoch s).
+    """
+
+    def __init__(self, clients_planned: int | None, first_action: Action | None, started_ts: float) -> None:
+        self.clients_planned = clients_planned
+        self.first_action = first_action
+        self.t0 = started_ts
+        self.limit = first_action.ts if first_action is not None else float("inf")
+        self.clients: set[str] = set()
+        self._final: dict[str, tuple[str, str]] = {}
+        self._last_state: dict[str, str] = {}
+        self._signed: set[str] = set()
+        self._gave_up_detail: dict[str, str | None] = {}
+        self._early_ends: list[EndRecord] = []
+        self._first_connected: dict[str, float] = {}
+
+    def add(self, rec: ClientRecord) -> None:
+        """One client record (``request_summary`` records carry no client and are skipped)."""
+        if isinstance(rec, RequestSummaryRecord):
+            return
+        self.clients.add(rec.client)
+        if isinstance(rec, EndRecord):
+            self._final[rec.client] = (rec.state, rec.reason or "unspecified")
+            if rec.ts <= self.limit:
+                self._early_ends.append(rec)
+        elif isinstance(rec, StateRecord):
+            self._last_state[rec.client] = rec.to_state
+            if rec.ts <= self.limit and rec.to_state == "GAVE_UP":
+                self._gave_up_detail[rec.client] = rec.reason
+        elif isinstance(rec, ConnectedRecord):
+            self._first_connected.setdefault(rec.client, rec.ts)
+            if rec.ts <= self.limit:
+                self._signed.add(rec.client)
+
+    def accounting(self) -> Accounting:
+        """Clients started = the sum of clients by end state (module docstring)."""
+        final = dict(self._final)
+        missing = 0
+        for client in self.clients:
+            if client not in final:
+                missing += 1
+                final[client] = (self._last_state.get(client, "UNKNOWN"), NO_END_RECORD)
+        states: Counter[str] = Counter(state for state, _ in final.values())
+        reasons: dict[str, Counter[str]] = defaultdict(Counter)
+        for state, reason in final.values():
+            reasons[state][reason] += 1
+        return Accounting(
+            clients_planned=self.clients_planned, clients_started=len(final),
+            end_states=dict(sorted(states.items())),
+            end_reasons={k: dict(v.most_common()) for k, v in sorted(reasons.items())},
+            without_end_record=missing,
+        )
+
+    def readiness(self) -> Readiness:
+        """Clients signed in (and already ended) when the first session-moving action came."""
+        signed = self._signed
+        reasons: Counter[str] = Counter()
+        for e in self._early_ends:
+            if e.client not in signed:
+                d = self._gave_up_detail.get(e.client)
+                reason = e.reason or "unspecified"
+                reasons[f"{reason} ({d})" if d and d != reason else reason] += 1
+        first = self.first_action
+        return Readiness(first_action=first.name if first is not None else None,
+                         first_action_s=first.ts - self.t0 if first is not None else None,
+                         signed_in=len(signed), ended_before=sum(reasons.values()),
+                         end_reasons=dict(reasons.most_common()))
+
+    def ready_s(self) -> float | None:
+        """When the last client first reached XMPPCONNECTED (load clock), None without any."""
+        return max(self._first_connected.values()) - self.t0 if self._first_connected else None
+
+
+def _failures(data: RunData) -> list[FailureRow]:
+    table = FailureTable(data.info.started_ts)
+    for r in data.requests:
+        table.add(r)
+    for s in data.request_summaries:
+        table.add_summary(s)
+    return table.rows()
+
+
+def _builder(data: RunData) -> AccountBuilder:
+    first = next((a for a in data.actions if a.kind.moves_sessions_away), None)
+    builder = AccountBuilder(data.info.clients, first, data.info.started_ts)
+    for records in (data.states, data.ha_events, data.waits, data.requests, data.connected, data.ends):
+        for rec in records:
+            builder.add(rec)
+    return builder
 
 
 def account(data: RunData) -> Accounting:
@@ -103,27 +223,7 @@ def account(data: RunData) -> Accounting:
     Returns:
         The accounting; ``clients_started == sum(end_states.values())`` always holds.
     """
-    final: dict[str, tuple[str, str]] = {}
-    for e in data.ends:
-        final[e.client] = (e.state, e.reason or "unspecified")
-    missing = 0
-    last_state: dict[str, str] = {}
-    for s in data.states:
-        last_state[s.client] = s.to_state
-    for client in data.clients:
-        if client not in final:
-            missing += 1
-            final[client] = (last_state.get(client, "UNKNOWN"), NO_END_RECORD)
-    states: Counter[str] = Counter(state for state, _ in final.values())
-    reasons: dict[str, Counter[str]] = defaultdict(Counter)
-    for state, reason in final.values():
-        reasons[state][reason] += 1
-    return Accounting(
-        clients_planned=data.info.clients, clients_started=len(final),
-        end_states=dict(sorted(states.items())),
-        end_reasons={k: dict(v.most_common()) for k, v in sorted(reasons.items())},
-        without_end_record=missing,
-    )
+    return _builder(data).accounting()
 
 
 def readiness(data: RunData) -> Readiness:
@@ -134,30 +234,34 @@ def readiness(data: RunData) -> Readiness:
     Returns:
         The readiness; without such an action every client counts up to the end of the run.
     """
-    first = next((a for a in data.actions if a.kind.moves_sessions_away), None)
-    limit = first.ts if first is not None else float("inf")
-    signed = {c.client for c in data.connected if c.ts <= limit}
-    details = {}
-    for s in data.states:  # the failure class behind each early GAVE_UP
-        if s.ts <= limit and s.to_state == "GAVE_UP" and s.client not in signed:
-            details[s.client] = s.reason
-    reasons: Counter[str] = Counter()
-    for e in data.ends:
-        if e.ts <= limit and e.client not in signed:
-            d = details.get(e.client)
-            reason = e.reason or "unspecified"
-            reasons[f"{reason} ({d})" if d and d != reason else reason] += 1
-    return Readiness(first_action=first.name if first is not None else None,
-                     first_action_s=data.t(first.ts) if first is not None else None,
-                     signed_in=len(signed), ended_before=sum(reasons.values()), end_reasons=dict(reasons.most_common()))
+    return _builder(data).readiness()
 
 
 def _ready_s(data: RunData) -> float | None:
     """When the last client first reached XMPPCONNECTED (load clock), None without any."""
-    first: dict[str, float] = {}
-    for c in data.connected:
-        first.setdefault(c.client, c.ts)
-    return data.t(max(first.values())) if first else None
+    return _builder(data).ready_s()
+
+
+def mock_processes(rows: Iterable[ServerMetric]) -> dict[str, tuple[FloatArray, FloatArray, FloatArray | None]]:
+    """node -> (epoch times, RSS bytes, CPU %) of the mock's process rows (``serverpoll``)."""
+    out: dict[str, tuple[list[float], list[float], list[float]]] = defaultdict(lambda: ([], [], []))
+    for r in rows:
+        if "rss_bytes" in r.values:
+            ts, rss, cpu = out[r.node]
+            ts.append(r.ts)
+            rss.append(r.values["rss_bytes"])
+            cpu.append(r.values.get("cpu_percent", float("nan")))
+    return {n: (np.asarray(t), np.asarray(r), np.asarray(c)) for n, (t, r, c) in sorted(out.items())}
+
+
+def soak_of(data: RunData) -> SoakSeries:
+    """The per-minute soak series of a loaded run."""
+    builder = SoakBuilder(data.info.started_ts)
+    for r in data.requests:
+        builder.add(r)
+    for s in data.request_summaries:
+        builder.add_summary(s)
+    return builder.build(max(0.0, data.t(data.last_ts)), data.generator, mock_processes(data.server_metrics))
 
 
 def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: float | None = None) -> Analysis:
@@ -173,15 +277,16 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
     waves = find_waves(data, gap_s=gap_s, recovery_margin_s=recovery_margin_s)
     spans = phase_spans(data, waves)
     wave_storms = storms(data, waves)
-    ready = readiness(data)
+    builder = _builder(data)
     health = generator_health(
         data.generator, started_ts=data.info.started_ts, waves=[(w.at_s, w.end_s) for w in waves],
-        ready_s=_ready_s(data), end_s=data.t(data.last_ts))
+        ready_s=builder.ready_s(), end_s=data.t(data.last_ts))
     return Analysis(
         series=build_series(data), waves=waves, storms=wave_storms, spans=spans,
         predictions=[predict(data, w, s) for w, s in zip(waves, wave_storms)],
         latency=latency_table(data, spans),
-        accounting=account(data), generator=health,
-        duration_s=max(0.0, data.t(data.last_ts)), readiness=ready,
-        failures=failure_table(data.requests, started_ts=data.info.started_ts),
+        accounting=builder.accounting(), generator=health,
+        duration_s=max(0.0, data.t(data.last_ts)), readiness=builder.readiness(),
+        failures=_failures(data),
+        limits=limits_of(data.waits, data.info), soak=soak_of(data), ready_s=builder.ready_s(),
     )

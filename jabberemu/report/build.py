@@ -1,5 +1,9 @@
 """``jabberemu report RUN_DIR``: rebuild ``summary.json`` and ``report.html`` from the raw files.
 
+The run data is streamed (``report.stream``: bounded memory for any run length); each wave's figures
+are rendered as the wave is measured. ``stream=False`` loads everything first (``report.data``), as
+before; both give the same summary.
+
 Exit codes of :func:`main`: 0 report written (PASS, or any verdict without ``--fail-on-verdict``);
 1 FAIL and 3 INCONCLUSIVE with ``--fail-on-verdict`` (``report.checks.exit_code``); 2 bad run data
 or arguments.
@@ -14,9 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jabberemu.report.analysis import analyze
-from jabberemu.report.data import load_run
+from jabberemu.report.data import load_run, load_run_info
 from jabberemu.report.errors import ReportError
-from jabberemu.report.html import REPORT_FILE, render_html
+from jabberemu.report.html import REPORT_FILE, WaveFigures, render_html, wave_figures
+from jabberemu.report.stream import analyze_run
+from jabberemu.report.wavestream import MeasuredWave
+from jabberemu.rundata.files import RUN_FILE
 from jabberemu.report.summary import SUMMARY_FILE, Summary, make_summary
 from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, exit_code, judge
 from jabberemu.report.waves import DEFAULT_GAP_S
@@ -28,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 def build_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
                  server_login_rate: float | None = None, recovery_margin_s: float | None = None,
-                 max_login_wait_s: float | None = None, gap_s: float = DEFAULT_GAP_S, html: bool = True) -> Summary:
+                 max_login_wait_s: float | None = None, gap_s: float = DEFAULT_GAP_S, html: bool = True,
+                 stream: bool = True) -> Summary:
     """Load a run directory, judge it, write ``summary.json`` and ``report.html``.
 
     Args:
@@ -39,26 +47,39 @@ def build_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
         max_login_wait_s: bound (s) on a wave's p99 CPA login wait overriding ``run.json``.
         gap_s: HA events further apart than this belong to different waves.
         html: also write ``report.html`` (False: summary only, faster).
+        stream: stream the run data (bounded memory); False loads it all first.
     Returns:
         The summary (verdict, reasons, the JSON content).
     Raises:
         RunDataError: the run data is missing or bad (file and line named).
     """
-    data = load_run(run_dir)
+    info = load_run_info(Path(run_dir) / RUN_FILE)
     target = Path(out_dir) if out_dir is not None else Path(run_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    margin = recovery_margin_s if recovery_margin_s is not None else data.info.recovery_margin_s
-    capacity = server_login_rate if server_login_rate is not None else data.info.server_login_rate
+    margin = recovery_margin_s if recovery_margin_s is not None else info.recovery_margin_s
+    capacity = server_login_rate if server_login_rate is not None else info.server_login_rate
     max_wait = (max_login_wait_s if max_login_wait_s is not None
-                else data.info.max_login_wait_s if data.info.max_login_wait_s is not None
+                else info.max_login_wait_s if info.max_login_wait_s is not None
                 else DEFAULT_MAX_LOGIN_WAIT_S)
-    analysis = analyze(data, gap_s=gap_s, recovery_margin_s=margin)
+    figures: dict[int, WaveFigures] = {}
+
+    def render_wave(m: MeasuredWave) -> None:
+        figures[m.wave.index] = wave_figures(m.wave, m.storm, m.prediction, capacity=capacity, margin_s=margin,
+                                             max_login_wait_s=max_wait)
+
+    if stream:
+        data, analysis, _stats = analyze_run(run_dir, gap_s=gap_s, recovery_margin_s=margin,
+                                             on_wave=render_wave if html else None)
+    else:
+        data = load_run(run_dir)
+        analysis = analyze(data, gap_s=gap_s, recovery_margin_s=margin)
+    target.mkdir(parents=True, exist_ok=True)
     result = judge(data.info, analysis, server_login_rate=capacity, recovery_margin_s=margin,
                    max_login_wait_s=max_wait)
     summary = make_summary(data, analysis, result, capacity=capacity, margin_s=margin, max_login_wait_s=max_wait)
     summary.write(target / SUMMARY_FILE)
     if html:
-        page = render_html(data, analysis, result, capacity=capacity, margin_s=margin, max_login_wait_s=max_wait)
+        page = render_html(data, analysis, result, capacity=capacity, margin_s=margin, max_login_wait_s=max_wait,
+                           figures=figures)
         (target / REPORT_FILE).write_text(page, encoding="utf-8")
     logger.info("report of %s: %s", data.info.run_id, summary.verdict.value)
     return summary

@@ -70,6 +70,10 @@ class CheckName(enum.Enum):
     LOGIN_WAIT = "p99 CPA login wait <= bound"
     ALL_RECOVERED = "every client recovered"
     RECOVERY_TIME = "recovery within upper + margin"
+    # soak (report.drift)
+    DRIFT_LATENCY = "latency p99 does not creep up (slope per hour after warm-up)"
+    DRIFT_GENERATOR_RSS = "generator RSS stays flat (slope per hour after warm-up)"
+    DRIFT_MOCK_RSS = "mock node RSS stays flat (slope per hour after warm-up)"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

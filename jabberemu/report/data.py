@@ -1,13 +1,17 @@
-"""Load a run directory (``reports/<run-id>/``) into typed records.
+"""Load a run directory (``reports/<run-id>/``) into typed records, in memory.
 
-Files (docs/ARCHITECTURE.md, "Run data"): ``run.json`` (required), ``client_events.jsonl``,
-``server_events.jsonl``, ``server_metrics.jsonl``, ``generator.jsonl`` (each optional: a missing
-one is a warning) and Locust's ``*_stats.csv`` from ``--csv`` (optional, shown as-is).
+Files (docs/ARCHITECTURE.md, "Run data"; names and record types: :mod:`jabberemu.rundata`):
+``run.json`` (required), ``client_events.jsonl``, ``server_events.jsonl``, ``server_metrics.jsonl``,
+``generator.jsonl`` (each optional: a missing one is a warning; each possibly in rotated, compressed
+segments, read in order) and Locust's ``*_stats.csv`` from ``--csv`` (optional, shown as-is).
 
 Tolerated, with a warning: a truncated or unparsable *last* line of a JSONL file (the writer was
 killed mid-line), an unknown client record ``type`` (a newer writer). Refused with
 :class:`RunDataError` naming file and line: a bad line anywhere else, a record missing a field the
 report needs, a value of the wrong type.
+
+This loader holds every record; ``jabberemu report`` streams instead (``report.stream``), and the
+two give the same summary on the same run (a test).
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,96 +27,72 @@ from jabberemu.report.errors import RunDataError
 from jabberemu.report.records import (
     Action,
     ActionKind,
+    PlannedAction,
+    RunData,
+    RunInfo,
+)
+from jabberemu.rundata.codec import Obj as _Obj
+from jabberemu.rundata.codec import SchemaError
+from jabberemu.rundata.codec import flag as _flag
+from jabberemu.rundata.codec import num as _num
+from jabberemu.rundata.codec import req_num as _req_num
+from jabberemu.rundata.codec import req_text as _req_text
+from jabberemu.rundata.codec import opt_text
+from jabberemu.rundata.files import (
+    CLIENT_EVENTS_FILE,
+    GENERATOR_FILE,
+    RUN_FILE,
+    SERVER_EVENTS_FILE,
+    SERVER_METRICS_FILE,
+)
+from jabberemu.rundata.records import (
     ConnectedRecord,
     EndRecord,
     GeneratorSample,
     HaEventRecord,
-    PlannedAction,
     RequestRecord,
-    RunData,
-    RunInfo,
+    RequestSummaryRecord,
     ServerEvent,
-    ServerMetric,
     StateRecord,
     WaitRecord,
+    decode_client_record,
+    metric_rows,
 )
+from jabberemu.rundata.segments import BadLineError, JsonlReader
 
 __all__ = [
     "CLIENT_EVENTS_FILE",
+    "DEFAULT_RECOVERY_MARGIN_S",
     "GENERATOR_FILE",
     "RUN_FILE",
     "SERVER_EVENTS_FILE",
     "SERVER_METRICS_FILE",
     "load_run",
+    "load_locust_stats",
+    "load_run_info",
+    "parse_record",
+    "read_jsonl",
 ]
 
 logger = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
-CLIENT_EVENTS_FILE = "client_events.jsonl"
-SERVER_EVENTS_FILE = "server_events.jsonl"
-SERVER_METRICS_FILE = "server_metrics.jsonl"
-GENERATOR_FILE = "generator.jsonl"
 
 #: Default of ``run.json`` ``recovery_margin_s`` (s) when the run did not declare one.
 DEFAULT_RECOVERY_MARGIN_S = 5.0
 
 T = TypeVar("T")
-_Obj = Mapping[str, Any]
-
-
-class _Bad(ValueError):
-    """Internal: a field problem, turned into RunDataError with file and line by the caller."""
-
-
-def _num(obj: _Obj, key: str, *, optional: bool = False) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        if optional:
-            return None
-        raise _Bad(f"missing field {key!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Bad(f"field {key!r} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        if optional:
-            return None
-        raise _Bad(f"field {key!r} must be finite, got {value!r}")
-    return float(value)
-
-
-def _req_num(obj: _Obj, key: str) -> float:
-    value = _num(obj, key)
-    assert value is not None
-    return value
+_Bad = SchemaError
 
 
 def _text(obj: _Obj, key: str, *, optional: bool = False) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        if optional:
-            return None
-        raise _Bad(f"missing field {key!r}")
-    if isinstance(value, (dict, list)):
-        raise _Bad(f"field {key!r} must be a string, got {value!r}")
-    return str(value)
+    return opt_text(obj, key) if optional else _req_text(obj, key)
 
 
-def _req_text(obj: _Obj, key: str) -> str:
-    value = _text(obj, key)
-    assert value is not None
-    return value
+def load_run_info(path: Path) -> RunInfo:
+    """Read ``run.json``.
 
-
-def _flag(obj: _Obj, key: str, default: bool) -> bool:
-    value = obj.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise _Bad(f"field {key!r} must be true/false, got {value!r}")
-    return value
-
-
-def _load_run_info(path: Path) -> RunInfo:
+    Raises:
+        RunDataError: missing, unreadable, or a field of the wrong type.
+    """
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -163,146 +142,60 @@ def _load_run_info(path: Path) -> RunInfo:
             planned_actions=tuple(planned),
             extra={k: v for k, v in raw.items() if k not in known},
         )
-    except (_Bad, ValueError) as exc:
+    except ValueError as exc:
         raise RunDataError(path, str(exc)) from exc
 
 
-def _jsonl(path: Path, warnings: list[str]) -> Iterator[tuple[int, _Obj]]:
-    """Yield (line number, object) of a JSONL file; tolerate a bad last line."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        warnings.append(f"{path.name} missing: its part of the report is empty")
+def read_jsonl(run_dir: Path, name: str, warnings: list[str], *,
+               prefilter: str | None = None) -> Iterator[tuple[Path, int, _Obj]]:
+    """Yield (segment, line number, object) of every segment of ``name``; a missing file is a warning.
+
+    Args:
+        prefilter: parse only the lines holding this text (a cheap first cut).
+    Raises:
+        RunDataError: a bad line other than the last one of the last segment (file and line named).
+    """
+    reader = JsonlReader(run_dir, name, warnings, prefilter=prefilter)
+    if not reader.exists:
+        warnings.append(f"{name} missing: its part of the report is empty")
         return
-    except OSError as exc:
-        raise RunDataError(path, f"unreadable: {exc}") from exc
-    lines = text.split("\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == last:
-                warnings.append(f"{path.name}:{i + 1}: truncated last line ignored (run cut short?)")
-                logger.warning("%s:%s: truncated last line ignored", path, i + 1)
-                return
-            raise RunDataError(path, f"not JSON: {exc.msg}", line=i + 1) from exc
-        if not isinstance(obj, dict):
-            raise RunDataError(path, "each line must be a JSON object", line=i + 1)
-        yield i + 1, obj
+    try:
+        for path, line, obj in reader:
+            yield path, line, obj
+    except BadLineError as exc:
+        raise RunDataError(exc.path, exc.message, line=exc.line) from exc
 
 
-def _state(o: _Obj) -> StateRecord:
-    return StateRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), from_state=_text(o, "from", optional=True) or "",
-                       to_state=_req_text(o, "to"), node=_text(o, "node", optional=True),
-                       reason=_text(o, "reason", optional=True), round=_round(o))
-
-
-def _round(o: _Obj) -> int | None:
-    value = _num(o, "round", optional=True)
-    return None if value is None else int(value)
-
-
-def _ha(o: _Obj) -> HaEventRecord:
-    return HaEventRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), node=_text(o, "node", optional=True),
-                         cls=_text(o, "cls", optional=True) or "unknown")
-
-
-def _wait(o: _Obj) -> WaitRecord:
-    return WaitRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), wait_s=_req_num(o, "wait_s"),
-                      lower_s=_req_num(o, "lower_s"), upper_s=_req_num(o, "upper_s"))
-
-
-def _request(o: _Obj) -> RequestRecord:
-    rt = _num(o, "response_time_ms", optional=True)
-    return RequestRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), request_type=_req_text(o, "request_type"),
-                         name=_req_text(o, "name"), node=_text(o, "node", optional=True),
-                         response_time_ms=rt if rt is None or rt >= 0 else None,
-                         ok=_flag(o, "ok", True), error=_text(o, "error", optional=True),
-                         cause=_text(o, "cause", optional=True))
-
-
-def _connected(o: _Obj) -> ConnectedRecord:
-    return ConnectedRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), node=_text(o, "node", optional=True),
-                           relogin=_flag(o, "relogin", False), recovery_s=_num(o, "recovery_s", optional=True))
-
-
-def _end(o: _Obj) -> EndRecord:
-    return EndRecord(ts=_req_num(o, "ts"), client=_req_text(o, "client"), state=_req_text(o, "state"),
-                     reason=_text(o, "reason", optional=True))
-
-
-_CLIENT_PARSERS: dict[str, tuple[str, Callable[[_Obj], Any]]] = {
-    "state": ("states", _state), "ha_event": ("ha_events", _ha), "wait": ("waits", _wait),
-    "request": ("requests", _request), "connected": ("connected", _connected), "end": ("ends", _end),
-}
-
-
-def _parse(path: Path, line: int, parser: Callable[[_Obj], T], obj: _Obj) -> T:
+def parse_record(path: Path, line: int, parser: Callable[[_Obj], T], obj: _Obj) -> T:
+    """``parser(obj)``, its schema errors raised as :class:`RunDataError` naming file and line."""
     try:
         return parser(obj)
-    except (_Bad, ValueError, TypeError) as exc:
+    except (SchemaError, ValueError, TypeError) as exc:
         raise RunDataError(path, str(exc), line=line) from exc
 
 
-def _load_client_events(path: Path, data: RunData) -> None:
+_CLIENT_LISTS: dict[type[Any], str] = {
+    StateRecord: "states", HaEventRecord: "ha_events", WaitRecord: "waits", RequestRecord: "requests",
+    RequestSummaryRecord: "request_summaries", ConnectedRecord: "connected", EndRecord: "ends",
+}
+
+
+def _load_client_events(run_dir: Path, data: RunData) -> None:
     unknown: dict[str, int] = {}
-    for line, obj in _jsonl(path, data.warnings):
-        kind = obj.get("type")
-        entry = _CLIENT_PARSERS.get(kind) if isinstance(kind, str) else None
-        if entry is None:
-            if not isinstance(kind, str):
-                raise RunDataError(path, f"missing or bad field 'type': {kind!r}", line=line)
+    lists = {cls: getattr(data, attr) for cls, attr in _CLIENT_LISTS.items()}
+    for path, line, obj in read_jsonl(run_dir, CLIENT_EVENTS_FILE, data.warnings):
+        record = parse_record(path, line, decode_client_record, obj)
+        if record is None:
+            kind = str(obj.get("type"))
             unknown[kind] = unknown.get(kind, 0) + 1
             continue
-        attr, parser = entry
-        getattr(data, attr).append(_parse(path, line, parser, obj))
+        lists[type(record)].append(record)
     for kind, count in sorted(unknown.items()):
-        data.warnings.append(f"{path.name}: {count} records of unknown type {kind!r} ignored")
+        data.warnings.append(f"{CLIENT_EVENTS_FILE}: {count} records of unknown type {kind!r} ignored")
 
 
-def _server_event(o: _Obj) -> ServerEvent:
-    return ServerEvent(ts=_req_num(o, "ts"), node=_text(o, "node", optional=True),
-                       kind=_text(o, "kind", optional=True) or "transition",
-                       from_state=_text(o, "from", optional=True), to_state=_text(o, "to", optional=True),
-                       reason=_text(o, "reason", optional=True), action=_text(o, "action", optional=True),
-                       service=_text(o, "service", optional=True))
-
-
-def _metric_rows(o: _Obj) -> list[ServerMetric]:
-    """Accept ``{"ts", "node", <numbers>}`` or ``{"ts", "nodes": {name: {<numbers>}} | [{"node"...}]}``."""
-    ts = _req_num(o, "ts")
-    nodes = o.get("nodes")
-    if nodes is None:
-        items = [(_req_text(o, "node"), o)]
-    elif isinstance(nodes, dict):
-        items = [(str(k), v) for k, v in nodes.items()]
-    elif isinstance(nodes, list):
-        items = [(_req_text(v, "node") if isinstance(v, dict) else "?", v) for v in nodes]
-    else:
-        raise _Bad(f"field 'nodes' must be an object or a list, got {nodes!r}")
-    rows = []
-    for name, values in items:
-        if not isinstance(values, dict):
-            raise _Bad(f"metrics of node {name!r} must be an object")
-        numbers = {k: float(v) for k, v in values.items()
-                   if k not in ("ts", "node") and isinstance(v, (int, float)) and not isinstance(v, bool)}
-        rows.append(ServerMetric(ts=ts, node=name, values=numbers))
-    return rows
-
-
-def _generator(o: _Obj) -> GeneratorSample:
-    return GeneratorSample(ts=_req_num(o, "ts"), worker=_text(o, "worker", optional=True) or "local",
-                           cpu_percent=_num(o, "cpu_percent", optional=True),
-                           loop_lag_ms=_num(o, "loop_lag_ms", optional=True),
-                           stalled_ms=_num(o, "stalled_ms", optional=True), gc_ms=_num(o, "gc_ms", optional=True),
-                           gc_max_ms=_num(o, "gc_max_ms", optional=True),
-                           rss_bytes=_num(o, "rss_bytes", optional=True))
-
-
-def _load_locust_stats(run_dir: Path, data: RunData) -> None:
+def load_locust_stats(run_dir: Path, data: RunData) -> None:
+    """Read Locust's ``*_stats.csv`` (the first one found) into ``data.locust_stats``."""
     for path in sorted(run_dir.glob("*_stats.csv")):
         try:
             with path.open(newline="", encoding="utf-8") as fh:
@@ -323,21 +216,18 @@ def load_run(run_dir: Path | str) -> RunData:
         RunDataError: ``run.json`` missing or bad, or a bad record (file and line named).
     """
     run_dir = Path(run_dir)
-    info = _load_run_info(run_dir / RUN_FILE)
+    info = load_run_info(run_dir / RUN_FILE)
     data = RunData(run_dir=run_dir, info=info)
-    _load_client_events(run_dir / CLIENT_EVENTS_FILE, data)
-    path = run_dir / SERVER_EVENTS_FILE
-    for line, obj in _jsonl(path, data.warnings):
-        data.server_events.append(_parse(path, line, _server_event, obj))
-    path = run_dir / SERVER_METRICS_FILE
-    for line, obj in _jsonl(path, data.warnings):
-        data.server_metrics.extend(_parse(path, line, _metric_rows, obj))
-    path = run_dir / GENERATOR_FILE
-    for line, obj in _jsonl(path, data.warnings):
-        data.generator.append(_parse(path, line, _generator, obj))
-    _load_locust_stats(run_dir, data)
-    for name in ("states", "ha_events", "waits", "requests", "connected", "ends", "server_events",
-                 "server_metrics", "generator"):
+    _load_client_events(run_dir, data)
+    for path, line, obj in read_jsonl(run_dir, SERVER_EVENTS_FILE, data.warnings):
+        data.server_events.append(parse_record(path, line, ServerEvent.from_wire, obj))
+    for path, line, obj in read_jsonl(run_dir, SERVER_METRICS_FILE, data.warnings):
+        data.server_metrics.extend(parse_record(path, line, metric_rows, obj))
+    for path, line, obj in read_jsonl(run_dir, GENERATOR_FILE, data.warnings):
+        data.generator.append(parse_record(path, line, GeneratorSample.from_wire, obj))
+    load_locust_stats(run_dir, data)
+    for name in ("states", "ha_events", "waits", "requests", "request_summaries", "connected", "ends",
+                 "server_events", "server_metrics", "generator"):
         getattr(data, name).sort(key=lambda r: r.ts)
     if info.partial:
         data.warnings.insert(0, "partial run: the run was stopped before its end; numbers cover what was recorded")
@@ -345,4 +235,4 @@ def load_run(run_dir: Path | str) -> RunData:
     return data
 
 
-_ATTRS = ("states", "ha_events", "waits", "requests", "connected", "ends")
+_ATTRS = ("states", "ha_events", "waits", "requests", "request_summaries", "connected", "ends")

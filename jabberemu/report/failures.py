@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from jabberemu.report.records import RequestRecord
+from jabberemu.report.records import RequestRecord, RequestSummaryRecord
 
-__all__ = ["FailureRow", "UNCLASSIFIED", "failure_table"]
+__all__ = ["FailureRow", "FailureTable", "UNCLASSIFIED", "failure_table"]
 
 UNCLASSIFIED = "unclassified"
 
@@ -59,21 +59,55 @@ def failure_table(requests: Iterable[RequestRecord], *, started_ts: float) -> li
     Returns:
         One row per cause, most failures first (then by cause).
     """
-    acc: dict[str, _Acc] = {}
+    table = FailureTable(started_ts)
     for r in requests:
-        if r.ok:
-            continue
-        cause = cause_of(r)
-        a = acc.get(cause)
+        table.add(r)
+    return table.rows()
+
+
+class FailureTable:
+    """The failures-by-cause table fed one record at a time (the streaming report's road).
+
+    A per-second ``request_summary`` (``--record-detail summary``) carries its failures by cause but
+    not by client: they count in ``count``, ``requests``, ``nodes`` and the first/last second, and
+    ``clients`` counts only the clients named by whole request records (our choice: a lower bound
+    rather than a guess).
+
+    Args:
+        started_ts: the run's start (Unix seconds).
+    """
+
+    def __init__(self, started_ts: float) -> None:
+        self.started_ts = started_ts
+        self._acc: dict[str, _Acc] = {}
+
+    def _slot(self, cause: str, ts: float, example: str | None) -> _Acc:
+        a = self._acc.get(cause)
         if a is None:
-            a = acc[cause] = _Acc(first=r.ts, example=r.error)
-        a.add(r)
-    rows = [FailureRow(cause=c, count=a.count, clients=len(a.clients),
-                       requests=dict(sorted(a.requests.items(), key=lambda kv: (-kv[1], kv[0]))),
-                       nodes=dict(sorted(a.nodes.items(), key=lambda kv: (-kv[1], kv[0]))),
-                       first_s=a.first - started_ts, last_s=a.last - started_ts, example=a.example)
-            for c, a in acc.items()]
-    return sorted(rows, key=lambda row: (-row.count, row.cause))
+            a = self._acc[cause] = _Acc(first=ts, example=example)
+        return a
+
+    def add(self, r: RequestRecord) -> None:
+        """Count one whole request record (a successful one is ignored)."""
+        if r.ok:
+            return
+        self._slot(cause_of(r), r.ts, r.error).add(r)
+
+    def add_summary(self, s: RequestSummaryRecord) -> None:
+        """Count the failures of one per-second summary."""
+        for cause, n in s.failures.items():
+            if n > 0:
+                self._slot(cause, s.ts, None).add_many(s.request_type, s.name, s.node, s.ts, n)
+
+    def rows(self) -> list[FailureRow]:
+        """One row per cause, most failures first (then by cause)."""
+        t0 = self.started_ts
+        rows = [FailureRow(cause=c, count=a.count, clients=len(a.clients),
+                           requests=dict(sorted(a.requests.items(), key=lambda kv: (-kv[1], kv[0]))),
+                           nodes=dict(sorted(a.nodes.items(), key=lambda kv: (-kv[1], kv[0]))),
+                           first_s=a.first - t0, last_s=a.last - t0, example=a.example)
+                for c, a in self._acc.items()]
+        return sorted(rows, key=lambda row: (-row.count, row.cause))
 
 
 class _Acc:
@@ -89,12 +123,16 @@ class _Acc:
         self.example = example
 
     def add(self, r: RequestRecord) -> None:
-        self.count += 1
+        if r.ts < self.first or self.example is None:
+            self.example = r.error
         self.clients.add(r.client)
-        label = f"{r.request_type}/{r.name}"
-        self.requests[label] = self.requests.get(label, 0) + 1
-        node = r.node or "?"
-        self.nodes[node] = self.nodes.get(node, 0) + 1
-        if r.ts < self.first:
-            self.first, self.example = r.ts, r.error
-        self.last = max(self.last, r.ts)
+        self.add_many(r.request_type, r.name, r.node, r.ts, 1)
+
+    def add_many(self, request_type: str, name: str, node: str | None, ts: float, n: int) -> None:
+        self.count += n
+        label = f"{request_type}/{name}"
+        self.requests[label] = self.requests.get(label, 0) + n
+        key = node or "?"
+        self.nodes[key] = self.nodes.get(key, 0) + n
+        self.first = min(self.first, ts)
+        self.last = max(self.last, ts)

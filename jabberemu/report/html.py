@@ -1,5 +1,9 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no script).
 
+A soak (a run of 20 minutes or more, or started as one) gets a "Soak at a glance" section after the
+waves' table: its drift checks and one figure of the whole run per minute (``report.soakplots``),
+with links to each wave's own figures.
+
 Layout: verdict banner with reasons (and a PARTIAL RUN banner), then (1) timeline of logins and
 sessions per node with admin actions and SRM state changes, (2) each re-login wave against the
 predicted rate and the declared capacity, (3) what each wave did to the servers (demand vs served
@@ -12,17 +16,22 @@ and generator health.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 from jabberemu.report import plots
 from jabberemu.report.analysis import NO_END_RECORD, Analysis
+from jabberemu.report.prediction import WavePrediction
+from jabberemu.report.storm import WaveStorm
 from jabberemu.report.health import SATURATED_SHARE, STALL_MS
-from jabberemu.report.records import RunData
+from jabberemu.report.records import RunData, RunInfo
+from jabberemu.report.checks import CheckName
+from jabberemu.report.soakplots import soak_png
 from jabberemu.report.verdict import DEFAULT_MAX_LOGIN_WAIT_S, CheckStatus, Verdict, VerdictResult
 from jabberemu.report.waves import Wave
 
-__all__ = ["REPORT_FILE", "render_html"]
+__all__ = ["REPORT_FILE", "WaveFigures", "render_html", "wave_figures"]
 
 REPORT_FILE = "report.html"
 
@@ -223,8 +232,56 @@ def _generator(analysis: Analysis) -> str:
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class WaveFigures:
+    """The PNGs of one wave (rendered while its arrays are at hand: the streaming report drops them)."""
+
+    wave: bytes
+    storm: bytes | None
+    waits: bytes
+
+
+def wave_figures(wave: Wave, storm: WaveStorm | None, prediction: WavePrediction | None, *, capacity: float | None,
+                 margin_s: float, max_login_wait_s: float) -> WaveFigures:
+    """Render one wave's three figures (re-logins per second, servers, waits and recovery)."""
+    return WaveFigures(
+        wave=plots.wave_png(wave, capacity),
+        storm=plots.storm_png(wave, storm, capacity, max_login_wait_s, prediction)
+        if storm is not None and storm.nodes else None,
+        waits=plots.waits_png(wave, margin_s, prediction))
+
+
+SOAK_VIEW_S = 1200.0
+"""Runs at least this long (or started as a soak) get the soak section (our choice: 20 minutes)."""
+
+
+def _soak_section(analysis: Analysis, result: VerdictResult) -> str:
+    drift = [c for c in result.checks if c.name in (CheckName.DRIFT_LATENCY, CheckName.DRIFT_GENERATOR_RSS,
+                                                    CheckName.DRIFT_MOCK_RSS)]
+    rows, classes = [], []
+    for c in drift:
+        rows.append([escape(c.status.value.upper()), escape(c.message)])
+        classes.append("fail" if c.status in (CheckStatus.FAIL, CheckStatus.INCONCLUSIVE) else "")
+    table = _table(["drift", "check"], rows, left=2, row_class=classes) if rows else \
+        "<p class='muted'>No drift check: the run is too short for one and was not started as a soak.</p>"
+    links = " · ".join(f"<a href='#wave-{w.index + 1}'>#{w.index + 1} {escape(w.kind.value)} at "
+                       f"{w.at_s / 3600:.2f} h</a>" for w in analysis.waves)
+    return ("<h2>Soak at a glance</h2><p class='muted'>One point per minute over the whole run; each drill "
+            "action is a red dashed line, each re-login wave shaded; the dash-dotted lines are the drift checks' "
+            "least-squares trends after warm-up (report.drift).</p>" + table
+            + _img(soak_png(analysis), "soak at a glance")
+            + (f"<p>Zoom into a wave: {links}</p>" if links else ""))
+
+
+def _limits_label(analysis: Analysis, info: RunInfo) -> str:
+    if analysis.limits is not None:
+        return analysis.limits.label
+    return f"{_num(info.lower_s, '{:g}')}–{_num(info.upper_s, '{:g}')} s (client defaults)"
+
+
 def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, capacity: float | None,
-                margin_s: float, max_login_wait_s: float = DEFAULT_MAX_LOGIN_WAIT_S) -> str:
+                margin_s: float, max_login_wait_s: float = DEFAULT_MAX_LOGIN_WAIT_S,
+                figures: Mapping[int, WaveFigures] | None = None) -> str:
     """Render the report page.
 
     Args:
@@ -234,22 +291,33 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
         capacity: declared capacity used by the verdict (logins/s per node) or None.
         margin_s: recovery margin used by the verdict (s).
         max_login_wait_s: bound on a wave's p99 CPA login wait used by the verdict (s).
+        figures: each wave's figures already rendered (``report.stream``); the others are rendered
+            here from the analysis.
     Returns:
         The HTML document (UTF-8 text, no external resource).
     """
+    storms_by_wave = {s.wave: s for s in analysis.storms}
+    predictions_by_wave = dict(zip((w.index for w in analysis.waves), analysis.predictions))
+    rendered: dict[int, WaveFigures] = dict(figures or {})
+    for w in analysis.waves:
+        if w.index not in rendered:
+            rendered[w.index] = wave_figures(w, storms_by_wave.get(w.index), predictions_by_wave.get(w.index),
+                                             capacity=capacity, margin_s=margin_s, max_login_wait_s=max_login_wait_s)
     info = data.info
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>jabberemu report {escape(info.run_id)}: {result.verdict.value}</title>"
              f"<style>{_CSS}</style></head><body>",
              f"<h1>jabberemu HA drill report — run {escape(info.run_id)}</h1>",
              f"<p class='muted'>{info.clients if info.clients is not None else '?'} clients planned · "
-             f"re-login limits {_num(info.lower_s, '{:g}')}–{_num(info.upper_s, '{:g}')} s · declared capacity "
+             f"re-login limits {escape(_limits_label(analysis, info))} · declared capacity "
              f"{_num(capacity, '{:g}') + ' logins/s per node' if capacity is not None else 'none'} · "
              f"recovery margin {margin_s:g} s · duration {analysis.duration_s:.1f} s · "
              f"times are seconds since the start of the load</p>",
              _banner(data, result)]
     parts.append("<h2>HA events at a glance</h2>")
     parts.append(_wave_table(analysis, capacity) if analysis.waves else "<p>No HA event in this run.</p>")
+    if analysis.soak is not None and (analysis.duration_s >= SOAK_VIEW_S or info.extra.get("soak")):
+        parts.append(_soak_section(analysis, result))
     parts.append("<h2>1. Timeline</h2><p class='muted'>Red dashed lines: admin actions; dotted grey lines: "
                  "SRM state changes; shaded: re-login waves (orange failover, blue fallback).</p>")
     parts.append(_img(plots.timeline_png(analysis, info, capacity), "timeline"))
@@ -264,7 +332,7 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "dashed line is the rate the limits predict, N / (upper − lower); the red line is the declared "
                  "server capacity. Bars above the red line are a login storm.</p>")
     for w in analysis.waves:
-        parts.append(_img(plots.wave_png(w, capacity), f"wave {w.index + 1}"))
+        parts.append(f"<a id='wave-{w.index + 1}'></a>" + _img(rendered[w.index].wave, f"wave {w.index + 1}"))
     parts.append("<h2>3. What each wave did to the servers and to its clients</h2><p class='muted'>A re-login "
                  "is a CPA login: the expensive step the limits throttle. Demand: CPA logins of the wave's clients "
                  "arriving at a node's login admission per second (attempts refused before it, by a node whose "
@@ -275,20 +343,19 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
         parts.append(_storm_table(analysis))
     parts.append("<h3>Predicted and measured</h3><p class='muted'>The one model of a re-login wave "
                  "(docs/login-model.md; <code>jabberemu plan</code> uses it too), run on each wave's clients, limits, "
-                 "the node's login model and the clients' SOAP timeout, over 200 seeded replicas. A figure agrees "
+                 "the node's login model and the clients' SOAP timeout, over 200 seeded replicas (fewer, at least "
+                 "50, for a wave of more than 2,000 clients). A figure agrees "
                  "when it lies in the model's p5–p95 band or within 5% of its median; the shaded bands in the "
                  "figures below are the model's.</p>")
     parts.append(_prediction_table(analysis))
-    waves = {w.index: w for w in analysis.waves}
-    predictions = dict(zip((w.index for w in analysis.waves), analysis.predictions))
     for s in analysis.storms:
-        if s.nodes:
-            parts.append(_img(plots.storm_png(waves[s.wave], s, capacity, max_login_wait_s, predictions.get(s.wave)),
-                              f"servers during wave {s.wave + 1}"))
+        png = rendered[s.wave].storm
+        if png is not None:
+            parts.append(_img(png, f"servers during wave {s.wave + 1}"))
     parts.append("<h2>4. Drawn waits and time to recover</h2>")
     for w in analysis.waves:
         parts.append(f"<h3>{escape(w.kind.value)} #{w.index + 1}: {escape(_moved(w))}, {w.clients} clients</h3>")
-        parts.append(_img(plots.waits_png(w, margin_s, predictions.get(w.index)), f"waits {w.index + 1}"))
+        parts.append(_img(rendered[w.index].waits, f"waits {w.index + 1}"))
     parts.append("<h2>5. Latency percentiles per request type and phase</h2><p class='muted'>Computed only "
                  "from samples that have a response time (locustio/locust#3472); samples without one are "
                  "counted, not averaged in.</p>")

@@ -50,6 +50,8 @@ from jabberemu.throttle import (
 
 __all__ = [
     "AGREEMENT_REL",
+    "MAX_CLIENT_REPLICAS",
+    "MIN_REPLICAS",
     "PREDICTION_REPLICAS",
     "Comparison",
     "Side",
@@ -66,6 +68,11 @@ AGREEMENT_REL = 0.05
 AGREEMENT_ABS = {"s": 0.25}
 #: Replicas per wave (enough for p5-p95 bands; a 1,000-client wave takes well under a second).
 PREDICTION_REPLICAS = 200
+#: Bound on replicas x clients of one wave's model run (our choice: ~190 bytes each at the peak, so
+#: a 7,500-client soak wave takes ~80 MiB, not ~290): waves above 2,000 clients get fewer replicas
+#: (at least :data:`MIN_REPLICAS`).
+MAX_CLIENT_REPLICAS = 400_000
+MIN_REPLICAS = 50
 #: An attempt later than its drawn wait by more than this (s) is late (generator fidelity).
 LATE_S = 0.05
 
@@ -190,7 +197,8 @@ def predict(data: RunData, w: Wave, s: WaveStorm, *, replicas: int = PREDICTION_
         data: the loaded run.
         w: the wave.
         s: its server-side measurements.
-        replicas: replicas of the model.
+        replicas: replicas of the model (fewer for a wave over ``MAX_CLIENT_REPLICAS / replicas``
+            clients, at least ``MIN_REPLICAS``).
         seed: the model's seed (the same run gives the same prediction).
 
     Returns:
@@ -199,6 +207,7 @@ def predict(data: RunData, w: Wave, s: WaveStorm, *, replicas: int = PREDICTION_
     """
     if w.lower_s is None or w.upper_s is None or not s.nodes or not any(n.demand_total for n in s.nodes):
         return None
+    replicas = max(min(replicas, MIN_REPLICAS), min(replicas, MAX_CLIENT_REPLICAS // max(1, w.clients)))
     model = server_model(data.info.extra, data.info.server_login_rate)
     timeout = data.info.extra.get("soap_timeout_s")
     soap_timeout_s = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else DEFAULT_SOAP_TIMEOUT_S

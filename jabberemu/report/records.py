@@ -1,10 +1,8 @@
-"""Typed records of one run's raw data (the run-data formats of docs/ARCHITECTURE.md).
+"""The report's view of one run: ``run.json`` (:class:`RunInfo`, its actions) and :class:`RunData`.
 
-Every record carries ``ts`` = Unix epoch seconds (float); the report puts them on the *load
-clock* ``t = ts - run.started_ts``. Client state names (``XMPPCONNECTED``, ``FAILOVER`` ...) are
-the Jabber client states of the Cisco Planning Guide for Cisco Jabber 14.1, "Client Behavior
-During a Failover", as written by ``jabberemu.core.states``; the report keeps them as the strings
-found in the file so a newer client's extra states still load.
+The typed records of the data files live in the run-data schema, :mod:`jabberemu.rundata.records`,
+and are re-exported here. Every record carries ``ts`` = Unix epoch seconds (float); the report puts
+them on the *load clock* ``t = ts - run.started_ts``.
 """
 
 from __future__ import annotations
@@ -14,6 +12,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from jabberemu.rundata.records import (
+    ConnectedRecord,
+    EndRecord,
+    GeneratorSample,
+    HaEventRecord,
+    RequestRecord,
+    RequestSummaryRecord,
+    ServerEvent,
+    ServerMetric,
+    StateRecord,
+    WaitRecord,
+)
 
 __all__ = [
     "CONNECTED_STATE",
@@ -25,6 +36,7 @@ __all__ = [
     "HaEventRecord",
     "PlannedAction",
     "RequestRecord",
+    "RequestSummaryRecord",
     "RunData",
     "RunInfo",
     "ServerEvent",
@@ -166,154 +178,6 @@ class RunInfo:
             raise ValueError(f"max_login_wait_s must be > 0, got {self.max_login_wait_s}")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StateRecord:
-    """``type: state`` — a client machine transition (``from`` -> ``to``) on ``node``.
-
-    ``round``: the re-login round entered (0 initial login and connected, 1 session re-login,
-    2 fresh sign-in after a failed round one); None in files that lack it.
-    """
-
-    ts: float
-    client: str
-    from_state: str
-    to_state: str
-    node: str | None
-    reason: str | None
-    round: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HaEventRecord:
-    """``type: ha_event`` — the client lost its session on ``node``; ``cls`` classifies how
-    (``stream-error:system-shutdown``, ``connection-reset``, ``ping-timeout`` ...)."""
-
-    ts: float
-    client: str
-    node: str | None
-    cls: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WaitRecord:
-    """``type: wait`` — the re-login wait drawn after an HA event from the cached limits."""
-
-    ts: float
-    client: str
-    wait_s: float
-    lower_s: float
-    upper_s: float
-
-    def __post_init__(self) -> None:
-        if self.wait_s < 0 or self.upper_s < self.lower_s:
-            raise ValueError(f"bad wait {self.wait_s} in [{self.lower_s}, {self.upper_s}]")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RequestRecord:
-    """``type: request`` — one measurement (Locust request_type / name, see ARCHITECTURE.md).
-
-    ``response_time_ms`` is ``None`` when the sample has no response time (a request cut short);
-    such samples never enter percentiles (locustio/locust#3472). ``ts`` is when the answer (or the
-    failure) came, so the request started at ``ts - response_time_ms / 1000``. ``cause``: failure
-    class of a failed request (``soap-fault:server-busy``, ``timeout:soap`` ...), None on success
-    or when the writer did not know it.
-    """
-
-    ts: float
-    client: str
-    request_type: str
-    name: str
-    node: str | None
-    response_time_ms: float | None
-    ok: bool
-    error: str | None
-    cause: str | None = None
-
-    @property
-    def start_ts(self) -> float:
-        """When the request was sent (``ts`` when the response time is unknown)."""
-        return self.ts - (self.response_time_ms or 0.0) / 1000.0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ConnectedRecord:
-    """``type: connected`` — the client reached XMPPCONNECTED on ``node``.
-
-    ``relogin`` is True after an HA event; ``recovery_s`` is then HA event -> XMPPCONNECTED as
-    measured by the client (``None``: the report uses ``ts`` minus the HA event's ``ts``).
-    """
-
-    ts: float
-    client: str
-    node: str | None
-    relogin: bool
-    recovery_s: float | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EndRecord:
-    """``type: end`` — the client's final state and its reason (``LOGGED_OUT``, ``GAVE_UP`` ...)."""
-
-    ts: float
-    client: str
-    state: str
-    reason: str | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ServerEvent:
-    """One row of the mock's ``/api/events``.
-
-    ``kind`` as the mock writes it: ``transition`` (SRM ``from`` -> ``to`` with ``reason``),
-    ``service`` (``service`` -> ``to`` running/stopped), ``admin`` (``action``: failover,
-    fallback, kill, partition ...), ``process`` (``action`` started/exited), ``disconnect``.
-    """
-
-    ts: float
-    node: str | None
-    kind: str
-    from_state: str | None
-    to_state: str | None
-    reason: str | None
-    action: str | None = None
-    service: str | None = None
-
-    @property
-    def label(self) -> str:
-        """Short text for a timeline marker."""
-        node = (self.node or "pair").split(".")[0]
-        if self.kind == "service":
-            return f"{node}: {self.service or 'service'} {self.to_state or ''}".strip()
-        if self.action:
-            return f"{node}: {self.kind} {self.action}"
-        return f"{node}: {self.to_state}" + (f" ({self.reason})" if self.reason else "")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ServerMetric:
-    """One node's row of the mock's ``/api/metrics``; ``values`` holds every numeric field."""
-
-    ts: float
-    node: str
-    values: Mapping[str, float]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class GeneratorSample:
-    """``generator.jsonl`` — load-generator health of one worker over the second before ``ts``
-    (``report.health`` says what each figure is; older files carry ``loop_lag_ms`` only)."""
-
-    ts: float
-    worker: str
-    cpu_percent: float | None
-    loop_lag_ms: float | None
-    stalled_ms: float | None = None
-    gc_ms: float | None = None
-    gc_max_ms: float | None = None
-    rss_bytes: float | None = None
-
-
 @dataclass(kw_only=True)
 class RunData:
     """Everything loaded from one run directory, records sorted by ``ts``.
@@ -328,6 +192,7 @@ class RunData:
     ha_events: list[HaEventRecord] = field(default_factory=list)
     waits: list[WaitRecord] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
+    request_summaries: list[RequestSummaryRecord] = field(default_factory=list)
     connected: list[ConnectedRecord] = field(default_factory=list)
     ends: list[EndRecord] = field(default_factory=list)
     server_events: list[ServerEvent] = field(default_factory=list)
@@ -355,8 +220,8 @@ class RunData:
         if self.info.ended_ts is not None:
             return self.info.ended_ts
         latest = self.info.started_ts
-        for records in (self.states, self.ha_events, self.waits, self.requests, self.connected,
-                        self.ends, self.server_events, self.generator):
+        for records in (self.states, self.ha_events, self.waits, self.requests, self.request_summaries,
+                        self.connected, self.ends, self.server_events, self.generator):
             if records:
                 latest = max(latest, records[-1].ts)
         return latest

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import enum
 import math
+from array import array
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from jabberemu.report.records import CONNECTED_STATE, RunData
+from jabberemu.report.records import (
+    CONNECTED_STATE,
+    Action,
+    ConnectedRecord,
+    RunData,
+    ServerEvent,
+    StateRecord,
+)
 
-__all__ = ["Marker", "MarkerKind", "Series", "build_series"]
+__all__ = ["Marker", "MarkerKind", "Series", "SeriesBuilder", "build_series", "markers_of"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -67,10 +76,112 @@ _STATE_MARKER_KINDS = frozenset({"transition", "service", "process"})
 _OTHER_KINDS = frozenset({"admin", "disconnect"})
 
 
-def _bins(t: list[float], n: int) -> IntArray:
-    idx = np.floor(np.asarray(t, dtype=float)).astype(np.int64)
-    idx = idx[(idx >= 0) & (idx < n)]
-    return np.bincount(idx, minlength=n).astype(np.int64)
+def _grow(arr: array[int], size: int) -> None:
+    if len(arr) < size:
+        arr.extend(array("q", [0]) * (size - len(arr)))
+
+
+class SeriesBuilder:
+    """The per-second series, built one record at a time (records in time order; bounded memory:
+    one integer per second and series, one entry per client).
+
+    Feed ``state`` and ``connected`` records with :meth:`add_state` / :meth:`add_connected`, in
+    ``ts`` order, then :meth:`build`.
+
+    Args:
+        started_ts: the run's start (epoch s): bin ``i`` is ``[started_ts + i, started_ts + i + 1)``.
+    """
+
+    def __init__(self, started_ts: float) -> None:
+        self.t0 = started_ts
+        self._current: dict[str, tuple[str, str | None]] = {}
+        self._state_counts: dict[str, int] = defaultdict(int)
+        self._node_counts: dict[str, int] = defaultdict(int)
+        self._states: dict[str, array[int]] = {}
+        self._connected: dict[str, array[int]] = {}
+        self._seen_states: set[str] = set()
+        self._nodes: set[str] = set()
+        self._logins: dict[str, array[int]] = {}
+        self._relogins: dict[str, array[int]] = {}
+        self._bin = 0  # the next bin to snapshot
+
+    def _snapshot_until(self, ts: float) -> None:
+        """Snapshot every bin that ends at or before ``ts`` (levels at the end of the bin)."""
+        while ts >= self.t0 + self._bin + 1:
+            b = self._bin
+            for state, count in self._state_counts.items():
+                arr = self._states.setdefault(state, array("q"))
+                _grow(arr, b)
+                arr.append(count)
+            for node, count in self._node_counts.items():
+                arr = self._connected.setdefault(node, array("q"))
+                _grow(arr, b)
+                arr.append(count)
+            self._bin += 1
+
+    def add_state(self, rec: StateRecord) -> None:
+        """One ``state`` record."""
+        self._snapshot_until(rec.ts)
+        self._seen_states.add(rec.to_state)
+        if rec.from_state:
+            self._seen_states.add(rec.from_state)
+        if rec.node:
+            self._nodes.add(rec.node)
+        old = self._current.get(rec.client)
+        if old is not None:
+            self._state_counts[old[0]] -= 1
+            if old[0] == CONNECTED_STATE and old[1]:
+                self._node_counts[old[1]] -= 1
+        self._current[rec.client] = (rec.to_state, rec.node)
+        self._state_counts[rec.to_state] += 1
+        if rec.to_state == CONNECTED_STATE and rec.node:
+            self._node_counts[rec.node] += 1
+
+    def add_connected(self, rec: ConnectedRecord) -> None:
+        """One ``connected`` record (a first login or a re-login completed)."""
+        node = rec.node or "?"
+        self._nodes.add(node)
+        t = rec.ts - self.t0
+        if t < 0:
+            return
+        b = math.floor(t)
+        arr = (self._relogins if rec.relogin else self._logins).setdefault(node, array("q"))
+        _grow(arr, b + 1)
+        arr[b] += 1
+
+    def build(self, last_ts: float, markers: Sequence[Marker] = (),
+              server: dict[tuple[str, str], tuple[FloatArray, FloatArray]] | None = None) -> Series:
+        """The series from load-clock second 0 to ``last_ts`` (epoch s)."""
+        n = max(1, math.ceil(last_ts - self.t0) + 1)
+        self._snapshot_until(self.t0 + n)
+
+        def dense(arr: array[int] | None) -> IntArray:
+            out = np.zeros(n, dtype=np.int64)
+            if arr is not None and len(arr):
+                src = np.frombuffer(arr, dtype=np.int64)[:n]
+                out[: src.size] = src
+            return out
+
+        nodes = sorted(self._nodes)  # of connected records and of state records
+        connected = {node: dense(self._connected.get(node)) for node in nodes}
+        return Series(
+            seconds=np.arange(n, dtype=float),
+            logins={node: dense(self._logins.get(node)) for node in nodes},
+            relogins={node: dense(self._relogins.get(node)) for node in nodes},
+            connected=connected,
+            states={st: dense(self._states.get(st)) for st in sorted(self._seen_states)},
+            server=server or {}, markers=tuple(sorted(markers, key=lambda m: m.t_s)),
+        )
+
+
+def markers_of(data_actions: Sequence[Action], server_events: Sequence[ServerEvent], t0: float) -> list[Marker]:
+    """Timeline markers: admin actions and SRM state changes."""
+    markers = [Marker(t_s=a.ts - t0, kind=MarkerKind.ADMIN_ACTION, node=a.node,
+                      label=f"{a.name} {a.node or ''}".strip()) for a in data_actions]
+    markers += [Marker(t_s=e.ts - t0, kind=MarkerKind.SERVER_STATE, node=e.node, label=e.label)
+                for e in server_events
+                if e.kind in _STATE_MARKER_KINDS or (e.kind not in _OTHER_KINDS and e.to_state)]
+    return markers
 
 
 def build_series(data: RunData) -> Series:
@@ -82,59 +193,16 @@ def build_series(data: RunData) -> Series:
         The series from load-clock second 0 to the end of the run.
     """
     t0 = data.info.started_ts
-    n = max(1, math.ceil(data.t(data.last_ts)) + 1)
-    seconds = np.arange(n, dtype=float)
-
-    login_t: dict[str, list[float]] = defaultdict(list)
-    relogin_t: dict[str, list[float]] = defaultdict(list)
+    builder = SeriesBuilder(t0)
     for c in data.connected:
-        (relogin_t if c.relogin else login_t)[c.node or "?"].append(c.ts - t0)
-    nodes = sorted(set(login_t) | set(relogin_t) | {s.node for s in data.states if s.node})
-    logins = {node: _bins(login_t.get(node, []), n) for node in nodes}
-    relogins = {node: _bins(relogin_t.get(node, []), n) for node in nodes}
-
-    # Levels: walk state records once, snapshot at each bin end.
-    current: dict[str, tuple[str, str | None]] = {}
-    state_counts: dict[str, int] = defaultdict(int)
-    node_counts: dict[str, int] = defaultdict(int)
-    all_states = sorted({s.to_state for s in data.states} | {s.from_state for s in data.states if s.from_state})
-    states = {s: np.zeros(n, dtype=np.int64) for s in all_states}
-    connected = {node: np.zeros(n, dtype=np.int64) for node in nodes}
-    records = data.states
-    i = 0
-    for b in range(n):
-        limit = t0 + b + 1
-        while i < len(records) and records[i].ts < limit:
-            rec = records[i]
-            i += 1
-            old = current.get(rec.client)
-            if old is not None:
-                state_counts[old[0]] -= 1
-                if old[0] == CONNECTED_STATE and old[1]:
-                    node_counts[old[1]] -= 1
-            current[rec.client] = (rec.to_state, rec.node)
-            state_counts[rec.to_state] += 1
-            if rec.to_state == CONNECTED_STATE and rec.node:
-                node_counts[rec.node] += 1
-        for s, count in state_counts.items():
-            states[s][b] = count
-        for node, count in node_counts.items():
-            connected.setdefault(node, np.zeros(n, dtype=np.int64))[b] = count
-
+        builder.add_connected(c)
+    for rec in data.states:
+        builder.add_state(rec)
     server: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for m in data.server_metrics:
         for name, value in m.values.items():
             ts_list, values = server[(m.node, name)]
             ts_list.append(m.ts - t0)
             values.append(value)
-
-    markers = [Marker(t_s=a.ts - t0, kind=MarkerKind.ADMIN_ACTION, node=a.node,
-                      label=f"{a.name} {a.node or ''}".strip()) for a in data.actions]
-    markers += [Marker(t_s=e.ts - t0, kind=MarkerKind.SERVER_STATE, node=e.node, label=e.label)
-                for e in data.server_events
-                if e.kind in _STATE_MARKER_KINDS or (e.kind not in _OTHER_KINDS and e.to_state)]
-    return Series(
-        seconds=seconds, logins=logins, relogins=relogins, connected=connected, states=states,
-        server={k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in server.items()},
-        markers=tuple(sorted(markers, key=lambda m: m.t_s)),
-    )
+    return builder.build(data.last_ts, markers_of(data.actions, data.server_events, t0),
+                         {k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in server.items()})

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,8 +44,11 @@ __all__ = [
     "BUSY",
     "CPA_LOGINS",
     "OTP_REFUSED",
+    "SERVER_KEYS",
     "SOAP_TIMEOUT",
     "NodeStorm",
+    "ServerRowList",
+    "ServerRows",
     "WaveStorm",
     "storms",
 ]
@@ -58,6 +62,39 @@ BEFORE_ADMISSION = frozenset({"soap-fault:services-stopped", "connection-refused
 BUSY = "soap-fault:server-busy"
 SOAP_TIMEOUT = "timeout:soap"
 OTP_REFUSED = "soap-fault:bad-onetime-password"
+#: The node counters (``server_metrics.jsonl`` keys) a wave's server side reads.
+SERVER_KEYS = frozenset({"login_queue_max", "login_queue_depth", "login_in_service", "login_wait_p99_ms",
+                         "login_busy", "login_abandoned", "login_completed"})
+
+
+class ServerRows(Protocol):
+    """The nodes' metric rows, asked for by node and time window."""
+
+    def rows(self, node: str, lo_ts: float, hi_ts: float) -> Sequence[ServerMetric]:
+        """Rows of ``node`` with ``lo_ts <= ts <= hi_ts`` (epoch s), in time order."""
+        ...
+
+    def keys(self, node: str) -> Set[str]:
+        """Every key any row of ``node`` holds, over the whole run."""
+        ...
+
+
+class ServerRowList:
+    """:class:`ServerRows` over rows held in memory (``RunData.server_metrics``)."""
+
+    def __init__(self, metrics: Iterable[ServerMetric]) -> None:
+        self._rows: dict[str, list[ServerMetric]] = defaultdict(list)
+        for m in metrics:
+            self._rows[m.node].append(m)
+        self._ts = {n: [r.ts for r in rows] for n, rows in self._rows.items()}
+        self._keys = {n: {k for r in rows for k in r.values} for n, rows in self._rows.items()}
+
+    def rows(self, node: str, lo_ts: float, hi_ts: float) -> Sequence[ServerMetric]:
+        ts = self._ts.get(node, [])
+        return self._rows.get(node, [])[bisect.bisect_left(ts, lo_ts):bisect.bisect_right(ts, hi_ts)]
+
+    def keys(self, node: str) -> Set[str]:
+        return self._keys.get(node, set())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,9 +211,9 @@ def _binned_percentiles(times: Sequence[float], values: Sequence[float], edges: 
     return out
 
 
-def _server_series(rows: list[ServerMetric], t0: float, edges: FloatArray, key: str,
+def _server_series(rows: Sequence[ServerMetric], known: Set[str], t0: float, edges: FloatArray, key: str,
                    how: str = "max") -> FloatArray | None:
-    if not rows or not any(key in r.values for r in rows):
+    if key not in known:
         return None
     out = np.full(edges.size - 1, np.nan)
     for r in rows:
@@ -189,14 +226,15 @@ def _server_series(rows: list[ServerMetric], t0: float, edges: FloatArray, key: 
     return out
 
 
-def _server_total(rows: list[ServerMetric], t0: float, lo_s: float, hi_s: float, key: str) -> int | None:
-    if not rows or not any(key in r.values for r in rows):
+def _server_total(rows: Sequence[ServerMetric], known: Set[str], t0: float, lo_s: float, hi_s: float,
+                  key: str) -> int | None:
+    if key not in known:
         return None
     # a row counts what happened in the second before its ts
     return int(sum(r.values.get(key, 0.0) for r in rows if lo_s < r.ts - t0 <= hi_s + 1.0))
 
 
-def _node_storm(node: str, attempts: list[_Attempt], rows: list[ServerMetric], t0: float, at_s: float,
+def _node_storm(node: str, attempts: list[_Attempt], server: ServerRows, t0: float, at_s: float,
                 edges_abs: FloatArray) -> NodeStorm:
     reached = [a for a in attempts if a.cause not in BEFORE_ADMISSION]
     answered = [a for a in reached if a.cause not in (BUSY, SOAP_TIMEOUT)]
@@ -204,6 +242,8 @@ def _node_storm(node: str, attempts: list[_Attempt], rows: list[ServerMetric], t
     starts = [a.start_s for a in reached]
     ends = [a.end_s for a in answered]
     lo, hi = float(edges_abs[0]), float(edges_abs[-1])
+    rows = server.rows(node, t0 + lo - 1.0, t0 + hi + 2.0)  # every row the series and totals below read
+    known = server.keys(node)  # keys seen in any row of the node (none: no server counters)
     return NodeStorm(
         node=node, t_s=edges_abs[:-1] - edges_abs[0],
         demand=_per_second(starts, edges_abs), served=_per_second(ends, edges_abs),
@@ -212,23 +252,25 @@ def _node_storm(node: str, attempts: list[_Attempt], rows: list[ServerMetric], t
         demand_total=len(reached), served_total=len(answered),
         demand_peak_1s=peak_rate(starts, 1.0), demand_peak_10s=peak_rate(starts, 10.0),
         served_peak_1s=peak_rate(ends, 1.0),
-        queue_depth=_server_series(rows, t0, edges_abs, "login_queue_max")
-        if any("login_queue_max" in r.values for r in rows) else _server_series(rows, t0, edges_abs, "login_queue_depth"),
-        in_service=_server_series(rows, t0, edges_abs, "login_in_service"),
-        server_wait_p99_ms=_server_series(rows, t0, edges_abs, "login_wait_p99_ms"),
-        server_busy=_server_total(rows, t0, lo, hi, "login_busy"),
-        server_abandoned=_server_total(rows, t0, lo, hi, "login_abandoned"),
-        server_completed=_server_total(rows, t0, lo, hi, "login_completed"),
+        queue_depth=_server_series(rows, known, t0, edges_abs, "login_queue_max")
+        if "login_queue_max" in known else _server_series(rows, known, t0, edges_abs, "login_queue_depth"),
+        in_service=_server_series(rows, known, t0, edges_abs, "login_in_service"),
+        server_wait_p99_ms=_server_series(rows, known, t0, edges_abs, "login_wait_p99_ms"),
+        server_busy=_server_total(rows, known, t0, lo, hi, "login_busy"),
+        server_abandoned=_server_total(rows, known, t0, lo, hi, "login_abandoned"),
+        server_completed=_server_total(rows, known, t0, lo, hi, "login_completed"),
     )
 
 
-def storms(data: RunData, waves: Sequence[Wave], *, tail_s: float | None = None) -> list[WaveStorm]:
+def storms(data: RunData, waves: Sequence[Wave], *, tail_s: float | None = None,
+           server: ServerRows | None = None) -> list[WaveStorm]:
     """Measure every wave's server side and client outcomes.
 
     Args:
-        data: the loaded run.
+        data: the loaded run (or the slice of it that holds the waves' clients).
         waves: ``find_waves(data)``.
         tail_s: seconds after a wave's last re-login still shown (default: the recovery margin).
+        server: the nodes' metric rows (default ``data.server_metrics``).
 
     Returns:
         One :class:`WaveStorm` per wave, in the same order.
@@ -238,9 +280,7 @@ def storms(data: RunData, waves: Sequence[Wave], *, tail_s: float | None = None)
     reqs = _by_client(r for r in data.requests if r.request_type == "soap" and r.name in CPA_LOGINS)
     states = _by_client(data.states)
     ends = {e.client: e for e in data.ends}
-    rows_by_node: dict[str, list[ServerMetric]] = defaultdict(list)
-    for m in data.server_metrics:
-        rows_by_node[m.node].append(m)
+    server_rows = server if server is not None else ServerRowList(data.server_metrics)
     out: list[WaveStorm] = []
     for w in waves:
         attempts: dict[str, list[_Attempt]] = defaultdict(list)
@@ -281,8 +321,7 @@ def storms(data: RunData, waves: Sequence[Wave], *, tail_s: float | None = None)
         origin = float(w.ha_t.min()) if w.ha_t.size else w.at_s
         horizon = max(last_t, w.end_s, origin + (w.upper_s or 0.0)) + tail
         edges_abs = origin + np.arange(0.0, np.ceil(horizon - origin) + 1.0)
-        nodes = [_node_storm(node, attempts[node], rows_by_node.get(node, []), t0, w.at_s, edges_abs)
-                 for node in attempts]
+        nodes = [_node_storm(node, attempts[node], server_rows, t0, w.at_s, edges_abs) for node in attempts]
         nodes = [n for n in nodes if n.demand_total] or nodes
         nodes.sort(key=lambda n: (-n.demand_peak_1s, n.node))
         every = [a for node in attempts.values() for a in node]

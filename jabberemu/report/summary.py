@@ -7,6 +7,9 @@ Top-level fields (all always present; ``null`` where not measurable):
   (state -> reason -> clients), ``clients_without_end_record``
 - ``declared_capacity_per_s`` (``run.json`` ``server_login_rate``), ``recovery_margin_s``,
   ``max_login_wait_s``
+- ``relogin_limits``: the limits the run used (``report.limits``): ``lower_s``, ``upper_s``,
+  ``source`` (``waits``: what the clients cached; ``server_parameters``: the mock's; ``client_defaults``),
+  ``waits``, ``by_limits`` (``lower_s``, ``upper_s``, ``count`` per pair seen)
 - ``ha_events``: one object per wave with ``kind`` (failover|fallback), ``node`` (named by the
   admin action), ``from_node`` (the node that dropped the sessions), ``at_s``,
   ``lower_s``, ``upper_s``, ``clients``, ``recovered``, ``predicted_peak_rate`` (clients/s),
@@ -28,6 +31,8 @@ Top-level fields (all always present; ``null`` where not measurable):
   ``clients_at_risk``), ``measured_vs_predicted`` (one row per figure measured: ``name``, ``unit``,
   ``measured``, ``median``, ``p5``, ``p95``, ``agrees``) and ``suspects`` (``side``, ``evidence``)
   when they disagree; ``predicted`` is null when the wave could not be modelled
+- ``soak``: ``declared`` (``run.json`` ``soak``), ``minutes``, ``warmup_end_s``, ``drift_judged``
+  (whether the drift checks of ``report.drift`` apply; their numbers are in ``checks``)
 - ``latency``: rows of ``request_type``, ``name``, ``phase``, ``samples``,
   ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
 - ``generator`` (``report.health``): ``stall_share``, ``wave_stall_share`` (0-1), ``stalled_s``,
@@ -49,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from jabberemu.report.analysis import Analysis
+from jabberemu.report.drift import applies, warmup_end_s
 from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.records import RunData
 from jabberemu.report.storm import WaveStorm
@@ -135,6 +141,23 @@ def _prediction(p: WavePrediction | None) -> dict[str, Any]:
     }
 
 
+def _limits(analysis: Analysis) -> dict[str, Any] | None:
+    lim = analysis.limits
+    if lim is None:
+        return None
+    return {"lower_s": lim.lower_s, "upper_s": lim.upper_s, "source": lim.source.name.lower(), "waits": lim.waits,
+            "by_limits": [{"lower_s": lo, "upper_s": up, "count": n} for (lo, up), n in lim.by_limits.items()]}
+
+
+def _soak(analysis: Analysis, data: RunData) -> dict[str, Any] | None:
+    soak = analysis.soak
+    if soak is None:
+        return None
+    declared = bool(data.info.extra.get("soak"))
+    return {"declared": declared, "minutes": int(soak.minutes_s.size), "warmup_end_s": warmup_end_s(analysis.ready_s),
+            "drift_judged": applies(ready_s=analysis.ready_s, duration_s=analysis.duration_s, declared_soak=declared)}
+
+
 def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
                  capacity: float | None, margin_s: float, max_login_wait_s: float | None = None) -> Summary:
     """Assemble the summary.
@@ -181,6 +204,8 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "clients_without_end_record": acc.without_end_record,
         "declared_capacity_per_s": capacity, "recovery_margin_s": margin_s,
         "max_login_wait_s": max_login_wait_s,
+        "relogin_limits": _limits(analysis),
+        "soak": _soak(analysis, data),
         "ha_events": waves, "latency": latency,
         "failures_by_cause": [{
             "cause": f.cause, "count": f.count, "clients": f.clients, "requests": f.requests, "nodes": f.nodes,

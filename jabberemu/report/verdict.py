@@ -20,6 +20,9 @@ Login Profiles") is shown beside it, with the model's band, as information: a un
 second routinely holds 1.4x its mean, and a queue absorbs it. The run-wide checks
 (``report.integrity``) make the verdict INCONCLUSIVE when something was not tested.
 
+A soak (``report.drift``) adds its drift checks: latency p99 and RSS slopes per hour after warm-up
+(FAIL above their limits, INCONCLUSIVE when a declared soak is too short to tell).
+
 Warnings never change the verdict: a saturated generator ("latencies not trustworthy"), a
 partial run, a wave the model and the measurement disagree on.
 """
@@ -40,6 +43,7 @@ from jabberemu.report.checks import (
     exit_code,
     failed,
 )
+from jabberemu.report.drift import applies, drift_checks
 from jabberemu.report.integrity import integrity_checks
 from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.records import RunInfo
@@ -220,6 +224,11 @@ def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None 
     checks = integrity_checks(info, analysis)
     for w in analysis.waves:
         checks.extend(_wave_checks(w, storms.get(w.index), predictions.get(w.index), capacity, margin, max_wait))
+    declared = bool(info.extra.get("soak"))
+    if analysis.soak is not None and applies(ready_s=analysis.ready_s, duration_s=analysis.duration_s,
+                                             declared_soak=declared):
+        checks.extend(drift_checks(analysis.soak, ready_s=analysis.ready_s, duration_s=analysis.duration_s,
+                                   waves=[(w.at_s, w.end_s) for w in analysis.waves], declared_soak=declared))
     statuses = {c.status for c in checks}
     verdict = (Verdict.FAIL if CheckStatus.FAIL in statuses
                else Verdict.INCONCLUSIVE if CheckStatus.INCONCLUSIVE in statuses else Verdict.PASS)

@@ -28,16 +28,25 @@ from __future__ import annotations
 import bisect
 import enum
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from jabberemu.report.records import Action, ActionKind, ConnectedRecord, HaEventRecord, RunData
+from jabberemu.report.records import (
+    Action,
+    ActionKind,
+    ConnectedRecord,
+    HaEventRecord,
+    RunData,
+    RunInfo,
+    WaitRecord,
+)
 
-__all__ = ["DEFAULT_GAP_S", "DEFAULT_SKEW_S", "HaKind", "Wave", "find_waves", "peak_rate"]
+__all__ = ["DEFAULT_GAP_S", "DEFAULT_SKEW_S", "HaKind", "Member", "Wave", "anchor_action", "find_waves",
+           "measure_wave", "peak_rate", "pending_count"]
 
 #: Two primary HA events further apart than this (s) belong to different waves.
 DEFAULT_GAP_S = 5.0
@@ -66,7 +75,8 @@ class Wave:
     drawn waits (clients that logged one), ``recovery_s`` HA event -> XMPPCONNECTED (recovered
     clients only), ``relogin_t`` completion times (recovered clients only). ``members`` are the
     wave's client ids in the order of ``ha_t``; ``until_t`` the end of each member's part in this
-    wave (its next HA event, or infinity), on the load clock.
+    wave (its next HA event, or infinity), on the load clock; ``not_recovered`` (client, HA event
+    epoch ts) of the members that did not come back.
     """
 
     index: int
@@ -102,6 +112,7 @@ class Wave:
     relogin_node: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
     until_t: FloatArray = field(default_factory=lambda: np.empty(0))
+    not_recovered: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.recovered > self.clients or self.clients < 0:
@@ -161,8 +172,10 @@ def _clusters(events: list[HaEventRecord], gap_s: float, splits: Sequence[float]
     return clusters
 
 
-def _anchor(cluster: list[HaEventRecord], actions: Sequence[Action], not_before: float,
-            skew_s: float) -> Action | None:
+def anchor_action(cluster: list[HaEventRecord], actions: Sequence[Action], not_before: float,
+                  skew_s: float) -> Action | None:
+    """The latest wave-starting action after ``not_before`` and at or before the cluster's first
+    event (+ ``skew_s``), or None."""
     first = cluster[0].ts
     best = None
     for action in actions:
@@ -178,6 +191,123 @@ def _percentile(values: FloatArray, q: float) -> float | None:
 def _next_after(times: list[float], after: float, before: float) -> int | None:
     i = bisect.bisect_right(times, after)
     return i if i < len(times) and times[i] < before else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Member:
+    """What a wave needs of one of its clients: its primary HA event, when its part ends (its next
+    primary HA event, or infinity), its first wait at or after the event, its first ``connected``
+    after it (each before ``until_ts``), and its home node (first login's node; ``has_home`` False
+    when it never logged in first)."""
+
+    event: HaEventRecord
+    until_ts: float
+    wait: WaitRecord | None
+    connected: ConnectedRecord | None
+    home: str | None
+    has_home: bool = True
+
+
+def measure_wave(index: int, members: Sequence[Member], action: Action | None, info: RunInfo, *,
+                 margin_s: float, run_end: float, gave_up: Set[str]) -> Wave:
+    """Measure one wave (one cluster of primary HA events, in time order) from its members' records.
+
+    Args:
+        index: the wave's number (0-based).
+        members: one per primary HA event of the cluster, in the cluster's order.
+        action: the admin action the wave is anchored to, or None.
+        info: ``run.json``.
+        margin_s: grace after ``upper`` before a missing re-login counts as lost.
+        run_end: end of the run (epoch s): later deadlines are pending.
+        gave_up: clients whose end state is GAVE_UP.
+    """
+    t0 = info.started_ts
+    at_ts = action.ts if action is not None else members[0].event.ts
+    limits: Counter[tuple[float, float]] = Counter()
+    waits, raw_waits, rec, rel_t, rel_node, ha_t, until_t = [], [], [], [], [], [], []
+    not_recovered: list[tuple[str, float]] = []
+    votes: Counter[HaKind] = Counter()
+    for m in members:
+        ev = m.event
+        ha_t.append(ev.ts - t0)
+        until_t.append(m.until_ts - t0)
+        if m.wait is not None:
+            lo, up = m.wait.lower_s, m.wait.upper_s
+            limits[(lo, up)] += 1
+            waits.append((m.wait.wait_s - lo) / (up - lo) if up > lo else 0.5)
+            raw_waits.append(m.wait.wait_s)
+        c = m.connected
+        if c is None:
+            not_recovered.append((ev.client, ev.ts))
+            continue
+        rec.append(c.recovery_s if (c.relogin and c.recovery_s is not None) else c.ts - ev.ts)
+        rel_t.append(c.ts - t0)
+        rel_node.append(c.node or "?")
+        if m.has_home:
+            votes[HaKind.FALLBACK if c.node == m.home else HaKind.FAILOVER] += 1
+    lower: float | None
+    upper: float | None
+    if limits:
+        (lower, upper), _ = limits.most_common(1)[0]
+    else:
+        lower, upper = info.lower_s, info.upper_s
+    if action is not None and action.kind is ActionKind.FALLBACK:
+        kind = HaKind.FALLBACK
+    elif action is not None and action.kind.moves_sessions_away:
+        kind = HaKind.FAILOVER
+    else:
+        kind = votes.most_common(1)[0][0] if votes else HaKind.FAILOVER
+    from_node = Counter(m.event.node for m in members).most_common(1)[0][0]
+    node = action.node if action is not None and action.node else from_node
+    norm = np.asarray(waits, dtype=float)
+    waits_s = np.asarray(raw_waits, dtype=float)
+    ks_stat = ks_p = None
+    if norm.size >= 2 and lower is not None and upper is not None and upper > lower:
+        res = stats.kstest(norm, "uniform")
+        ks_stat, ks_p = float(res.statistic), float(res.pvalue)
+    recovery = np.asarray(rec, dtype=float)
+    relogin_t = np.asarray(rel_t, dtype=float)
+    peaks1: dict[str, float] = {}
+    peaks10: dict[str, float] = {}
+    nodes_arr = np.asarray(rel_node, dtype=object)
+    for target in sorted(set(rel_node)):
+        sel = relogin_t[nodes_arr == target]
+        peaks1[target] = peak_rate(sel, 1.0)
+        peaks10[target] = peak_rate(sel, 10.0)
+    peak_node = max(peaks1, key=lambda n: (peaks1[n], peaks10[n])) if peaks1 else None
+    deadline_extra = (upper if upper is not None else 0.0) + margin_s
+    # still inside their window (+ margin) when the run ended, partial or not, and not given up:
+    # not lost, untested
+    pending = sum(1 for c, ts in not_recovered if ts + deadline_extra > run_end and c not in gave_up)
+    end_s = float(relogin_t.max()) if relogin_t.size else at_ts - t0 + deadline_extra
+    return Wave(
+        index=index, kind=kind, node=node, from_node=from_node, at_s=at_ts - t0,
+        anchor=action.name if action is not None else None,
+        lower_s=lower, upper_s=upper, limits_mixed=len(limits) > 1,
+        clients=len(members), recovered=len(rec), pending=pending,
+        not_recovered_sample=tuple(sorted(c for c, _ in not_recovered)[:20]),
+        not_recovered=tuple(not_recovered),
+        predicted_peak_rate=(len(members) / (upper - lower)
+                             if lower is not None and upper is not None and upper > lower else None),
+        measured_peak_rate_1s=max(peaks1.values(), default=0.0),
+        measured_peak_rate_10s=max(peaks10.values(), default=0.0),
+        peak_node=peak_node,
+        recovery_p50_s=_percentile(recovery, 50), recovery_p95_s=_percentile(recovery, 95),
+        recovery_p99_s=_percentile(recovery, 99),
+        recovery_max_s=float(recovery.max()) if recovery.size else None,
+        ks_statistic=ks_stat, ks_pvalue=ks_p, end_s=max(end_s, at_ts - t0),
+        ha_classes=dict(Counter(m.event.cls for m in members).most_common()),
+        target_nodes=dict(Counter(rel_node).most_common()),
+        ha_t=np.asarray(ha_t, dtype=float), waits_s=waits_s, recovery_s=recovery,
+        relogin_t=relogin_t, relogin_node=tuple(rel_node),
+        members=tuple(m.event.client for m in members), until_t=np.asarray(until_t, dtype=float),
+    )
+
+
+def pending_count(wave: Wave, *, margin_s: float, run_end: float, t0: float, gave_up: Set[str]) -> int:
+    """Clients of ``wave`` still inside their window (+ margin) when the run ended and not given up."""
+    deadline_extra = (wave.upper_s if wave.upper_s is not None else 0.0) + margin_s
+    return sum(1 for c, ts in wave.not_recovered if ts + deadline_extra > run_end and c not in gave_up)
 
 
 def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = DEFAULT_SKEW_S,
@@ -197,16 +327,16 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
     """
     info = data.info
     margin = info.recovery_margin_s if recovery_margin_s is None else recovery_margin_s
-    t0 = info.started_ts
     primary = _primary_events(data)
     actions = [a for a in data.actions if a.kind.starts_waves]  # a service restart anchors no wave
     clusters = _clusters(primary, gap_s, [a.ts - skew_s for a in actions])
     per_client_primary: dict[str, list[float]] = defaultdict(list)
     for ev in primary:
         per_client_primary[ev.client].append(ev.ts)
-    waits_by_client: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    waits_by_client: dict[str, list[WaitRecord]] = defaultdict(list)
     for w in data.waits:
-        waits_by_client[w.client].append((w.ts, w.wait_s, w.lower_s, w.upper_s))
+        waits_by_client[w.client].append(w)
+    wait_ts = {k: [w.ts for w in v] for k, v in waits_by_client.items()}
     conn_by_client: dict[str, list[ConnectedRecord]] = defaultdict(list)
     for c in data.connected:
         conn_by_client[c.client].append(c)
@@ -221,89 +351,20 @@ def find_waves(data: RunData, *, gap_s: float = DEFAULT_GAP_S, skew_s: float = D
     waves: list[Wave] = []
     previous_first = float("-inf")
     for index, cluster in enumerate(clusters):
-        action = _anchor(cluster, actions, previous_first, skew_s)
+        action = anchor_action(cluster, actions, previous_first, skew_s)
         previous_first = cluster[-1].ts
-        at_ts = action.ts if action is not None else cluster[0].ts
-        limits: Counter[tuple[float, float]] = Counter()
-        waits, raw_waits, rec, rel_t, rel_node, ha_t, until_t = [], [], [], [], [], [], []
-        not_recovered: list[tuple[str, float]] = []
-        votes: Counter[HaKind] = Counter()
+        members = []
         for ev in cluster:
             mine = per_client_primary[ev.client]
-            nxt = mine[mine.index(ev.ts) + 1] if mine.index(ev.ts) + 1 < len(mine) else float("inf")
-            ha_t.append(ev.ts - t0)
-            until_t.append(nxt - t0)
-            wlist = waits_by_client.get(ev.client, [])
-            j = bisect.bisect_left(wlist, (ev.ts,))
-            if j < len(wlist) and wlist[j][0] < nxt:
-                _, wait_s, lo, up = wlist[j]
-                limits[(lo, up)] += 1
-                waits.append((wait_s - lo) / (up - lo) if up > lo else 0.5)
-                raw_waits.append(wait_s)
+            pos = mine.index(ev.ts)
+            nxt = mine[pos + 1] if pos + 1 < len(mine) else float("inf")
+            j = bisect.bisect_left(wait_ts.get(ev.client, []), ev.ts)
+            wl = waits_by_client.get(ev.client, [])
+            wait = wl[j] if j < len(wl) and wl[j].ts < nxt else None
             k = _next_after(conn_ts.get(ev.client, []), ev.ts, nxt)
-            if k is None:
-                not_recovered.append((ev.client, ev.ts))
-                continue
-            c = conn_by_client[ev.client][k]
-            rec.append(c.recovery_s if (c.relogin and c.recovery_s is not None) else c.ts - ev.ts)
-            rel_t.append(c.ts - t0)
-            rel_node.append(c.node or "?")
-            if ev.client in home:
-                votes[HaKind.FALLBACK if c.node == home[ev.client] else HaKind.FAILOVER] += 1
-        lower: float | None
-        upper: float | None
-        if limits:
-            (lower, upper), _ = limits.most_common(1)[0]
-        else:
-            lower, upper = info.lower_s, info.upper_s
-        if action is not None and action.kind is ActionKind.FALLBACK:
-            kind = HaKind.FALLBACK
-        elif action is not None and action.kind.moves_sessions_away:
-            kind = HaKind.FAILOVER
-        else:
-            kind = votes.most_common(1)[0][0] if votes else HaKind.FAILOVER
-        from_node = Counter(ev.node for ev in cluster).most_common(1)[0][0]
-        node = action.node if action is not None and action.node else from_node
-        norm = np.asarray(waits, dtype=float)
-        waits_s = np.asarray(raw_waits, dtype=float)
-        ks_stat = ks_p = None
-        if norm.size >= 2 and lower is not None and upper is not None and upper > lower:
-            res = stats.kstest(norm, "uniform")
-            ks_stat, ks_p = float(res.statistic), float(res.pvalue)
-        recovery = np.asarray(rec, dtype=float)
-        relogin_t = np.asarray(rel_t, dtype=float)
-        peaks1: dict[str, float] = {}
-        peaks10: dict[str, float] = {}
-        nodes_arr = np.asarray(rel_node, dtype=object)
-        for target in sorted(set(rel_node)):
-            sel = relogin_t[nodes_arr == target]
-            peaks1[target] = peak_rate(sel, 1.0)
-            peaks10[target] = peak_rate(sel, 10.0)
-        peak_node = max(peaks1, key=lambda n: (peaks1[n], peaks10[n])) if peaks1 else None
-        deadline_extra = (upper if upper is not None else 0.0) + margin
-        # still inside their window (+ margin) when the run ended, partial or not, and not given up:
-        # not lost, untested
-        pending = sum(1 for c, ts in not_recovered if ts + deadline_extra > run_end and c not in gave_up)
-        end_s = float(relogin_t.max()) if relogin_t.size else at_ts - t0 + deadline_extra
-        waves.append(Wave(
-            index=index, kind=kind, node=node, from_node=from_node, at_s=at_ts - t0,
-            anchor=action.name if action is not None else None,
-            lower_s=lower, upper_s=upper, limits_mixed=len(limits) > 1,
-            clients=len(cluster), recovered=len(rec), pending=pending,
-            not_recovered_sample=tuple(sorted(c for c, _ in not_recovered)[:20]),
-            predicted_peak_rate=(len(cluster) / (upper - lower)
-                                 if lower is not None and upper is not None and upper > lower else None),
-            measured_peak_rate_1s=max(peaks1.values(), default=0.0),
-            measured_peak_rate_10s=max(peaks10.values(), default=0.0),
-            peak_node=peak_node,
-            recovery_p50_s=_percentile(recovery, 50), recovery_p95_s=_percentile(recovery, 95),
-            recovery_p99_s=_percentile(recovery, 99),
-            recovery_max_s=float(recovery.max()) if recovery.size else None,
-            ks_statistic=ks_stat, ks_pvalue=ks_p, end_s=max(end_s, at_ts - t0),
-            ha_classes=dict(Counter(ev.cls for ev in cluster).most_common()),
-            target_nodes=dict(Counter(rel_node).most_common()),
-            ha_t=np.asarray(ha_t, dtype=float), waits_s=waits_s, recovery_s=recovery,
-            relogin_t=relogin_t, relogin_node=tuple(rel_node),
-            members=tuple(ev.client for ev in cluster), until_t=np.asarray(until_t, dtype=float),
-        ))
+            members.append(Member(event=ev, until_ts=nxt, wait=wait,
+                                  connected=None if k is None else conn_by_client[ev.client][k],
+                                  home=home.get(ev.client), has_home=ev.client in home))
+        waves.append(measure_wave(index, members, action, info, margin_s=margin, run_end=run_end,
+                                  gave_up=gave_up))
     return waves

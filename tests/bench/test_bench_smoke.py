@@ -131,3 +131,11 @@ def test_analyse_records_measures_lateness_per_client() -> None:
     assert out["late_max_ms"] == pytest.approx(100.0, abs=0.01)
     assert out["on_time"] == 1 and out["on_time_share"] == 0.5
     assert 0.0 < out["ks_p"] <= 1.0
+
+
+def test_synthetic_run_smoke(tmp_path: Path) -> None:
+    result = _run("synthetic_run.py", tmp_path)
+    assert (result["clients"], result["detail"]) == (30, "summary")
+    assert result["waves"] == 8 and result["records"] > 30 * 15
+    assert result["report"]["exit"] == 0 and result["report"]["verdict"] == "PASS"
+    assert result["report"]["peak_rss_mib"] > 50 and result["kib_per_client_hour"] > 0

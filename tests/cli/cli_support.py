@@ -25,6 +25,7 @@ __all__ = [
     "env_with_venv",
     "jabberemu",
     "read_jsonl",
+    "run_file_exists",
     "state_sequence",
     "assert_accounted",
     "orphans_of",
@@ -54,9 +55,19 @@ def jabberemu(*args: str, timeout_s: float = 60.0, cwd: Path | None = None) -> s
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every JSON line of ``path``."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Every JSON line of ``path``: of every segment of it (rotated, compressed at the end of a run)."""
+    from jabberemu.rundata import JsonlReader
+
+    warnings: list[str] = []
+    return [obj for _p, _l, obj in JsonlReader(path.parent, path.name, warnings)]
+
+
+def run_file_exists(run_dir: Path, name: str) -> bool:
+    """True when ``name`` of ``run_dir`` exists and is not empty (a JSONL one in any segment)."""
+    from jabberemu.rundata import segment_paths
+
+    paths = segment_paths(run_dir, name) if name.endswith(".jsonl") else [run_dir / name]
+    return any(p.exists() and p.stat().st_size > 0 for p in paths)
 
 
 def state_sequence(server_events: Iterable[dict[str, Any]], node: str) -> list[str]:

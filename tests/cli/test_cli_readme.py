@@ -5,7 +5,7 @@ The commands run in README order, in a scratch directory that links the reposito
 (argparse keeps the last value of a repeated option): drills get few clients and short limits; a
 Locust run with a ``--drill`` and a ``-t`` of at most two minutes runs as written (its own run
 directory aside) and, with ``--report``, must PASS; other Locust runs get ``--headless -u 10 -r 10
--t 8s``, their drill items moved to 2 s, and their own run directory; ``--processes`` runs a loopback
+-t 8s``, their drill items moved to 2 s (a soak's ``--drill-every`` off), and their own run directory; ``--processes`` runs a loopback
 master on a free port, ``--prometheus-port`` gets a free port. The real-pair example gets the hosts, URLs, names and domain of the mock pair
 the README started before it, and a users CSV of that pair's users. ``jabberemu mock`` and
 ``python -m mock_server`` run until their topology file appears and the pair is Normal, stay up for
@@ -196,6 +196,8 @@ class ReadmeSession:
                 drill = _option(argv, "--drill")
                 if drill:
                     argv += ["--drill", _short_drill(drill)]
+                if _option(argv, "--drill-every"):  # a soak's drill needs hours: off in 8 s
+                    argv += ["--drill-every", "0"]
             argv += ["--run-dir", f"runs/cmd{index}"]
             if _option(argv, "--prometheus-port"):
                 argv += ["--prometheus-port", str(_free_port())]
@@ -251,11 +253,10 @@ class ReadmeSession:
     def _check_locust_run(self, index: int, outcome: Outcome) -> None:
         """Every Locust user signed in once and ended, as the run data says."""
         run_dir = self.workdir / f"runs/cmd{index}"
-        files = sorted(run_dir.glob("client_events*.jsonl"))
-        if not files:
+        events = read_jsonl(run_dir / "client_events.jsonl")
+        if not events:
             outcome.problems.append(f"no client_events.jsonl in {run_dir}")
             return
-        events = [e for f in files for e in read_jsonl(f)]
         connected = {e["client"] for e in events if e["type"] == "connected"}
         ended = {e["client"] for e in events if e["type"] == "end"}
         users = int(_option(self.commands[index], "-u") or 0) if _as_written(self.commands[index]) else LOCUST_USERS

@@ -60,6 +60,7 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- Locust scenarios as subprocesses against a mock pair in another subprocess (swarm tests) ------
 
+import gzip  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -190,13 +191,22 @@ class LocustProc:
     def out_text(self) -> str:
         return self.stdout.read_text(encoding="utf-8", errors="replace") if self.stdout.exists() else ""
 
+    def _lines(self) -> list[str]:
+        """Lines of every segment of ``client_events.jsonl`` (the live one, then compressed at the end)."""
+        from jabberemu.rundata import CLIENT_EVENTS_FILE, segment_paths
+
+        out: list[str] = []
+        for path in segment_paths(self.run_dir, CLIENT_EVENTS_FILE):
+            if path.name.endswith(".gz"):
+                out += gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+            else:
+                out += path.read_text(encoding="utf-8").splitlines()
+        return out
+
     def records(self, kind: str | None = None) -> list[dict[str, object]]:
-        """``client_events.jsonl`` records (of one ``type``)."""
-        path = self.run_dir / "client_events.jsonl"
-        if not path.exists():
-            return []
+        """``client_events.jsonl`` records (of one ``type``), from every segment."""
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in self._lines():
             if line.strip():
                 try:
                     rec = json.loads(line)
@@ -208,10 +218,7 @@ class LocustProc:
 
     def count(self, *fragments: str) -> int:
         """Lines of ``client_events.jsonl`` holding every fragment (cheap: no JSON parsing while polling)."""
-        path = self.run_dir / "client_events.jsonl"
-        if not path.exists():
-            return 0
-        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if all(f in line for f in fragments))
+        return sum(1 for line in self._lines() if all(f in line for f in fragments))
 
     def stats(self) -> dict[tuple[str, str], dict[str, str]]:
         """Rows of Locust's ``--csv`` ``*_stats.csv`` by (type, name)."""

@@ -49,6 +49,11 @@ BAD_INPUTS: list[tuple[str, tuple[str, ...], dict[str, str | bytes], str]] = [
      f"--users-csv {{dir}}/u.csv, line 2: no password for user 'bob' (a row holds {COLUMNS})"),
     ("csv-too-short", ("-u", "3", "--users-csv", "{dir}/u.csv"), {"u.csv": "alice,pw\nbob,pw\n"},
      "--users-csv: 2 users in {dir}/u.csv, 3 asked for with -u"),
+    ("soak-shorter-than-a-wave", ("--drill-every", "300"), {},
+     "--drill-every (300 s) must give each wave its window: at least the upper limit + the recovery margin = 542 s"),
+    ("soak-does-not-fit", ("--drill-every", "600", "-t", "1000s"), {},
+     "--drill-every 600: no failover and fallback fit in -t 1000s after the ramp (1 s) with 542 s per wave; give "
+     "-t at least 1743s"),
 ]
 
 
@@ -64,7 +69,9 @@ def test_bad_input_ends_the_run_at_start_in_one_line(name: str, args: tuple[str,
         argv += ["--topology", str(tmp_path / "fake-topology.json")]
     if "-u" not in argv:
         argv += ["-u", "2"]
-    run = locust_run("--headless", "-r", "2", "-t", "120s", *argv)
+    if "-t" not in argv:
+        argv += ["-t", "120s"]
+    run = locust_run("--headless", "-r", "2", *argv)
     assert run.wait(60) == 2  # at start: not after -t
     err = run.err_text()
     errors = [x for x in err.splitlines() if x.startswith("jabberemu: error:")]

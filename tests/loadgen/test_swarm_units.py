@@ -12,7 +12,7 @@ import pytest
 from jabberemu.errors import ConfigError
 from jabberemu.loadgen.collect import HealthWatch
 from jabberemu.loadgen.options import OPTION_NAMES, Assignment, home_node, load_users_csv
-from jabberemu.loadgen.schedule import ActionKind, check_plan, parse_schedule
+from jabberemu.loadgen.schedule import ActionKind, check_plan, parse_schedule, soak_schedule
 from jabberemu.loadgen.shape import DrillState
 from jabberemu.loadgen.webui import client_rows
 
@@ -66,6 +66,22 @@ def test_plan_warns_when_the_end_of_the_run_cuts_a_wave() -> None:
         "--drill fallback:imp1.example.test@840: its re-login wave needs until 1382 s")
     assert "INCONCLUSIVE" in warnings[0]
     assert check_plan(plan, node_names=NODES, run_time_s=None, settle_s=542.0, has_admin=True) == ([], [])
+
+
+def test_a_soak_drills_failover_then_fallback_until_the_end_of_the_run() -> None:
+    items, errors = soak_schedule(every_s=600.0, node="imp1.example.test", run_time_s=3600.0, ramp_s=40.0,
+                                  settle_s=542.0)
+    assert errors == []
+    # ready + 3000 s + 542 s still fits (3,582 s <= 3,600 s) but would end on a failover: dropped
+    assert items == ["failover:imp1.example.test@ready+600", "fallback:imp1.example.test@ready+1200",
+                     "failover:imp1.example.test@ready+1800", "fallback:imp1.example.test@ready+2400"]
+    plan = parse_schedule(",".join(items))
+    assert check_plan(plan, node_names=NODES, run_time_s=3600.0, settle_s=542.0, has_admin=True) == ([], [])
+    eight_hours, _ = soak_schedule(every_s=600.0, node="n", run_time_s=8 * 3600.0, ramp_s=300.0, settle_s=542.0)
+    assert len(eight_hours) == 46 and eight_hours[-1] == "fallback:n@ready+27600"
+    assert soak_schedule(every_s=0.0, node="n", run_time_s=None, ramp_s=1.0, settle_s=1.0) == ([], [])
+    assert soak_schedule(every_s=600.0, node="n", run_time_s=None, ramp_s=1.0, settle_s=1.0)[1] == [
+        "--drill-every 600: a soak needs -t (its drills repeat until the run ends)"]
 
 
 def test_a_refused_admin_action_stops_the_drill() -> None:
@@ -192,6 +208,10 @@ VALUES: dict[str, tuple[str, object]] = {
     "assignment": ("active-standby", "active-standby"),
     "prometheus_port": ("9464", 9464),
     "prometheus_host": ("127.0.0.2", "127.0.0.2"),
+    "record_detail": ("full", "full"),
+    "record_rotate_mb": ("8", 8.0),
+    "drill_every": ("600", 600.0),
+    "drill_node": ("imp2.example.test", "imp2.example.test"),
 }
 
 _PARSE = """

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from jabberemu.report.failures import failure_table
-from jabberemu.report.records import RequestRecord
+from jabberemu.report.failures import FailureTable, failure_table
+from jabberemu.report.records import RequestRecord, RequestSummaryRecord
+from jabberemu.rundata import LatencyHistogram
 
 T0 = 1_700_000_000.0
 
@@ -40,3 +41,18 @@ def test_failed_requests_group_by_cause_with_first_and_last_seen() -> None:
 
 def test_no_failure_no_row() -> None:
     assert failure_table([_req(1.0, "u1", "login", ok=True)], started_ts=T0) == []
+
+
+def test_per_second_summaries_count_their_failures_without_naming_clients() -> None:
+    table = FailureTable(T0)
+    table.add(_req(5.0, "u1", "message-latency", rtype="xmpp", cause="timeout:message", node=None))
+    table.add_summary(RequestSummaryRecord(ts=T0 + 3.0, request_type="xmpp", name="message-latency", node="imp1",
+                                           count=50, failures={"timeout:message": 4, "not-connected": 1},
+                                           hist=LatencyHistogram()))
+    rows = table.rows()
+    assert [(r.cause, r.count, r.clients) for r in rows] == [("timeout:message", 5, 1), ("not-connected", 1, 0)]
+    timeout = rows[0]
+    assert (timeout.first_s, timeout.last_s) == (3.0, 5.0)
+    assert timeout.nodes == {"imp1": 4, "?": 1}
+    assert timeout.requests == {"xmpp/message-latency": 5}
+    assert timeout.example is None  # neither the summary nor the record carried an error text

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jabberemu.rundata import JsonlReader
+
 pytestmark = pytest.mark.slow
 
 CLIENTS, LOWER_S, UPPER_S = 300, 2.0, 8.0
@@ -30,7 +32,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _records(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "client_events.jsonl").read_text().splitlines() if line.strip()]
+    return [obj for _p, _l, obj in JsonlReader(run, "client_events.jsonl", [])]
 
 
 def _peak(times: list[float], window_s: float) -> int:

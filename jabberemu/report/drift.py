@@ -1,0 +1,173 @@
+"""The drift verdict of a soak: do latency and memory stay flat after warm-up? (pure, numpy)
+
+A soak passes only if nothing creeps: a leak that adds 1 % of the process per hour fills a box in
+days, and a latency that grows hour by hour is a queue that never drains. For each series below, a
+least-squares line (``numpy.polyfit``, degree 1) through its per-minute points after warm-up gives a
+slope per hour, which the check compares with its limit and reports with its numbers:
+
+- **generator RSS**, per Locust process (``generator.jsonl`` ``rss_bytes``, median of each minute):
+  slope <= :data:`RSS_LIMIT_PCT_PER_H` % of the fitted RSS at the end of warm-up, per hour (issue 19);
+- **mock RSS**, per node process (sampled by ``serverpoll``; a real pair has none): the same limit;
+- **latency**: the per-minute p99 of ``xmpp/message-latency`` (``xmpp/ping`` when no message was
+  measured), minutes inside a re-login wave left out (a wave is judged on its own): slope <=
+  ``max(LATENCY_LIMIT_SHARE x median p99, LATENCY_LIMIT_FLOOR_MS)`` per hour. **Our choice**:
+  10 % of the steady p99 per hour, since a flat loopback p99 of 1-3 ms moves by tenths of a ms
+  between minutes; the floor of 1 ms/h keeps sub-millisecond noise from failing a run.
+
+**Warm-up** (our choice): until :data:`WARMUP_S` after every client first signed in (the first
+waves' one-off growth: 1,000 clients grew ~40 MiB over their first two failover cycles, then stayed
+flat). A run is judged when at least :data:`MIN_SPAN_S` of data follow the warm-up; a shorter run
+started as a soak (``run.json`` ``soak``) is INCONCLUSIVE ("too short to tell"); a shorter run that
+is no soak gets no drift check at all (a 2-minute drill is not a soak: :func:`applies`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from jabberemu.report.checks import Check, CheckName, CheckStatus
+from jabberemu.report.soak import MINUTE_S, SoakSeries
+
+__all__ = ["LATENCY_LIMIT_FLOOR_MS", "LATENCY_LIMIT_SHARE", "MIN_SPAN_S", "RSS_LIMIT_PCT_PER_H", "WARMUP_S",
+           "Trend", "applies", "drift_checks", "trend", "warmup_end_s"]
+
+FloatArray = NDArray[np.float64]
+
+RSS_LIMIT_PCT_PER_H = 1.0
+"""Largest RSS growth per hour after warm-up (% of the RSS at the end of warm-up)."""
+LATENCY_LIMIT_SHARE = 0.10
+"""Largest p99 latency growth per hour, as a share of the median per-minute p99."""
+LATENCY_LIMIT_FLOOR_MS = 1.0
+"""The latency limit is never below this (ms per hour)."""
+WARMUP_S = 900.0
+"""Warm-up: this long after every client first signed in."""
+MIN_SPAN_S = 1800.0
+"""Data needed after warm-up to judge a drift."""
+_LATENCY_KEYS = ("xmpp/message-latency", "xmpp/ping")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Trend:
+    """A least-squares line through (t, y): slope per hour, the fitted value at ``t_start_s``."""
+
+    slope_per_h: float
+    start_value: float
+    points: int
+    span_s: float
+
+
+def trend(t_s: FloatArray, y: FloatArray) -> Trend | None:
+    """The line through the finite points, or None with fewer than 3 of them."""
+    keep = np.isfinite(t_s) & np.isfinite(y)
+    t, v = t_s[keep], y[keep]
+    if t.size < 3 or float(t.max() - t.min()) <= 0:
+        return None
+    slope, intercept = np.polyfit(t / 3600.0, v, 1)
+    start = float(t.min())
+    return Trend(slope_per_h=float(slope), start_value=float(slope * start / 3600.0 + intercept), points=int(t.size),
+                 span_s=float(t.max() - t.min()))
+
+
+def warmup_end_s(ready_s: float | None) -> float:
+    """End of warm-up on the load clock."""
+    return (ready_s or 0.0) + WARMUP_S
+
+
+def _status_for_span(span_s: float, soak: bool) -> CheckStatus | None:
+    if span_s >= MIN_SPAN_S:
+        return None
+    return CheckStatus.INCONCLUSIVE if soak else CheckStatus.NOT_APPLICABLE
+
+
+def _short(name: CheckName, what: str, status: CheckStatus, span_s: float) -> Check:
+    why = (f"{what}: {span_s / 60:.0f} min of data after warm-up, {MIN_SPAN_S / 60:.0f} needed: too short to tell"
+           if status is CheckStatus.INCONCLUSIVE else
+           f"{what}: not a soak ({span_s / 60:.0f} min after warm-up; drift is judged from {MIN_SPAN_S / 60:.0f})")
+    return Check(name=name, status=status, wave=None, measured=None, limit=None, excess=None, message=why)
+
+
+def _rss_check(name: CheckName, who: str, t_s: FloatArray, mib: FloatArray, warm: float, end_s: float,
+               soak: bool) -> Check:
+    after = t_s >= warm
+    span = max(0.0, end_s - warm)
+    status = _status_for_span(span, soak)
+    if status is not None:
+        return _short(name, f"{who} RSS", status, span)
+    fit = trend(t_s[after], mib[after])
+    if fit is None or fit.start_value <= 0:
+        return Check(name=name, status=CheckStatus.NOT_APPLICABLE, wave=None, measured=None, limit=None, excess=None,
+                     message=f"{who} RSS: fewer than 3 samples after warm-up")
+    pct = 100.0 * fit.slope_per_h / fit.start_value
+    ok = pct <= RSS_LIMIT_PCT_PER_H
+    head = (f"{who} RSS {fit.start_value:.1f} MiB after warm-up, slope {fit.slope_per_h:+.2f} MiB/h = {pct:+.2f} %/h "
+            f"over {fit.span_s / 3600:.2f} h ({fit.points} points)")
+    return Check(name=name, status=CheckStatus.PASS if ok else CheckStatus.FAIL, wave=None, measured=pct,
+                 limit=RSS_LIMIT_PCT_PER_H, excess=None if ok else pct - RSS_LIMIT_PCT_PER_H,
+                 message=head + (f" <= {RSS_LIMIT_PCT_PER_H:g} %/h" if ok else
+                                 f" exceeds {RSS_LIMIT_PCT_PER_H:g} %/h: memory grows (a leak?)"))
+
+
+def _latency_check(soak: SoakSeries, steady: NDArray[np.bool_], warm: float, end_s: float, declared: bool) -> Check:
+    name = CheckName.DRIFT_LATENCY
+    key = next((k for k in _LATENCY_KEYS if k in soak.latency and np.isfinite(soak.latency[k]["p99"]).any()), None)
+    if key is None:
+        return Check(name=name, status=CheckStatus.NOT_APPLICABLE, wave=None, measured=None, limit=None, excess=None,
+                     message="latency drift: no message latency or ping measured")
+    span = max(0.0, end_s - warm)
+    status = _status_for_span(span, declared)
+    if status is not None:
+        return _short(name, f"{key} p99", status, span)
+    t = soak.minutes_s + MINUTE_S / 2
+    p99 = soak.latency[key]["p99"]
+    use = (t >= warm) & steady
+    fit = trend(t[use], p99[use])
+    if fit is None:
+        return Check(name=name, status=CheckStatus.NOT_APPLICABLE, wave=None, measured=None, limit=None, excess=None,
+                     message=f"{key} p99: fewer than 3 steady minutes after warm-up")
+    median = float(np.nanmedian(p99[use]))
+    limit = max(LATENCY_LIMIT_SHARE * median, LATENCY_LIMIT_FLOOR_MS)
+    ok = fit.slope_per_h <= limit
+    head = (f"{key} p99 per minute (median {median:.2f} ms) slope {fit.slope_per_h:+.3f} ms/h over "
+            f"{fit.span_s / 3600:.2f} h ({fit.points} steady minutes)")
+    return Check(name=name, status=CheckStatus.PASS if ok else CheckStatus.FAIL, wave=None,
+                 measured=fit.slope_per_h, limit=limit, excess=None if ok else fit.slope_per_h - limit,
+                 message=head + (f" <= {limit:.2f} ms/h" if ok else f" exceeds {limit:.2f} ms/h: latency creeps up"))
+
+
+def applies(*, ready_s: float | None, duration_s: float, declared_soak: bool) -> bool:
+    """True for a soak: started as one, or long enough to judge after warm-up."""
+    return declared_soak or duration_s - warmup_end_s(ready_s) >= MIN_SPAN_S
+
+
+def drift_checks(soak: SoakSeries, *, ready_s: float | None, duration_s: float, waves: list[tuple[float, float]],
+                 declared_soak: bool) -> list[Check]:
+    """The drift checks of a run (module docstring).
+
+    Args:
+        soak: the per-minute series.
+        ready_s: when every client first signed in (load clock), None if never.
+        duration_s: the run's length (s).
+        waves: each wave's (start, end) on the load clock (left out of the latency fit).
+        declared_soak: the run was started as a soak (``run.json`` ``soak``).
+    """
+    warm = warmup_end_s(ready_s)
+    t = soak.minutes_s + MINUTE_S / 2
+    steady = np.ones(t.size, dtype=bool)
+    for a, b in waves:
+        steady &= ~((soak.minutes_s + MINUTE_S > a) & (soak.minutes_s < b))
+    checks = [_latency_check(soak, steady, warm, duration_s, declared_soak)]
+    if soak.generator_rss_mib:
+        for worker, mib in soak.generator_rss_mib.items():
+            checks.append(_rss_check(CheckName.DRIFT_GENERATOR_RSS, f"generator {worker}", t, mib, warm, duration_s,
+                                     declared_soak))
+    else:
+        checks.append(Check(name=CheckName.DRIFT_GENERATOR_RSS, status=CheckStatus.NOT_APPLICABLE, wave=None,
+                            measured=None, limit=None, excess=None, message="generator RSS: no sample recorded"))
+    for node, (ts, mib) in soak.mock_rss_mib.items():
+        checks.append(_rss_check(CheckName.DRIFT_MOCK_RSS, f"mock node {node.split('.')[0]}", ts, mib, warm,
+                                 duration_s, declared_soak))
+    return checks
+

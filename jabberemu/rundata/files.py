@@ -1,0 +1,74 @@
+"""File names of a run directory and the order of their rotated segments.
+
+A JSONL file ``NAME.jsonl`` may be written in segments (``segments.RotatingJsonlWriter``): closed
+segments ``NAME.0001.jsonl.gz``, ``NAME.0002.jsonl.gz`` ... (gzip), then the live segment
+``NAME.jsonl``. A closed segment whose compression was cut short by the end of the process stays
+as plain ``NAME.NNNN.jsonl``; when both forms of one number exist, the ``.gz`` one is whole (it is
+renamed into place only once written) and the plain one is a leftover. Runs written before rotation
+existed hold the live file only, and read the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = [
+    "CLIENT_EVENTS_FILE",
+    "GENERATOR_FILE",
+    "RUN_FILE",
+    "SERVER_EVENTS_FILE",
+    "SERVER_METRICS_FILE",
+    "WORKERS_DIR",
+    "WORKERS_FILE",
+    "segment_name",
+    "segment_paths",
+]
+
+RUN_FILE = "run.json"
+CLIENT_EVENTS_FILE = "client_events.jsonl"
+SERVER_EVENTS_FILE = "server_events.jsonl"
+SERVER_METRICS_FILE = "server_metrics.jsonl"
+GENERATOR_FILE = "generator.jsonl"
+WORKERS_DIR = "workers"
+WORKERS_FILE = "workers.json"
+
+_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<number>\d{4,})\.jsonl(?P<gz>\.gz)?$")
+
+
+def _stem(name: str) -> str:
+    if not name.endswith(".jsonl"):
+        raise ValueError(f"not a JSONL file name: {name!r}")
+    return name[: -len(".jsonl")]
+
+
+def segment_name(name: str, number: int, *, compressed: bool = True) -> str:
+    """The name of closed segment ``number`` of ``name`` (``client_events.0003.jsonl.gz``)."""
+    return f"{_stem(name)}.{number:04d}.jsonl" + (".gz" if compressed else "")
+
+
+def segment_paths(run_dir: Path, name: str) -> list[Path]:
+    """Every existing segment of ``name`` in ``run_dir``, in write order: closed segments by number
+    (the ``.gz`` form when both exist), then the live file.
+
+    Args:
+        run_dir: the run directory.
+        name: the live file's name, e.g. ``client_events.jsonl``.
+    Returns:
+        Paths that exist (empty when none does).
+    """
+    stem = _stem(name)
+    closed: dict[int, Path] = {}
+    if run_dir.is_dir():
+        for path in run_dir.iterdir():
+            m = _SEGMENT.match(path.name)
+            if m is None or m.group("stem") != stem:
+                continue
+            number = int(m.group("number"))
+            if m.group("gz") or number not in closed:
+                closed[number] = path
+    out = [closed[n] for n in sorted(closed)]
+    live = run_dir / name
+    if live.exists():
+        out.append(live)
+    return out

@@ -1,0 +1,105 @@
+"""The drift verdict on synthetic series: flat PASSes, 3 %/h RSS FAILs, too short is INCONCLUSIVE,
+latency creeping up FAILs; every check carries its numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jabberemu.report.checks import CheckName, CheckStatus
+from jabberemu.report.drift import (
+    LATENCY_LIMIT_FLOOR_MS,
+    MIN_SPAN_S,
+    RSS_LIMIT_PCT_PER_H,
+    WARMUP_S,
+    applies,
+    drift_checks,
+    trend,
+)
+from jabberemu.report.soak import MINUTE_S, SoakSeries
+
+READY_S = 300.0
+
+
+def _soak(hours: float, *, rss_pct_per_h: float = 0.0, p99_ms_per_h: float = 0.0, seed: int = 0,
+          mock_pct_per_h: float | None = None) -> SoakSeries:
+    rng = np.random.default_rng(seed)
+    n = int(hours * 60)
+    minutes = np.arange(n) * MINUTE_S
+    t_h = (minutes + MINUTE_S / 2) / 3600
+    rss = 200.0 * (1 + rss_pct_per_h / 100 * t_h) + rng.normal(0, 0.3, n)
+    p99 = 2.0 + p99_ms_per_h * t_h + rng.normal(0, 0.1, n)
+    lat = {"xmpp/message-latency": {"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99}}
+    mock = {}
+    if mock_pct_per_h is not None:
+        ts = np.arange(0, hours * 3600, 30.0)
+        mock["imp1.example.test"] = (ts, 80.0 * (1 + mock_pct_per_h / 100 * ts / 3600) + rng.normal(0, 0.1, ts.size))
+    return SoakSeries(minutes_s=minutes, latency=lat, samples={"xmpp/message-latency": np.full(n, 40.0)},
+                      generator_rss_mib={"w1": rss}, generator_cpu={"w1": np.full(n, 30.0)}, mock_rss_mib=mock)
+
+
+def _checks(soak: SoakSeries, hours: float, declared: bool = True) -> dict[CheckName, list]:
+    out: dict[CheckName, list] = {}
+    for c in drift_checks(soak, ready_s=READY_S, duration_s=hours * 3600, waves=[], declared_soak=declared):
+        out.setdefault(c.name, []).append(c)
+    return out
+
+
+def test_least_squares_slope_per_hour() -> None:
+    t = np.arange(0, 7200, 60.0)
+    fit = trend(t, 100 + 3.0 * t / 3600)
+    assert fit is not None and fit.slope_per_h == pytest.approx(3.0) and fit.start_value == pytest.approx(100.0)
+    assert fit.points == t.size and trend(t[:2], t[:2]) is None
+
+
+def test_a_flat_soak_passes_with_its_numbers() -> None:
+    checks = _checks(_soak(2.0, mock_pct_per_h=0.0), 2.0)
+    assert {n: [c.status for c in cs] for n, cs in checks.items()} == {
+        CheckName.DRIFT_LATENCY: [CheckStatus.PASS], CheckName.DRIFT_GENERATOR_RSS: [CheckStatus.PASS],
+        CheckName.DRIFT_MOCK_RSS: [CheckStatus.PASS]}
+    (rss,) = checks[CheckName.DRIFT_GENERATOR_RSS]
+    assert abs(rss.measured) < 0.3 and rss.limit == RSS_LIMIT_PCT_PER_H
+    assert "generator w1 RSS 20" in rss.message and "%/h" in rss.message
+    (lat,) = checks[CheckName.DRIFT_LATENCY]
+    assert lat.limit == LATENCY_LIMIT_FLOOR_MS and abs(lat.measured) < 0.2
+
+
+def test_rss_growing_3_percent_an_hour_fails() -> None:
+    checks = _checks(_soak(3.0, rss_pct_per_h=3.0, mock_pct_per_h=3.0), 3.0)
+    for name in (CheckName.DRIFT_GENERATOR_RSS, CheckName.DRIFT_MOCK_RSS):
+        (c,) = checks[name]
+        assert c.status is CheckStatus.FAIL
+        # 3 %/h of the RSS at the start; relative to the RSS at the end of warm-up a little less
+        assert c.measured == pytest.approx(3.0 / (1 + 0.03 * (READY_S + WARMUP_S) / 3600), abs=0.1)
+        assert c.excess == pytest.approx(c.measured - RSS_LIMIT_PCT_PER_H)
+        assert "exceeds 1 %/h" in c.message
+    assert checks[CheckName.DRIFT_LATENCY][0].status is CheckStatus.PASS
+
+
+def test_latency_creeping_up_fails() -> None:
+    (c,) = _checks(_soak(2.0, p99_ms_per_h=2.5), 2.0)[CheckName.DRIFT_LATENCY]
+    assert c.status is CheckStatus.FAIL and c.measured == pytest.approx(2.5, abs=0.2) and "creeps up" in c.message
+
+
+def test_too_short_a_soak_is_inconclusive_and_a_short_drill_has_no_drift_check() -> None:
+    hours = (READY_S + WARMUP_S + MIN_SPAN_S - 600) / 3600
+    checks = _checks(_soak(hours, rss_pct_per_h=5.0), hours)
+    assert all(c.status is CheckStatus.INCONCLUSIVE for cs in checks.values() for c in cs)
+    assert "too short to tell" in checks[CheckName.DRIFT_GENERATOR_RSS][0].message
+    assert not applies(ready_s=READY_S, duration_s=hours * 3600, declared_soak=False)
+    assert applies(ready_s=READY_S, duration_s=hours * 3600, declared_soak=True)
+    assert applies(ready_s=READY_S, duration_s=READY_S + WARMUP_S + MIN_SPAN_S, declared_soak=False)
+
+
+def test_wave_minutes_are_left_out_of_the_latency_fit() -> None:
+    soak = _soak(2.0)
+    p99 = soak.latency["xmpp/message-latency"]["p99"]
+    waves = []
+    for k, start in enumerate(range(1500, 7000, 1200)):  # growing spikes inside the waves only
+        p99[start // 60:(start + 300) // 60] += 20.0 * (k + 1)
+        waves.append((float(start), float(start + 300)))
+    with_waves = {c.name: c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=waves,
+                                                  declared_soak=True)}
+    assert with_waves[CheckName.DRIFT_LATENCY].status is CheckStatus.PASS
+    without = {c.name: c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[], declared_soak=True)}
+    assert without[CheckName.DRIFT_LATENCY].status is CheckStatus.FAIL
