@@ -64,11 +64,6 @@ class _SoapCallFailed(Exception):
         self.event = event
 
 
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 class EmulatedClient:
     """One emulated Jabber client.
 
@@ -110,7 +105,8 @@ class EmulatedClient:
         self._stopping = False
         self._login_t0: float | None = None
         self._ha_t0: float | None = None
-        self._activity: list[asyncio.TimerHandle] = []
+        self._activity: dict[int, asyncio.TimerHandle] = {}
+        self._activity_seq = 0
         self._settled: asyncio.Future[ClientState] | None = None
         self.hostname_hints: list[str] = []
         self.contacts: list[str] = []
@@ -346,10 +342,9 @@ class EmulatedClient:
                 what the machine is fed.
         """
         t0 = self._mono()
-        inner = asyncio.ensure_future(call)
-        inner.add_done_callback(_retrieve)  # an exception after our cancel must not be "never retrieved"
-        try:
-            result = await asyncio.wait_for(inner, self.settings.timeouts.soap_s)
+        try:  # no inner task (asyncio.wait_for's frame would keep the failure in a reference cycle)
+            async with asyncio.timeout(self.settings.timeouts.soap_s):
+                result = await call
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -492,16 +487,17 @@ class EmulatedClient:
 
     def _schedule_activity(self, per_min: float, action: Any) -> None:
         delay_s = self._activity_rng.expovariate(per_min / 60.0)
+        self._activity_seq += 1
+        key = self._activity_seq
+        self._activity[key] = self._loop.call_later(delay_s, self._activity_due, key, per_min, action)
 
-        def fire() -> None:
-            self._activity = [h for h in self._activity if h is not handle]
-            if self.machine.state is ClientState.XMPPCONNECTED and action():
-                self._schedule_activity(per_min, action)
-
-        handle = self._loop.call_later(delay_s, fire)
-        self._activity.append(handle)
+    def _activity_due(self, key: int, per_min: float, action: Any) -> None:
+        """An activity timer fired (no closure: a fired handle must not keep a cycle alive)."""
+        self._activity.pop(key, None)
+        if self.machine.state is ClientState.XMPPCONNECTED and action():
+            self._schedule_activity(per_min, action)
 
     def _stop_activity(self) -> None:
-        for handle in self._activity:
+        for handle in self._activity.values():
             handle.cancel()
         self._activity.clear()

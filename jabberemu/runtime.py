@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import gc
 import io
 import json
 import logging
@@ -34,6 +33,7 @@ from jabberemu.config import ClientSettings, ServerPair
 from jabberemu.core.metrics import Measurement
 from jabberemu.core.registry import ClientRegistry
 from jabberemu.errors import ConfigError
+from jabberemu.gcpolicy import GcPolicy, active_policy
 from jabberemu.soap.cpa import BUNDLED_WSDL, CpaClient, load_wsdl
 from jabberemu.soap.transport import AiohttpTransport
 
@@ -44,9 +44,7 @@ __all__ = [
     "RecordType",
     "RunDataSink",
     "Runtime",
-    "GC_YOUNG_THRESHOLD",
     "make_ssl_context",
-    "tune_gc",
 ]
 
 logger = logging.getLogger(__name__)
@@ -132,33 +130,6 @@ class RunDataSink:
             self._file = None
 
 
-GC_YOUNG_THRESHOLD = 20_000
-"""Young-generation threshold of :func:`tune_gc` (CPython's default: 700 net allocations)."""
-
-
-def tune_gc(young_threshold: int = GC_YOUNG_THRESHOLD) -> tuple[int, int, int]:
-    """Fewer young collections in a process that holds thousands of emulated clients (idempotent).
-
-    Every login allocates a few hundred container objects that live as long as the connection;
-    with CPython's default threshold (700) the collector ran ~600 passes per 1,000 logins,
-    ~2 ms of CPU per login, and each pass walks the young objects again (bench/login_cost.py
-    ``gc_ms_per_login``). At 20,000: ~20 passes per 1,000 logins, ~0.7 ms per login, the longest
-    pause ~70 ms (measured with 1,000 logins at 100/s on the 2-core bench machine). Only raises the
-    threshold, never lowers one set higher by the embedding program. ``gc.freeze()`` was measured
-    too (another ~30% off) and left out: a frozen dead session is never collected.
-
-    Args:
-        young_threshold: generation-0 threshold to apply.
-
-    Returns:
-        The thresholds now in force (``gc.get_threshold()``).
-    """
-    current = gc.get_threshold()
-    if current[0] < young_threshold:
-        gc.set_threshold(young_threshold, *current[1:])
-    return gc.get_threshold()
-
-
 _SSL_CONTEXTS: dict[bool, ssl.SSLContext] = {}
 
 
@@ -201,6 +172,7 @@ class Runtime:
         sink: run-data sink.
         registry: counts of clients per state and node.
         warned: problem keys already logged once (e.g. ``limits-missing``) -> times seen.
+        gc_policy: the garbage-collector policy this runtime installed (uninstalled by :meth:`aclose`).
     """
 
     pair: ServerPair
@@ -214,6 +186,7 @@ class Runtime:
     sink: RunDataSink = field(default_factory=RunDataSink)
     registry: ClientRegistry = field(default_factory=ClientRegistry)
     warned: Counter[str] = field(default_factory=Counter)
+    gc_policy: GcPolicy | None = None
 
     @classmethod
     async def create(
@@ -228,7 +201,7 @@ class Runtime:
         clock: Clock | None = None,
         registry: ClientRegistry | None = None,
         http_pool_limit: int = 2000,
-        gc_young_threshold: int | None = GC_YOUNG_THRESHOLD,
+        gc_policy: GcPolicy | None | bool = True,
     ) -> Runtime:
         """Build the shared objects (on the loop that will run the clients).
 
@@ -244,15 +217,15 @@ class Runtime:
             clock: time sources (real ones when None).
             registry: a shared registry (a new one when None).
             http_pool_limit: concurrent HTTP connections over all CPA nodes.
-            gc_young_threshold: applied process-wide with :func:`tune_gc`; None leaves the
-                collector as it is.
+            gc_policy: the process's garbage-collector policy (:mod:`jabberemu.gcpolicy`), installed
+                on this loop until :meth:`aclose`; True (default) = the process's active policy or a
+                new default one; None or False leaves the collector alone (tests that count garbage).
 
         Raises:
             ConfigError: CPA mode on a pair whose nodes lack a CPA URL.
             zeep.exceptions.Error, OSError: the WSDL could not be loaded.
         """
-        if gc_young_threshold is not None:
-            tune_gc(gc_young_threshold)
+        policy = (active_policy() or GcPolicy()) if gc_policy is True else (gc_policy or None)
         ctx = make_ssl_context(settings.verify_tls)
         cpa: CpaClient | None = None
         transport: AiohttpTransport | None = None
@@ -270,11 +243,13 @@ class Runtime:
             transport = AiohttpTransport(ssl_context=ctx, timeout_s=settings.timeouts.soap_s,
                                          limit=http_pool_limit)
             cpa = CpaClient(document, transport)
+        if policy is not None:
+            policy.install(asyncio.get_running_loop())
         return cls(
             pair=pair, settings=settings, ssl_context=ctx, cpa=cpa, transport=transport,
             run_seed=run_seed, clock=clock or Clock(), measure=measure,
             sink=sink if sink is not None else RunDataSink(),
-            registry=registry if registry is not None else ClientRegistry(),
+            registry=registry if registry is not None else ClientRegistry(), gc_policy=policy,
         )
 
     def now_ts(self) -> float:
@@ -313,10 +288,13 @@ class Runtime:
             logger.warning(message + " (logged once per process)", *args)
 
     async def aclose(self) -> None:
-        """Close the HTTP session and flush the sink (idempotent)."""
+        """Close the HTTP session, flush the sink, uninstall the GC policy (idempotent)."""
         if self.transport is not None:
             await self.transport.aclose()
         self.sink.close()
+        if self.gc_policy is not None:
+            self.gc_policy.uninstall()
+            self.gc_policy = None
 
 
 def _error_text(exc: BaseException) -> str:

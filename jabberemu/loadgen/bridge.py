@@ -84,6 +84,7 @@ import gevent.event
 from gevent import monkey
 
 from jabberemu import errors
+from jabberemu.eventloop import bounded_selector_class
 
 __all__ = [
     "AsyncioBridge",
@@ -221,11 +222,15 @@ class _InlineExecutor(concurrent.futures.Executor):
         return future
 
 
+_BoundedEpollSelector = bounded_selector_class(_RealEpollSelector)
+
+
 class _BridgeLoop(asyncio.SelectorEventLoop):
-    """Selector loop on the original epoll, self-pipe and resolver (traps 2 and 3)."""
+    """Selector loop on the original epoll, self-pipe and resolver (traps 2 and 3); the selector hands
+    it at most ``eventloop.MAX_EVENTS`` ready sockets per iteration (:mod:`jabberemu.eventloop`)."""
 
     def __init__(self) -> None:
-        super().__init__(selector=_RealEpollSelector())
+        super().__init__(selector=_BoundedEpollSelector())
         self._default_executor = _InlineExecutor()  # set_default_executor() insists on a thread pool
 
     def _make_self_pipe(self) -> None:

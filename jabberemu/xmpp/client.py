@@ -49,7 +49,7 @@ import jabberemu.xmpp.redact  # noqa: F401  (keeps SASL payloads out of slixmpp'
 from jabberemu.config import NodeAddress, SaslMechanism, Timeouts
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
-from jabberemu.xmpp.lean import LeanClientXMPP
+from jabberemu.xmpp.lean import LeanClientXMPP, break_transport_cycle
 
 __all__ = ["NS_HOSTNAME", "NS_SENT", "Phase", "XmppSession"]
 
@@ -79,6 +79,14 @@ class Phase(enum.Enum):
 
 EventCallback = Callable[["XmppSession", ev.Event], None]
 MeasureCallback = Callable[[mx.Measurement], None]
+
+
+def _ignore_event(_session: XmppSession, _event: ev.Event) -> None:
+    """Stands in for the driver's callback once a session is released."""
+
+
+def _ignore_measure(_measurement: mx.Measurement) -> None:
+    """Stands in for the driver's callback once a session is released."""
 
 
 class XmppSession(LeanClientXMPP):
@@ -130,6 +138,7 @@ class XmppSession(LeanClientXMPP):
         self._ping_future: asyncio.Future[Any] | None = None
         self._finish_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._released = False
         self._t0 = 0.0
         self._t_auth = 0.0
         self._t_bind = 0.0
@@ -250,8 +259,16 @@ class XmppSession(LeanClientXMPP):
             self._t_bind = now
         return await super()._handle_stream_features(features)
 
+    def connection_made(self, transport: Any, send_event: bool = True) -> None:
+        if self.phase is Phase.DEAD:  # a connect that completed after kill(): not ours any more
+            transport.abort()
+            return
+        super().connection_made(transport, send_event)
+
     def connection_lost(self, exception: BaseException | None) -> None:
+        transport = self.transport
         super().connection_lost(exception)
+        break_transport_cycle(transport)
         if isinstance(exception, ConnectionResetError) or (
             exception is not None and not isinstance(exception, ConnectionAbortedError)
         ):
@@ -347,7 +364,7 @@ class XmppSession(LeanClientXMPP):
         iq["to"] = self.boundjid.domain
         iq.enable("ping")
         t0 = self._mono()
-        fut = iq.send(timeout=self.timeouts.ping_timeout_s)  # type: ignore[no-untyped-call]
+        fut = iq.send(timeout=self.timeouts.ping_timeout_s)
         self._ping_future = fut
 
         def done(f: asyncio.Future[Any]) -> None:
@@ -413,10 +430,22 @@ class XmppSession(LeanClientXMPP):
             self._finish_task.cancel()
 
     def _cleanup(self) -> None:
-        """Cancel what slixmpp leaves behind (ENGINEERING.md: 'Task was destroyed but it is pending')."""
+        """Cancel what slixmpp leaves behind (ENGINEERING.md: 'Task was destroyed but it is pending');
+        once the connection is gone, release the session's reference cycles on the next loop turn
+        (never from inside one of slixmpp's handlers, whose tables the release clears)."""
         self._cancel_timers()
         for name in list(self.scheduled_events):
             self.cancel_schedule(name)
         task = self._run_out_filters
         if task is not None and not task.done():
             task.cancel()
+        if self.transport is None and not self._released:
+            self._released = True
+            self.loop.call_soon(self._release)
+
+    def _release(self) -> None:
+        """Break the session's cycles (:meth:`LeanClientXMPP.release`) and drop the driver's callbacks:
+        reference counting frees the session once the driver lets go of it."""
+        self.release()
+        self._on_event = _ignore_event
+        self._on_measure = _ignore_measure

@@ -19,7 +19,19 @@ IQ tracking, stream errors, STARTTLS) is still slixmpp's code. Two more cuts:
   outgoing filters are ever registered here): the queue's task hand-off per stanza is skipped,
   the order on the wire is unchanged;
 - the roster get parses the result's ``<item jid=.../>`` elements directly instead of filling
-  slixmpp's roster (no ``roster_update`` event).
+  slixmpp's roster (no ``roster_update`` event);
+- slixmpp's send task (``run_filters``, one task and one queue getter per connection) is started
+  only when a stanza has to wait in its queue, which an emulated client's stanzas never do.
+
+**No reference cycles left behind (our choice).** slixmpp's objects point at each other: the stream
+holds handlers and event handlers that are bound methods of itself and of its plugins, each plugin
+holds the stream, ``Iq.send`` builds a callback closure that refers to itself, and asyncio's socket
+transport keeps a bound method of itself. Left alone, every connection that ends is cyclic garbage
+that only a full collection frees (seconds with 10,000 clients: BENCHMARKS.md). Here
+:meth:`LeanClientXMPP.release` clears those tables once the connection is gone, :class:`LeanIq`
+sends IQs without the self-referring closure, and :func:`break_transport_cycle` drops the
+transport's bound method, so reference counting frees a finished connection at once
+(tests/client/test_no_cycles.py).
 
 Pinned to slixmpp 1.17 (pyproject.toml); tests/client/test_xmpp_lean.py checks the attributes
 this class sets against a real ``ClientXMPP``.
@@ -32,23 +44,118 @@ import ssl
 from typing import Any
 
 from slixmpp import ClientXMPP, stanza
+from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.jid import JID
 from slixmpp.plugins import PluginManager
 from slixmpp.stanza import Iq, Message, Presence, StreamError, StreamFeatures
 from slixmpp.stanza.rootstanza import RootStanza
 from slixmpp.xmlstream import XMLStream
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
-from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
+from slixmpp.xmlstream.matcher import MatcherId, MatchXPath, StanzaPath
+from slixmpp.xmlstream.matcher.idsender import MatchIDSender
 from slixmpp.xmlstream.stanzabase import StanzaBase
 from slixmpp.xmlstream.tostring import tostring
 
-__all__ = ["LeanClientXMPP", "NS_ROSTER", "RosterView"]
+__all__ = ["LeanClientXMPP", "LeanIq", "NS_ROSTER", "RosterView", "break_transport_cycle"]
 
 NS_CLIENT = "jabber:client"
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_ROSTER = "jabber:iq:roster"
 _ROSTER_QUERY = f"{{{NS_ROSTER}}}query"
 _ROSTER_ITEM = f"{{{NS_ROSTER}}}item"
+
+
+#: slixmpp 1.17's private (name-mangled) tables of a stream that hold bound methods.
+_HANDLERS = "_XMLStream__handlers"
+_EVENT_HANDLERS = "_XMLStream__event_handlers"
+_FILTERS = "_XMLStream__filters"
+_QUEUED = "_XMLStream__queued_stanzas"
+#: Seconds an IQ waits for its answer when the caller gives no timeout (slixmpp's default).
+IQ_DEFAULT_TIMEOUT_S = 120
+
+
+def break_transport_cycle(transport: Any) -> None:
+    """Drop the bound method an asyncio socket transport keeps of itself (``_read_ready_cb``).
+
+    CPython's ``_SelectorSocketTransport`` keeps ``self._read_ready__data_received`` as an
+    attribute: a reference cycle that outlives the connection. Call it once the transport is
+    closed (in ``connection_lost``: its reader is removed by then). Other transports are left alone.
+    """
+    if getattr(transport, "_read_ready_cb", None) is not None:
+        transport._read_ready_cb = None
+
+
+class _IqWaiter:
+    """What ``Iq.send`` keeps while an IQ waits for its answer, as an object instead of a closure
+    that refers to itself (slixmpp 1.17 ``Iq.send``: ``callback_success``/``callback_timeout``)."""
+
+    __slots__ = ("iq", "future", "callback", "matcher", "name")
+
+    def __init__(self, iq: LeanIq, future: asyncio.Future[Any], callback: Any, matcher: Any, name: str) -> None:
+        self.iq = iq
+        self.future = future
+        self.callback = callback
+        self.matcher = matcher
+        self.name = name
+
+    def __call__(self, result: Any) -> None:
+        stream: Any = self.iq.stream
+        kind = result["type"]
+        if kind == "result":
+            if not self.future.done():
+                self.future.set_result(result)
+        elif kind == "error":
+            if not self.future.done():
+                self.future.set_exception(IqError(result))  # type: ignore[no-untyped-call]
+        else:  # an IQ addressed to ourselves: wait on (as slixmpp does)
+            stream.register_handler(Callback(self.name, self.matcher, self, once=True))
+            return
+        stream.cancel_schedule(f"IqTimeout_{self.iq['id']}")
+        waiting = getattr(stream, "_iq_waiters", None)
+        if waiting is not None:
+            waiting.pop(self.name, None)
+        if self.callback is not None:
+            self.callback(result)
+
+    def expire(self) -> None:
+        if not self.future.done():
+            self.future.set_exception(IqTimeout(self.iq))  # type: ignore[no-untyped-call]
+        stream: Any = self.iq.stream
+        stream.remove_handler(self.name)
+        waiting = getattr(stream, "_iq_waiters", None)
+        if waiting is not None:
+            waiting.pop(self.name, None)
+
+
+class LeanIq(Iq):
+    """slixmpp's ``Iq`` whose :meth:`send` leaves no reference cycle behind (same behaviour)."""
+
+    def send(self, callback: Any = None, timeout: float | None = None) -> asyncio.Future[Any]:  # type: ignore[override]
+        """Send the IQ (slixmpp 1.17 ``Iq.send``): a ``get``/``set`` returns a future of the answer
+        (``IqError`` for an error answer, ``IqTimeout`` after ``timeout`` s, default 120 s); any
+        other type returns a future already done.
+        """
+        if timeout is not None and not isinstance(timeout, (float, int)):
+            raise TypeError(f'Wrong type for "timeout" parameter: {type(timeout)}')
+        stream: Any = self.stream
+        future: asyncio.Future[Any] = asyncio.Future(loop=stream.loop)
+        if self["type"] in ("get", "set"):
+            if stream.session_bind_event.is_set():
+                matcher: Any = MatchIDSender({"id": self["id"], "self": stream.boundjid, "peer": self["to"]})
+            else:
+                matcher = MatcherId(self["id"])
+            name = f"IqCallback_{self['id']}"
+            waiter = _IqWaiter(self, future, callback, matcher, name)
+            stream.schedule(f"IqTimeout_{self['id']}", IQ_DEFAULT_TIMEOUT_S if timeout is None else timeout,
+                            waiter.expire, repeat=False)
+            stream.register_handler(Callback(name, matcher, waiter, once=True))
+            waiting = getattr(stream, "_iq_waiters", None)
+            if waiting is not None:
+                waiting[name] = waiter
+        else:
+            future.set_result(None)
+        StanzaBase.send(self)
+        return future
 
 
 class _BindFlag:
@@ -139,8 +246,9 @@ class LeanClientXMPP(ClientXMPP):
         self.stanza = stanza
         self.register_handler(Callback("Stream Error", MatchXPath(f"{{{NS_STREAM}}}error"),
                                        self._handle_stream_error))
-        for root in (Message, Iq, Presence, StreamError, StreamFeatures):
+        for root in (Message, LeanIq, Presence, StreamError, StreamFeatures):
             self.register_stanza(root)
+        self._iq_waiters: dict[str, _IqWaiter] = {}
         # --- ClientXMPP.__init__, minus roster, rosterver, preapproval and limits (XEP-0478)
         self.escape_quotes = True
         self.plugin_config = {}
@@ -175,6 +283,67 @@ class LeanClientXMPP(ClientXMPP):
         self.register_plugin("feature_mechanisms")
         if sasl_mech:
             self.plugin["feature_mechanisms"].use_mech = sasl_mech
+
+    def Iq(self, *args: Any, **kwargs: Any) -> LeanIq:  # noqa: N802 - slixmpp's name
+        """An IQ of this stream (a :class:`LeanIq`: no reference cycle once answered)."""
+        return LeanIq(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def connect(self, host: str | None = None, port: int | None = None) -> asyncio.Future[Any]:
+        """slixmpp's ``connect`` without starting the send task (:meth:`send` starts it if needed)."""
+        self.disconnect_reason = None
+        self.cancel_connection_attempt()
+        self._connect_loop_wait = 0
+        if host and port:
+            self.custom_address = (host, int(port))
+        elif (host, port) == (None, None):
+            self.custom_address = None
+        self.event("connecting")
+        self._current_connection_attempt = asyncio.ensure_future(self._connect_loop(), loop=self.loop)
+        return self._current_connection_attempt
+
+    def _start_send_task(self) -> None:
+        task = self._run_out_filters
+        if task is None or task.done():
+            self._run_out_filters = asyncio.ensure_future(self.run_filters(), loop=self.loop)
+
+    def _set_session_start(self, event: Any) -> None:
+        if getattr(self, _QUEUED):
+            self._start_send_task()
+        super()._set_session_start(event)
+
+    def release(self) -> None:
+        """Break this stream's reference cycles once its connection is gone (idempotent).
+
+        Clears slixmpp's handler, event-handler and filter tables, the feature plugins (each holds
+        the stream and bound methods of itself), scheduled events, IQs still waiting (their futures
+        are cancelled) and the credentials; stops the send task. The object cannot connect again.
+        """
+        getattr(self, _HANDLERS).clear()
+        getattr(self, _EVENT_HANDLERS).clear()
+        for chain in getattr(self, _FILTERS).values():
+            chain.clear()
+        for name in list(self.scheduled_events):
+            self.cancel_schedule(name)
+        for waiter in list(self._iq_waiters.values()):
+            waiter.future.cancel()
+        self._iq_waiters.clear()
+        manager: Any = self.plugin
+        for plugin in list(manager._plugins.values()):
+            vars(plugin).clear()
+        manager._plugins.clear()
+        manager.xmpp = None
+        self._stream_feature_handlers.clear()
+        self._stream_feature_order.clear()
+        self.credentials = {}
+        self.password = ""
+        task = self._run_out_filters
+        if task is not None and not task.done():
+            task.cancel()
+        self._run_out_filters = None
+        self.cancel_connection_attempt()
+        self.parser = None
+        self.xml_root = None
+        self._available.clear()
 
     # ---------------------------------------------------------------- presence (RFC 6121 §4) ---
     def _track_presence(self, pres: Any) -> None:
@@ -220,7 +389,7 @@ class LeanClientXMPP(ClientXMPP):
             return
         reply = self.Iq(stype="result", sto=sender, sid=iq["id"])
         reply.enable("roster")
-        reply.send()  # type: ignore[no-untyped-call]
+        reply.send()
 
     async def fetch_roster_jids(self, timeout_s: float) -> list[str]:
         """Roster get (RFC 6121 §2.1.3); returns the contacts' bare JIDs, in the server's order.
@@ -232,7 +401,7 @@ class LeanClientXMPP(ClientXMPP):
         iq = self.Iq()
         iq["type"] = "get"
         iq.enable("roster")
-        result = await iq.send(timeout=timeout_s)  # type: ignore[no-untyped-call]
+        result = await iq.send(timeout=timeout_s)
         query = result.xml.find(_ROSTER_QUERY)
         if query is None:
             return []
@@ -261,3 +430,5 @@ class LeanClientXMPP(ClientXMPP):
                 self.send_raw(data)
             return
         super().send(data, use_filters)
+        if not self.waiting_queue.empty():
+            self._start_send_task()
