@@ -34,8 +34,10 @@ from jabberemu.core.metrics import Measurement
 from jabberemu.core.registry import ClientRegistry
 from jabberemu.errors import ConfigError
 from jabberemu.gcpolicy import GcPolicy, active_policy
+from jabberemu.soap.adapter import CpaAdapter
 from jabberemu.soap.cpa import BUNDLED_WSDL, CpaClient, load_wsdl
-from jabberemu.soap.transport import AiohttpTransport
+from jabberemu.soap.transport import AiohttpTransport, SoapTransport
+from jabberemu.xmpp.client import Connector
 
 __all__ = [
     "CLIENT_EVENTS_FILE",
@@ -165,7 +167,10 @@ class Runtime:
         settings: client settings of the run.
         ssl_context: the one client TLS context.
         cpa: the CPA SOAP client, None in XMPP-only mode.
-        transport: the shared zeep/aiohttp transport, None in XMPP-only mode.
+        transport: the shared zeep/aiohttp transport (or a :class:`~jabberemu.soap.transport.MockTransport`),
+            None in XMPP-only mode.
+        cpa_adapter: the CPA side of every client's login, as core events (None in XMPP-only mode).
+        xmpp_connector: opens the XMPP connections (None: ``loop.create_connection``).
         run_seed: seed from which each client's random source is derived.
         clock: time sources.
         measure: measurement callback (Locust's request event through the bridge, or a list).
@@ -179,7 +184,7 @@ class Runtime:
     settings: ClientSettings
     ssl_context: ssl.SSLContext
     cpa: CpaClient | None
-    transport: AiohttpTransport | None
+    transport: SoapTransport | None
     run_seed: int = 0
     clock: Clock = field(default_factory=Clock)
     measure: MeasureCallback | None = None
@@ -187,6 +192,8 @@ class Runtime:
     registry: ClientRegistry = field(default_factory=ClientRegistry)
     warned: Counter[str] = field(default_factory=Counter)
     gc_policy: GcPolicy | None = None
+    cpa_adapter: CpaAdapter | None = None
+    xmpp_connector: Connector | None = None
 
     @classmethod
     async def create(
@@ -202,6 +209,8 @@ class Runtime:
         registry: ClientRegistry | None = None,
         http_pool_limit: int = 2000,
         gc_policy: GcPolicy | None | bool = True,
+        http_transport: SoapTransport | None = None,
+        xmpp_connector: Connector | None = None,
     ) -> Runtime:
         """Build the shared objects (on the loop that will run the clients).
 
@@ -220,6 +229,10 @@ class Runtime:
             gc_policy: the process's garbage-collector policy (:mod:`jabberemu.gcpolicy`), installed
                 on this loop until :meth:`aclose`; True (default) = the process's active policy or a
                 new default one; None or False leaves the collector alone (tests that count garbage).
+            http_transport: the CPA's transport (a new :class:`AiohttpTransport` with the SOAP deadline
+                when None; a ``MockTransport`` in tests).
+            xmpp_connector: opens XMPP connections (``loop.create_connection`` when None; a
+                ``jabberemu.xmpp.memory.MemoryConnector`` in tests).
 
         Raises:
             ConfigError: CPA mode on a pair whose nodes lack a CPA URL.
@@ -228,7 +241,7 @@ class Runtime:
         policy = (active_policy() or GcPolicy()) if gc_policy is True else (gc_policy or None)
         ctx = make_ssl_context(settings.verify_tls)
         cpa: CpaClient | None = None
-        transport: AiohttpTransport | None = None
+        transport: SoapTransport | None = None
         if not settings.xmpp_only:
             if any(n.cpa_url is None for n in pair.nodes):
                 raise ConfigError("CPA mode needs a cpa_url on every node", field="cpa_url")
@@ -240,34 +253,43 @@ class Runtime:
                     document = await asyncio.to_thread(load_wsdl, location)
                 else:
                     document = load_wsdl(location)
-            transport = AiohttpTransport(ssl_context=ctx, timeout_s=settings.timeouts.soap_s,
-                                         limit=http_pool_limit)
+            transport = http_transport if http_transport is not None else AiohttpTransport(
+                ssl_context=ctx, timeout_s=settings.timeouts.soap_s, limit=http_pool_limit)
             cpa = CpaClient(document, transport)
         if policy is not None:
             policy.install(asyncio.get_running_loop())
-        return cls(
+        runtime = cls(
             pair=pair, settings=settings, ssl_context=ctx, cpa=cpa, transport=transport,
             run_seed=run_seed, clock=clock or Clock(), measure=measure,
             sink=sink if sink is not None else RunDataSink(),
             registry=registry if registry is not None else ClientRegistry(), gc_policy=policy,
+            xmpp_connector=xmpp_connector,
         )
+        if cpa is not None:
+            runtime.cpa_adapter = CpaAdapter(cpa, pair, runtime.report, runtime.warn_once, runtime.clock.monotonic)
+        return runtime
 
     def now_ts(self) -> float:
         """Unix epoch seconds for a record."""
         return self.clock.wall()
 
-    def report(self, client_id: str, measurement: Measurement) -> None:
-        """Hand a measurement to the callback and write its ``request`` record.
+    def report(self, client_id: str | None, measurement: Measurement) -> None:
+        """The one road of a measurement: one hand-off to the callback (Locust, through the bridge's
+        queue) and one ``request`` record to the sink (the run data). Safe from any thread when the
+        callback and the sink are (the Locust ones are: deque appends).
 
         Args:
-            client_id: the measuring client.
+            client_id: the measuring client; None for a login that never got a user id (Locust only:
+                the run data's records are per client).
             measurement: what was measured.
         """
         if self.measure is not None:
             try:
-                self.measure(client_id, measurement)
+                self.measure(client_id or "", measurement)
             except Exception:  # a broken callback must not break the client
                 logger.exception("measurement callback failed for %s", measurement.label)
+        if client_id is None:
+            return
         exc = measurement.exception
         self.sink.emit(
             RecordType.REQUEST, self.now_ts(), client=client_id,

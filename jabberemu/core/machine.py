@@ -334,20 +334,10 @@ class ClientMachine:
         self._session_node = self._node
         self._preferred = event.node  # XMPP goes first to the node whose CPA signed the client in
         self._limits, self._limits_node = event.limits, event.node
-        self._primary = self._with_cpa(event.primary)
-        self._secondary = self._with_cpa(event.secondary) if event.secondary is not None else None
+        self._primary = event.primary  # completed from the configured pair by the CPA adapter, once
+        self._secondary = event.secondary
         if event.problems:
             cmds.append(ev.LimitsProblems(node=event.node, problems=event.problems))
-
-    def _with_cpa(self, node: NodeAddress) -> NodeAddress:
-        """A learned node, completed with the configured CPA URL when the CPA did not give one."""
-        if node.cpa_url is not None:
-            return node
-        known = self._pair.find(node.name)
-        if known is not None and known.cpa_url is not None:
-            return NodeAddress(name=node.name, cpa_url=known.cpa_url,
-                               xmpp_host=node.xmpp_host, xmpp_port=node.xmpp_port)
-        return node
 
     def _take_redirect(self, event: ev.Event, redirect: Redirect, src: ClientState,
                        cmds: list[ev.Command]) -> None:

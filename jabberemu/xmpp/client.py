@@ -30,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import slixmpp
@@ -78,14 +79,18 @@ class Phase(enum.Enum):
 
 
 EventCallback = Callable[["XmppSession", ev.Event], None]
-MeasureCallback = Callable[[mx.Measurement], None]
+Report = Callable[[str, mx.Measurement], None]
+"""``report(client_id, measurement)``: the runtime's one road for a measurement."""
+Connector = Callable[..., Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
+"""Opens a stream connection: ``loop.create_connection``'s signature (``protocol_factory, host, port, *,
+ssl, server_hostname``); the seam under the sessions (``jabberemu.xmpp.memory`` for tests)."""
 
 
 def _ignore_event(_session: XmppSession, _event: ev.Event) -> None:
     """Stands in for the driver's callback once a session is released."""
 
 
-def _ignore_measure(_measurement: mx.Measurement) -> None:
+def _ignore_measure(_client: str, _measurement: mx.Measurement) -> None:
     """Stands in for the driver's callback once a session is released."""
 
 
@@ -102,19 +107,21 @@ class XmppSession(LeanClientXMPP):
         ssl_context: the process's shared client TLS context.
         timeouts: ``connect_s``, ``auth_s``, ``bind_s`` deadlines and the ping keepalive.
         on_event: receives every core event this session produces (called on the loop).
-        on_measure: receives measurements (called on the loop).
+        report: the runtime's measurement road, ``report(user_id, measurement)`` (called on the loop).
         starttls: negotiate STARTTLS when offered (else plain TCP only).
         monotonic: clock for durations.
         wall: clock for message send stamps (Unix seconds; compared across processes).
         loop: the running loop (the current one when None).
+        connector: opens the connection (``loop.create_connection`` when None); an in-memory one in
+            driver tests (:class:`jabberemu.xmpp.memory.MemoryConnector`).
     """
 
     def __init__(self, *, user_id: str, domain: str, node: NodeAddress, mechanism: SaslMechanism,
                  secret: str, ssl_context: ssl.SSLContext, timeouts: Timeouts,
-                 on_event: EventCallback, on_measure: MeasureCallback, starttls: bool = True,
+                 on_event: EventCallback, report: Report, starttls: bool = True,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, connector: Connector | None = None) -> None:
         is_token = mechanism is SaslMechanism.CISCO_VTG_TOKEN
         super().__init__(f"{user_id}@{domain}/{_RESOURCE}", "" if is_token else secret,
                          sasl_mech=mechanism.value, ssl_context=ssl_context,
@@ -130,7 +137,9 @@ class XmppSession(LeanClientXMPP):
         self.contacts: list[str] = []
         self.messages_received = 0
         self._on_event = on_event
-        self._on_measure = on_measure
+        self.user_id = user_id
+        self._report = report
+        self._connector: Connector | None = connector
         self._mono = monotonic
         self._wall = wall
         self._deadline: asyncio.TimerHandle | None = None
@@ -229,6 +238,26 @@ class XmppSession(LeanClientXMPP):
         self._fail(ev.ConnectionLost(node=self.node.name, cls=cls))
         return None
 
+    async def _attempt_connection(self, host: str, port: int, tls: bool, server_hostname: str | None) -> bool:
+        """slixmpp 1.17's ``_attempt_connection`` with the connection opened by the session's connector."""
+        if self._connector is None:
+            return await super()._attempt_connection(host, port, tls, server_hostname)
+        self.event_when_connected = "connected"
+        self._connect_loop_wait += 1
+        ssl_context = self.get_ssl_context() if tls else None
+        if self._current_connection_attempt is None:
+            return False
+        try:
+            await self._connector(lambda: self, host, port, ssl=ssl_context, server_hostname=server_hostname)
+        except socket.gaierror:
+            self.event("connection_failed", f"No DNS record available for {self.default_domain}")
+            return False
+        except OSError as exc:
+            self.event("connection_failed", exc)
+            return False
+        self._connect_loop_wait = 0
+        return True
+
     def _on_connection_failed(self, error: Any) -> None:
         """slixmpp reports a host name that does not resolve as a text, an OS error as the error."""
         self._dns_failed = isinstance(error, str) and "DNS" in error
@@ -295,26 +324,26 @@ class XmppSession(LeanClientXMPP):
             self._measure_connect(self._mono())
 
     def _measure_connect(self, end: float) -> None:
-        self._on_measure(mx.Measurement.of(mx.XMPP_CONNECT, (end - self._t0) * 1000.0, node=self.node.name))
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_CONNECT, (end - self._t0) * 1000.0, node=self.node.name))
 
     def _on_failed_auth(self, stanza: Any) -> None:
         condition = ev.SaslCondition.parse(str(stanza["condition"] or "not-authorized"))
         text = str(stanza["text"] or "") or None
-        self._on_measure(mx.Measurement.of(
+        self._report(self.user_id, mx.Measurement.of(
             mx.XMPP_AUTH, (self._mono() - (self._t_auth or self._t0)) * 1000.0, node=self.node.name,
             exception=RuntimeError(f"SASL failure {condition.value}")))
         self._fail(ev.XmppAuthFailed(node=self.node.name, condition=condition, text=text), abort_soon=True)
 
     def _on_auth_success(self, _data: Any) -> None:
         now = self._mono()
-        self._on_measure(mx.Measurement.of(mx.XMPP_AUTH, (now - (self._t_auth or now)) * 1000.0,
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_AUTH, (now - (self._t_auth or now)) * 1000.0,
                                            node=self.node.name))
         self.phase = Phase.BINDING
         self._arm(ev.Stage.BIND, self.timeouts.bind_s)
 
     def _on_session_start(self, _data: Any) -> None:
         now = self._mono()
-        self._on_measure(mx.Measurement.of(mx.XMPP_BIND, (now - (self._t_bind or now)) * 1000.0,
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_BIND, (now - (self._t_bind or now)) * 1000.0,
                                            node=self.node.name))
         self._finish_task = self.loop.create_task(self._finish_login())
 
@@ -345,7 +374,7 @@ class XmppSession(LeanClientXMPP):
             return
         self.messages_received += 1
         latency_ms = max(0.0, (self._wall() - sent_ts) * 1000.0)
-        self._on_measure(mx.Measurement.of(mx.XMPP_MESSAGE_LATENCY, latency_ms, node=self.node.name))
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_MESSAGE_LATENCY, latency_ms, node=self.node.name))
 
     def _answer_ping(self, iq: Any) -> None:
         iq.reply().send()
@@ -373,13 +402,13 @@ class XmppSession(LeanClientXMPP):
                 return
             exc = f.exception()
             if isinstance(exc, IqTimeout):
-                self._on_measure(mx.Measurement.of(
+                self._report(self.user_id, mx.Measurement.of(
                     mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name,
                     exception=TimeoutError("ping unanswered")))
                 self._fail(ev.PingTimeout(node=self.node.name))
                 return
             # a result or an <iq type='error'/> both prove the server is alive (XEP-0199 §4.1)
-            self._on_measure(mx.Measurement.of(mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name))
+            self._report(self.user_id, mx.Measurement.of(mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name))
             self._schedule_ping()
 
         fut.add_done_callback(done)
@@ -448,4 +477,4 @@ class XmppSession(LeanClientXMPP):
         reference counting frees the session once the driver lets go of it."""
         self.release()
         self._on_event = _ignore_event
-        self._on_measure = _ignore_measure
+        self._report = _ignore_measure
