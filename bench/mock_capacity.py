@@ -1,6 +1,6 @@
 """Capacity of one mock IM&P node: CPA SOAP logins/s and XMPP SASL PLAIN logins/s per core.
 
-Starts the real mock pair (``mock_server.runner.MockPair``: each node is its own OS process), all
+Starts the real mock pair (``mock_server.pair.runner.MockPair``: each node is its own OS process), all
 users homed on node 1 (Active-Standby), no login rate limit. The client load runs in this process,
 separate from the node: ``--clients`` concurrent raw asyncio clients (hand-written HTTP/1.1
 keep-alive for SOAP, raw sockets for XMPP) so the client side stays cheap. Each phase runs for
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit import emit, machine_info  # noqa: E402
 
+from mock_server.pair.runner import MockPair  # noqa: E402
 from mock_server.pair_config import PairConfig  # noqa: E402
-from mock_server.runner import MockPair  # noqa: E402
 
 __all__ = ["main"]
 

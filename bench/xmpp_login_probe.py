@@ -27,8 +27,8 @@ HEADER = (f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' xmlns='jabber:clie
 
 
 async def serve(users: int) -> None:
-    from mock_server.xmpp_backend import LocalBackend
-    from mock_server.xmpp_listener import XmppListener
+    from mock_server.xmpp.backend import LocalBackend
+    from mock_server.xmpp.listener import XmppListener
 
     backend = LocalBackend.with_users(domain=DOMAIN, node_name="imp1", users=[f"u{i}" for i in range(users)],
                                       contacts_each=2)

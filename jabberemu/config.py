@@ -332,7 +332,8 @@ class Timeouts:
     queue included (our choice: Cisco publishes no Jabber SOAP timeout; 30 s matches the bind
     timeout); when it expires the client closes the connection, which takes the login out of the
     node's queue (docs/login-model.md). ``ping_interval_s``/``ping_timeout_s``: XEP-0199 keepalive
-    that detects a silent peer (the ``ping-timeout`` HA event class).
+    that detects a silent peer (the ``ping-timeout`` HA event class); ``ping_interval_s`` = 0 sends no
+    ping at all (a silent peer is then noticed only by TCP).
     """
 
     soap_s: float = 30.0
@@ -343,8 +344,9 @@ class Timeouts:
     ping_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("soap_s", "connect_s", "auth_s", "bind_s", "ping_interval_s", "ping_timeout_s"):
+        for name in ("soap_s", "connect_s", "auth_s", "bind_s", "ping_timeout_s"):
             _positive(name, getattr(self, name))
+        _finite_non_negative("ping_interval_s", self.ping_interval_s)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

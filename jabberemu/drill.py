@@ -5,7 +5,8 @@
 2. run the Locust swarm (``jabberemu run``, headless, in its own session) that logs ``--clients``
    emulated Jabber clients in at ``--ramp`` logins/s, holds ``--hold`` s once every client is signed in,
    injects the fault (``--fault``) on node 1 and later brings the pair back to Normal | Normal, each phase
-   given ``upper + margin`` (at least ``MIN_SETTLE_S``) seconds to settle, then stops; the swarm prints
+   given time to settle (:func:`settle_time`: ``upper + margin``, or longer when the login model
+   predicts that the node's queue keeps clients waiting past ``upper``), then stops; the swarm prints
    one progress line a second;
 3. collect the mock's events and metrics beside the clients' run data in ``--out``;
 4. build ``report.html`` and ``summary.json`` and print the verdict and the report's path.
@@ -84,10 +85,12 @@ class DrillPlan:
     Attributes:
         actions: ``ACTION@ready+T`` items for the locustfile's ``--drill`` option, the last one ``stop``.
         fault_at_s: when the fault is injected (after ready).
-        settle_s: the window each wave gets (``max(upper + margin, MIN_SETTLE_S)``).
+        settle_s: the window each wave gets (:func:`settle_time`).
         end_s: the end of the last settle window (after ready): the ``stop`` action.
         run_time_s: Locust ``-t``, a bound in case the clients never all sign in: three times the
             ramp, plus 30 s, plus ``end_s``.
+        predicted_last_s: the model's last recovery of a wave after its HA event (p95 across
+            replicas), None when not predicted.
     """
 
     actions: tuple[str, ...]
@@ -95,6 +98,7 @@ class DrillPlan:
     settle_s: float
     end_s: float
     run_time_s: float
+    predicted_last_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.actions or not self.fault_at_s < self.end_s < self.run_time_s or self.settle_s <= 0:
@@ -114,6 +118,7 @@ def plan_drill(
     critical_service_delay_s: float,
     heartbeat_timeout_s: float,
     init_heartbeat_timeout_s: float = 3.0,
+    predicted_last_s: float | None = None,
 ) -> DrillPlan:
     """Lay the drill's phases on the load clock (pure).
 
@@ -131,6 +136,8 @@ def plan_drill(
         fault: what happens to ``node`` (node 1).
         margin_s: extra seconds after ``upper`` for a wave to settle.
         critical_service_delay_s, heartbeat_timeout_s, init_heartbeat_timeout_s: the pair's SRM timers.
+        predicted_last_s: when the model expects the last client of a wave back after its HA event
+            (:func:`predicted_last_recovery_s`); a wave gets at least that plus ``margin_s``.
 
     Returns:
         The plan.
@@ -141,7 +148,7 @@ def plan_drill(
     problems = validate(clients=clients, ramp=ramp, lower_s=lower_s, upper_s=upper_s, hold_s=hold_s, margin_s=margin_s)
     if problems:
         raise ValueError(problems[0])
-    settle = max(upper_s + margin_s, MIN_SETTLE_S)
+    settle = settle_time(upper_s=upper_s, margin_s=margin_s, predicted_last_s=predicted_last_s)
     t = hold_s
     acts: list[str] = []
     if fault is Fault.FAILOVER:
@@ -169,7 +176,42 @@ def plan_drill(
     acts.append(f"stop@ready+{end:.1f}")
     bound = 3.0 * clients / ramp + 30.0 + end
     return DrillPlan(actions=tuple(acts), fault_at_s=round(t, 1), settle_s=settle, end_s=end,
-                     run_time_s=float(math.ceil(bound)))
+                     run_time_s=float(math.ceil(bound)), predicted_last_s=predicted_last_s)
+
+
+def settle_time(*, upper_s: float, margin_s: float, predicted_last_s: float | None = None) -> float:
+    """Seconds a wave gets before the drill's next phase (our choice).
+
+    ``upper + margin`` when the node keeps up; when the login model predicts a queue that keeps
+    clients waiting past ``upper`` (a storm), the model's last recovery plus ``margin``, so the next
+    phase (the fallback) does not cut a wave still draining and the report judges whole waves.
+    Never less than ``MIN_SETTLE_S``, so the report tells the waves apart.
+    """
+    last = predicted_last_s if predicted_last_s is not None and math.isfinite(predicted_last_s) else 0.0
+    return round(max(upper_s + margin_s, last + margin_s, MIN_SETTLE_S), 1)
+
+
+def predicted_last_recovery_s(*, clients: int, lower_s: float, upper_s: float, soap_timeout_s: float,
+                              rate_per_s: float | None, burst: int = 1, workers: int | None = None,
+                              service_ms: float = 0.0, queue: int | None = None) -> float | None:
+    """When the one login model (``jabberemu.throttle``) expects the last client of a wave back after
+    its HA event: the p95 across replicas of the wave's last recovery, for the movers of a Balanced
+    pair (half the clients) on a node with this login model; None when there is nothing to predict.
+    """
+    from jabberemu.throttle import ModelInputError, ServerModel, WaveKind, WaveSpec, simulate
+
+    movers = clients // 2
+    if movers < 1 or rate_per_s is None and workers is None:
+        return None
+    try:
+        wave = WaveSpec(clients=movers, kind=WaveKind.FAILOVER, lower_s=max(lower_s, 1e-3),
+                        upper_s=max(upper_s, lower_s, 1e-3), soap_timeout_s=soap_timeout_s)
+        server = ServerModel(rate_per_s=rate_per_s or None, burst=burst, workers=workers,
+                             service_s=service_ms / 1000.0, queue_limit=queue)
+        last = simulate(wave, server, replicas=20, seed=0).bands.recovery_max_s.p95
+    except ModelInputError:
+        return None
+    return float(last) if math.isfinite(last) else None
 
 
 def validate(*, clients: int, ramp: float, lower_s: float, upper_s: float, hold_s: float = 0.0,
@@ -315,6 +357,13 @@ def _locust_command(args: argparse.Namespace, plan: DrillPlan, topology_path: Pa
     return cmd
 
 
+def _settle_why(plan: DrillPlan, upper_s: float) -> str:
+    last = plan.predicted_last_s
+    if last is None or last <= upper_s:
+        return ""
+    return f" (the login model expects the last client back {last:.0f} s after the HA event)"
+
+
 def _mock_args(args: argparse.Namespace, out: Path) -> list[str]:
     """The options of ``python -m mock_server`` for the drill's pair."""
     params = {"heartbeat_interval_s": args.heartbeat_interval, "heartbeat_timeout_s": args.heartbeat_timeout,
@@ -413,6 +462,10 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
             clients=args.clients, ramp=args.ramp, lower_s=args.lower, upper_s=args.upper, fault=Fault(args.fault),
             node=node, hold_s=args.hold, margin_s=args.margin, critical_service_delay_s=args.critical_service_delay,
             heartbeat_timeout_s=args.heartbeat_timeout, init_heartbeat_timeout_s=args.init_heartbeat_timeout,
+            predicted_last_s=None if args.topology else predicted_last_recovery_s(
+                clients=args.clients, lower_s=args.lower, upper_s=args.upper, soap_timeout_s=args.soap_timeout,
+                rate_per_s=args.login_rate or None, burst=args.login_burst, workers=args.login_workers,
+                service_ms=args.login_service_ms, queue=args.login_queue),
         )
         if args.fault == Fault.NODE_KILL.value and 2 * args.lower < args.heartbeat_timeout:
             sys.stdout.write(
@@ -422,7 +475,7 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
         sys.stdout.write(
             f"drill: {args.clients} clients at {args.ramp:g}/s, limits {args.lower:g}/{args.upper:g} s, fault "
             f"{args.fault} on {node} {plan.fault_at_s:g} s after every client is signed in, {plan.settle_s:g} s "
-            f"per wave; phases {', '.join(plan.actions)}; about {args.clients / args.ramp + plan.end_s:.0f} s\n"
+            f"per wave{_settle_why(plan, args.upper)}; phases {', '.join(plan.actions)}; about {args.clients / args.ramp + plan.end_s:.0f} s\n"
         )
         sys.stdout.flush()
         swarm.proc = await asyncio.create_subprocess_exec(

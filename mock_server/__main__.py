@@ -118,7 +118,8 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
     """Build the pair's settings from parsed options.
 
     Raises:
-        ValueError: an option is out of range (message names it).
+        ValueError: an option is out of range (message names it), or the users CSV cannot be used
+            (``UserDataError``: file and line named).
     """
     rates = _login_rates(args)
     cost = tuple(
@@ -132,6 +133,11 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
         for i in range(2)
     )
     ports = tuple(NodePorts(cpa=args.cpa_ports[i], xmpp=args.xmpp_ports[i], peer=args.peer_ports[i]) for i in range(2))
+    if args.users_csv:  # read it here, so a bad file is one line before any node starts
+        from mock_server.users import AssignmentMode, load_csv
+
+        load_csv(args.users_csv, tuple(args.node_names), seed=args.seed, mode=AssignmentMode(args.assignment),
+                 contacts=args.contacts)
     if args.param:
         from mock_server.params import parse_param
 
@@ -161,7 +167,7 @@ def config_from_args(args: argparse.Namespace) -> PairConfig:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from mock_server.runner import MockPair
+    from mock_server.pair.runner import MockPair
 
     config = config_from_args(args)
     pair = MockPair(config, admin_port=args.admin_port, admin_token=args.admin_token, events_out=args.events_out)
@@ -259,7 +265,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m mock_serve
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    from mock_server.admin_app import is_loopback
+    from mock_server.pair.admin_app import is_loopback
 
     if not is_loopback(config.bind) and not args.admin_token:
         parser.error(f"--bind {config.bind} is beyond loopback: give --admin-token for the admin API")

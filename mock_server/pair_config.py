@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock_server.login_cost import LoginCostSettings
+from mock_server.login.cost import LoginCostSettings
 
 __all__ = ["PairConfig", "NodePorts", "LoginCostConfig", "DEFAULT_NODE_NAMES", "DEFAULT_DOMAIN"]
 
@@ -35,7 +35,7 @@ class NodePorts:
 
 @dataclass(frozen=True, kw_only=True)
 class LoginCostConfig:
-    """Login admission of one node (docs/login-model.md §1, ``mock_server.login_cost``).
+    """Login admission of one node (docs/login-model.md §1, ``mock_server.login.cost``).
 
     Every default is our choice and together they make a login free: Cisco publishes a sustainable
     login rate per server size (the HA login profiles), not a queue, a worker count or a service time.

@@ -1,5 +1,8 @@
 """Pure, sans-IO core of the emulated Jabber client (standard library only).
 
+May import: the standard library only; no I/O, no asyncio, no protocol library. The adapters
+(``soap/``, ``xmpp/``) and the driver feed it events.
+
 Re-exports the public names of :mod:`~jabberemu.core.states`, :mod:`~jabberemu.core.events`,
 :mod:`~jabberemu.core.machine`, :mod:`~jabberemu.core.relogin`, :mod:`~jabberemu.core.redirect`,
 :mod:`~jabberemu.core.metrics` and :mod:`~jabberemu.core.registry`.

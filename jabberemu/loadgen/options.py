@@ -272,8 +272,7 @@ def settings_from_options(opts: Any, is_mock: bool) -> ClientSettings:
         upper_limit_property=opts.upper_property,
         default_limits=ReloginLimits(lower_s=opts.default_lower, upper_s=opts.default_upper),
         timeouts=replace(Timeouts(), soap_s=opts.soap_timeout, ping_interval_s=opts.ping_interval,
-                         ping_timeout_s=opts.ping_timeout)
-        if opts.ping_interval > 0 else replace(Timeouts(), soap_s=opts.soap_timeout),
+                         ping_timeout_s=opts.ping_timeout),
         activity=ActivityRates(presence_per_min=opts.presence_rate * 60.0, messages_per_min=opts.message_rate * 60.0),
     )
 

@@ -3,6 +3,9 @@
 No I/O to servers: everything works from the files of a run directory (docs/ARCHITECTURE.md,
 "Run data"). Entry points: :func:`build_report` / :func:`main` (``jabberemu report``),
 :func:`plan` / ``planner.main`` (``jabberemu plan``).
+
+May import: ``jabberemu.throttle`` (the model it compares with), ``config``, ``errors``, numpy,
+scipy, matplotlib. Never the clients, Locust or the mock.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 
+from jabberemu.report.failures import FailureRow, failure_table
 from jabberemu.report.health import GeneratorHealth, generator_health
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
 from jabberemu.report.prediction import WavePrediction, predict
@@ -91,6 +92,7 @@ class Analysis:
     generator: GeneratorHealth
     duration_s: float
     readiness: Readiness
+    failures: list[FailureRow] = field(default_factory=list)
 
 
 def account(data: RunData) -> Accounting:
@@ -181,4 +183,5 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
         latency=latency_table(data, spans),
         accounting=account(data), generator=health,
         duration_s=max(0.0, data.t(data.last_ts)), readiness=ready,
+        failures=failure_table(data.requests, started_ts=data.info.started_ts),
     )

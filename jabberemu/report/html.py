@@ -188,6 +188,20 @@ def _accounting(analysis: Analysis) -> str:
             + _table(["end state", "reason", "clients"], rows, left=2, row_class=classes))
 
 
+def _failures(analysis: Analysis) -> str:
+    if not analysis.failures:
+        return "<p>Failures by cause: none, no request failed.</p>"
+    rows = [[f"<code>{escape(f.cause)}</code>", str(f.count), str(f.clients),
+             escape(", ".join(f"{k} {v}" for k, v in f.requests.items())),
+             escape(", ".join(f"{k} {v}" for k, v in f.nodes.items())),
+             f"{f.first_s:.1f}", f"{f.last_s:.1f}", escape((f.example or "")[:120])] for f in analysis.failures]
+    return ("<h3>Failures by cause</h3><p class='muted'>Failed requests grouped by their cause "
+            "(docs/failure-causes.md says what each word means); first and last seen in seconds since the "
+            "start of the load.</p>"
+            + _table(["cause", "failures", "clients", "requests", "nodes", "first seen (s)", "last seen (s)",
+                      "first error"], rows, left=1))
+
+
 def _generator(analysis: Analysis) -> str:
     g = analysis.generator
     status = ("<b>saturated: latencies not trustworthy</b>" if g.saturated else
@@ -279,8 +293,9 @@ def render_html(data: RunData, analysis: Analysis, result: VerdictResult, *, cap
                  "from samples that have a response time (locustio/locust#3472); samples without one are "
                  "counted, not averaged in.</p>")
     parts.append(_latency_table(analysis))
-    parts.append("<h2>6. Accounting and generator health</h2>")
+    parts.append("<h2>6. Accounting, failures and generator health</h2>")
     parts.append(_accounting(analysis))
+    parts.append(_failures(analysis))
     parts.append(_generator(analysis))
     if data.generator:
         samples = [(g.ts - info.started_ts, g.worker, g.cpu_percent, g.loop_lag_ms) for g in data.generator]

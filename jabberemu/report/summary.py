@@ -182,6 +182,10 @@ def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,
         "declared_capacity_per_s": capacity, "recovery_margin_s": margin_s,
         "max_login_wait_s": max_login_wait_s,
         "ha_events": waves, "latency": latency,
+        "failures_by_cause": [{
+            "cause": f.cause, "count": f.count, "clients": f.clients, "requests": f.requests, "nodes": f.nodes,
+            "first_s": f.first_s, "last_s": f.last_s, "example": f.example,
+        } for f in analysis.failures],
         "generator": {"stall_share": gen.stall_share, "wave_stall_share": gen.wave_stall_share,
                       "stalled_s": gen.stalled_s, "description": gen.describe(),
                       "worst": [{"t_s": s.t_s, "worker": s.worker, "lag_ms": s.lag_ms, "cause": s.cause.value}

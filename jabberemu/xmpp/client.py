@@ -381,7 +381,7 @@ class XmppSession(LeanClientXMPP):
 
     # --------------------------------------------------------------------- keepalive ---
     def _schedule_ping(self) -> None:
-        if self.phase is Phase.UP:
+        if self.phase is Phase.UP and self.timeouts.ping_interval_s > 0:  # 0: no keepalive
             self._ping_handle = self.loop.call_later(self.timeouts.ping_interval_s, self._ping)
 
     def _ping(self) -> None:

@@ -19,7 +19,7 @@ SOURCE_DIRS = ("tests", "jabberemu", "mock_server", "locustfiles", ".ci", "docs"
 TOP_FILES = ("Makefile", "pyproject.toml", "README.md")
 CACHE_PARTS = ("__pycache__", ".mypy_cache", ".pytest_cache", ".hypothesis", ".ruff_cache")
 # modules that read files of the repository (tests/data, the WSDL, static pages)
-DATA_SUBSET = ("tests/mock_server/test_cpa_golden.py", "tests/mock_server/test_xmpp_golden.py")
+DATA_SUBSET = ("tests/mock_server/cpa/test_cpa_golden.py", "tests/mock_server/xmpp/test_xmpp_golden.py")
 
 
 def _git(*args: str, cwd: Path = REPO) -> str:

@@ -121,6 +121,21 @@ def test_failover_plan_keeps_the_waves_apart() -> None:
     assert wide[1][1] - wide[0][1] == 30.0
 
 
+def test_a_storm_wave_gets_the_time_the_model_says_its_queue_needs() -> None:
+    """200 clients (100 move), limits 1/2 s, 10 logins/s: the node needs ~10 s for the movers, so the
+    fallback waits for the model's last recovery, not for upper + margin."""
+    from jabberemu.drill import predicted_last_recovery_s, settle_time
+
+    last = predicted_last_recovery_s(clients=200, lower_s=1.0, upper_s=2.0, soap_timeout_s=30.0, rate_per_s=10.0)
+    assert last is not None and 1.0 + 100 / 10 - 0.5 <= last <= 1.0 + 100 / 10 + 0.5
+    acts = _plan(Fault.FAILOVER, predicted_last_s=last)
+    gap = acts[1][1] - acts[0][1]
+    assert gap == settle_time(upper_s=3.0, margin_s=2.0, predicted_last_s=last) == round(last + 2.0, 1)
+    # a node that keeps up changes nothing; an unlimited node predicts nothing
+    assert settle_time(upper_s=25.0, margin_s=5.0, predicted_last_s=24.9) == 30.0
+    assert predicted_last_recovery_s(clients=200, lower_s=1.0, upper_s=2.0, soap_timeout_s=30.0, rate_per_s=None) is None
+
+
 def test_service_down_plan_restarts_the_service_then_falls_back() -> None:
     acts = _plan(Fault.SERVICE_DOWN)
     names = [a for a, _ in acts]

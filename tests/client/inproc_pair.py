@@ -18,13 +18,14 @@ from aiohttp.test_utils import TestServer
 
 from jabberemu.config import ClientSettings, NodeAddress, ServerPair, Timeouts
 from jabberemu.runtime import Clock, Runtime, RunDataSink
-from mock_server.cpa_app import StaticCpaBackend, make_cpa_app
-from mock_server.cpa_soap import NodeContact
+from mock_server.cpa.app import StaticCpaBackend, make_cpa_app
+from mock_server.cpa.properties import NodeContact
 from mock_server.datastore import LoginDatastore
 from mock_server.users import UserDirectory, provision
-from mock_server.xmpp_backend import LocalBackend, NodeRef
-from mock_server.xmpp_events import StreamCondition
-from mock_server.xmpp_listener import ListenerSettings, XmppListener
+from mock_server.xmpp.backend import LocalBackend, NodeRef
+from mock_server.xmpp.events import StreamCondition
+from mock_server.xmpp.listener import XmppListener
+from mock_server.xmpp.settings import ListenerSettings
 
 __all__ = ["DOMAIN", "NODES", "InProcPair", "inproc_pair", "make_runtime", "fast_timeouts"]
 
@@ -56,7 +57,7 @@ class NodeBackend(LocalBackend):
 
     def route(self, to_jid: str, stanza: bytes) -> bool:
         peer = next(n for n in NODES if n != self.node_name)
-        return self.env.listeners[peer].deliver_available(to_jid.split("/")[0], stanza) > 0
+        return self.env.listeners[peer].sessions.deliver_available(to_jid.split("/")[0], stanza) > 0
 
 
 @dataclass(kw_only=True)

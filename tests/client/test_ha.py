@@ -12,7 +12,7 @@ from jabberemu.config import ClientSettings
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.runtime import RecordType, Runtime
-from mock_server.xmpp_events import StreamCondition
+from mock_server.xmpp.events import StreamCondition
 
 LOWER_S, UPPER_S = 0.05, 0.3
 IMP1, IMP2 = NODES
@@ -122,7 +122,7 @@ async def test_ping_timeout_against_a_silent_server() -> None:
         rt = await make_runtime(env, settings, measurements=measured)
         (user,) = env.user_ids(IMP1)
         (client,) = await start_all(env, rt, [user])
-        conn = env.listeners[IMP1]._by_full[f"{user}@example.test/jabberemu"]
+        conn = env.listeners[IMP1].sessions.get(f"{user}@example.test/jabberemu")
         conn.transport.pause_reading()  # the server goes silent for this client
         env.down.add(IMP1)  # ... and imp2 takes the user over (imp1 redirects with see-other-host)
         await wait_until(lambda: bool(records_of(rt, RecordType.HA_EVENT, user)), what="HA event")

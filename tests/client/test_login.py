@@ -38,7 +38,7 @@ async def test_full_cpa_login_records_every_measurement(caplog: pytest.LogCaptur
         assert client.hostname_hints == [NODES[0], NODES[1]]
         assert sorted(client.contacts) == sorted(f"{c}@example.test" for c in env.directory.contacts_of(user))
         assert client.machine.secondary is not None and client.machine.secondary.name == NODES[1]
-        session = env.listeners[NODES[0]]._by_full[f"{user}@example.test/jabberemu"]
+        session = env.listeners[NODES[0]].sessions.get(f"{user}@example.test/jabberemu")
         await wait_until(lambda: session.presence is not None, what="initial presence on the server")
         assert rt.registry.snapshot().connected_by_node == {NODES[0]: 1}
 
@@ -93,8 +93,8 @@ async def test_xmpp_only_wrong_password_gives_up_with_bad_credentials() -> None:
 
 
 async def test_starttls_login_when_offered() -> None:
-    from mock_server.tls import server_context
-    from mock_server.xmpp_listener import ListenerSettings
+    from mock_server.node.tls import server_context
+    from mock_server.xmpp.settings import ListenerSettings
 
     ctx = server_context(["example.test", "127.0.0.1"])  # self-signed: verification off
     async with inproc_pair(2, listener=ListenerSettings(tls_required=True), server_ssl=ctx) as env:
@@ -130,6 +130,22 @@ async def test_messages_carry_latency_and_pings_are_measured() -> None:
         await asyncio.wait_for(asyncio.gather(ca.stop(), cb.stop()), 10)
         assert ca.send_message() is False
         await rt.aclose()
+
+
+async def test_ping_interval_zero_schedules_no_ping() -> None:
+    """``--ping-interval 0`` is off: a connected session has no keepalive timer (issue 19)."""
+    async with inproc_pair(2) as env:
+        rt_off = await make_runtime(env, ClientSettings(verify_tls=False, timeouts=fast_timeouts(ping_interval_s=0)))
+        rt_on = await make_runtime(env, ClientSettings(verify_tls=False, timeouts=fast_timeouts(ping_interval_s=60)))
+        a, b = env.user_ids()[:2]
+        off = EmulatedClient(a, env.password(a), env.home(a), rt_off)
+        on = EmulatedClient(b, env.password(b), env.home(b), rt_on)
+        await asyncio.wait_for(asyncio.gather(off.start(), on.start()), 10)
+        assert off.xmpp is not None and off.xmpp._ping_handle is None
+        assert on.xmpp is not None and on.xmpp._ping_handle is not None
+        await asyncio.wait_for(asyncio.gather(off.stop(), on.stop()), 10)
+        await rt_off.aclose()
+        await rt_on.aclose()
 
 
 async def test_activity_rates_drive_messages() -> None:

@@ -23,8 +23,8 @@ from jabberemu.config import ClientSettings, ServerPair, Timeouts
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.runtime import RecordType, Runtime
+from mock_server.pair.runner import MockPair
 from mock_server.pair_config import PairConfig
-from mock_server.runner import MockPair
 from mock_server.users import provision
 
 pytestmark = pytest.mark.slow

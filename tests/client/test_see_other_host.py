@@ -24,8 +24,8 @@ from jabberemu.config import ServerPair
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.runtime import RecordType, Runtime
-from mock_server.cpa_soap import NodeContact
-from mock_server.xmpp_events import StreamCondition
+from mock_server.cpa.properties import NodeContact
+from mock_server.xmpp.events import StreamCondition
 
 IMP1, IMP2 = NODES
 LOWER_S, UPPER_S = 0.05, 0.2

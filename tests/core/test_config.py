@@ -96,6 +96,8 @@ def test_pair_lookup() -> None:
         lambda: _node("", 1),
         lambda: _node("a", 1, cpa="ftp://x"),
         lambda: Timeouts(bind_s=0),
+        lambda: Timeouts(ping_interval_s=-1),
+        lambda: Timeouts(ping_interval_s=float("nan")),
         lambda: ClientSettings(password_mechanism=SaslMechanism.CISCO_VTG_TOKEN),
         lambda: ClientSettings(lower_limit_property=" "),
     ],
@@ -103,6 +105,10 @@ def test_pair_lookup() -> None:
 def test_bad_settings_raise(build) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError):
         build()
+
+
+def test_ping_interval_zero_means_no_keepalive() -> None:
+    assert Timeouts(ping_interval_s=0).ping_interval_s == 0
 
 
 def test_pair_from_topology() -> None:

@@ -21,8 +21,8 @@ from jabberemu.config import ClientSettings, ServerPair, Timeouts
 from jabberemu.core.states import END_STATES, ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.runtime import RecordType, RunDataSink, Runtime
+from mock_server.pair.runner import MockPair
 from mock_server.pair_config import DEFAULT_NODE_NAMES, PairConfig
-from mock_server.runner import MockPair
 from mock_server.users import provision
 
 __all__ = [

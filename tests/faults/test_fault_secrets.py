@@ -10,7 +10,7 @@ searches all of it for every password, every OTP issued in the run and every ses
 in the base64 forms the SASL ``<auth/>`` element carries.
 
 The admin API's refusal of writes without the token beyond loopback is covered by
-``tests/mock_server/test_admin_api.py::test_writes_need_the_token_beyond_loopback``.
+``tests/mock_server/pair/test_admin_api.py::test_writes_need_the_token_beyond_loopback``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from jabberemu.driver import EmulatedClient
 from jabberemu.report.build import build_report
 from jabberemu.runtime import RunDataSink, Runtime
 from jabberemu.soap.cpa import CpaClient
-from mock_server import supervisor
+from mock_server.pair import processes
+from mock_server.pair.runner import MockPair
 from mock_server.pair_config import PairConfig
-from mock_server.runner import MockPair
 from mock_server.users import provision
 
 pytestmark = pytest.mark.slow
@@ -57,9 +57,9 @@ def fresh_debug_nodes(monkeypatch: pytest.MonkeyPatch) -> Any:
     the zygote reads its environment and stderr when it starts, so start a new one here and stop
     it afterwards (the next test gets one with its own stderr)."""
     monkeypatch.setenv("MOCK_LOG_LEVEL", "DEBUG")
-    supervisor._Zygote._close()
+    processes.Zygote.close()
     yield
-    supervisor._Zygote._close()
+    processes.Zygote.close()
 
 
 async def test_no_password_or_otp_in_logs_run_data_or_report(

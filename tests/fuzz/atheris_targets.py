@@ -52,7 +52,8 @@ def cpa_one_input(data: bytes) -> None:
     """``parse_request`` answers with a request or one of our faults, and the fault renders."""
     from lxml import etree
 
-    from mock_server.cpa_soap import RequestTooLargeError, SoapFault, build_fault, parse_request
+    from mock_server.cpa.request import RequestTooLargeError, SoapFault, parse_request
+    from mock_server.cpa.response import build_fault
 
     try:
         parse_request(data, max_body_bytes=64 * 1024)
@@ -67,10 +68,11 @@ def main(argv: list[str]) -> None:
 
     target = argv[1] if len(argv) > 1 else "xmpp"
     with atheris.instrument_imports(include=["mock_server"]):
-        import mock_server.cpa_soap  # noqa: F401
-        import mock_server.xmpp_sasl  # noqa: F401
-        import mock_server.xmpp_wire  # noqa: F401
-        import mock_server.xmpp_xml  # noqa: F401
+        import mock_server.cpa.request  # noqa: F401
+        import mock_server.cpa.response  # noqa: F401
+        import mock_server.xmpp.sasl  # noqa: F401
+        import mock_server.xmpp.wire  # noqa: F401
+        import mock_server.xmpp.xml  # noqa: F401
     one = {"xmpp": xmpp_one_input, "cpa": cpa_one_input}[target]
     atheris.Setup([argv[0], *argv[2:]], one)
     atheris.Fuzz()

@@ -20,13 +20,13 @@ from typing import TypeVar
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.strategies import SearchStrategy
 
-from mock_server.xmpp_backend import LocalBackend, NodeRef
-from mock_server.xmpp_events import (
+from mock_server.xmpp.backend import LocalBackend, NodeRef
+from mock_server.xmpp.events import (
     AuthRequested, DataOut, Event, RosterRequested, Routed, SaslCondition, SaslMechanism, StartTlsRequested,
     StreamClosed, StreamCondition, StreamErrorSent, StreamOpened,
 )
-from mock_server.xmpp_wire import C2sStream, WireSettings
-from mock_server.xmpp_xml import ParseLimits
+from mock_server.xmpp.wire import C2sStream, WireSettings
+from mock_server.xmpp.xml import ParseLimits
 
 __all__ = [
     "COUNTS",

@@ -1,5 +1,5 @@
-"""Fuzz corpus against the CPA SOAP endpoint: ``cpa_soap.parse_request`` directly (fast), the
-``cpa_app`` routes through aiohttp's test client, and raw (malformed) HTTP over a socket.
+"""Fuzz corpus against the CPA SOAP endpoint: ``cpa.request.parse_request`` directly (fast), the
+``cpa.app`` routes through aiohttp's test client, and raw (malformed) HTTP over a socket.
 
 Every answer must be a 4xx or a SOAP 1.2 fault with one of our codes; a 500 only for a Receiver
 fault whose code is the server's fault (``services-stopped``, ``server-busy``) or for
@@ -27,12 +27,13 @@ from lxml import etree
 
 from fuzz_cpa_inputs import CAP_BYTES, CONTENT_TYPES, RAW_HTTP_KINDS, body, body_cases, envelope, login, raw_http
 from fuzz_support import COUNTS, budget, fuzz_settings, run_corpus
-from mock_server import cpa_soap
-from mock_server.cpa_app import CPA_PATHS, StaticCpaBackend, make_cpa_app
-from mock_server.cpa_soap import (
-    EPAS_NS, SOAP12_NS, FaultCode, FaultSide, NodeContact, RequestTooLargeError, SoapFault, build_fault,
-    parse_content_type,
+from mock_server.cpa import request as cpa_request
+from mock_server.cpa.app import CPA_PATHS, StaticCpaBackend, make_cpa_app
+from mock_server.cpa.properties import NodeContact
+from mock_server.cpa.request import (
+    EPAS_NS, SOAP12_NS, FaultCode, FaultSide, RequestTooLargeError, SoapFault, parse_content_type,
 )
+from mock_server.cpa.response import build_fault
 from mock_server.datastore import LoginDatastore
 from mock_server.users import provision
 
@@ -59,9 +60,9 @@ class _Recorder(etree.Resolver):
 def recorder(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
     """The module's parser, rebuilt with the same options plus a recording resolver."""
     rec = _Recorder()
-    parser = cpa_soap._parser()
+    parser = cpa_request._parser()
     parser.resolvers.add(rec)
-    monkeypatch.setattr(cpa_soap, "_PARSER", parser)
+    monkeypatch.setattr(cpa_request, "_PARSER", parser)
     return rec
 
 
@@ -108,8 +109,8 @@ def _parse(case: tuple[str, int]) -> None:
     b = body(kind, seed)
     exc: BaseException | None = None
     try:
-        req = cpa_soap.parse_request(b.data, action=b.action, max_body_bytes=CAP_BYTES)
-        assert req.operation in cpa_soap.Operation
+        req = cpa_request.parse_request(b.data, action=b.action, max_body_bytes=CAP_BYTES)
+        assert req.operation in cpa_request.Operation
     except (SoapFault, RequestTooLargeError) as caught:
         exc = caught
         if isinstance(caught, SoapFault):

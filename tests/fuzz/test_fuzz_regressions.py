@@ -10,12 +10,12 @@ import pytest
 
 from fuzz_support import WireDriver
 from fuzz_xmpp_inputs import HEADER, bind_iq, plain_auth
-from mock_server.xmpp_events import (
+from mock_server.xmpp.events import (
     AuthRequested, PresenceBroadcast, SaslCondition, SaslMechanism, SessionBound, StreamCondition, StreamErrorSent,
     StreamOpened,
 )
-from mock_server.xmpp_sasl import decode_sasl
-from mock_server.xmpp_xml import ParseLimits, StanzaItem, StreamParser, XmlViolation
+from mock_server.xmpp.sasl import decode_sasl
+from mock_server.xmpp.xml import ParseLimits, StanzaItem, StreamParser, XmlViolation
 
 NS_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
 

@@ -27,8 +27,9 @@ from fuzz_support import COUNTS, DOMAIN, budget, fuzz_settings, make_xmpp_backen
 from fuzz_xmpp_inputs import (
     HEADER, Stage, bind_iq, chunked, conversation, hostile, hostile_cases, mutate, plain_auth,
 )
-from mock_server.tls import server_context
-from mock_server.xmpp_listener import ListenerSettings, XmppListener
+from mock_server.node.tls import server_context
+from mock_server.xmpp.listener import XmppListener
+from mock_server.xmpp.settings import ListenerSettings
 
 TARGET = "xmpp_socket"
 TIMEOUT_S = 5.0

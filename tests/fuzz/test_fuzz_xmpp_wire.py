@@ -19,8 +19,8 @@ from fuzz_xmpp_inputs import (
     DECL, HEADER, HEADER_KINDS, MID_KINDS, Stage, chunked, conversation, conversations, hostile, hostile_cases, mutate, mutated_cases,
     plain_auth,
 )
-from mock_server.xmpp_events import Routed, StreamClosed, StreamErrorSent
-from mock_server.xmpp_wire import C2sStream
+from mock_server.xmpp.events import Routed, StreamClosed, StreamErrorSent
+from mock_server.xmpp.wire import C2sStream
 from xmpp_model import ACTIONS, Action, Model, classify
 
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"

@@ -1,5 +1,5 @@
 """A reference model of what the c2s stream answers to each client action in each state, for the
-out-of-order and SASL fuzz targets (RFC 6120 §4.9.3, §5, §6, §7; ``mock_server/xmpp_wire.py``).
+out-of-order and SASL fuzz targets (RFC 6120 §4.9.3, §5, §6, §7; ``mock_server/xmpp/wire.py``).
 
 The server's bytes for one action are reduced to a list of tokens (``classify``) and compared
 with the model's (``Model.step``).

@@ -26,7 +26,7 @@ from aiohttp import web
 from lxml import etree
 
 from jabberemu.config import NodeAddress, ServerPair
-from mock_server import cpa_soap
+from mock_server.cpa import response as cpa_response
 
 __all__ = [
     "CpaFault", "CpaOp", "FullBacklog", "HostileCpa", "HostileXmpp", "XmppFault", "XmppStage", "reset_transport",
@@ -182,13 +182,13 @@ class HostileCpa:
             status, data, ctype = _fault_body(op, fault)
             return web.Response(status=status, body=data, headers={"Content-Type": ctype})
         if op is CpaOp.LOGIN:
-            data = cpa_soap.build_login_response(f"key-{self.node}-{self.calls[op]}")
+            data = cpa_response.build_login_response(f"key-{self.node}-{self.calls[op]}")
         elif op is CpaOp.GET_ALL_CONFIG:
-            data = cpa_soap.build_get_all_config_response(self.system_config(), {})
+            data = cpa_response.build_get_all_config_response(self.system_config(), {})
         elif op is CpaOp.GET_ONETIME_PASSWORD:
-            data = cpa_soap.build_onetime_password_response(f"otp-{self.node}-{self.calls[op]}")
+            data = cpa_response.build_onetime_password_response(f"otp-{self.node}-{self.calls[op]}")
         else:
-            data = cpa_soap.build_logout_response()
+            data = cpa_response.build_logout_response()
         return web.Response(status=200, body=data, headers={"Content-Type": "application/soap+xml; charset=utf-8"})
 
 

@@ -292,7 +292,7 @@ LOGIN_MODEL_ROW = {"ts": 1.0, "node": N1, "login_attempts": 1, "login_started": 
 
 
 def test_the_dashboard_reads_only_series_the_exporters_write() -> None:
-    from mock_server.prom import NodeMetricsCollector, PairMetrics
+    from mock_server.pair.prom import NodeMetricsCollector, PairMetrics
 
     tally = RequestTally()
     tally.observe("soap", "login", 5.0, False)

@@ -1,37 +1,37 @@
 """Helpers for the tests that start the real mock pair (``test_pair_*``, ``test_admin_*``, browser).
 
-A pair with short SRM timers, raw-socket XMPP and SOAP probes that show exactly what a client
-sees (stream error or TCP reset), slixmpp clients configured per ENGINEERING.md, and readers of the
-admin API's event log. Imported by the test modules (pytest puts this directory on ``sys.path``).
+A pair with short SRM timers, a SOAP probe that shows exactly what a client sees, slixmpp clients
+configured per ENGINEERING.md, and readers of the admin API's event log; the raw-socket XMPP client
+is ``raw_xmpp``. Imported by the test modules (``tests/mock_server/conftest.py`` puts this directory
+on ``sys.path``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import slixmpp
+from raw_xmpp import DOMAIN, TIMEOUT_S
+from waiting import wait_until
 
+from mock_server.pair.runner import MockPair
 from mock_server.pair_config import DEFAULT_NODE_NAMES, PairConfig
-from mock_server.runner import MockPair
 from mock_server.users import provision
 
 __all__ = [
-    "DOMAIN", "N1", "N2", "FAST_PARAMS", "TIMEOUT_S", "Closed", "SoapResult", "XmppProbe", "fast_config",
-    "started_pair", "soap", "soap_login_otp", "slix_client", "slix_connected", "transitions", "wait_for",
-    "wait_transitions", "PairPool", "home_users", "contacts_on_other_node", "node_of", "xmpp_port", "cpa_url",
+    "DOMAIN", "N1", "N2", "FAST_PARAMS", "TIMEOUT_S", "SoapResult", "fast_config", "started_pair", "soap",
+    "soap_login_otp", "slix_client", "slix_connected", "transitions", "wait_transitions", "PairPool", "home_users",
+    "contacts_on_other_node", "node_of", "xmpp_port", "cpa_url",
 ]
 
-DOMAIN = "example.test"
 N1, N2 = DEFAULT_NODE_NAMES
-TIMEOUT_S = 5.0
 FAST_PARAMS = (
     "heartbeat_interval_s=0.1",
     "heartbeat_timeout_s=0.5",
@@ -88,18 +88,6 @@ def contacts_on_other_node(config: PairConfig) -> tuple[str, str]:
     raise AssertionError("no pair of contacts across the two nodes")
 
 
-async def wait_for(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "condition") -> Any:
-    """Poll ``predicate`` every 10 ms until truthy; AssertionError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout_s} s")
-        await asyncio.sleep(0.01)
-
-
 # -- events ------------------------------------------------------------------------------------
 def transitions(events: list[dict[str, Any]], node: str | None = None) -> list[tuple[str, str, str]]:
     """``(node, to, reason)`` of the state transitions, in the order recorded (node-stamped time)."""
@@ -127,123 +115,6 @@ async def wait_transitions(
         if time.monotonic() > deadline:
             raise AssertionError(f"transitions {seen}, expected {expected}")
         await asyncio.sleep(0.05)
-
-
-# -- XMPP: a byte-level probe ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Closed:
-    """How a connection ended for the client: the stream error condition it got (or None), whether
-    the TCP connection was reset, and every byte received after the last read."""
-
-    stream_error: str | None
-    reset: bool
-    data: bytes
-
-
-class XmppProbe:
-    """A raw c2s client: logs in (PLAIN or CISCO-VTG-TOKEN), binds, sends presence, and reports how
-    the server ended the connection."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.buf = b""
-
-    @classmethod
-    async def open(cls, port: int) -> XmppProbe:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT_S)
-        return cls(reader, writer)
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def read_until(self, pattern: bytes, timeout_s: float = TIMEOUT_S) -> bytes:
-        """Read until the regex ``pattern`` matches; returns the bytes up to the match's end."""
-        rx = re.compile(pattern, re.S)
-
-        async def run() -> bytes:
-            while True:
-                m = rx.search(self.buf)
-                if m:
-                    got, self.buf = self.buf[: m.end()], self.buf[m.end():]
-                    return got
-                chunk = await self.reader.read(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed before {pattern!r}; got {self.buf!r}")
-                self.buf += chunk
-
-        return await asyncio.wait_for(run(), timeout_s)
-
-    async def open_stream(self) -> bytes:
-        await self.send(
-            f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' xmlns='jabber:client' "
-            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>".encode()
-        )
-        return await self.read_until(rb"</stream:features>")
-
-    async def auth(self, user: str, *, password: str | None = None, otp: str | None = None) -> bytes:
-        """Open the stream and authenticate; returns the server's SASL answer (or what closed it)."""
-        await self.open_stream()
-        if otp is not None:
-            mech, raw = "CISCO-VTG-TOKEN", f"userid={user}@{DOMAIN}\0token={otp}".encode()
-        else:
-            mech, raw = "PLAIN", f"\0{user}\0{password or 'pass-' + user}".encode()
-        await self.send(
-            f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>".encode()
-            + base64.b64encode(raw) + b"</auth>"
-        )
-        return await self.read_until(rb"<success[^>]*/>|<success[^>]*>.*?</success>|</failure>|</stream:stream>")
-
-    async def login(self, user: str, *, password: str | None = None, otp: str | None = None,
-                    resource: str = "probe", presence: bool = True) -> str:
-        """Authenticate, bind ``resource``, send initial presence; returns the bound full JID.
-
-        Raises:
-            AssertionError: the server did not accept the login (its answer in the message).
-        """
-        got = await self.auth(user, password=password, otp=otp)
-        assert b"<success" in got, f"{user} not accepted: {got!r}"
-        await self.open_stream()
-        await self.send(f"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                        f"<resource>{resource}</resource></bind></iq>".encode())
-        got = await self.read_until(rb"</iq>")
-        m = re.search(rb"<jid>([^<]+)</jid>", got)
-        assert m, got
-        if presence:
-            await self.send(b"<presence/>")
-        return m.group(1).decode()
-
-    async def ping(self, ident: str = "c1") -> bytes:
-        """An XEP-0199 ping to the server; returns its result."""
-        await self.send(f"<iq type='get' id='{ident}' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
-        return await self.read_until(rf"<iq[^>]*id=['\"]{ident}['\"][^>]*/?>".encode())
-
-    async def closed(self, timeout_s: float = TIMEOUT_S) -> Closed:
-        """Read until the server ends the connection; what it sent and how it closed."""
-        reset = False
-
-        async def run() -> None:
-            nonlocal reset
-            while True:
-                try:
-                    chunk = await self.reader.read(65536)
-                except (ConnectionResetError, BrokenPipeError):
-                    reset = True
-                    return
-                if not chunk:
-                    return
-                self.buf += chunk
-
-        try:
-            await asyncio.wait_for(run(), timeout_s)
-        finally:
-            self.writer.close()
-        data, self.buf = self.buf, b""
-        m = re.search(rb"<stream:error><([a-z-]+)", data)
-        return Closed(stream_error=m.group(1).decode() if m else None, reset=reset, data=data)
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 # -- SOAP: one call with a hand-written envelope --------------------------------------------------
@@ -333,7 +204,7 @@ async def slix_connected(client: slixmpp.ClientXMPP, port: int) -> AsyncIterator
     client.add_event_handler("failed_auth", failed.append)
     client.connect("127.0.0.1", port)
     try:
-        await wait_for(lambda: started.is_set() or failed, TIMEOUT_S, "slixmpp session_start")
+        await wait_until(lambda: started.is_set() or failed, TIMEOUT_S, "slixmpp session_start")
         assert not failed, f"{client.boundjid.bare}: authentication failed"
         yield client
     finally:

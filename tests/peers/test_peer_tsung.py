@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from mock_server.pair.runner import MockPair
 from mock_server.pair_config import PairConfig
-from mock_server.runner import MockPair
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from tsung_runner import parse_tsung_log, tsung_config  # noqa: E402
