@@ -31,7 +31,7 @@ from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
 from jabberemu.core.machine import ClientMachine
 from jabberemu.core.redirect import RedirectVerdict
-from jabberemu.core.relogin import rng_for
+from jabberemu.core.relogin import ClientRandom, client_random
 from jabberemu.core.states import END_STATES, ClientState, EndReason
 from jabberemu.errors import ConfigError, LocalProtocolError
 from jabberemu.runtime import RecordType, Runtime
@@ -54,7 +54,7 @@ class EmulatedClient:
         home: name of the user's home node in ``runtime.pair``, or None for the pair's first node.
         runtime: the process's shared objects.
         settings: client settings; ``runtime.settings`` when None.
-        rng: the client's random source; ``rng_for(runtime.run_seed, user_id)`` when None.
+        rng: the client's random source; ``client_random(runtime.run_seed, user_id)`` when None.
         starttls: negotiate STARTTLS when a node offers it.
 
     Raises:
@@ -62,7 +62,7 @@ class EmulatedClient:
     """
 
     def __init__(self, user_id: str, password: str, home: str | None, runtime: Runtime,
-                 settings: ClientSettings | None = None, rng: random.Random | None = None,
+                 settings: ClientSettings | None = None, rng: random.Random | ClientRandom | None = None,
                  *, starttls: bool = True) -> None:
         self.user_id = user_id
         self._password = password
@@ -70,7 +70,7 @@ class EmulatedClient:
         self.settings = settings if settings is not None else runtime.settings
         if not self.settings.xmpp_only and runtime.cpa is None:
             raise ConfigError("CPA mode needs a runtime with a CPA client", field="xmpp_only")
-        rng = rng if rng is not None else rng_for(runtime.run_seed, user_id)
+        rng = rng if rng is not None else client_random(runtime.run_seed, user_id)
         self._activity_seed = rng.getrandbits(64)  # its Random (2.5 KiB) is made on first use
         self._activity_random: random.Random | None = None
         self.machine = ClientMachine(user_id, rng, self.settings, runtime.pair, home_node=home,

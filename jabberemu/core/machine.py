@@ -30,7 +30,7 @@ from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, SaslMec
 from jabberemu.core import events as ev
 from jabberemu.core.redirect import Redirect, RedirectVerdict, judge_redirect
 from jabberemu.core.registry import ClientRegistry
-from jabberemu.core.relogin import draw_wait_s, order_targets, place_redirect
+from jabberemu.core.relogin import ClientRandom, draw_wait_s, order_targets, place_redirect
 from jabberemu.core.states import (
     END_STATES,
     ClientState,
@@ -81,7 +81,8 @@ class ClientMachine:
 
     Args:
         user_id: the user's id (also the registry key).
-        rng: the client's own random source (``relogin.rng_for(run_seed, user_id)``).
+        rng: the client's own random source (``relogin.client_random(run_seed, user_id)``, or any
+            ``random.Random``).
         settings: run-wide client settings (``xmpp_only`` picks the mode).
         pair: the configured pair; ``home_node`` (default: its first node) is the initial primary.
         home_node: name of the user's home node in ``pair``.
@@ -91,7 +92,7 @@ class ClientMachine:
         ConfigError: CPA mode with a node lacking ``cpa_url``; unknown ``home_node``.
     """
 
-    def __init__(self, user_id: str, rng: random.Random, settings: ClientSettings, pair: ServerPair,
+    def __init__(self, user_id: str, rng: random.Random | ClientRandom, settings: ClientSettings, pair: ServerPair,
                  *, home_node: str | None = None, registry: ClientRegistry | None = None) -> None:
         self.user_id = user_id
         self._rng = rng

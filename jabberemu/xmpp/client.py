@@ -361,6 +361,8 @@ class XmppSession(LeanClientXMPP):
         self.send_presence()
         self.phase = Phase.UP
         self._disarm()
+        self.shed_login()  # the session is up: what only the login used goes
+        self._finish_task = None
         self._schedule_ping()
         self._on_event(self, ev.XmppUp(node=self.node.name))
 

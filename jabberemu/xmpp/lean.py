@@ -20,8 +20,14 @@ IQ tracking, stream errors, STARTTLS) is still slixmpp's code. Two more cuts:
   the order on the wire is unchanged;
 - the roster get parses the result's ``<item jid=.../>`` elements directly instead of filling
   slixmpp's roster (no ``roster_update`` event);
-- slixmpp's send task (``run_filters``, one task and one queue getter per connection) is started
-  only when a stanza has to wait in its queue, which an emulated client's stanzas never do.
+- slixmpp's send task (``run_filters``, one task and one queue getter per connection) and its send
+  queue are made only when a stanza has to wait in the queue, which an emulated client's stanzas
+  never do;
+- once the session is up (:meth:`LeanClientXMPP.shed_login`, our choice): the SASL, bind, session
+  and STARTTLS plugins, their handlers and the login's event handlers are dropped, and so are the
+  credentials; between stanzas the XML parser is dropped too (expat keeps ~20 KiB per connection
+  once it has parsed a login) and made again, primed with the stream's namespaces, when the next
+  bytes arrive (~6 us).
 
 **No reference cycles left behind (our choice).** slixmpp's objects point at each other: the stream
 holds handlers and event handlers that are bound methods of itself and of its plugins, each plugin
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import xml.etree.ElementTree as ET
 from typing import Any
 
 from slixmpp import ClientXMPP, stanza
@@ -158,6 +165,37 @@ class LeanIq(Iq):
         return future
 
 
+class _NoQueue:
+    """Stands in for slixmpp's per-connection send queue (an ``asyncio.Queue``, ~2.4 KiB) while nothing
+    waits in it: :meth:`LeanClientXMPP.send` makes the real queue the first time a stanza must wait."""
+
+    __slots__ = ()
+
+    def empty(self) -> bool:
+        return True
+
+    def qsize(self) -> int:
+        return 0
+
+    def get_nowait(self) -> Any:
+        raise asyncio.QueueEmpty
+
+    def put_nowait(self, item: Any) -> None:
+        raise RuntimeError("the stand-in send queue takes nothing (LeanClientXMPP makes a real one)")
+
+    async def join(self) -> None:
+        return None
+
+
+_NO_QUEUE = _NoQueue()
+#: What a re-made parser is fed first: the c2s namespaces of the stream (RFC 6120 §4.8; every server
+#: writes the ``stream`` prefix), so that the stanzas that follow parse as on the original stream.
+STREAM_PRIMER = (b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                 b"version='1.0'>")
+#: Handlers only a login uses (slixmpp 1.17 names: feature_mechanisms, feature_starttls, ClientXMPP).
+_LOGIN_HANDLERS = ("SASL Success", "SASL Failure", "SASL Challenge", "STARTTLS Proceed", "Stream Features")
+
+
 class _BindFlag:
     """Stands in for ``BaseXMPP.session_bind_event`` (an ``asyncio.Event`` nobody here awaits)."""
 
@@ -225,6 +263,8 @@ class LeanClientXMPP(ClientXMPP):
     def __init__(self, jid: str, password: str, *, sasl_mech: str | None, ssl_context: ssl.SSLContext,
                  loop: asyncio.AbstractEventLoop, starttls: bool) -> None:
         XMLStream.__init__(self, ssl_context=ssl_context, loop=loop)
+        self.waiting_queue = _NO_QUEUE  # type: ignore[assignment]
+        self._lean_parsing = False  # True once the session is up: the parser is dropped between stanzas
         # --- BaseXMPP.__init__, minus roster, API registry and presence handlers
         self.default_ns = NS_CLIENT
         self.stream_ns = NS_STREAM
@@ -301,7 +341,12 @@ class LeanClientXMPP(ClientXMPP):
         self._current_connection_attempt = asyncio.ensure_future(self._connect_loop(), loop=self.loop)
         return self._current_connection_attempt
 
+    def _real_queue(self) -> None:
+        if isinstance(self.waiting_queue, _NoQueue):
+            self.waiting_queue = asyncio.Queue()
+
     def _start_send_task(self) -> None:
+        self._real_queue()
         task = self._run_out_filters
         if task is None or task.done():
             self._run_out_filters = asyncio.ensure_future(self.run_filters(), loop=self.loop)
@@ -310,6 +355,50 @@ class LeanClientXMPP(ClientXMPP):
         if getattr(self, _QUEUED):
             self._start_send_task()
         super()._set_session_start(event)
+
+    def shed_login(self) -> None:
+        """Drop what only the login used, once the session is up (our choice): the feature plugins and
+        their handlers, the login's event handlers (only ``disconnected`` stays), the credentials; and
+        from now on the XML parser between stanzas (:meth:`data_received`)."""
+        for name in _LOGIN_HANDLERS:
+            self.remove_handler(name)
+        self._drop_plugins()
+        events = getattr(self, _EVENT_HANDLERS)
+        for name in [n for n in events if n != "disconnected"]:
+            del events[name]
+        self.credentials = {}
+        self.password = ""
+        self._lean_parsing = True
+
+    def data_received(self, data: bytes | str) -> None:
+        """slixmpp's ``data_received``; once the session is up, with a parser made for the bytes and
+        dropped again when they end between two stanzas (``xml_depth`` 1, last byte ``>``)."""
+        if not self._lean_parsing:
+            super().data_received(data)
+            return
+        if self.parser is None:
+            self._remake_parser()
+        super().data_received(data)
+        tail = data.rstrip()[-1:]
+        if self.xml_depth == 1 and self.transport is not None and tail in (b">", ">"):
+            self.parser = None
+            self.xml_root = None
+
+    def _remake_parser(self) -> None:
+        parser: Any = ET.XMLPullParser(("start", "end"))
+        parser.feed(STREAM_PRIMER)
+        for _event, root in parser.read_events():
+            self.xml_root = root
+        self.parser = parser
+        self.xml_depth = 1
+
+    def _drop_plugins(self) -> None:
+        manager: Any = self.plugin
+        for plugin in list(manager._plugins.values()):
+            vars(plugin).clear()  # each holds the stream and bound methods of itself
+        manager._plugins.clear()
+        self._stream_feature_handlers.clear()
+        self._stream_feature_order.clear()
 
     def release(self) -> None:
         """Break this stream's reference cycles once its connection is gone (idempotent).
@@ -327,13 +416,9 @@ class LeanClientXMPP(ClientXMPP):
         for waiter in list(self._iq_waiters.values()):
             waiter.future.cancel()
         self._iq_waiters.clear()
+        self._drop_plugins()
         manager: Any = self.plugin
-        for plugin in list(manager._plugins.values()):
-            vars(plugin).clear()
-        manager._plugins.clear()
         manager.xmpp = None
-        self._stream_feature_handlers.clear()
-        self._stream_feature_order.clear()
         self.credentials = {}
         self.password = ""
         task = self._run_out_filters
@@ -420,15 +505,19 @@ class LeanClientXMPP(ClientXMPP):
         """Write ``data`` now when slixmpp's queue is empty and the stream accepts it; else queue.
 
         Before the session starts, slixmpp holds back stanzas other than bind/session IQs
-        (``XMLStream.send``); that path, and any stanza behind a non-empty queue, is slixmpp's.
+        (``XMLStream.send``): those two go at once too; the held-back ones, and any stanza behind a
+        non-empty queue, take slixmpp's path.
         """
         if (self.transport is not None and self.waiting_queue.empty()
-                and (self._session_started or not isinstance(data, (RootStanza, str)))):
+                and (self._session_started or not isinstance(data, (RootStanza, str))
+                     or (isinstance(data, Iq) and (data.get_plugin("bind", check=True)
+                                                   or data.get_plugin("session", check=True))))):
             if isinstance(data, StanzaBase):
                 self.send_raw(tostring(data.xml, xmlns=self.default_ns, stream=self, top_level=True))
             else:
                 self.send_raw(data)
             return
+        self._real_queue()
         super().send(data, use_filters)
         if not self.waiting_queue.empty():
             self._start_send_task()
