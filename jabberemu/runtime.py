@@ -46,12 +46,17 @@ __all__ = [
     "RecordType",
     "RunDataSink",
     "Runtime",
+    "encode_record",
     "make_ssl_context",
 ]
 
 logger = logging.getLogger(__name__)
 
 CLIENT_EVENTS_FILE = "client_events.jsonl"
+
+encode_record: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+"""A record as one compact JSON line (one encoder for the process: ``json.dumps`` with separators
+builds a new encoder per call)."""
 
 MeasureCallback = Callable[[str, Measurement], None]
 """``callback(client_id, measurement)``; called on the loop thread, must not block."""
@@ -112,7 +117,7 @@ class RunDataSink:
         record = {"type": kind.value, "ts": ts, **fields}
         self.written += 1
         if self._file is not None:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.write(encode_record(record) + "\n")
         else:
             self.records.append(record)
 

@@ -29,7 +29,7 @@ import psutil
 from jabberemu.errors import ConfigError
 from jabberemu.report.health import SATURATED_SHARE, stall_share
 from jabberemu.report.records import GeneratorSample
-from jabberemu.runtime import RecordType, RunDataSink
+from jabberemu.runtime import RecordType, RunDataSink, encode_record
 
 __all__ = ["QueueSink", "RunCollector", "HealthWatch", "PUMP_INTERVAL_S", "RECORDS_MSG", "HEALTH_MSG",
            "WARN_EVERY_S"]
@@ -248,7 +248,7 @@ class RunCollector:
             self._events_file = open(self.run_dir / CLIENT_EVENTS_FILE, "a", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
         f = self._events_file
         for rec in batch:
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            f.write(encode_record(rec) + "\n")
         f.flush()
         self.records_written += len(batch)
 

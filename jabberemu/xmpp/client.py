@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import socket
 import ssl
@@ -38,19 +39,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import slixmpp
-from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0199.stanza import Ping
 from slixmpp.stanza import Iq
 from slixmpp.xmlstream import register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
 import jabberemu.xmpp.sasl  # noqa: F401  (registers CISCO-VTG-TOKEN with slixmpp)
 import jabberemu.xmpp.redact  # noqa: F401  (keeps SASL payloads out of slixmpp's DEBUG log)
 from jabberemu.config import NodeAddress, SaslMechanism, Timeouts
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
-from jabberemu.xmpp.lean import LeanClientXMPP, break_transport_cycle
+from jabberemu.xmpp.lean import LeanClientXMPP, MatchTag, RawIqError, break_transport_cycle
 
 __all__ = ["NS_HOSTNAME", "NS_SENT", "Phase", "XmppSession"]
 
@@ -61,7 +60,12 @@ NS_HOSTNAME = "urn:xmpp:domain-based-name:0"
 NS_SENT = "urn:jabberemu:0"
 """Namespace of our ``<sent ts='...'/>`` message child (send time, Unix seconds)."""
 _SENT_TAG = f"{{{NS_SENT}}}sent"
-_BODY_PATH = "{jabber:client}message/{jabber:client}body"
+_IQ_TAG = "{jabber:client}iq"
+_PING_TAG = "{urn:xmpp:ping}ping"
+_MESSAGE_TAG = "{jabber:client}message"
+_BODY_TAG = "{jabber:client}body"
+_PING_PAYLOAD = "<ping xmlns='urn:xmpp:ping'/>"
+_INITIAL_PRESENCE = "<presence/>"
 _RESOURCE = "jabberemu"
 
 register_stanza_plugin(Iq, Ping)
@@ -162,8 +166,8 @@ class XmppSession(LeanClientXMPP):
         mech = self.plugin["feature_mechanisms"]
         mech.unencrypted_plain = True
         mech.unencrypted_scram = True
-        self.register_handler(Callback("Ping", StanzaPath("iq@type=get/ping"), self._answer_ping))
-        self.register_handler(Callback("IM", MatchXPath(_BODY_PATH), self._on_message))
+        self.register_handler(Callback("Ping", MatchTag(_IQ_TAG, iq_type="get", child=_PING_TAG), self._answer_ping))
+        self.register_handler(Callback("IM", MatchTag(_MESSAGE_TAG, child=_BODY_TAG), self._on_message))
         self.add_event_handler("connected", self._on_connected)
         self.add_event_handler("connection_failed", self._on_connection_failed)
         if starttls:
@@ -351,14 +355,13 @@ class XmppSession(LeanClientXMPP):
         """Roster get (RFC 6121 §2.1.3) and initial presence (§4.2), then report XmppUp."""
         try:
             self.contacts = await self.fetch_roster_jids(self.timeouts.bind_s)
-        except IqError as exc:
-            logger.debug("%s: roster get refused on %s: %s", self.boundjid.bare, self.node.name,
-                         exc.iq["error"]["condition"])
-        except IqTimeout:
+        except RawIqError as exc:
+            logger.debug("%s: roster get refused on %s: %s", self.boundjid.bare, self.node.name, exc.condition)
+        except TimeoutError:
             return  # the bind deadline reports the stall
         if self.phase is not Phase.BINDING:
             return
-        self.send_presence()
+        self.send(_INITIAL_PRESENCE)  # RFC 6121 §4.2.1: no attributes, no children
         self.phase = Phase.UP
         self._disarm()
         self.shed_login()  # the session is up: what only the login used goes
@@ -387,33 +390,27 @@ class XmppSession(LeanClientXMPP):
             self._ping_handle = self.loop.call_later(self.timeouts.ping_interval_s, self._ping)
 
     def _ping(self) -> None:
+        """XEP-0199 keepalive: a ping to the server (a raw IQ: no stanza objects on this hot path)."""
         self._ping_handle = None
         if self.phase is not Phase.UP:
             return
-        iq = self.Iq()
-        iq["type"] = "get"
-        iq["to"] = self.boundjid.domain
-        iq.enable("ping")
-        t0 = self._mono()
-        fut = iq.send(timeout=self.timeouts.ping_timeout_s)
+        fut = self.send_raw_iq("get", _PING_PAYLOAD, self.timeouts.ping_timeout_s, to=self.boundjid.domain)
         self._ping_future = fut
+        fut.add_done_callback(functools.partial(self._pinged, self._mono()))
 
-        def done(f: asyncio.Future[Any]) -> None:
-            self._ping_future = None
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if isinstance(exc, IqTimeout):
-                self._report(self.user_id, mx.Measurement.of(
-                    mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name,
-                    exception=TimeoutError("ping unanswered")))
-                self._fail(ev.PingTimeout(node=self.node.name))
-                return
-            # a result or an <iq type='error'/> both prove the server is alive (XEP-0199 §4.1)
-            self._report(self.user_id, mx.Measurement.of(mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name))
-            self._schedule_ping()
-
-        fut.add_done_callback(done)
+    def _pinged(self, t0: float, f: asyncio.Future[Any]) -> None:
+        self._ping_future = None
+        if f.cancelled():
+            return
+        elapsed_ms = (self._mono() - t0) * 1000.0
+        if isinstance(f.exception(), TimeoutError):
+            self._report(self.user_id, mx.Measurement.of(mx.XMPP_PING, elapsed_ms, node=self.node.name,
+                                                         exception=TimeoutError("ping unanswered")))
+            self._fail(ev.PingTimeout(node=self.node.name))
+            return
+        # a result or an <iq type='error'/> both prove the server is alive (XEP-0199 §4.1)
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_PING, elapsed_ms, node=self.node.name))
+        self._schedule_ping()
 
     # ------------------------------------------------------------------------ internals ---
     def _arm(self, stage: ev.Stage, delay_s: float) -> None:

@@ -46,9 +46,11 @@ this class sets against a real ``ClientXMPP``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 import xml.etree.ElementTree as ET
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from slixmpp import ClientXMPP, stanza
 from slixmpp.exceptions import IqError, IqTimeout
@@ -58,17 +60,22 @@ from slixmpp.stanza import Iq, Message, Presence, StreamError, StreamFeatures
 from slixmpp.stanza.rootstanza import RootStanza
 from slixmpp.xmlstream import XMLStream
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
-from slixmpp.xmlstream.matcher import MatcherId, MatchXPath, StanzaPath
+from slixmpp.xmlstream.matcher import MatcherId, MatchXPath
+from slixmpp.xmlstream.matcher.base import MatcherBase
 from slixmpp.xmlstream.matcher.idsender import MatchIDSender
 from slixmpp.xmlstream.stanzabase import StanzaBase
 from slixmpp.xmlstream.tostring import tostring
 
-__all__ = ["LeanClientXMPP", "LeanIq", "NS_ROSTER", "RosterView", "break_transport_cycle"]
+__all__ = ["LeanClientXMPP", "LeanIq", "MatchTag", "RawIqError", "NS_ROSTER", "RosterView", "STREAM_PRIMER", "break_transport_cycle"]
 
 NS_CLIENT = "jabber:client"
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_ROSTER = "jabber:iq:roster"
 _ROSTER_QUERY = f"{{{NS_ROSTER}}}query"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+_IQ_CLIENT = f"{{{NS_CLIENT}}}iq"
+_PRESENCE_CLIENT = f"{{{NS_CLIENT}}}presence"
+_PING = "{urn:xmpp:ping}ping"
 _ROSTER_ITEM = f"{{{NS_ROSTER}}}item"
 
 
@@ -165,6 +172,54 @@ class LeanIq(Iq):
         return future
 
 
+class RawIqError(Exception):
+    """An ``<iq type='error'/>`` answered a raw IQ (:meth:`LeanClientXMPP.send_raw_iq`).
+
+    Attributes:
+        condition: the stanza error's defined condition (RFC 6120 §8.3.3), e.g. ``service-unavailable``.
+    """
+
+    def __init__(self, condition: str) -> None:
+        super().__init__(condition)
+        self.condition = condition
+
+
+class MatchTag(MatcherBase):
+    """Matches a stanza by its element tag (and, for an IQ, its type and a child element): what the
+    single-step ``MatchXPath``/``StanzaPath`` criteria of a client's handlers test, without building a
+    wrapper element and an XPath search per stanza (our choice; same answers for these criteria).
+
+    Args:
+        tag: the stanza's qualified tag, e.g. ``{jabber:client}presence``.
+        iq_type: for an ``<iq/>``, the ``type`` it must have.
+        child: a child element the stanza must have (qualified tag).
+    """
+
+    def __init__(self, tag: str, *, iq_type: str | None = None, child: str | None = None) -> None:
+        super().__init__(tag)
+        self.tag = tag
+        self.iq_type = iq_type
+        self.child = child
+
+    def match(self, stanza: Any) -> bool:
+        xml = stanza.xml
+        if xml.tag != self.tag:
+            return False
+        if self.iq_type is not None and xml.get("type") != self.iq_type:
+            return False
+        return self.child is None or xml.find(self.child) is not None
+
+
+def _single_step(criteria: str) -> str | None:
+    """The tag of a one-step, namespaced ``MatchXPath`` criteria (``{ns}name``), else None."""
+    if criteria.startswith("{") and "/" not in criteria.rsplit("}", 1)[-1] and "[" not in criteria:
+        return criteria
+    return None
+
+
+_IDS = itertools.count(1)
+
+
 class _NoQueue:
     """Stands in for slixmpp's per-connection send queue (an ``asyncio.Queue``, ~2.4 KiB) while nothing
     waits in it: :meth:`LeanClientXMPP.send` makes the real queue the first time a stanza must wait."""
@@ -194,6 +249,13 @@ STREAM_PRIMER = (b"<stream:stream xmlns='jabber:client' xmlns:stream='http://eth
                  b"version='1.0'>")
 #: Handlers only a login uses (slixmpp 1.17 names: feature_mechanisms, feature_starttls, ClientXMPP).
 _LOGIN_HANDLERS = ("SASL Success", "SASL Failure", "SASL Challenge", "STARTTLS Proceed", "Stream Features")
+
+
+_ROOTS: tuple[type[StanzaBase], ...] = (Message, LeanIq, Presence, StreamError, StreamFeatures)
+_ROOT_BY_TAG: dict[str, type[StanzaBase]] = {}
+for _root in reversed(_ROOTS):  # slixmpp takes the first registered class that matches
+    _ROOT_BY_TAG[f"{{{NS_CLIENT}}}{_root.name}"] = _root
+    _ROOT_BY_TAG[_root.tag_name()] = _root
 
 
 class _BindFlag:
@@ -284,11 +346,12 @@ class LeanClientXMPP(ClientXMPP):
         self.use_origin_id = False
         self.sentpresence = False
         self.stanza = stanza
-        self.register_handler(Callback("Stream Error", MatchXPath(f"{{{NS_STREAM}}}error"),
+        self.register_handler(Callback("Stream Error", MatchTag(f"{{{NS_STREAM}}}error"),
                                        self._handle_stream_error))
-        for root in (Message, LeanIq, Presence, StreamError, StreamFeatures):
+        for root in _ROOTS:
             self.register_stanza(root)
         self._iq_waiters: dict[str, _IqWaiter] = {}
+        self._raw_iqs: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle, set[str | None]]] = {}
         # --- ClientXMPP.__init__, minus roster, rosterver, preapproval and limits (XEP-0478)
         self.escape_quotes = True
         self.plugin_config = {}
@@ -311,10 +374,11 @@ class LeanClientXMPP(ClientXMPP):
         self.bound = False
         self.bindfail = False
         self.add_event_handler("connected", self._reset_connection_state)
-        self.register_handler(CoroutineCallback("Stream Features", MatchXPath(f"{{{NS_STREAM}}}features"),
+        self.register_handler(CoroutineCallback("Stream Features", MatchTag(f"{{{NS_STREAM}}}features"),
                                                 self._handle_stream_features))  # type: ignore[arg-type]
-        self.register_handler(Callback("Roster Update", StanzaPath("iq@type=set/roster"), self._answer_roster_push))
-        self.register_handler(Callback("Presence", MatchXPath(f"{{{NS_CLIENT}}}presence"), self._track_presence))
+        self.register_handler(Callback("Roster Update", MatchTag(f"{{{NS_CLIENT}}}iq", iq_type="set",
+                                                                 child=_ROSTER_QUERY), self._answer_roster_push))
+        self.register_handler(Callback("Presence", MatchTag(f"{{{NS_CLIENT}}}presence"), self._track_presence))
         self._available: dict[str, dict[str, dict[str, Any]]] = {}
         if starttls:
             self.register_plugin("feature_starttls")
@@ -323,6 +387,25 @@ class LeanClientXMPP(ClientXMPP):
         self.register_plugin("feature_mechanisms")
         if sasl_mech:
             self.plugin["feature_mechanisms"].use_mech = sasl_mech
+        for handler in getattr(self, _HANDLERS):  # the plugins' one-step XPath matchers, by tag
+            tag = _single_step(handler._matcher._criteria) if isinstance(handler._matcher, MatchXPath) else None
+            if tag is not None:
+                handler._matcher = MatchTag(tag)
+
+    def new_id(self) -> str:
+        """A stanza id unique in the process (slixmpp draws a uuid4 per stanza)."""
+        return f"j{next(_IDS):x}"
+
+    def _build_stanza(self, xml: Any, default_ns: str | None = None) -> StanzaBase:
+        """slixmpp's ``_build_stanza`` with the root classes found by tag in one lookup, and the
+        ``xml:lang`` interface read only when the peer declared a default language."""
+        cls = _ROOT_BY_TAG.get(xml.tag) if default_ns is None else None
+        if cls is None:
+            return super()._build_stanza(xml, default_ns)
+        stanza: Any = cls(self, xml, recv=True)
+        if self.peer_default_lang and stanza["lang"] is None:
+            stanza["lang"] = self.peer_default_lang
+        return stanza  # type: ignore[no-any-return]
 
     def Iq(self, *args: Any, **kwargs: Any) -> LeanIq:  # noqa: N802 - slixmpp's name
         """An IQ of this stream (a :class:`LeanIq`: no reference cycle once answered)."""
@@ -355,6 +438,72 @@ class LeanClientXMPP(ClientXMPP):
         if getattr(self, _QUEUED):
             self._start_send_task()
         super()._set_session_start(event)
+
+    def send_raw_iq(self, kind: str, payload: str, timeout_s: float, *, to: str | None = None) -> asyncio.Future[Any]:
+        """Send ``<iq type=kind>payload</iq>`` as text and wait for its answer without slixmpp's stanza
+        objects, handler and scheduled event (our choice: the client's fixed IQs, roster get and ping,
+        are the hot ones). The answer is matched by id and sender as slixmpp's ``MatchIDSender`` does.
+
+        Args:
+            kind: ``get`` or ``set``.
+            payload: the child element, serialised.
+            timeout_s: how long to wait for the answer.
+            to: the ``to`` attribute (None: the server of the account).
+
+        Returns:
+            A future of the answer's ``<iq type='result'/>`` element; it fails with
+            :class:`RawIqError` for an ``<iq type='error'/>`` and with ``TimeoutError`` after ``timeout_s``.
+        """
+        iq_id = self.new_id()
+        future: asyncio.Future[Any] = self.loop.create_future()
+        to_attr = "" if to is None else f" to={quoteattr(to)}"
+        senders = {None, "", self.boundjid.domain, self.boundjid.bare, self.boundjid.full, to}
+        handle = self.loop.call_later(timeout_s, self._raw_iq_expired, iq_id)
+        self._raw_iqs[iq_id] = (future, handle, senders)
+        self.send(f"<iq type='{kind}' id='{iq_id}'{to_attr}>{payload}</iq>")
+        return future
+
+    def _raw_iq_expired(self, iq_id: str) -> None:
+        entry = self._raw_iqs.pop(iq_id, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(TimeoutError(f"no answer to iq {iq_id}"))
+
+    def _raw_iq_answered(self, xml: Any) -> bool:
+        """Settle the raw IQ ``xml`` answers; False when it answers none (slixmpp's handlers then see it)."""
+        entry = self._raw_iqs.get(xml.get("id", ""))
+        if entry is None or xml.get("from") not in entry[2]:
+            return False
+        future, handle, _senders = self._raw_iqs.pop(xml.get("id", ""))
+        handle.cancel()
+        if not future.done():
+            if xml.get("type") == "result":
+                future.set_result(xml)
+            else:
+                error = xml.find(f"{{{NS_CLIENT}}}error")
+                condition = next((child.tag.rsplit("}", 1)[-1] for child in error if child.tag.startswith(
+                    f"{{{NS_STANZAS}}}") and not child.tag.endswith("}text")), "undefined-condition") \
+                    if error is not None else "undefined-condition"
+                future.set_exception(RawIqError(condition))
+        return True
+
+    def _spawn_event(self, xml: Any) -> None:
+        """slixmpp's dispatch, with the hot stanzas of a client handled from the XML (our choice): answers
+        to raw IQs always; once the session is up, presence of others and server pings too."""
+        tag = xml.tag
+        if tag == _IQ_CLIENT:
+            kind = xml.get("type")
+            if kind in ("result", "error"):
+                if self._raw_iqs and self._raw_iq_answered(xml):
+                    return
+            elif kind == "get" and self._lean_parsing and xml.find(_PING) is not None:
+                sender = xml.get("from")
+                to_attr = "" if sender is None else f" to={quoteattr(sender)}"
+                self.send(f"<iq type='result' id={quoteattr(xml.get('id', ''))}{to_attr}/>")
+                return
+        elif tag == _PRESENCE_CLIENT and self._lean_parsing:
+            self._track_presence_xml(xml)
+            return
+        super()._spawn_event(xml)
 
     def shed_login(self) -> None:
         """Drop what only the login used, once the session is up (our choice): the feature plugins and
@@ -416,6 +565,10 @@ class LeanClientXMPP(ClientXMPP):
         for waiter in list(self._iq_waiters.values()):
             waiter.future.cancel()
         self._iq_waiters.clear()
+        for future, handle, _senders in list(self._raw_iqs.values()):
+            handle.cancel()
+            future.cancel()
+        self._raw_iqs.clear()
         self._drop_plugins()
         manager: Any = self.plugin
         manager.xmpp = None
@@ -434,7 +587,9 @@ class LeanClientXMPP(ClientXMPP):
     def _track_presence(self, pres: Any) -> None:
         """Available/unavailable presence of others, straight from the XML (RFC 6121 §4.2-§4.5);
         subscription requests and errors are ignored."""
-        xml = pres.xml
+        self._track_presence_xml(pres.xml)
+
+    def _track_presence_xml(self, xml: Any) -> None:
         kind = xml.get("type")
         sender = xml.get("from")
         if not sender or kind not in (None, "unavailable"):
@@ -480,14 +635,11 @@ class LeanClientXMPP(ClientXMPP):
         """Roster get (RFC 6121 §2.1.3); returns the contacts' bare JIDs, in the server's order.
 
         Raises:
-            IqError: the server answered with an error.
-            IqTimeout: no answer within ``timeout_s``.
+            RawIqError: the server answered with an error.
+            TimeoutError: no answer within ``timeout_s``.
         """
-        iq = self.Iq()
-        iq["type"] = "get"
-        iq.enable("roster")
-        result = await iq.send(timeout=timeout_s)
-        query = result.xml.find(_ROSTER_QUERY)
+        result = await self.send_raw_iq("get", f"<query xmlns='{NS_ROSTER}'/>", timeout_s)
+        query = result.find(_ROSTER_QUERY)
         if query is None:
             return []
         jids = []
