@@ -37,7 +37,6 @@ __all__ = [
     "count_established_to",
     "cpu_s",
     "emit",
-    "gc_tune",
     "machine_info",
     "percentile",
     "raise_fd_limit",
@@ -245,30 +244,6 @@ class GcMonitor:
         gen2 = [ms for _, g, ms in window if g == 2]
         return {"gc_passes": len(window), "gc_total_ms": round(sum(ms for *_, ms in window), 1),
                 "gc_gen2_passes": len(gen2), "gc_max_ms": round(max((ms for *_, ms in window), default=0.0), 1)}
-
-
-#: ``gc.set_threshold`` of ``--gc-tune``: young collections as usual, but a full (generation 2)
-#: collection only after 1,000 generation-1 passes instead of 10 (full passes traverse every live
-#: client's objects: seconds with 10,000 clients).
-GC_TUNED_THRESHOLD = (700, 10, 1000)
-
-
-def gc_tune(*, threshold: bool, freeze: bool) -> dict[str, Any]:
-    """The ``--gc-tune`` experiment: rare full collections and/or ``gc.freeze()`` of what exists now
-    (long-lived client objects then leave every later full collection). Cyclic garbage promoted to
-    generation 2 then waits longer to be freed (memory grows): an experiment, not a setting.
-
-    Returns:
-        What was applied (for the result).
-    """
-    import gc
-
-    if threshold:
-        gc.set_threshold(*GC_TUNED_THRESHOLD)
-    if freeze:
-        gc.collect()
-        gc.freeze()
-    return {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:

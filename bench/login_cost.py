@@ -41,7 +41,6 @@ from benchkit import (  # noqa: E402
     LoopLagMonitor,
     MockProcess,
     emit,
-    gc_tune,
     machine_info,
     raise_fd_limit,
     wait_for_low_load,
@@ -50,6 +49,7 @@ from emulated import make_runtime, mock_users, one_node_pair, run_wave, stop_all
 from prosody_runner import ProsodyServer, prosody_available  # noqa: E402
 from tsung_runner import run_tsung, tsung_available  # noqa: E402
 
+from jabberemu import eventloop  # noqa: E402
 from jabberemu.config import ServerPair  # noqa: E402
 
 __all__ = ["main", "run"]
@@ -124,7 +124,6 @@ async def _guard(label: str, runs: dict[str, Any], make: Callable[[], Awaitable[
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
-    tuned = gc_tune(threshold=True, freeze=False) if args.gc_tune else None
     n, rate = args.clients, args.rate
     users = mock_users(n)
     runs: dict[str, Any] = {}
@@ -156,7 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     full = runs.get("cpa/mock", {}).get("cpu_per_login_ms")
     met_ratio = [r <= GOAL_RATIO for r in ratios.values() if r is not None]
     return {
-        "bench": NAME, "clients": n, "rate_per_s": rate, "gc_tune": tuned, "runs": runs,
+        "bench": NAME, "clients": n, "rate_per_s": rate, "runs": runs,
         "ratio_xmpp_only_ours_over_tsung": ratios,
         "goal": {"cpu_per_full_login_ms": GOAL_CPU_MS, "ratio": GOAL_RATIO,
                  "cpu_met": full is not None and full <= GOAL_CPU_MS,
@@ -199,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tsung", action="store_true")
     p.add_argument("--no-prosody", action="store_true")
     p.add_argument("--no-saturate", action="store_true", help="skip the saturated CPA wave")
-    p.add_argument("--gc-tune", action="store_true", help="experiment: full GC passes 100x rarer")
     p.add_argument("--max-load", type=float, default=None, help="wait until the 1-min load average is below")
     p.add_argument("--max-wait", type=float, default=600.0, help="bound of that wait, s")
     p.add_argument("--smoke", action="store_true", help="30 logins per wave: checks the script works")
@@ -208,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.clients, args.rate = min(args.clients, 30), 60.0
     load = wait_for_low_load(args.max_load, args.max_wait)
-    result = {**asyncio.run(run(args)), **load, "smoke": args.smoke}
+    result = {**eventloop.run(run(args)), **load, "smoke": args.smoke}
     result.update(machine=machine_info(), argv=sys.argv if argv is None else [__file__, *argv], ts=time.time())
     emit(NAME, _rows(result), result, results_dir=args.results_dir)
     return 0

@@ -39,7 +39,6 @@ from benchkit import (  # noqa: E402
     MockProcess,
     cpu_s,
     emit,
-    gc_tune,
     machine_info,
     percentile,
     raise_fd_limit,
@@ -47,6 +46,7 @@ from benchkit import (  # noqa: E402
 )
 from emulated import make_runtime, mock_users, run_wave, stop_all  # noqa: E402
 
+from jabberemu import eventloop  # noqa: E402
 from jabberemu.config import ServerPair  # noqa: E402
 
 __all__ = ["analyse_records", "main", "run"]
@@ -107,8 +107,6 @@ def _r(value: float | None, digits: int = 2) -> float | None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
-    if args.gc_tune:
-        result_gc = gc_tune(threshold=True, freeze=False)
     n = args.clients
     params = [f"relogin_lower_s={args.lower}", f"relogin_upper_s={args.upper}"]
     extra = ["--contacts", str(args.contacts), *[a for p in params for a in ("--param", p)]]
@@ -127,8 +125,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["initial_login"] = {"states": dict(wave.states), "wall_s": round(wave.wall_s, 1),
                                            "cpu_per_login_ms": wave.cpu_per_login_ms()}
                 await asyncio.sleep(1.0)
-                if args.gc_tune:
-                    result["gc_tune"] = {**result_gc, **gc_tune(threshold=False, freeze=True)}
                 failover_ts, t_fail, cpu_fail = time.time(), time.monotonic(), cpu_s()
                 await mock.admin("POST", "/api/failover", {"node": node1})
                 deadline = t_fail + args.upper + args.margin
@@ -196,8 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=100, help="initial logins in flight")
     p.add_argument("--contacts", type=int, default=2, help="roster contacts per user")
     p.add_argument("--ping-interval", type=float, default=60.0, help="client XEP-0199 keepalive, s")
-    p.add_argument("--gc-tune", action="store_true",
-                   help="experiment: full GC passes 100x rarer, gc.freeze() after the initial login")
     p.add_argument("--max-load", type=float, default=None, help="wait until the 1-min load average is below")
     p.add_argument("--max-wait", type=float, default=600.0, help="bound of that wait, s")
     p.add_argument("--smoke", action="store_true", help="30 clients, limits 0.5/2 s: checks the script works")
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.lower <= args.upper:
         p.error("need 0 <= --lower <= --upper")
     load = wait_for_low_load(args.max_load, args.max_wait)
-    result = {**asyncio.run(run(args)), **load, "smoke": args.smoke}
+    result = {**eventloop.run(run(args)), **load, "smoke": args.smoke}
     result.update(machine=machine_info(), argv=sys.argv if argv is None else [__file__, *argv], ts=time.time())
     emit(NAME, _rows(result), result, results_dir=args.results_dir)
     return 0

@@ -44,6 +44,7 @@ from benchkit import (  # noqa: E402
 from emulated import make_runtime, mock_users, run_wave, stop_all  # noqa: E402
 from tsung_runner import run_tsung, tsung_available  # noqa: E402
 
+from jabberemu import eventloop  # noqa: E402
 from jabberemu.config import ServerPair  # noqa: E402
 
 __all__ = ["main", "run"]
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.clients, args.rate, args.idle_s = min(args.clients, 20), 50.0, 1.0
     load = wait_for_low_load(args.max_load, args.max_wait)
-    result = {**asyncio.run(run(args)), **load, "smoke": args.smoke}
+    result = {**eventloop.run(run(args)), **load, "smoke": args.smoke}
     result.update(machine=machine_info(), argv=sys.argv if argv is None else [__file__, *argv], ts=time.time())
     emit(NAME, _rows(result), result, results_dir=args.results_dir)
     return 0

@@ -3,7 +3,8 @@
 Floors, bottom up (an import only ever points down; ``jabberemu`` never imports ``mock_server``,
 which it drives only over its admin HTTP API):
 
-- ``errors``, ``config``: exceptions and the validated settings everyone reads;
+- ``errors``, ``config``: exceptions and the validated settings everyone reads; ``eventloop`` (the
+  clients' asyncio loop, bounded slices) and ``gcpolicy`` (the garbage collector, managed);
 - ``core/`` (pure state machine), ``soap/`` (CPA client), ``throttle/`` (the wave model),
   ``mockpair`` (the mock pair as a child process);
 - ``xmpp/`` (the slixmpp session), ``runtime`` (per-process shared objects), ``report/`` (run data to

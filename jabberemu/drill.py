@@ -12,9 +12,9 @@
    the mock's admin API over the whole run: ``serverpoll``);
 4. build ``report.html`` and ``summary.json`` and print the verdict and the report's path.
 
-Ctrl-C (SIGINT, or SIGTERM) at any point stops the swarm (SIGINT to its process group: the clients log
-out and the run data is flushed) and the pair (no orphan processes) and still writes a report,
-marked partial; a second Ctrl-C kills the swarm at once.
+Ctrl-C (SIGINT, or SIGTERM) at any point stops the swarm (SIGTERM to its main process, which stops its
+workers: the clients log out and the run data is flushed) and the pair (no orphan processes) and still
+writes a report, marked partial; a second Ctrl-C kills the swarm at once.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from jabberemu.errors import ConfigError
 from jabberemu.mockpair import MockPairProcess
 from jabberemu.serverpoll import ServerPoller
 
-__all__ = ["LOCUSTFILE", "main", "build_parser", "DrillPlan", "Fault", "plan_drill", "FAULTS", "WAVE_GAP_S",
+__all__ = ["LOCUSTFILE", "main", "build_parser", "default_processes", "DrillPlan", "Fault", "plan_drill", "FAULTS",
+           "WAVE_GAP_S",
            "topology_problems", "validate"]
 
 logger = logging.getLogger(__name__)
@@ -314,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=5.0,
                    help=f"seconds after upper for a wave to settle (default %(default)s; each phase gets at "
                    f"least {MIN_SETTLE_S:g} s so that the report tells the waves apart)")
-    p.add_argument("--processes", type=int, default=1, help="Locust worker processes (default %(default)s)")
+    p.add_argument("--processes", type=int, default=default_processes(),
+                   help="Locust worker processes the clients are spread over (default: the cores this machine "
+                   "has, %(default)s); the users, their homes and their drawn waits do not depend on it")
     p.add_argument("--fail-on-verdict", action="store_true",
                    help="exit 1 when the verdict is FAIL, 3 when it is INCONCLUSIVE (nothing failed, but not "
                    "everything was tested)")
@@ -326,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-heartbeat-timeout", type=float, default=10.0, help="default %(default)s")
     t.add_argument("--critical-service-delay", type=float, default=1.0, help="default %(default)s")
     return p
+
+
+def default_processes() -> int:
+    """Worker processes of a drill by default: one per core (``os.cpu_count()``), at least one (our choice:
+    one asyncio loop per core; the master process itself generates no load)."""
+    return max(1, os.cpu_count() or 1)
 
 
 def _run_id() -> str:
@@ -419,15 +428,22 @@ class _Swarm:
                 os.killpg(self.proc.pid, sig)
 
     async def stop(self, *, started: bool, grace_s: float = 30.0) -> None:
-        """SIGINT to the swarm's group (clients log out, run data flushed); SIGKILL after ``grace_s``.
+        """SIGTERM to the swarm's main process, which ends the drill (clients log out, run data flushed)
+        and, with ``--processes``, stops its workers the way a finished run does; SIGKILL to the group
+        after ``grace_s``.
 
         Args:
             started: the swarm's test has started (``run.json`` exists); before that, Locust is still
-                importing and SIGINT would only print a KeyboardInterrupt traceback: SIGTERM instead.
+                importing: SIGTERM to the whole group. (A SIGINT to the group would reach every worker
+                too, each printing a KeyboardInterrupt traceback.)
         """
         if self.proc is None:
             return
-        self.signal(signal.SIGINT if started else signal.SIGTERM)
+        if started:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+        else:
+            self.signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), grace_s)
         except asyncio.TimeoutError:

@@ -1,17 +1,18 @@
 """``EmulatedClient``: runs one :class:`~jabberemu.core.machine.ClientMachine` on an asyncio loop.
 
 The machine decides; this module does: it carries out the machine's commands (timers with
-``loop.call_later``, CPA SOAP calls through the process's one :class:`~jabberemu.soap.cpa.CpaClient`,
-XMPP connections as :class:`~jabberemu.xmpp.client.XmppSession`), feeds the results back as
-events, enforces every deadline of :class:`~jabberemu.config.Timeouts` (a stalled server ends an
-attempt as ``timeout:<stage>``; the machine then names the state and reason), writes the run-data
-records and reports the measurements of docs/ARCHITECTURE.md through the runtime.
+``loop.call_later``, CPA calls through the process's one :class:`~jabberemu.soap.adapter.CpaAdapter`,
+XMPP connections as :class:`~jabberemu.xmpp.client.XmppSession`) and feeds the machine the events
+those two adapters return or emit. The adapters time their own calls, enforce their deadlines
+(``Timeouts``: a stalled server ends an attempt as ``timeout:<stage>``), translate their libraries'
+failures into events once, and hand each measurement to the runtime's one road
+(:meth:`~jabberemu.runtime.Runtime.report`); this module writes the client's run-data records
+(states, HA events, waits, connections, end).
 
-Re-login limits come from ``get-all-config`` under the configured property names, parsed with
-:meth:`~jabberemu.config.ReloginLimits.from_server`: a missing, non-numeric, NaN or negative value
-is replaced by the default (120/537 s unless the settings say otherwise), lower > upper is swapped,
-a value above one day is kept (the client does what the server says; the wait stays bounded by it).
-Each kind of problem is logged once per process and counted in ``Runtime.warned``.
+Re-login limits come from ``get-all-config`` (read by the CPA adapter): a missing, non-numeric, NaN or
+negative value is replaced by the default (120/537 s unless the settings say otherwise), lower > upper
+is swapped, a value above one day is kept (the client does what the server says; the wait stays
+bounded by it). Each kind of problem is logged once per process and counted in ``Runtime.warned``.
 
 Source of the client behaviour: "Planning Guide for Cisco Jabber" 14.1, "Client Behavior During a
 Failover" (see :mod:`jabberemu.core.states`).
@@ -22,26 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any
 
-import zeep.exceptions
-
-from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, SaslMechanism
+from jabberemu.config import ClientSettings, NodeAddress, SaslMechanism
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
 from jabberemu.core.machine import ClientMachine
 from jabberemu.core.redirect import RedirectVerdict
-from jabberemu.core.relogin import rng_for
+from jabberemu.core.relogin import ClientRandom, client_random
 from jabberemu.core.states import END_STATES, ClientState, EndReason
-from jabberemu.errors import (
-    ConfigError,
-    HttpStatusError,
-    LocalProtocolError,
-    RemoteProtocolError,
-    SoapFault,
-    TransportError,
-)
+from jabberemu.errors import ConfigError, LocalProtocolError
 from jabberemu.runtime import RecordType, Runtime
 from jabberemu.xmpp.client import XmppSession
 
@@ -49,24 +41,8 @@ __all__ = ["PRESENCE_SHOWS", "EmulatedClient"]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 #: ``<show/>`` values a presence change picks from (RFC 6121 §4.7.2.1); None = plain available.
 PRESENCE_SHOWS: tuple[str | None, ...] = (None, "away", "chat", "dnd", "xa")
-_LOSS_CLASSES = {k.value: k for k in ev.LossKind}
-
-
-class _SoapCallFailed(Exception):
-    """A CPA call failed; ``event`` is the failure as the machine reads it (translated once)."""
-
-    def __init__(self, event: ev.Event) -> None:
-        super().__init__(repr(event))
-        self.event = event
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 class EmulatedClient:
@@ -78,7 +54,7 @@ class EmulatedClient:
         home: name of the user's home node in ``runtime.pair``, or None for the pair's first node.
         runtime: the process's shared objects.
         settings: client settings; ``runtime.settings`` when None.
-        rng: the client's random source; ``rng_for(runtime.run_seed, user_id)`` when None.
+        rng: the client's random source; ``client_random(runtime.run_seed, user_id)`` when None.
         starttls: negotiate STARTTLS when a node offers it.
 
     Raises:
@@ -86,7 +62,7 @@ class EmulatedClient:
     """
 
     def __init__(self, user_id: str, password: str, home: str | None, runtime: Runtime,
-                 settings: ClientSettings | None = None, rng: random.Random | None = None,
+                 settings: ClientSettings | None = None, rng: random.Random | ClientRandom | None = None,
                  *, starttls: bool = True) -> None:
         self.user_id = user_id
         self._password = password
@@ -94,7 +70,7 @@ class EmulatedClient:
         self.settings = settings if settings is not None else runtime.settings
         if not self.settings.xmpp_only and runtime.cpa is None:
             raise ConfigError("CPA mode needs a runtime with a CPA client", field="xmpp_only")
-        rng = rng if rng is not None else rng_for(runtime.run_seed, user_id)
+        rng = rng if rng is not None else client_random(runtime.run_seed, user_id)
         self._activity_seed = rng.getrandbits(64)  # its Random (2.5 KiB) is made on first use
         self._activity_random: random.Random | None = None
         self.machine = ClientMachine(user_id, rng, self.settings, runtime.pair, home_node=home,
@@ -110,7 +86,8 @@ class EmulatedClient:
         self._stopping = False
         self._login_t0: float | None = None
         self._ha_t0: float | None = None
-        self._activity: list[asyncio.TimerHandle] = []
+        self._activity: dict[int, asyncio.TimerHandle] = {}
+        self._activity_seq = 0
         self._settled: asyncio.Future[ClientState] | None = None
         self.hostname_hints: list[str] = []
         self.contacts: list[str] = []
@@ -337,116 +314,26 @@ class EmulatedClient:
             self._settled.set_result(self.machine.state)
 
     # --------------------------------------------------------------------------- SOAP ---
-    async def _timed(self, metric: mx.Metric, node: NodeAddress, call: Awaitable[T]) -> T:
-        """Run one CPA call under the SOAP deadline and measure it.
-
-        Raises:
-            _SoapCallFailed: the call failed; the measurement carries the failure class
-                (``cause``, e.g. ``soap-fault:server-busy``, ``timeout:soap``) and the event is
-                what the machine is fed.
-        """
-        t0 = self._mono()
-        inner = asyncio.ensure_future(call)
-        inner.add_done_callback(_retrieve)  # an exception after our cancel must not be "never retrieved"
-        try:
-            result = await asyncio.wait_for(inner, self.settings.timeouts.soap_s)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            failure = self._soap_failure(node, exc)
-            self.runtime.report(self.user_id, mx.Measurement.of(
-                metric, (self._mono() - t0) * 1000.0, node=node.name, exception=exc,
-                cause=ev.classify(failure).cls))
-            raise _SoapCallFailed(failure) from exc
-        self.runtime.report(self.user_id, mx.Measurement.of(metric, (self._mono() - t0) * 1000.0,
-                                                            node=node.name))
-        return result
-
-    def _soap_failure(self, node: NodeAddress, exc: Exception) -> ev.Event:
-        """Translate a failed CPA call into the machine's event."""
-        if isinstance(exc, SoapFault):
-            return ev.SoapFailed(node=node.name, code=exc.code or "unknown", reason=exc.reason,
-                                 sender_fault=exc.sender_fault)
-        if isinstance(exc, HttpStatusError):
-            return ev.HttpFailed(node=node.name, status=exc.status, content_type=exc.content_type)
-        if isinstance(exc, TransportError):
-            loss = _LOSS_CLASSES.get(exc.cls)
-            if loss is not None:
-                return ev.ConnectionLost(node=node.name, cls=loss)
-            return ev.OperationTimeout(node=node.name, stage=ev.Stage.SOAP)
-        if isinstance(exc, asyncio.TimeoutError):
-            return ev.OperationTimeout(node=node.name, stage=ev.Stage.SOAP)
-        if isinstance(exc, (RemoteProtocolError, zeep.exceptions.Error)):
-            return ev.SoapFailed(node=node.name, code="malformed-response", reason=str(exc)[:200])
-        logger.error("%s: unexpected CPA failure on %s: %r", self.user_id, node.name, exc)
-        return ev.SoapFailed(node=node.name, code="client-error", reason=type(exc).__name__)
-
     async def _soap_login(self, node: NodeAddress, otp: str | None) -> None:
         """Password sign-in (``otp`` None) or the session login with the cached one-time password."""
-        cpa, s = self.runtime.cpa, self.settings
-        assert cpa is not None and node.cpa_url is not None
-        try:
-            if otp is None:
-                key = await self._timed(mx.SOAP_LOGIN, node, cpa.login(node.name, node.cpa_url, self.user_id,
-                                                                        self._password))
-            else:
-                key = await self._timed(mx.SOAP_SESSION_LOGIN, node,
-                                        cpa.session_login(node.name, node.cpa_url, self.user_id, otp))
-            config = await self._timed(mx.SOAP_GET_ALL_CONFIG, node,
-                                       cpa.get_all_config(node.name, node.cpa_url, key))
-        except _SoapCallFailed as failed:
-            self._feed(failed.event)
-            return
-        system = config.system
-        limits, problems = ReloginLimits.from_server(
-            system.get(s.lower_limit_property), system.get(s.upper_limit_property), default=s.default_limits)
-        primary = self._node_from(system, "Presence.PrimaryServer") or self.machine.primary
-        secondary = self._node_from(system, "Presence.BackupServer")
-        if secondary is None or secondary.name == primary.name:
-            secondary = self.runtime.pair.peer_of(primary.name) if self.runtime.pair.find(primary.name) else None
-        self._feed(ev.SoapLoginOk(node=node.name, session_key=key, limits=limits, primary=primary,
-                                  secondary=secondary, problems=tuple(problems)))
-
-    def _node_from(self, system: Mapping[str, str], prefix: str) -> NodeAddress | None:
-        """A node as ``get-all-config`` describes it, completed from the configured pair."""
-        name = (system.get(prefix) or "").strip()
-        if not name:
-            return None
-        known = self.runtime.pair.find(name)
-        try:
-            port_text = system.get(f"{prefix}.XmppPort")
-            return NodeAddress(
-                name=name,
-                cpa_url=system.get(f"{prefix}.CpaUrl") or (known.cpa_url if known else None),
-                xmpp_host=system.get(f"{prefix}.XmppHost") or (known.xmpp_host if known else ""),
-                xmpp_port=int(port_text) if port_text else (known.xmpp_port if known else 5222),
-            )
-        except (ConfigError, ValueError):
-            self.runtime.warn_once("config-node", "get-all-config describes node %r badly; using the "
-                                   "configured address", name)
-            return known
+        adapter = self.runtime.cpa_adapter
+        assert adapter is not None
+        if otp is None:
+            event = await adapter.sign_in(self.user_id, node, self.settings, password=self._password,
+                                          primary=self.machine.primary)
+        else:
+            event = await adapter.sign_in(self.user_id, node, self.settings, otp=otp, primary=self.machine.primary)
+        self._feed(event)
 
     async def _fetch_otp(self, node: NodeAddress, session_key: str) -> None:
-        cpa = self.runtime.cpa
-        assert cpa is not None and node.cpa_url is not None
-        try:
-            otp = await self._timed(mx.SOAP_GET_ONETIME_PASSWORD, node,
-                                    cpa.get_onetime_password(node.name, node.cpa_url, session_key))
-        except _SoapCallFailed as failed:
-            self._feed(failed.event)
-            return
-        self._feed(ev.OtpOk(node=node.name, otp=otp))
+        adapter = self.runtime.cpa_adapter
+        assert adapter is not None
+        self._feed(await adapter.fetch_otp(self.user_id, node, session_key))
 
     async def _logout(self, node: NodeAddress, session_key: str) -> None:
-        cpa = self.runtime.cpa
-        if cpa is None or node.cpa_url is None:
-            return
-        try:
-            await self._timed(mx.SOAP_LOGOUT, node, cpa.logout(node.name, node.cpa_url, session_key))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # best effort: the session expires on the server anyway
-            logger.debug("%s: logout on %s failed: %r", self.user_id, node.name, exc)
+        adapter = self.runtime.cpa_adapter
+        if adapter is not None:
+            await adapter.logout(self.user_id, node, session_key)
 
     # --------------------------------------------------------------------------- XMPP ---
     def _connect(self, cmd: ev.XmppConnect) -> None:
@@ -458,8 +345,8 @@ class EmulatedClient:
         session = XmppSession(
             user_id=self.user_id, domain=rt.pair.domain, node=cmd.node, mechanism=cmd.mechanism,
             secret=secret, ssl_context=rt.ssl_context, timeouts=self.settings.timeouts,
-            on_event=self._xmpp_event, on_measure=self._xmpp_measure, starttls=self._starttls,
-            monotonic=rt.clock.monotonic, wall=rt.clock.wall, loop=self._loop,
+            on_event=self._xmpp_event, report=rt.report, starttls=self._starttls,
+            monotonic=rt.clock.monotonic, wall=rt.clock.wall, loop=self._loop, connector=rt.xmpp_connector,
         )
         self._xmpp = session
         session.start()
@@ -479,9 +366,6 @@ class EmulatedClient:
             return  # a connection the machine already left
         self._feed(event)
 
-    def _xmpp_measure(self, measurement: mx.Measurement) -> None:
-        self.runtime.report(self.user_id, measurement)
-
     # ----------------------------------------------------------------------- activity ---
     def _start_activity(self) -> None:
         rates = self.settings.activity
@@ -492,16 +376,17 @@ class EmulatedClient:
 
     def _schedule_activity(self, per_min: float, action: Any) -> None:
         delay_s = self._activity_rng.expovariate(per_min / 60.0)
+        self._activity_seq += 1
+        key = self._activity_seq
+        self._activity[key] = self._loop.call_later(delay_s, self._activity_due, key, per_min, action)
 
-        def fire() -> None:
-            self._activity = [h for h in self._activity if h is not handle]
-            if self.machine.state is ClientState.XMPPCONNECTED and action():
-                self._schedule_activity(per_min, action)
-
-        handle = self._loop.call_later(delay_s, fire)
-        self._activity.append(handle)
+    def _activity_due(self, key: int, per_min: float, action: Any) -> None:
+        """An activity timer fired (no closure: a fired handle must not keep a cycle alive)."""
+        self._activity.pop(key, None)
+        if self.machine.state is ClientState.XMPPCONNECTED and action():
+            self._schedule_activity(per_min, action)
 
     def _stop_activity(self) -> None:
-        for handle in self._activity:
+        for handle in self._activity.values():
             handle.cancel()
         self._activity.clear()

@@ -19,6 +19,8 @@
 
 Library exceptions (zeep, slixmpp, aiohttp) are translated at the adapter edge and chained with
 ``raise ... from exc``. Every exception keeps its facts as attributes so reports need not parse text.
+A failure of a server call also carries, in :attr:`JabberEmuError.event`, the client machine's event
+for it (``jabberemu.core.events``), built by the same translation: the driver feeds that event as is.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ __all__ = [
 
 
 class JabberEmuError(Exception):
-    """Root of every exception jabberemu raises on purpose."""
+    """Root of every exception jabberemu raises on purpose.
+
+    Attributes:
+        event: for a failed server call, the ``jabberemu.core.events`` event the client machine is fed
+            (set by the adapter that translated the library's exception); None otherwise.
+    """
+
+    event: object | None = None
 
 
 class ConfigError(JabberEmuError):

@@ -14,7 +14,6 @@ passwords, session keys or OTPs.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import ssl
 import time
@@ -29,9 +28,12 @@ from jabberemu.config import ClientSettings, ServerPair
 from jabberemu.core.metrics import Measurement
 from jabberemu.core.registry import ClientRegistry
 from jabberemu.errors import ConfigError
+from jabberemu.gcpolicy import GcPolicy, active_policy
 from jabberemu.rundata import CLIENT_EVENTS_FILE, RecordType, RunDataSink
+from jabberemu.soap.adapter import CpaAdapter
 from jabberemu.soap.cpa import BUNDLED_WSDL, CpaClient, load_wsdl
-from jabberemu.soap.transport import AiohttpTransport
+from jabberemu.soap.transport import AiohttpTransport, SoapTransport
+from jabberemu.xmpp.client import Connector
 
 __all__ = [
     "CLIENT_EVENTS_FILE",
@@ -40,9 +42,8 @@ __all__ = [
     "RecordType",
     "RunDataSink",
     "Runtime",
-    "GC_YOUNG_THRESHOLD",
+    "encode_record",
     "make_ssl_context",
-    "tune_gc",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,31 +65,6 @@ class Clock:
     wall: Callable[[], float] = time.time
 
 
-GC_YOUNG_THRESHOLD = 20_000
-"""Young-generation threshold of :func:`tune_gc` (CPython's default: 700 net allocations)."""
-
-
-def tune_gc(young_threshold: int = GC_YOUNG_THRESHOLD) -> tuple[int, int, int]:
-    """Fewer young collections in a process that holds thousands of emulated clients (idempotent).
-
-    Every login allocates a few hundred container objects that live as long as the connection;
-    with CPython's default threshold (700) the collector ran ~600 passes per 1,000 logins,
-    ~2 ms of CPU per login, and each pass walks the young objects again (bench/login_cost.py
-    ``gc_ms_per_login``). At 20,000: ~20 passes per 1,000 logins, ~0.7 ms per login, the longest
-    pause ~70 ms (measured with 1,000 logins at 100/s on the 2-core bench machine). Only raises the
-    threshold, never lowers one set higher by the embedding program. ``gc.freeze()`` was measured
-    too (another ~30% off) and left out: a frozen dead session is never collected.
-
-    Args:
-        young_threshold: generation-0 threshold to apply.
-
-    Returns:
-        The thresholds now in force (``gc.get_threshold()``).
-    """
-    current = gc.get_threshold()
-    if current[0] < young_threshold:
-        gc.set_threshold(young_threshold, *current[1:])
-    return gc.get_threshold()
 
 
 _SSL_CONTEXTS: dict[bool, ssl.SSLContext] = {}
@@ -126,26 +102,33 @@ class Runtime:
         settings: client settings of the run.
         ssl_context: the one client TLS context.
         cpa: the CPA SOAP client, None in XMPP-only mode.
-        transport: the shared zeep/aiohttp transport, None in XMPP-only mode.
+        transport: the shared zeep/aiohttp transport (or a :class:`~jabberemu.soap.transport.MockTransport`),
+            None in XMPP-only mode.
+        cpa_adapter: the CPA side of every client's login, as core events (None in XMPP-only mode).
+        xmpp_connector: opens the XMPP connections (None: ``loop.create_connection``).
         run_seed: seed from which each client's random source is derived.
         clock: time sources.
         measure: measurement callback (Locust's request event through the bridge, or a list).
         sink: run-data sink.
         registry: counts of clients per state and node.
         warned: problem keys already logged once (e.g. ``limits-missing``) -> times seen.
+        gc_policy: the garbage-collector policy this runtime installed (uninstalled by :meth:`aclose`).
     """
 
     pair: ServerPair
     settings: ClientSettings
     ssl_context: ssl.SSLContext
     cpa: CpaClient | None
-    transport: AiohttpTransport | None
+    transport: SoapTransport | None
     run_seed: int = 0
     clock: Clock = field(default_factory=Clock)
     measure: MeasureCallback | None = None
     sink: RunDataSink = field(default_factory=RunDataSink)
     registry: ClientRegistry = field(default_factory=ClientRegistry)
     warned: Counter[str] = field(default_factory=Counter)
+    gc_policy: GcPolicy | None = None
+    cpa_adapter: CpaAdapter | None = None
+    xmpp_connector: Connector | None = None
 
     @classmethod
     async def create(
@@ -160,7 +143,9 @@ class Runtime:
         clock: Clock | None = None,
         registry: ClientRegistry | None = None,
         http_pool_limit: int = 2000,
-        gc_young_threshold: int | None = GC_YOUNG_THRESHOLD,
+        gc_policy: GcPolicy | None | bool = True,
+        http_transport: SoapTransport | None = None,
+        xmpp_connector: Connector | None = None,
     ) -> Runtime:
         """Build the shared objects (on the loop that will run the clients).
 
@@ -176,18 +161,22 @@ class Runtime:
             clock: time sources (real ones when None).
             registry: a shared registry (a new one when None).
             http_pool_limit: concurrent HTTP connections over all CPA nodes.
-            gc_young_threshold: applied process-wide with :func:`tune_gc`; None leaves the
-                collector as it is.
+            gc_policy: the process's garbage-collector policy (:mod:`jabberemu.gcpolicy`), installed
+                on this loop until :meth:`aclose`; True (default) = the process's active policy or a
+                new default one; None or False leaves the collector alone (tests that count garbage).
+            http_transport: the CPA's transport (a new :class:`AiohttpTransport` with the SOAP deadline
+                when None; a ``MockTransport`` in tests).
+            xmpp_connector: opens XMPP connections (``loop.create_connection`` when None; a
+                ``jabberemu.xmpp.memory.MemoryConnector`` in tests).
 
         Raises:
             ConfigError: CPA mode on a pair whose nodes lack a CPA URL.
             zeep.exceptions.Error, OSError: the WSDL could not be loaded.
         """
-        if gc_young_threshold is not None:
-            tune_gc(gc_young_threshold)
+        policy = (active_policy() or GcPolicy()) if gc_policy is True else (gc_policy or None)
         ctx = make_ssl_context(settings.verify_tls)
         cpa: CpaClient | None = None
-        transport: AiohttpTransport | None = None
+        transport: SoapTransport | None = None
         if not settings.xmpp_only:
             if any(n.cpa_url is None for n in pair.nodes):
                 raise ConfigError("CPA mode needs a cpa_url on every node", field="cpa_url")
@@ -199,32 +188,43 @@ class Runtime:
                     document = await asyncio.to_thread(load_wsdl, location)
                 else:
                     document = load_wsdl(location)
-            transport = AiohttpTransport(ssl_context=ctx, timeout_s=settings.timeouts.soap_s,
-                                         limit=http_pool_limit)
+            transport = http_transport if http_transport is not None else AiohttpTransport(
+                ssl_context=ctx, timeout_s=settings.timeouts.soap_s, limit=http_pool_limit)
             cpa = CpaClient(document, transport)
-        return cls(
+        if policy is not None:
+            policy.install(asyncio.get_running_loop())
+        runtime = cls(
             pair=pair, settings=settings, ssl_context=ctx, cpa=cpa, transport=transport,
             run_seed=run_seed, clock=clock or Clock(), measure=measure,
             sink=sink if sink is not None else RunDataSink(),
-            registry=registry if registry is not None else ClientRegistry(),
+            registry=registry if registry is not None else ClientRegistry(), gc_policy=policy,
+            xmpp_connector=xmpp_connector,
         )
+        if cpa is not None:
+            runtime.cpa_adapter = CpaAdapter(cpa, pair, runtime.report, runtime.warn_once, runtime.clock.monotonic)
+        return runtime
 
     def now_ts(self) -> float:
         """Unix epoch seconds for a record."""
         return self.clock.wall()
 
-    def report(self, client_id: str, measurement: Measurement) -> None:
-        """Hand a measurement to the callback and write its ``request`` record.
+    def report(self, client_id: str | None, measurement: Measurement) -> None:
+        """The one road of a measurement: one hand-off to the callback (Locust, through the bridge's
+        queue) and one ``request`` record to the sink (the run data). Safe from any thread when the
+        callback and the sink are (the Locust ones are: deque appends).
 
         Args:
-            client_id: the measuring client.
+            client_id: the measuring client; None for a login that never got a user id (Locust only:
+                the run data's records are per client).
             measurement: what was measured.
         """
         if self.measure is not None:
             try:
-                self.measure(client_id, measurement)
+                self.measure(client_id or "", measurement)
             except Exception:  # a broken callback must not break the client
                 logger.exception("measurement callback failed for %s", measurement.label)
+        if client_id is None:
+            return
         exc = measurement.exception
         self.sink.emit(
             RecordType.REQUEST, self.now_ts(), client=client_id,
@@ -245,10 +245,13 @@ class Runtime:
             logger.warning(message + " (logged once per process)", *args)
 
     async def aclose(self) -> None:
-        """Close the HTTP session and flush the sink (idempotent)."""
+        """Close the HTTP session, flush the sink, uninstall the GC policy (idempotent)."""
         if self.transport is not None:
             await self.transport.aclose()
         self.sink.close()
+        if self.gc_policy is not None:
+            self.gc_policy.uninstall()
+            self.gc_policy = None
 
 
 def _error_text(exc: BaseException) -> str:

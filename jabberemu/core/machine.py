@@ -30,7 +30,7 @@ from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, SaslMec
 from jabberemu.core import events as ev
 from jabberemu.core.redirect import Redirect, RedirectVerdict, judge_redirect
 from jabberemu.core.registry import ClientRegistry
-from jabberemu.core.relogin import draw_wait_s, order_targets, place_redirect
+from jabberemu.core.relogin import ClientRandom, draw_wait_s, order_targets, place_redirect
 from jabberemu.core.states import (
     END_STATES,
     ClientState,
@@ -81,7 +81,8 @@ class ClientMachine:
 
     Args:
         user_id: the user's id (also the registry key).
-        rng: the client's own random source (``relogin.rng_for(run_seed, user_id)``).
+        rng: the client's own random source (``relogin.client_random(run_seed, user_id)``, or any
+            ``random.Random``).
         settings: run-wide client settings (``xmpp_only`` picks the mode).
         pair: the configured pair; ``home_node`` (default: its first node) is the initial primary.
         home_node: name of the user's home node in ``pair``.
@@ -91,7 +92,7 @@ class ClientMachine:
         ConfigError: CPA mode with a node lacking ``cpa_url``; unknown ``home_node``.
     """
 
-    def __init__(self, user_id: str, rng: random.Random, settings: ClientSettings, pair: ServerPair,
+    def __init__(self, user_id: str, rng: random.Random | ClientRandom, settings: ClientSettings, pair: ServerPair,
                  *, home_node: str | None = None, registry: ClientRegistry | None = None) -> None:
         self.user_id = user_id
         self._rng = rng
@@ -334,20 +335,10 @@ class ClientMachine:
         self._session_node = self._node
         self._preferred = event.node  # XMPP goes first to the node whose CPA signed the client in
         self._limits, self._limits_node = event.limits, event.node
-        self._primary = self._with_cpa(event.primary)
-        self._secondary = self._with_cpa(event.secondary) if event.secondary is not None else None
+        self._primary = event.primary  # completed from the configured pair by the CPA adapter, once
+        self._secondary = event.secondary
         if event.problems:
             cmds.append(ev.LimitsProblems(node=event.node, problems=event.problems))
-
-    def _with_cpa(self, node: NodeAddress) -> NodeAddress:
-        """A learned node, completed with the configured CPA URL when the CPA did not give one."""
-        if node.cpa_url is not None:
-            return node
-        known = self._pair.find(node.name)
-        if known is not None and known.cpa_url is not None:
-            return NodeAddress(name=node.name, cpa_url=known.cpa_url,
-                               xmpp_host=node.xmpp_host, xmpp_port=node.xmpp_port)
-        return node
 
     def _take_redirect(self, event: ev.Event, redirect: Redirect, src: ClientState,
                        cmds: list[ev.Command]) -> None:

@@ -84,6 +84,8 @@ import gevent.event
 from gevent import monkey
 
 from jabberemu import errors
+from jabberemu.core.metrics import Measurement
+from jabberemu.eventloop import bounded_selector_class
 
 __all__ = [
     "AsyncioBridge",
@@ -221,11 +223,15 @@ class _InlineExecutor(concurrent.futures.Executor):
         return future
 
 
+_BoundedEpollSelector = bounded_selector_class(_RealEpollSelector)
+
+
 class _BridgeLoop(asyncio.SelectorEventLoop):
-    """Selector loop on the original epoll, self-pipe and resolver (traps 2 and 3)."""
+    """Selector loop on the original epoll, self-pipe and resolver (traps 2 and 3); the selector hands
+    it at most ``eventloop.MAX_EVENTS`` ready sockets per iteration (:mod:`jabberemu.eventloop`)."""
 
     def __init__(self) -> None:
-        super().__init__(selector=_RealEpollSelector())
+        super().__init__(selector=_BoundedEpollSelector())
         self._default_executor = _InlineExecutor()  # set_default_executor() insists on a thread pool
 
     def _make_self_pipe(self) -> None:
@@ -318,7 +324,7 @@ class AsyncioBridge:
         self._notify_scheduled = False  # loop thread only
         self._tasks: set[asyncio.Future[Any]] = set()  # loop thread only
         self._done: collections.deque[tuple[BridgeHandle, bool, Any]] = collections.deque()
-        self._samples: collections.deque[LocustSample] = collections.deque()
+        self._samples: collections.deque[LocustSample | tuple[Measurement, float]] = collections.deque()
         self._samples_ready = gevent.event.Event()
         self._thread_exited = gevent.event.Event()
         self._thread_started = gevent.event.Event()
@@ -447,8 +453,15 @@ class AsyncioBridge:
                                         context or {}, time.time() if start_ts is None else start_ts))
 
     def record_sample(self, sample: LocustSample) -> None:
-        """Queue a ready-made :class:`LocustSample` (thread-safe; cheapest path)."""
+        """Queue a ready-made :class:`LocustSample` (thread-safe)."""
         self._samples.append(sample)
+        self._notify_gevent()
+
+    def record_measurement(self, client_id: str, measurement: Measurement) -> None:
+        """The runtime's measurement callback: queue ``measurement`` as it is, with the wall-clock time;
+        the pump fires it into Locust (``context`` = its node). Thread-safe; the one hand-off of a
+        measurement to the gevent side."""
+        self._samples.append((measurement, time.time()))
         self._notify_gevent()
 
     @contextmanager
@@ -628,10 +641,17 @@ class AsyncioBridge:
         while samples and (limit is None or n < limit):
             s = samples.popleft()
             n += 1
-            if fire is not None:
+            if fire is None:
+                continue
+            if isinstance(s, LocustSample):
                 fire(request_type=s.request_type, name=s.name, response_time=s.response_time_ms,
                      response_length=s.response_length, exception=s.exception, context=s.context,
                      start_time=s.start_ts)
+            else:
+                m, ts = s
+                fire(request_type=m.request_type.value, name=m.name, response_time=m.response_time_ms,
+                     response_length=m.response_length, exception=m.exception, context={"node": m.node},
+                     start_time=ts)
         self.samples_fired += n
         return bool(samples)
 

@@ -29,7 +29,6 @@ import gevent.event
 import requests
 
 from jabberemu.config import ClientSettings
-from jabberemu.core.metrics import Measurement
 from jabberemu.errors import ConfigError, JabberEmuError
 from jabberemu.loadgen.bridge import AsyncioBridge
 from jabberemu.loadgen.collect import HEALTH_MSG, QueueSink, RunCollector
@@ -250,11 +249,9 @@ class Swarm:
             logger.debug("SIGINT handler not installed outside the main thread")
 
     async def _make_runtime(self, pair: Any, settings: ClientSettings, seed: int) -> Runtime:
-        return await Runtime.create(pair, settings, run_seed=seed, measure=self._measure, sink=self.sink)
-
-    def _measure(self, client_id: str, m: Measurement) -> None:
-        self.bridge.record(m.request_type.value, m.name, m.response_time_ms, response_length=m.response_length,
-                           exception=m.exception, context={"node": m.node})
+        # the one road of a measurement: Runtime.report -> Locust (the bridge's queue) and the run data (sink)
+        return await Runtime.create(pair, settings, run_seed=seed, measure=self.bridge.record_measurement,
+                                    sink=self.sink)
 
     def on_test_start(self, environment: Any, **_kw: Any) -> None:
         self.started_ts = time.time()

@@ -10,7 +10,6 @@ bridge, timed inside the loop. Configure mixes by class attributes (``activity``
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -18,6 +17,7 @@ import gevent
 from locust import User, constant, task
 
 from jabberemu.config import ActivityRates
+from jabberemu.core.metrics import CLIENT_LOGIN, Measurement
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
 from jabberemu.errors import JabberEmuError
@@ -73,24 +73,25 @@ class JabberUser(User):
         settings = SWARM.settings
         if settings is not None and self.activity is not None:
             settings = replace(settings, activity=self.activity)
-        try:
-            self.client = SWARM.bridge.submit(_make_client, spec.user_id, spec.password, spec.home, settings,
-                                              timeout_s=30)
-        except JabberEmuError as exc:
-            self._login_failed(spec.user_id, exc)
-            return
-        try:
-            SWARM.bridge.submit(self.client.start, timeout_s=LOGIN_TIMEOUT_S)
+        try:  # one hand-off to the loop per login: build the client there and sign it in
+            SWARM.bridge.submit(_sign_in, self, spec, settings, timeout_s=LOGIN_TIMEOUT_S)
         except BridgeTimeoutError as exc:
-            self._login_failed(None, exc)  # the client records its own end state when stopped
+            self._login_failed(spec.user_id, exc, ended=False)  # the client records its own end state when stopped
+        except JabberEmuError as exc:
+            self._login_failed(spec.user_id, exc, ended=self.client is None)
 
-    def _login_failed(self, user_id: str | None, exc: BaseException) -> None:
+    def _login_failed(self, user_id: str | None, exc: BaseException, *, ended: bool = True) -> None:
+        """A login that failed outside its client: a failed ``client/login`` on the measurements' one road
+        (``Runtime.report``: Locust, and the run data when there is a user id) and, for a user whose client
+        was never built (``ended``), its ``end`` record."""
         logger.error("client %s could not start: %s", user_id or "(no user id)", exc)
-        self.environment.events.request.fire(request_type="client", name="login", response_time=0.0,
-                                             response_length=0, exception=exc, context={})
-        if user_id is not None:
-            SWARM.sink.emit(RecordType.END, time.time(), client=user_id, state=ClientState.GAVE_UP.value,
-                            reason=EndReason.INITIAL_LOGIN_FAILED.value, error=f"{type(exc).__name__}: {exc}"[:300])
+        runtime = SWARM.runtime
+        if runtime is None:  # events.init failed: the process is ending (exit 2)
+            return
+        runtime.report(user_id, Measurement.of(CLIENT_LOGIN, 0.0, exception=exc))
+        if user_id is not None and ended:
+            runtime.sink.emit(RecordType.END, runtime.now_ts(), client=user_id, state=ClientState.GAVE_UP.value,
+                              reason=EndReason.INITIAL_LOGIN_FAILED.value, error=f"{type(exc).__name__}: {exc}"[:300])
 
     @task
     def stay_signed_in(self) -> None:
@@ -107,9 +108,13 @@ class JabberUser(User):
             logger.warning("%s did not sign out cleanly", client.user_id, exc_info=True)
 
 
-async def _make_client(user_id: str, password: str, home: str | None, settings: Any) -> EmulatedClient:
+async def _sign_in(user: JabberUser, spec: UserSpec, settings: Any) -> None:
+    """On the loop: build the user's client (``user.client`` is set before the sign-in starts, so that
+    ``on_stop`` can sign out a client whose login outlived the greenlet's wait) and sign it in."""
     assert SWARM.runtime is not None
-    return EmulatedClient(user_id, password, home, SWARM.runtime, settings)
+    client = EmulatedClient(spec.user_id, spec.password, spec.home, SWARM.runtime, settings)
+    user.client = client
+    await client.start()
 
 
 class IdleJabberUser(JabberUser):

@@ -20,13 +20,16 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from jabberemu.rundata.files import segment_name, segment_paths
 
 __all__ = ["ROTATE_BYTES", "BadLineError", "JsonlReader", "RotatingJsonlWriter"]
+
+_encode: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+"""One compact JSON encoder for the process (``json.dumps`` with separators builds one per call)."""
 
 ROTATE_BYTES = 32 << 20
 """Default size (bytes, uncompressed) at which the live segment is rotated."""
@@ -70,7 +73,7 @@ class RotatingJsonlWriter:
 
     def write(self, obj: Any) -> None:
         """Write one object as one line (compact JSON)."""
-        self.write_line(json.dumps(obj, separators=(",", ":")))
+        self.write_line(_encode(obj))
 
     def write_line(self, line: str) -> None:
         """Write one line (without its newline)."""

@@ -3,8 +3,9 @@
 The WSDL is parsed once per process (:func:`load_wsdl`, the bundled copy by default, never
 downloaded at run time unless asked) and one service proxy is bound per node address
 (``zeep.Client.create_service`` semantics, async). Every call goes through the one shared
-:class:`~jabberemu.soap.transport.AiohttpTransport`. zeep and aiohttp errors become jabberemu errors
-here, chained with ``from``. Per call, zeep's object model is the cost (~1 ms of a ~1.3 ms call):
+:class:`~jabberemu.soap.transport.AiohttpTransport`, whose ``ClientTimeout`` is the call's one
+deadline. zeep, aiohttp and asyncio errors are translated once, here (:func:`translate`): into a
+jabberemu error, chained with ``from``, that carries the client machine's event for the failure. Per call, zeep's object model is the cost (~1 ms of a ~1.3 ms call):
 requests are zeep's bytes built once per operation and completed per call, and success answers
 of the expected shape are read with lxml directly; faults and anything unexpected still go
 through zeep (:mod:`jabberemu.soap.fastpath`).
@@ -31,11 +32,12 @@ from zeep.transports import Transport
 from zeep.wsdl import Document
 from zeep.wsdl.utils import etree_to_string
 
-from jabberemu.errors import HttpStatusError, RemoteProtocolError, SoapFault, TransportError
+from jabberemu.core import events as ev
+from jabberemu.errors import HttpStatusError, JabberEmuError, RemoteProtocolError, SoapFault, TransportError
 from jabberemu.soap.fastpath import MISS, RequestTemplate, build_template, read_success
-from jabberemu.soap.transport import AiohttpTransport, as_requests_response
+from jabberemu.soap.transport import SoapTransport, as_requests_response
 
-__all__ = ["CpaClient", "CpaConfig", "load_wsdl", "BUNDLED_WSDL", "EPAS_NS", "BINDING_QNAME"]
+__all__ = ["CpaClient", "CpaConfig", "load_wsdl", "translate", "BUNDLED_WSDL", "EPAS_NS", "BINDING_QNAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,70 @@ def _properties(plist: Any) -> dict[str, str]:
     return out
 
 
+def _with_event(error: JabberEmuError, event: ev.Event) -> JabberEmuError:
+    error.event = event
+    return error
+
+
+def _malformed(node: str, what: str) -> JabberEmuError:
+    return _with_event(RemoteProtocolError(f"{node}: {what}", node=node),
+                       ev.SoapFailed(node=node, code="malformed-response", reason=what[:200]))
+
+
+def _transport(node: str, loss: ev.LossKind) -> JabberEmuError:
+    return _with_event(TransportError(node=node, cls=loss.value), ev.ConnectionLost(node=node, cls=loss))
+
+
+def translate(exc: BaseException, node: str, op: str) -> JabberEmuError:
+    """The one translation of a failed CPA call: zeep's, aiohttp's and asyncio's exceptions become a
+    jabberemu error whose :attr:`~jabberemu.errors.JabberEmuError.event` is the client machine's event.
+
+    Args:
+        exc: what the call raised.
+        node: the node called.
+        op: the operation (for messages).
+
+    Returns:
+        ``SoapFault`` (event ``SoapFailed``), ``HttpStatusError`` (``HttpFailed``), ``TransportError``
+        (``ConnectionLost``; ``OperationTimeout`` of stage SOAP for the call's deadline) or
+        ``RemoteProtocolError`` (``SoapFailed`` code ``malformed-response``; code ``client-error``
+        for anything unexpected, which is logged).
+    """
+    if isinstance(exc, JabberEmuError) and exc.event is not None:
+        return exc
+    if isinstance(exc, HttpStatusError):
+        return _with_event(HttpStatusError(node=node, status=exc.status, content_type=exc.content_type),
+                           ev.HttpFailed(node=node, status=exc.status, content_type=exc.content_type))
+    if isinstance(exc, zeep.exceptions.Fault):
+        code = _fault_code(exc.detail)
+        sender = "Sender" in str(exc.code or "")
+        reason = str(exc.message or code)
+        return _with_event(SoapFault(node=node, code=code, reason=reason, sender_fault=sender),
+                           ev.SoapFailed(node=node, code=code, reason=reason, sender_fault=sender))
+    if isinstance(exc, zeep.exceptions.TransportError):
+        if exc.status_code is not None and exc.status_code < 300:
+            return _malformed(node, f"answer to {op} is not SOAP (HTTP {exc.status_code})")
+        code = f"http-{exc.status_code}"
+        return _with_event(SoapFault(node=node, code=code, reason=f"HTTP {exc.status_code}", sender_fault=False),
+                           ev.SoapFailed(node=node, code=code, reason=f"HTTP {exc.status_code}"))
+    if isinstance(exc, (zeep.exceptions.Error, lxml.etree.XMLSyntaxError, RemoteProtocolError)):
+        return _malformed(node, f"malformed SOAP answer to {op}: {exc}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return _transport(node, ev.LossKind.CONNECTION_CLOSED)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return _transport(node, ev.LossKind.DNS_FAILURE)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _transport(node, ev.LossKind.CONNECTION_REFUSED)
+    if isinstance(exc, asyncio.TimeoutError):  # the call's one deadline (the transport's ClientTimeout)
+        return _with_event(TransportError(node=node, cls="timeout"),
+                           ev.OperationTimeout(node=node, stage=ev.Stage.SOAP))
+    if isinstance(exc, (aiohttp.ClientError, ConnectionError)):
+        return _transport(node, ev.LossKind.CONNECTION_RESET)
+    logger.error("unexpected CPA failure on %s (%s): %r", node, op, exc)
+    return _with_event(RemoteProtocolError(f"{node}: {op} failed: {type(exc).__name__}", node=node),
+                       ev.SoapFailed(node=node, code="client-error", reason=type(exc).__name__))
+
+
 def _fault_code(detail: Any) -> str:
     if detail is None:
         return "unknown"
@@ -108,7 +174,7 @@ class CpaClient:
         fast_path: use the pre-built requests and the direct reader.
     """
 
-    def __init__(self, wsdl: Document, transport: AiohttpTransport, *, client_version: str = "14.1",
+    def __init__(self, wsdl: Document, transport: SoapTransport, *, client_version: str = "14.1",
                  fast_path: bool = True) -> None:
         self._client = AsyncClient(wsdl=wsdl, transport=transport)  # type: ignore[no-untyped-call]
         self._binding = self._client.wsdl.bindings[BINDING_QNAME]
@@ -175,32 +241,8 @@ class CpaClient:
     async def _call(self, node: str, cpa_url: str, op: str, values: dict[str, str]) -> tuple[bool, Any]:
         try:
             return await self._exchange(cpa_url, op, values)
-        except HttpStatusError as exc:
-            raise HttpStatusError(node=node, status=exc.status, content_type=exc.content_type) from exc
-        except zeep.exceptions.Fault as exc:
-            code = _fault_code(exc.detail)
-            sender = "Sender" in str(exc.code or "")
-            raise SoapFault(node=node, code=code, reason=str(exc.message or code), sender_fault=sender) from exc
-        except zeep.exceptions.TransportError as exc:
-            if exc.status_code is not None and exc.status_code < 300:
-                # 2xx whose body is not SOAP (zeep reports it as a transport error)
-                raise RemoteProtocolError(f"{node}: answer to {op} is not SOAP (HTTP {exc.status_code})",
-                                          node=node) from exc
-            raise SoapFault(
-                node=node, code=f"http-{exc.status_code}", reason=f"HTTP {exc.status_code}", sender_fault=False
-            ) from exc
-        except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.ValidationError, lxml.etree.XMLSyntaxError) as exc:
-            raise RemoteProtocolError(f"{node}: malformed SOAP answer to {op}: {exc}") from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise TransportError(node=node, cls="connection-closed") from exc
-        except aiohttp.ClientConnectorDNSError as exc:
-            raise TransportError(node=node, cls="dns-failure") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise TransportError(node=node, cls="connection-refused") from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise TransportError(node=node, cls="connection-reset") from exc
-        except asyncio.TimeoutError as exc:
-            raise TransportError(node=node, cls="timeout") from exc
+        except Exception as exc:  # no local name for the new error: this frame is in its traceback
+            raise translate(exc, node, op) from exc
 
     async def login(self, node: str, cpa_url: str, username: str, password: str) -> str:
         """``login``; returns the session key.
@@ -212,7 +254,7 @@ class CpaClient:
         """
         _fast, resp = await self._call(node, cpa_url, "login", {"username": username, "password": password})
         if not isinstance(resp, str) or not resp:
-            raise RemoteProtocolError(f"{node}: login answer has no session-key")
+            raise _malformed(node, "login answer has no session-key")
         return resp
 
     async def session_login(self, node: str, cpa_url: str, username: str, otp: str) -> str:
@@ -226,7 +268,7 @@ class CpaClient:
         """
         _fast, resp = await self._call(node, cpa_url, "session-login", {"username": username, "otp": otp})
         if not isinstance(resp, str) or not resp:
-            raise RemoteProtocolError(f"{node}: login answer has no session-key")
+            raise _malformed(node, "login answer has no session-key")
         return resp
 
     async def get_all_config(self, node: str, cpa_url: str, session_key: str) -> CpaConfig:
@@ -242,7 +284,7 @@ class CpaClient:
         try:
             return CpaConfig(system=_properties(resp["system-config"]), user=_properties(resp["user-config"]))
         except (AttributeError, KeyError, TypeError) as exc:
-            raise RemoteProtocolError(f"{node}: get-all-config answer is malformed") from exc
+            raise _malformed(node, "get-all-config answer is malformed") from exc
 
     async def get_onetime_password(self, node: str, cpa_url: str, session_key: str) -> str:
         """``get-onetime-password``; returns the OTP (never log it).
@@ -252,7 +294,7 @@ class CpaClient:
         """
         _fast, resp = await self._call(node, cpa_url, "get-onetime-password", {"session_key": session_key})
         if not isinstance(resp, str) or not resp:
-            raise RemoteProtocolError(f"{node}: get-onetime-password answer has no password")
+            raise _malformed(node, "get-onetime-password answer has no password")
         return resp
 
     async def logout(self, node: str, cpa_url: str, session_key: str) -> None:

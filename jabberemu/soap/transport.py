@@ -4,14 +4,21 @@ zeep's own ``AsyncTransport`` builds an httpx client per instance (~58 ms, 1.7 M
 costs 2-8 ms client CPU per request under concurrency (httpx#3215); aiohttp costs ~0.3 ms
 (../shared/ENGINEERING.md). This transport keeps zeep's synchronous WSDL loading (done once per
 process at start-up) and overrides ``post_xml`` with aiohttp. It never logs message bodies: a login
-request carries the user's password.
+request carries the user's password. Its ``ClientTimeout`` is a call's one deadline
+(``Timeouts.soap_s``: connection from the pool, request and answer).
+
+:class:`SoapTransport` is the seam under the CPA client: :class:`MockTransport` answers from a
+function in memory (as httpx's ``MockTransport`` does), so driver tests need no sockets.
 """
 
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
-from typing import Any
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import aiohttp
 from requests.structures import CaseInsensitiveDict
@@ -19,7 +26,7 @@ from requests.models import Response
 from zeep.transports import Transport
 from zeep.wsdl.utils import etree_to_string
 
-__all__ = ["AiohttpTransport", "RawResponse", "as_requests_response"]
+__all__ = ["AiohttpTransport", "MockRequest", "MockTransport", "RawResponse", "SoapTransport", "as_requests_response"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,3 +130,63 @@ class AiohttpTransport(Transport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class SoapTransport(Protocol):
+    """What the CPA client needs of a transport (zeep's ``Transport`` for the WSDL, plus these)."""
+
+    async def post_bytes(self, address: str, body: bytes, headers: dict[str, str]) -> RawResponse: ...
+
+    async def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class MockRequest:
+    """One request as a :class:`MockTransport` handler sees it."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+MockHandler = Callable[[MockRequest], RawResponse | Awaitable[RawResponse]]
+
+
+class MockTransport(Transport):
+    """A transport that answers from ``handler`` in memory (tests): no socket, same deadline.
+
+    Args:
+        handler: returns (or awaits) the answer to a request; raising emulates a failure (e.g.
+            ``aiohttp.ClientConnectorError``, ``aiohttp.ServerDisconnectedError``).
+        timeout_s: the call's deadline, as :class:`AiohttpTransport` enforces it.
+
+    Attributes:
+        requests: every request seen, in order.
+    """
+
+    def __init__(self, handler: MockHandler, *, timeout_s: float = 10.0) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._handler = handler
+        self._timeout_s = timeout_s
+        self.requests: list[MockRequest] = []
+
+    async def post_bytes(self, address: str, body: bytes, headers: dict[str, str]) -> RawResponse:
+        """Hand the request to the handler; its answer, or ``TimeoutError`` after ``timeout_s``."""
+        request = MockRequest(url=address, body=body, headers=dict(headers))
+        self.requests.append(request)
+        async with asyncio.timeout(self._timeout_s):
+            answer = self._handler(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        assert isinstance(answer, RawResponse)
+        return answer
+
+    async def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> Response:
+        """zeep's path: serialise, ask the handler, answer as ``requests.Response``."""
+        message = etree_to_string(envelope)  # type: ignore[no-untyped-call]
+        return as_requests_response(await self.post_bytes(address, message, headers))
+
+    async def aclose(self) -> None:
+        """Nothing to close."""

@@ -29,27 +29,27 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
+import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import slixmpp
-from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0199.stanza import Ping
 from slixmpp.stanza import Iq
 from slixmpp.xmlstream import register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
 import jabberemu.xmpp.sasl  # noqa: F401  (registers CISCO-VTG-TOKEN with slixmpp)
 import jabberemu.xmpp.redact  # noqa: F401  (keeps SASL payloads out of slixmpp's DEBUG log)
 from jabberemu.config import NodeAddress, SaslMechanism, Timeouts
 from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
-from jabberemu.xmpp.lean import LeanClientXMPP
+from jabberemu.xmpp.lean import LeanClientXMPP, MatchTag, RawIqError, break_transport_cycle
 
 __all__ = ["NS_HOSTNAME", "NS_SENT", "Phase", "XmppSession"]
 
@@ -60,7 +60,12 @@ NS_HOSTNAME = "urn:xmpp:domain-based-name:0"
 NS_SENT = "urn:jabberemu:0"
 """Namespace of our ``<sent ts='...'/>`` message child (send time, Unix seconds)."""
 _SENT_TAG = f"{{{NS_SENT}}}sent"
-_BODY_PATH = "{jabber:client}message/{jabber:client}body"
+_IQ_TAG = "{jabber:client}iq"
+_PING_TAG = "{urn:xmpp:ping}ping"
+_MESSAGE_TAG = "{jabber:client}message"
+_BODY_TAG = "{jabber:client}body"
+_PING_PAYLOAD = "<ping xmlns='urn:xmpp:ping'/>"
+_INITIAL_PRESENCE = "<presence/>"
 _RESOURCE = "jabberemu"
 
 register_stanza_plugin(Iq, Ping)
@@ -78,7 +83,19 @@ class Phase(enum.Enum):
 
 
 EventCallback = Callable[["XmppSession", ev.Event], None]
-MeasureCallback = Callable[[mx.Measurement], None]
+Report = Callable[[str, mx.Measurement], None]
+"""``report(client_id, measurement)``: the runtime's one road for a measurement."""
+Connector = Callable[..., Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
+"""Opens a stream connection: ``loop.create_connection``'s signature (``protocol_factory, host, port, *,
+ssl, server_hostname``); the seam under the sessions (``jabberemu.xmpp.memory`` for tests)."""
+
+
+def _ignore_event(_session: XmppSession, _event: ev.Event) -> None:
+    """Stands in for the driver's callback once a session is released."""
+
+
+def _ignore_measure(_client: str, _measurement: mx.Measurement) -> None:
+    """Stands in for the driver's callback once a session is released."""
 
 
 class XmppSession(LeanClientXMPP):
@@ -94,19 +111,21 @@ class XmppSession(LeanClientXMPP):
         ssl_context: the process's shared client TLS context.
         timeouts: ``connect_s``, ``auth_s``, ``bind_s`` deadlines and the ping keepalive.
         on_event: receives every core event this session produces (called on the loop).
-        on_measure: receives measurements (called on the loop).
+        report: the runtime's measurement road, ``report(user_id, measurement)`` (called on the loop).
         starttls: negotiate STARTTLS when offered (else plain TCP only).
         monotonic: clock for durations.
         wall: clock for message send stamps (Unix seconds; compared across processes).
         loop: the running loop (the current one when None).
+        connector: opens the connection (``loop.create_connection`` when None); an in-memory one in
+            driver tests (:class:`jabberemu.xmpp.memory.MemoryConnector`).
     """
 
     def __init__(self, *, user_id: str, domain: str, node: NodeAddress, mechanism: SaslMechanism,
                  secret: str, ssl_context: ssl.SSLContext, timeouts: Timeouts,
-                 on_event: EventCallback, on_measure: MeasureCallback, starttls: bool = True,
+                 on_event: EventCallback, report: Report, starttls: bool = True,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, connector: Connector | None = None) -> None:
         is_token = mechanism is SaslMechanism.CISCO_VTG_TOKEN
         super().__init__(f"{user_id}@{domain}/{_RESOURCE}", "" if is_token else secret,
                          sasl_mech=mechanism.value, ssl_context=ssl_context,
@@ -122,7 +141,9 @@ class XmppSession(LeanClientXMPP):
         self.contacts: list[str] = []
         self.messages_received = 0
         self._on_event = on_event
-        self._on_measure = on_measure
+        self.user_id = user_id
+        self._report = report
+        self._connector: Connector | None = connector
         self._mono = monotonic
         self._wall = wall
         self._deadline: asyncio.TimerHandle | None = None
@@ -130,6 +151,7 @@ class XmppSession(LeanClientXMPP):
         self._ping_future: asyncio.Future[Any] | None = None
         self._finish_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._released = False
         self._t0 = 0.0
         self._t_auth = 0.0
         self._t_bind = 0.0
@@ -144,8 +166,8 @@ class XmppSession(LeanClientXMPP):
         mech = self.plugin["feature_mechanisms"]
         mech.unencrypted_plain = True
         mech.unencrypted_scram = True
-        self.register_handler(Callback("Ping", StanzaPath("iq@type=get/ping"), self._answer_ping))
-        self.register_handler(Callback("IM", MatchXPath(_BODY_PATH), self._on_message))
+        self.register_handler(Callback("Ping", MatchTag(_IQ_TAG, iq_type="get", child=_PING_TAG), self._answer_ping))
+        self.register_handler(Callback("IM", MatchTag(_MESSAGE_TAG, child=_BODY_TAG), self._on_message))
         self.add_event_handler("connected", self._on_connected)
         self.add_event_handler("connection_failed", self._on_connection_failed)
         if starttls:
@@ -220,6 +242,26 @@ class XmppSession(LeanClientXMPP):
         self._fail(ev.ConnectionLost(node=self.node.name, cls=cls))
         return None
 
+    async def _attempt_connection(self, host: str, port: int, tls: bool, server_hostname: str | None) -> bool:
+        """slixmpp 1.17's ``_attempt_connection`` with the connection opened by the session's connector."""
+        if self._connector is None:
+            return await super()._attempt_connection(host, port, tls, server_hostname)
+        self.event_when_connected = "connected"
+        self._connect_loop_wait += 1
+        ssl_context = self.get_ssl_context() if tls else None
+        if self._current_connection_attempt is None:
+            return False
+        try:
+            await self._connector(lambda: self, host, port, ssl=ssl_context, server_hostname=server_hostname)
+        except socket.gaierror:
+            self.event("connection_failed", f"No DNS record available for {self.default_domain}")
+            return False
+        except OSError as exc:
+            self.event("connection_failed", exc)
+            return False
+        self._connect_loop_wait = 0
+        return True
+
     def _on_connection_failed(self, error: Any) -> None:
         """slixmpp reports a host name that does not resolve as a text, an OS error as the error."""
         self._dns_failed = isinstance(error, str) and "DNS" in error
@@ -250,8 +292,16 @@ class XmppSession(LeanClientXMPP):
             self._t_bind = now
         return await super()._handle_stream_features(features)
 
+    def connection_made(self, transport: Any, send_event: bool = True) -> None:
+        if self.phase is Phase.DEAD:  # a connect that completed after kill(): not ours any more
+            transport.abort()
+            return
+        super().connection_made(transport, send_event)
+
     def connection_lost(self, exception: BaseException | None) -> None:
+        transport = self.transport
         super().connection_lost(exception)
+        break_transport_cycle(transport)
         if isinstance(exception, ConnectionResetError) or (
             exception is not None and not isinstance(exception, ConnectionAbortedError)
         ):
@@ -278,26 +328,26 @@ class XmppSession(LeanClientXMPP):
             self._measure_connect(self._mono())
 
     def _measure_connect(self, end: float) -> None:
-        self._on_measure(mx.Measurement.of(mx.XMPP_CONNECT, (end - self._t0) * 1000.0, node=self.node.name))
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_CONNECT, (end - self._t0) * 1000.0, node=self.node.name))
 
     def _on_failed_auth(self, stanza: Any) -> None:
         condition = ev.SaslCondition.parse(str(stanza["condition"] or "not-authorized"))
         text = str(stanza["text"] or "") or None
-        self._on_measure(mx.Measurement.of(
+        self._report(self.user_id, mx.Measurement.of(
             mx.XMPP_AUTH, (self._mono() - (self._t_auth or self._t0)) * 1000.0, node=self.node.name,
             exception=RuntimeError(f"SASL failure {condition.value}")))
         self._fail(ev.XmppAuthFailed(node=self.node.name, condition=condition, text=text), abort_soon=True)
 
     def _on_auth_success(self, _data: Any) -> None:
         now = self._mono()
-        self._on_measure(mx.Measurement.of(mx.XMPP_AUTH, (now - (self._t_auth or now)) * 1000.0,
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_AUTH, (now - (self._t_auth or now)) * 1000.0,
                                            node=self.node.name))
         self.phase = Phase.BINDING
         self._arm(ev.Stage.BIND, self.timeouts.bind_s)
 
     def _on_session_start(self, _data: Any) -> None:
         now = self._mono()
-        self._on_measure(mx.Measurement.of(mx.XMPP_BIND, (now - (self._t_bind or now)) * 1000.0,
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_BIND, (now - (self._t_bind or now)) * 1000.0,
                                            node=self.node.name))
         self._finish_task = self.loop.create_task(self._finish_login())
 
@@ -305,16 +355,17 @@ class XmppSession(LeanClientXMPP):
         """Roster get (RFC 6121 §2.1.3) and initial presence (§4.2), then report XmppUp."""
         try:
             self.contacts = await self.fetch_roster_jids(self.timeouts.bind_s)
-        except IqError as exc:
-            logger.debug("%s: roster get refused on %s: %s", self.boundjid.bare, self.node.name,
-                         exc.iq["error"]["condition"])
-        except IqTimeout:
+        except RawIqError as exc:
+            logger.debug("%s: roster get refused on %s: %s", self.boundjid.bare, self.node.name, exc.condition)
+        except TimeoutError:
             return  # the bind deadline reports the stall
         if self.phase is not Phase.BINDING:
             return
-        self.send_presence()
+        self.send(_INITIAL_PRESENCE)  # RFC 6121 §4.2.1: no attributes, no children
         self.phase = Phase.UP
         self._disarm()
+        self.shed_login()  # the session is up: what only the login used goes
+        self._finish_task = None
         self._schedule_ping()
         self._on_event(self, ev.XmppUp(node=self.node.name))
 
@@ -328,7 +379,7 @@ class XmppSession(LeanClientXMPP):
             return
         self.messages_received += 1
         latency_ms = max(0.0, (self._wall() - sent_ts) * 1000.0)
-        self._on_measure(mx.Measurement.of(mx.XMPP_MESSAGE_LATENCY, latency_ms, node=self.node.name))
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_MESSAGE_LATENCY, latency_ms, node=self.node.name))
 
     def _answer_ping(self, iq: Any) -> None:
         iq.reply().send()
@@ -339,33 +390,27 @@ class XmppSession(LeanClientXMPP):
             self._ping_handle = self.loop.call_later(self.timeouts.ping_interval_s, self._ping)
 
     def _ping(self) -> None:
+        """XEP-0199 keepalive: a ping to the server (a raw IQ: no stanza objects on this hot path)."""
         self._ping_handle = None
         if self.phase is not Phase.UP:
             return
-        iq = self.Iq()
-        iq["type"] = "get"
-        iq["to"] = self.boundjid.domain
-        iq.enable("ping")
-        t0 = self._mono()
-        fut = iq.send(timeout=self.timeouts.ping_timeout_s)  # type: ignore[no-untyped-call]
+        fut = self.send_raw_iq("get", _PING_PAYLOAD, self.timeouts.ping_timeout_s, to=self.boundjid.domain)
         self._ping_future = fut
+        fut.add_done_callback(functools.partial(self._pinged, self._mono()))
 
-        def done(f: asyncio.Future[Any]) -> None:
-            self._ping_future = None
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if isinstance(exc, IqTimeout):
-                self._on_measure(mx.Measurement.of(
-                    mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name,
-                    exception=TimeoutError("ping unanswered")))
-                self._fail(ev.PingTimeout(node=self.node.name))
-                return
-            # a result or an <iq type='error'/> both prove the server is alive (XEP-0199 §4.1)
-            self._on_measure(mx.Measurement.of(mx.XMPP_PING, (self._mono() - t0) * 1000.0, node=self.node.name))
-            self._schedule_ping()
-
-        fut.add_done_callback(done)
+    def _pinged(self, t0: float, f: asyncio.Future[Any]) -> None:
+        self._ping_future = None
+        if f.cancelled():
+            return
+        elapsed_ms = (self._mono() - t0) * 1000.0
+        if isinstance(f.exception(), TimeoutError):
+            self._report(self.user_id, mx.Measurement.of(mx.XMPP_PING, elapsed_ms, node=self.node.name,
+                                                         exception=TimeoutError("ping unanswered")))
+            self._fail(ev.PingTimeout(node=self.node.name))
+            return
+        # a result or an <iq type='error'/> both prove the server is alive (XEP-0199 §4.1)
+        self._report(self.user_id, mx.Measurement.of(mx.XMPP_PING, elapsed_ms, node=self.node.name))
+        self._schedule_ping()
 
     # ------------------------------------------------------------------------ internals ---
     def _arm(self, stage: ev.Stage, delay_s: float) -> None:
@@ -413,10 +458,22 @@ class XmppSession(LeanClientXMPP):
             self._finish_task.cancel()
 
     def _cleanup(self) -> None:
-        """Cancel what slixmpp leaves behind (ENGINEERING.md: 'Task was destroyed but it is pending')."""
+        """Cancel what slixmpp leaves behind (ENGINEERING.md: 'Task was destroyed but it is pending');
+        once the connection is gone, release the session's reference cycles on the next loop turn
+        (never from inside one of slixmpp's handlers, whose tables the release clears)."""
         self._cancel_timers()
         for name in list(self.scheduled_events):
             self.cancel_schedule(name)
         task = self._run_out_filters
         if task is not None and not task.done():
             task.cancel()
+        if self.transport is None and not self._released:
+            self._released = True
+            self.loop.call_soon(self._release)
+
+    def _release(self) -> None:
+        """Break the session's cycles (:meth:`LeanClientXMPP.release`) and drop the driver's callbacks:
+        reference counting frees the session once the driver lets go of it."""
+        self.release()
+        self._on_event = _ignore_event
+        self._report = _ignore_measure

@@ -9,7 +9,7 @@ import time
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import SilentServer, free_port
+from client_support import SilentServer, free_port
 from inproc_pair import DOMAIN, NODES, fast_timeouts, inproc_pair, make_runtime
 
 from jabberemu.config import ClientSettings, NodeAddress, ReloginLimits, ServerPair

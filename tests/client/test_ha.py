@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import wait_until
+from waiting import wait_until
 from inproc_pair import NODES, InProcPair, fast_timeouts, inproc_pair, make_runtime
 
 from jabberemu.config import ClientSettings

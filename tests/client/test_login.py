@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from conftest import wait_until
+from waiting import wait_until
 from inproc_pair import NODES, fast_timeouts, inproc_pair, make_runtime
 
 from jabberemu.config import ActivityRates, ClientSettings, ReloginLimits, SaslMechanism

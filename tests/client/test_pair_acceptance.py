@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from waiting import wait_until
 from scipy import stats
 
 from jabberemu.config import ClientSettings, ServerPair, Timeouts

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from waiting import wait_until
 from inproc_pair import DOMAIN, NODES, InProcPair, inproc_pair, make_runtime
 
 from jabberemu.config import ServerPair

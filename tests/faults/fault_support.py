@@ -26,7 +26,7 @@ from mock_server.pair_config import DEFAULT_NODE_NAMES, PairConfig
 from mock_server.users import provision
 
 __all__ = [
-    "N1", "N2", "CSD", "ADMIN", "PEER_DOWN", "INIT", "base_params", "FaultRun", "fault_run", "wait_until",
+    "N1", "N2", "CSD", "ADMIN", "PEER_DOWN", "INIT", "base_params", "FaultRun", "fault_run",
     "transitions", "paths", "server_totals",
 ]
 
@@ -39,18 +39,6 @@ def base_params(lower_s: float = 0.3, upper_s: float = 1.2, *extra: str) -> tupl
     critical service delay 0.3 s, and the re-login limits; ``extra`` ``--param`` items win."""
     return ("heartbeat_interval_s=0.2", "heartbeat_timeout_s=1.5", "init_heartbeat_timeout_s=5",
             "critical_service_delay_s=0.3", f"relogin_lower_s={lower_s}", f"relogin_upper_s={upper_s}", *extra)
-
-
-async def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``predicate`` every 20 ms until truthy; AssertionError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout_s} s")
-        await asyncio.sleep(0.02)
 
 
 def transitions(events: Iterable[dict[str, Any]], node: str) -> list[tuple[str, str]]:

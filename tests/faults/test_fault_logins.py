@@ -15,7 +15,8 @@ import logging
 from collections import Counter
 
 import pytest
-from fault_support import ADMIN, N1, N2, FaultRun, base_params, fault_run, paths, server_totals, wait_until
+from fault_support import ADMIN, N1, N2, FaultRun, base_params, fault_run, paths, server_totals
+from waiting import wait_until
 
 from jabberemu.core.states import ClientState
 from jabberemu.runtime import RecordType

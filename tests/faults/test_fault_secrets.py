@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import N1, N2, wait_until
+from fault_support import N1, N2
+from waiting import wait_until
 
 from jabberemu.config import ClientSettings, ReloginLimits, SaslMechanism, ServerPair, Timeouts
 from jabberemu.core.states import ClientState

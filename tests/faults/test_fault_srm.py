@@ -12,7 +12,8 @@ and at the end that the clients started equal the sum of clients by end state an
 from __future__ import annotations
 
 import pytest
-from fault_support import ADMIN, CSD, INIT, N1, N2, PEER_DOWN, FaultRun, fault_run, paths, wait_until
+from fault_support import ADMIN, CSD, INIT, N1, N2, PEER_DOWN, FaultRun, fault_run, paths
+from waiting import wait_until
 
 from jabberemu.core.states import ClientState
 from jabberemu.runtime import RecordType

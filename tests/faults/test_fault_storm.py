@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fault_support import N1, N2, FaultRun, base_params, fault_run, paths, server_totals, wait_until
+from fault_support import N1, N2, FaultRun, base_params, fault_run, paths, server_totals
+from waiting import wait_until
 
 from jabberemu.config import ClientSettings, Timeouts
 from jabberemu.report.build import build_report

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import pytest
-from fault_support import ADMIN, INIT, N1, N2, PEER_DOWN, base_params, fault_run, wait_until
+from fault_support import ADMIN, INIT, N1, N2, PEER_DOWN, base_params, fault_run
+from waiting import wait_until
 
 from jabberemu.runtime import RecordType
 

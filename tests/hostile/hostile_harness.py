@@ -24,7 +24,7 @@ from jabberemu.runtime import RecordType, Runtime
 
 __all__ = [
     "DOMAIN", "NODES", "TIMEOUT_S", "HostilePair", "check_accounted", "hostile_pair", "records", "run_clients",
-    "settings_for", "small_timeouts", "wait_until",
+    "settings_for", "small_timeouts",
 ]
 
 DOMAIN = "example.test"
@@ -48,14 +48,6 @@ def small_timeouts(**kw: float) -> Timeouts:
 def settings_for(*, xmpp_only: bool, lower_s: float = 0.1, upper_s: float = 0.3, **kw: float) -> ClientSettings:
     return ClientSettings(xmpp_only=xmpp_only, verify_tls=False, timeouts=small_timeouts(**kw),
                           default_limits=ReloginLimits(lower_s=lower_s, upper_s=upper_s))
-
-
-async def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout_s} s")
-        await asyncio.sleep(0.01)
 
 
 @dataclass(kw_only=True, eq=False)

@@ -10,8 +10,9 @@ import math
 
 import pytest
 from hostile_harness import (
-    DOMAIN, NODES, TIMEOUT_S, check_accounted, hostile_pair, records, run_clients, settings_for, wait_until,
+    DOMAIN, NODES, TIMEOUT_S, check_accounted, hostile_pair, records, run_clients, settings_for,
 )
+from waiting import wait_until
 from hostile_servers import CpaFault, CpaOp, HostileCpa, HostileXmpp, XmppFault, XmppStage
 
 from jabberemu.core.states import ClientState

@@ -13,8 +13,9 @@ import asyncio
 
 import pytest
 from hostile_harness import (
-    DOMAIN, NODES, TIMEOUT_S, check_accounted, hostile_pair, records, run_clients, settings_for, wait_until,
+    DOMAIN, NODES, TIMEOUT_S, check_accounted, hostile_pair, records, run_clients, settings_for,
 )
+from waiting import wait_until
 from hostile_servers import FullBacklog, HostileXmpp, XmppFault, XmppStage
 
 from jabberemu.config import NodeAddress, ServerPair

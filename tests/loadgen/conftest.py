@@ -70,6 +70,7 @@ import time  # noqa: E402
 import urllib.request  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from waiting import wait_until_sync  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "locustfiles" / "jabber.py"
@@ -82,15 +83,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.2) -> None:
-    """Poll ``cond`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
-        time.sleep(interval_s)
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
@@ -143,13 +135,13 @@ def mock_pair(tmp_path: Path) -> Iterator[Callable[..., MockPairProc]]:
             proc = subprocess.Popen(cmd, cwd=REPO, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         try:
-            wait_until(lambda: topo.exists() and topo.stat().st_size > 0 or proc.poll() is not None, 30,
+            wait_until_sync(lambda: topo.exists() and topo.stat().st_size > 0 or proc.poll() is not None, 30,
                        "mock pair topology written")
             assert proc.poll() is None, log.read_text(errors="replace")
             time.sleep(0.2)  # the file is written in one go; let the writer close it
             pair = MockPairProc(proc, topo, log)
             started.append(pair)
-            wait_until(lambda: pair.states() == ["Normal", "Normal"], 60, "both mock nodes Normal")
+            wait_until_sync(lambda: pair.states() == ["Normal", "Normal"], 60, "both mock nodes Normal")
         except BaseException:
             _kill_group(proc)
             raise
@@ -269,7 +261,7 @@ def assert_clean_shutdown(err: str) -> None:
 class SwarmTools:
     """Helpers of the swarm tests, handed out by the ``swarm_tools`` fixture."""
 
-    wait_until = staticmethod(wait_until)
+    wait_until = staticmethod(wait_until_sync)
     clean_env = staticmethod(clean_env)
     assert_clean_shutdown = staticmethod(assert_clean_shutdown)
     repo = REPO
