@@ -79,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "mock":  # the bundled pair, as its own program: jabberemu shares no code with it
-        return subprocess.call([sys.executable, "-m", "mock_server", *rest])
+        # exec, not a child: Ctrl-C / SIGTERM sent to this pid reach the pair's supervisor itself, which
+        # stops its nodes and the zygote (a waiting parent got the KeyboardInterrupt instead)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "mock_server", *rest])
     if command == "run":
         return _run_locust(rest)
     if command == "report":
