@@ -11,36 +11,14 @@ button (``mark:TEXT``, or any action with ``--topology`` lacking an ``admin_url`
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from jabberemu.errors import ConfigError
+from jabberemu.rundata.actions import ActionKind
 
 __all__ = ["ActionKind", "DrillAction", "parse_schedule", "admin_call", "check_plan", "soak_drill", "soak_schedule"]
-
-
-class ActionKind(enum.Enum):
-    """What a drill step does (admin API of the mock pair; Cisco admin actions where they exist)."""
-
-    FAILOVER = "failover"
-    FALLBACK = "fallback"
-    RECOVER = "recover"
-    SERVICE_STOP = "service-stop"
-    SERVICE_START = "service-start"
-    KILL = "kill"
-    RESTART = "restart"
-    PARTITION = "partition"
-    HEAL = "heal"
-    HA_ON = "ha-on"
-    HA_OFF = "ha-off"
-    MARK = "mark"
-    STOP = "stop"
-
-
-_NEEDS_NODE = {ActionKind.FAILOVER, ActionKind.FALLBACK, ActionKind.SERVICE_STOP, ActionKind.SERVICE_START,
-               ActionKind.KILL, ActionKind.RESTART}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +42,7 @@ class DrillAction:
     def __post_init__(self) -> None:
         if not math.isfinite(self.at_s) or self.at_s < 0:
             raise ConfigError(f"drill time must be >= 0 s, not {self.at_s!r}", field="drill")
-        if self.kind in _NEEDS_NODE and not self.node:
+        if self.kind.needs_node and not self.node:
             raise ConfigError(f"drill action {self.kind.value} needs a node: {self.kind.value}:NODE@T", field="drill")
 
     @property
@@ -113,8 +91,10 @@ def parse_schedule(text: str) -> tuple[DrillAction, ...]:
         parts = what.split(":")
         try:
             kind = ActionKind(parts[0])
+            if kind is ActionKind.OTHER:
+                raise ValueError(kind)
         except ValueError:
-            known = ", ".join(k.value for k in ActionKind)
+            known = ", ".join(k.value for k in ActionKind.schedulable())
             raise ConfigError(f"drill item {raw!r}: unknown action {parts[0]!r} (known: {known})", field="drill") \
                 from None
         if kind is ActionKind.MARK:

@@ -7,12 +7,12 @@ them on the *load clock* ``t = ts - run.started_ts``.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jabberemu.rundata.actions import ActionKind
 from jabberemu.rundata.records import (
     ConnectedRecord,
     EndRecord,
@@ -52,64 +52,6 @@ CONNECTED_STATE = "XMPPCONNECTED"
 def _check_ts(ts: float) -> None:
     if not math.isfinite(ts):
         raise ValueError(f"ts must be a finite epoch time, got {ts!r}")
-
-
-class ActionKind(enum.Enum):
-    """Admin action recorded in ``run.json`` ``actions[].action`` (mock admin API verbs).
-
-    Unknown verbs load as ``OTHER`` (the raw verb stays in ``Action.name``).
-    """
-
-    FAILOVER = "failover"
-    FALLBACK = "fallback"
-    NODE_KILL = "node-kill"
-    NODE_RESTART = "node-restart"
-    SERVICE_DOWN = "service-down"
-    SERVICE_UP = "service-up"
-    PARTITION = "partition"
-    HEAL = "heal"
-    RECOVER = "recover"
-    HA_ENABLE = "ha-enable"
-    HA_DISABLE = "ha-disable"
-    MARK = "mark"  # an operator's action on a real pair, recorded with --drill mark:TEXT@T
-    OTHER = "other"
-
-    @classmethod
-    def parse(cls, verb: str) -> ActionKind:
-        """Map a recorded verb (``failover``, ``node_kill``, ``kill``, ``service-stop`` ...) to a kind.
-
-        Args:
-            verb: the ``action`` string of a ``run.json`` action, any case, ``_`` or ``-``.
-        Returns:
-            The kind; ``OTHER`` when the verb is not known.
-        """
-        key = verb.strip().lower().replace("_", "-").replace(" ", "-").split(":", 1)[0]  # "service-stop:SERVICE"
-        return _ACTION_ALIASES.get(key, cls.OTHER)
-
-    @property
-    def moves_sessions_away(self) -> bool:
-        """True for actions that make a node drop its users (a failover-type HA event)."""
-        return self in (ActionKind.FAILOVER, ActionKind.NODE_KILL, ActionKind.SERVICE_DOWN,
-                        ActionKind.PARTITION)
-
-    @property
-    def starts_waves(self) -> bool:
-        """True for actions that may start a re-login wave: those that move sessions away, the ones
-        that bring them back (Fallback, Recover), enabling HA (with a critical service down it fails
-        over at once) and an operator's mark on a real pair. Not a service restart, a node restart
-        or a heal: they move nobody by themselves (docs/srm.md)."""
-        return self.moves_sessions_away or self in (ActionKind.FALLBACK, ActionKind.RECOVER, ActionKind.HA_ENABLE,
-                                                    ActionKind.MARK)
-
-
-_ACTION_ALIASES: dict[str, ActionKind] = {k.value: k for k in ActionKind}
-_ACTION_ALIASES.update({
-    "kill": ActionKind.NODE_KILL, "node-kill": ActionKind.NODE_KILL,
-    "restart": ActionKind.NODE_RESTART, "service-stop": ActionKind.SERVICE_DOWN,
-    "stop-service": ActionKind.SERVICE_DOWN, "service-start": ActionKind.SERVICE_UP,
-    "start-service": ActionKind.SERVICE_UP, "enable-ha": ActionKind.HA_ENABLE,
-    "disable-ha": ActionKind.HA_DISABLE,
-})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -2,6 +2,8 @@
 
 What lives here (docs/ARCHITECTURE.md, "Run data"):
 
+- ``actions``: :class:`ActionKind`, the one vocabulary of HA actions (``--drill`` steps, ``run.json``
+  ``actions``, the report's reading of them);
 - ``files``: the file names of a run directory and the order of rotated segments;
 - ``records``: :class:`RecordType` and the typed records with their wire field names (a
   ``state`` record's ``from_state`` is ``"from"`` on the wire), each with ``to_wire`` / ``from_wire``;
@@ -17,6 +19,7 @@ report (reader) all import this package; it imports none of them.
 
 from __future__ import annotations
 
+from jabberemu.rundata.actions import ActionKind
 from jabberemu.rundata.aggregate import STEADY_REQUESTS, DetailLevel, RequestAggregator
 from jabberemu.rundata.codec import SchemaError
 from jabberemu.rundata.files import (
@@ -47,6 +50,7 @@ from jabberemu.rundata.segments import JsonlReader, RotatingJsonlWriter
 from jabberemu.rundata.sink import RunDataSink
 
 __all__ = [
+    "ActionKind",
     "CLIENT_EVENTS_FILE",
     "GENERATOR_FILE",
     "RUN_FILE",

@@ -109,7 +109,7 @@ def test_partial_flag_and_nested_metrics(tmp_path: Path) -> None:
 
 
 def test_action_verbs_are_normalised() -> None:
-    assert ActionKind.parse("Node_Kill") is ActionKind.NODE_KILL
-    assert ActionKind.parse("service-stop") is ActionKind.SERVICE_DOWN
+    assert ActionKind.parse("Node_Kill") is ActionKind.KILL
+    assert ActionKind.parse("service-stop") is ActionKind.SERVICE_STOP
     assert ActionKind.parse("dance") is ActionKind.OTHER
-    assert ActionKind.NODE_KILL.moves_sessions_away and not ActionKind.FALLBACK.moves_sessions_away
+    assert ActionKind.KILL.moves_sessions_away and not ActionKind.FALLBACK.moves_sessions_away
