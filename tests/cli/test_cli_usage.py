@@ -9,7 +9,7 @@ import pytest
 from cli_support import jabberemu
 
 from jabberemu import cli
-from jabberemu.drill import MIN_SETTLE_S, WAVE_GAP_S, Fault, plan_drill, validate
+from jabberemu.drillplan import MIN_SETTLE_S, WAVE_GAP_S, Fault, plan_drill, validate
 
 COMMANDS = ("mock", "run", "drill", "report", "plan")
 
@@ -124,7 +124,7 @@ def test_failover_plan_keeps_the_waves_apart() -> None:
 def test_a_storm_wave_gets_the_time_the_model_says_its_queue_needs() -> None:
     """200 clients (100 move), limits 1/2 s, 10 logins/s: the node needs ~10 s for the movers, so the
     fallback waits for the model's last recovery, not for upper + margin."""
-    from jabberemu.drill import predicted_last_recovery_s, settle_time
+    from jabberemu.drillplan import predicted_last_recovery_s, settle_time
 
     last = predicted_last_recovery_s(clients=200, lower_s=1.0, upper_s=2.0, soap_timeout_s=30.0, rate_per_s=10.0)
     assert last is not None and 1.0 + 100 / 10 - 0.5 <= last <= 1.0 + 100 / 10 + 0.5
