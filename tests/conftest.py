@@ -1,9 +1,11 @@
-"""Shared test set-up: refuse any socket that is not on loopback."""
+"""Shared test set-up: refuse any socket that is not on loopback; the one failover drill the end-to-end
+tests share (``failover_drill``)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 
 import pytest
 
@@ -38,3 +40,14 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(cls, "connect", guarded_connect)
     monkeypatch.setattr(cls, "connect_ex", guarded_connect_ex)
+
+
+@pytest.fixture(scope="session")
+def failover_drill(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One ``jabberemu drill`` (the default failover fault, ``cli_support.FAILOVER_DRILL``) for every
+    test that reads a finished failover drill: the CLI's run files and progress, the report against
+    the raw events. Tests using it carry ``pytest.mark.xdist_group("failover-drill")``."""
+    from cli_support import FAILOVER_DRILL, run_drill  # not at import: the Locust tests patch first
+
+    out = tmp_path_factory.mktemp("failover-drill") / "run"
+    return run_drill(out, *FAILOVER_DRILL.args())

@@ -6,50 +6,21 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import DrillProcess, assert_accounted, orphans_of, read_jsonl, run_file_exists, state_sequence
+from cli_support import FAILOVER_DRILL, Drill, assert_accounted, orphans_of, read_jsonl, run_drill, run_file_exists, state_sequence
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 NODE1, NODE2 = "imp1.example.test", "imp2.example.test"
-CLIENTS = 120
+CLIENTS = FAILOVER_DRILL.clients
 RUN_FILES = ("report.html", "summary.json", "run.json", "client_events.jsonl", "server_events.jsonl",
              "server_metrics.jsonl", "topology.json")
 
 
-class Drill:
-    """A finished drill: its exit code, output, run directory and the processes it had started."""
-
-    def __init__(self, proc: DrillProcess, code: int, out: Path) -> None:
-        self.proc, self.code, self.out = proc, code, out
-        self.summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        self.server_events = read_jsonl(out / "server_events.jsonl")
-
-    def waves(self) -> list[tuple[str, int, int]]:
-        return [(w["kind"], w["clients"], w["recovered"]) for w in self.summary["ha_events"]]
-
-
-def _drill(out: Path, *args: str, timeout_s: float = 240.0) -> Drill:
-    proc = DrillProcess(["--out", str(out), "--seed", "7", *args])
-    try:
-        code = proc.wait(timeout_s)
-    finally:
-        proc.close()
-    assert code == 0, proc.output[-4000:]
-    return Drill(proc, code, out)
-
-
-@pytest.fixture(scope="module")
-def failover_drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
-    out = tmp_path_factory.mktemp("drill") / "run"
-    yield _drill(out, "--clients", str(CLIENTS), "--ramp", "60", "--lower", "1", "--upper", "3", "--hold", "3",
-                 "--margin", "3")
-
-
+@pytest.mark.xdist_group(\"failover-drill\")
 def test_drill_writes_every_run_file_and_prints_the_verdict(failover_drill: Drill) -> None:
     for name in RUN_FILES:
         assert run_file_exists(failover_drill.out, name), name
@@ -65,6 +36,7 @@ def test_drill_writes_every_run_file_and_prints_the_verdict(failover_drill: Dril
     assert any("locust" in cmd for cmd in failover_drill.proc.descendants.values())
 
 
+@pytest.mark.xdist_group(\"failover-drill\")
 def test_drill_summary_shows_a_failover_and_a_fallback_wave(failover_drill: Drill) -> None:
     summary = failover_drill.summary
     half = CLIENTS // 2  # balanced assignment: node 1 homes every other user
@@ -80,6 +52,7 @@ def test_drill_summary_shows_a_failover_and_a_fallback_wave(failover_drill: Dril
         assert 1.0 <= wave["recovery_p50_s"] <= wave["recovery_max_s"]
 
 
+@pytest.mark.xdist_group(\"failover-drill\")
 def test_drill_accounts_for_every_client(failover_drill: Drill) -> None:
     summary = failover_drill.summary
     assert_accounted(summary, CLIENTS)
@@ -89,6 +62,7 @@ def test_drill_accounts_for_every_client(failover_drill: Drill) -> None:
     assert len({e["client"] for e in ends}) == CLIENTS
 
 
+@pytest.mark.xdist_group(\"failover-drill\")
 def test_drill_report_shows_both_waves_and_the_accounting(failover_drill: Drill) -> None:
     page = (failover_drill.out / "report.html").read_text(encoding="utf-8")
     half = CLIENTS // 2
@@ -99,6 +73,7 @@ def test_drill_report_shows_both_waves_and_the_accounting(failover_drill: Drill)
     assert "PARTIAL RUN" not in page
 
 
+@pytest.mark.xdist_group(\"failover-drill\")
 def test_drill_mock_went_through_failover_and_fallback(failover_drill: Drill) -> None:
     events = failover_drill.server_events
     assert state_sequence(events, NODE1) == ["Initializing", "Normal", "Failing Over", "Idle", "Taking Back", "Normal"]
@@ -107,6 +82,7 @@ def test_drill_mock_went_through_failover_and_fallback(failover_drill: Drill) ->
     assert [e["action"] for e in events if e["kind"] == "admin"] == ["failover", "fallback"]
 
 
+@pytest.mark.xdist_group(\"failover-drill\")
 def test_drill_prints_progress_once_a_second(failover_drill: Drill) -> None:
     progress = failover_drill.proc.progress()
     assert len(progress) >= 15, failover_drill.proc.output[-3000:]
@@ -157,7 +133,7 @@ def test_drill_fault(fault: str, tmp_path: Path) -> None:
     # a killed node's clients try both nodes twice, each after a wait >= lower: 2 x lower must outlast the
     # heartbeat timeout (5 s) after which the peer takes them over, else they give up (the drill warns)
     lower, upper = ("3", "4") if fault == "node-kill" else ("1", "2")
-    drill = _drill(tmp_path / fault, "--fault", fault, "--clients", str(clients), "--ramp", "40", "--lower", lower,
+    drill = run_drill(tmp_path / fault, "--fault", fault, "--clients", str(clients), "--ramp", "40", "--lower", lower,
                    "--upper", upper, "--hold", "2", "--margin", "3")
     assert "warning:" not in drill.proc.output
     assert state_sequence(drill.server_events, NODE1) == node1_states

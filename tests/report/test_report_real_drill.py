@@ -1,34 +1,28 @@
 """Issue 6 acceptance on a real drill: ``summary.json`` against numbers computed here, independently,
-from the raw ``client_events.jsonl`` of a 300-client failover + fallback on the bundled mock pair."""
+from the raw ``client_events.jsonl`` of the failover + fallback drill the end-to-end tests share
+(``cli_support.FAILOVER_DRILL``, ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import FAILOVER_DRILL, Drill
 from scipy import stats
 
 from jabberemu.rundata import JsonlReader
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("failover-drill")]
 
-CLIENTS, LOWER_S, UPPER_S = 300, 2.0, 8.0
+CLIENTS, LOWER_S, UPPER_S = FAILOVER_DRILL.clients, FAILOVER_DRILL.lower_s, FAILOVER_DRILL.upper_s
 
 
-@pytest.fixture(scope="module")
-def drill(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("drill") / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "jabberemu.cli", "drill", "--clients", str(CLIENTS), "--ramp", "100",
-         "--lower", str(LOWER_S), "--upper", str(UPPER_S), "--hold", "1", "--margin", "4", "--out", str(out)],
-        capture_output=True, text=True, timeout=400,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+@pytest.fixture
+def drill(failover_drill: Drill) -> Path:
+    """The run directory of the session's shared failover drill (``tests/conftest.py``)."""
+    return failover_drill.out
 
 
 def _records(run: Path) -> list[dict]:
@@ -81,5 +75,5 @@ def test_report_page_has_both_waves_and_the_verdict(drill: Path) -> None:
     page = (drill / "report.html").read_text()
     summary = json.loads((drill / "summary.json").read_text())
     assert summary["verdict"] in page
-    assert "failover #1: imp1 → imp2, 150 clients" in page and "fallback #2: imp2 → imp1, 150 clients" in page
+    assert f"failover #1: imp1 → imp2, {CLIENTS // 2} clients" in page and f"fallback #2: imp2 → imp1, {CLIENTS // 2} clients" in page
     assert page.count("data:image/png;base64,") >= 5

@@ -29,9 +29,13 @@ __all__ = [
     "state_sequence",
     "assert_accounted",
     "orphans_of",
+    "Drill",
+    "FAILOVER_DRILL",
+    "FailoverDrillSpec",
+    "run_drill",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PROGRESS_RE = re.compile(
     r"^\[\s*(?P<t>[0-9.]+)s\] clients (?P<clients>\d+): connected (?P<connected>.*?) \| "
@@ -211,3 +215,46 @@ class DrillProcess:
             pass
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+class Drill:
+    """A finished drill: its exit code, output, run directory and the processes it had started."""
+
+    def __init__(self, proc: DrillProcess, code: int, out: Path) -> None:
+        self.proc, self.code, self.out = proc, code, out
+        self.summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        self.server_events = read_jsonl(out / "server_events.jsonl")
+
+    def waves(self) -> list[tuple[str, int, int]]:
+        return [(w["kind"], w["clients"], w["recovered"]) for w in self.summary["ha_events"]]
+
+
+def run_drill(out: Path, *args: str, timeout_s: float = 240.0) -> Drill:
+    """``jabberemu drill --out OUT --seed 7 ARGS`` to its end; fails the test unless it exits 0."""
+    proc = DrillProcess(["--out", str(out), "--seed", "7", *args])
+    try:
+        code = proc.wait(timeout_s)
+    finally:
+        proc.close()
+    assert code == 0, proc.output[-4000:]
+    return Drill(proc, code, out)
+
+
+@dataclass(frozen=True)
+class FailoverDrillSpec:
+    """The one failover drill the end-to-end tests share (``tests/conftest.py`` ``failover_drill``):
+    run once per test session (per xdist worker: its tests carry ``xdist_group("failover-drill")``)."""
+
+    clients: int = 120
+    ramp: float = 60.0
+    lower_s: float = 1.0
+    upper_s: float = 3.0
+    hold_s: float = 3.0
+    margin_s: float = 3.0
+
+    def args(self) -> list[str]:
+        return ["--clients", str(self.clients), "--ramp", f"{self.ramp:g}", "--lower", f"{self.lower_s:g}",
+                "--upper", f"{self.upper_s:g}", "--hold", f"{self.hold_s:g}", "--margin", f"{self.margin_s:g}"]
+
+
+FAILOVER_DRILL = FailoverDrillSpec()
