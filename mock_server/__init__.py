@@ -11,9 +11,8 @@ import; an import only ever points down this list):
   aiohttp app);
 - ``node/``: one IM&P node on one asyncio loop (SRM driver, peer side, backends, control);
 - ``pair/``: the processes (supervisor, zygote and node processes, admin API, Prometheus, MockPair);
-- entry points: ``__main__`` (``python -m mock_server``), ``node_main`` (``python -m
-  mock_server.node_main [--zygote]``), and ``runner``, an alias of ``pair.runner.MockPair`` kept for
-  the jabberemu drill.
+- entry points: ``__main__`` (``python -m mock_server``) and ``node_main`` (``python -m
+  mock_server.node_main [--zygote]``).
 
 Shares no code with ``jabberemu``.
 """
