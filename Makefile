@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # gevent monkey-patching (import locust) must not leak into the asyncio tests:
-# the Locust tests run in a pytest process of their own.
+# the Locust tests run in a pytest process of their own. Most of the suite waits on timers of real
+# processes (drills, mock pairs), so it runs on more workers than cores; a file stays on one worker
+# (--dist loadfile: a module's shared fixtures run once, and the README chain in order).
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/loadgen $(PYTEST_ARGS)
-	$(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/loadgen -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/jabberemu drill

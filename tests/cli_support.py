@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,16 +96,25 @@ def assert_accounted(summary: dict[str, Any], clients: int) -> None:
         assert sum(reasons.values()) == n and all(reasons), (state, reasons)
 
 
-def orphans_of(pids: Iterable[int]) -> list[str]:
-    """The processes of ``pids`` still running (zombies excluded), as ``pid cmdline`` strings."""
+def orphans_of(pids: Iterable[int] | Mapping[int, str]) -> list[str]:
+    """The processes of ``pids`` still running (zombies excluded), as ``pid cmdline`` strings.
+
+    Given a mapping ``pid -> command`` (``DrillProcess.descendants``), a pid counts only while it still
+    runs that command: under a parallel suite a freed pid is soon reused (a kernel worker thread has
+    an empty command line, another test's process another command)."""
+    seen = pids if isinstance(pids, Mapping) else None
     alive = []
     for pid in pids:
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{pid} {' '.join(proc.cmdline()[:4])}")
-        except psutil.NoSuchProcess:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cmd = " ".join(proc.cmdline()[:4])
+        except psutil.Error:
             continue
+        if not cmd or (seen is not None and seen[pid] and cmd != seen[pid]):
+            continue  # a kernel thread, a process tearing down, or the pid reused by someone else
+        alive.append(f"{pid} {cmd}")
     return alive
 
 
@@ -243,7 +252,7 @@ def run_drill(out: Path, *args: str, timeout_s: float = 240.0) -> Drill:
 @dataclass(frozen=True)
 class FailoverDrillSpec:
     """The one failover drill the end-to-end tests share (``tests/conftest.py`` ``failover_drill``):
-    run once per test session (per xdist worker: its tests carry ``xdist_group("failover-drill")``)."""
+    run once per test session and xdist worker."""
 
     clients: int = 120
     ramp: float = 60.0

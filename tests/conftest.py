@@ -46,7 +46,9 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def failover_drill(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One ``jabberemu drill`` (the default failover fault, ``cli_support.FAILOVER_DRILL``) for every
     test that reads a finished failover drill: the CLI's run files and progress, the report against
-    the raw events. Tests using it carry ``pytest.mark.xdist_group("failover-drill")``."""
+    the raw events. ``make test`` spreads the suite over workers by file (``--dist loadfile``: the
+    ``xdist_group`` marks of ``--dist loadgroup`` are ignored under pytest 9.2, pytest-xdist#1386), so
+    at most each file that reads it runs it once."""
     from cli_support import FAILOVER_DRILL, run_drill  # not at import: the Locust tests patch first
 
     out = tmp_path_factory.mktemp("failover-drill") / "run"

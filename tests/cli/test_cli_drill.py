@@ -20,7 +20,6 @@ RUN_FILES = ("report.html", "summary.json", "run.json", "client_events.jsonl", "
              "server_metrics.jsonl", "topology.json")
 
 
-@pytest.mark.xdist_group("failover-drill")
 def test_drill_writes_every_run_file_and_prints_the_verdict(failover_drill: Drill) -> None:
     for name in RUN_FILES:
         assert run_file_exists(failover_drill.out, name), name
@@ -36,7 +35,6 @@ def test_drill_writes_every_run_file_and_prints_the_verdict(failover_drill: Dril
     assert any("locust" in cmd for cmd in failover_drill.proc.descendants.values())
 
 
-@pytest.mark.xdist_group("failover-drill")
 def test_drill_summary_shows_a_failover_and_a_fallback_wave(failover_drill: Drill) -> None:
     summary = failover_drill.summary
     half = CLIENTS // 2  # balanced assignment: node 1 homes every other user
@@ -52,7 +50,6 @@ def test_drill_summary_shows_a_failover_and_a_fallback_wave(failover_drill: Dril
         assert 1.0 <= wave["recovery_p50_s"] <= wave["recovery_max_s"]
 
 
-@pytest.mark.xdist_group("failover-drill")
 def test_drill_accounts_for_every_client(failover_drill: Drill) -> None:
     summary = failover_drill.summary
     assert_accounted(summary, CLIENTS)
@@ -62,7 +59,6 @@ def test_drill_accounts_for_every_client(failover_drill: Drill) -> None:
     assert len({e["client"] for e in ends}) == CLIENTS
 
 
-@pytest.mark.xdist_group("failover-drill")
 def test_drill_report_shows_both_waves_and_the_accounting(failover_drill: Drill) -> None:
     page = (failover_drill.out / "report.html").read_text(encoding="utf-8")
     half = CLIENTS // 2
@@ -73,7 +69,6 @@ def test_drill_report_shows_both_waves_and_the_accounting(failover_drill: Drill)
     assert "PARTIAL RUN" not in page
 
 
-@pytest.mark.xdist_group("failover-drill")
 def test_drill_mock_went_through_failover_and_fallback(failover_drill: Drill) -> None:
     events = failover_drill.server_events
     assert state_sequence(events, NODE1) == ["Initializing", "Normal", "Failing Over", "Idle", "Taking Back", "Normal"]
@@ -82,7 +77,6 @@ def test_drill_mock_went_through_failover_and_fallback(failover_drill: Drill) ->
     assert [e["action"] for e in events if e["kind"] == "admin"] == ["failover", "fallback"]
 
 
-@pytest.mark.xdist_group("failover-drill")
 def test_drill_prints_progress_once_a_second(failover_drill: Drill) -> None:
     progress = failover_drill.proc.progress()
     assert len(progress) >= 15, failover_drill.proc.output[-3000:]

@@ -33,7 +33,7 @@ import psutil
 import pytest
 from cli_support import REPO, VENV_BIN, env_with_venv, orphans_of, read_jsonl
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("readme")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 README = REPO / "README.md"
 SKIPPED = (["make", "demo"], ["make", "test"])

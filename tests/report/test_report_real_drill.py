@@ -14,7 +14,7 @@ from scipy import stats
 
 from jabberemu.rundata import JsonlReader
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("failover-drill")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CLIENTS, LOWER_S, UPPER_S = FAILOVER_DRILL.clients, FAILOVER_DRILL.lower_s, FAILOVER_DRILL.upper_s
 
