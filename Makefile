@@ -14,14 +14,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# gevent monkey-patching (import locust) must not leak into the asyncio tests:
-# the Locust tests run in a pytest process of their own. Most of the suite waits on timers of real
-# processes (drills, mock pairs), so it runs on more workers than cores; a file stays on one worker
-# (--dist loadfile: a module's shared fixtures run once, and the README chain in order).
+# gevent monkey-patching (import locust) must not leak into the asyncio tests, and pytest-xdist's
+# workers deadlock under it: the Locust tests run in a pytest process of their own, beside the rest.
+# Most of the suite waits on timers of real processes (drills, mock pairs), so the rest runs on more
+# workers than cores; a file stays on one worker (--dist loadfile: a module's shared fixtures run
+# once, the README chain in order). The Locust tests' output follows when both are done.
 TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/loadgen -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
-	$(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@rm -f .test-loadgen.log
+	@$(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp $(PYTEST_ARGS) > .test-loadgen.log 2>&1 & lg=$$!; \
+	$(PY) -m pytest tests --ignore=tests/loadgen -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rest=$$?; \
+	wait $$lg; locust=$$?; echo "== tests/loadgen (Locust, own process) =="; cat .test-loadgen.log; \
+	echo "make test: tests/loadgen exit $$locust, the rest exit $$rest"; test $$rest -eq 0 -a $$locust -eq 0
 
 demo: $(STAMP)
 	$(VENV)/bin/jabberemu drill
