@@ -15,17 +15,22 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # gevent monkey-patching (import locust) must not leak into the asyncio tests, and pytest-xdist's
-# workers deadlock under it: the Locust tests run in a pytest process of their own, beside the rest.
-# Most of the suite waits on timers of real processes (drills, mock pairs), so the rest runs on more
-# workers than cores; a file stays on one worker (--dist loadfile: a module's shared fixtures run
-# once, the README chain in order). The Locust tests' output follows when both are done.
+# workers deadlock under it: the Locust tests run in two pytest processes of their own (--shard, by
+# file), beside the rest. Most of the suite waits on timers of real processes (drills, mock pairs),
+# so the rest runs on more workers than cores; a file stays on one worker (--dist loadfile: a
+# module's shared fixtures run once, each part of the README chain in order). The Locust tests'
+# output follows when all are done.
 TEST_WORKERS ?= 4
+LOCUST_TESTS := $(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp
 test: $(STAMP)
-	@rm -f .test-loadgen.log
-	@$(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp $(PYTEST_ARGS) > .test-loadgen.log 2>&1 & lg=$$!; \
+	@rm -f .test-loadgen-*.log
+	@$(LOCUST_TESTS) --shard 0/2 $(PYTEST_ARGS) > .test-loadgen-0.log 2>&1 & a=$$!; \
+	$(LOCUST_TESTS) --shard 1/2 $(PYTEST_ARGS) > .test-loadgen-1.log 2>&1 & b=$$!; \
 	$(PY) -m pytest tests --ignore=tests/loadgen -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rest=$$?; \
-	wait $$lg; locust=$$?; echo "== tests/loadgen (Locust, own process) =="; cat .test-loadgen.log; \
-	echo "make test: tests/loadgen exit $$locust, the rest exit $$rest"; test $$rest -eq 0 -a $$locust -eq 0
+	wait $$a; la=$$?; wait $$b; lb=$$?; \
+	for i in 0 1; do echo "== tests/loadgen, shard $$i/2 (Locust, own process) =="; cat .test-loadgen-$$i.log; done; \
+	echo "make test: the rest exit $$rest, tests/loadgen shards exit $$la $$lb"; \
+	test $$rest -eq 0 -a $$la -eq 0 -a $$lb -eq 0
 
 demo: $(STAMP)
 	$(VENV)/bin/jabberemu drill

@@ -239,6 +239,27 @@ class _Swarm:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
 
+    async def reap(self, grace_s: float = 5.0) -> None:
+        """After the main process ended: SIGTERM to what is left of its group (worker processes a
+        master that ended on its ``-t`` did not stop: Locust's workers wait 60 s for a heartbeat
+        before they give up), SIGKILL to the rest after ``grace_s``."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return  # nothing left of the group
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
     async def stop(self, *, started: bool, grace_s: float = 30.0) -> None:
         """SIGTERM to the swarm's main process, which ends the drill (clients log out, run data flushed)
         and, with ``--processes``, stops its workers the way a finished run does; SIGKILL to the group
@@ -319,6 +340,7 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
         swarm.proc = await asyncio.create_subprocess_exec(
             *_locust_command(args, plan, topology_path, out), start_new_session=True)
         code = await swarm.proc.wait()
+        await swarm.reap()
         if pair is not None:
             final_states = await _collect_server_data(pair, out)
             if final_states and set(final_states.values()) != {"Normal"}:

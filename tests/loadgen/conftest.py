@@ -3,6 +3,9 @@
 ``make test`` runs ``pytest tests/loadgen -p no:asyncio -p no:aiohttp``: with pytest-asyncio
 blocked, its ini keys in pyproject.toml would be "unknown config options", which warnings-as-errors
 turns into a failure; they are declared here (as inert) only when that plugin is blocked.
+
+``--shard I/N`` keeps the test files whose index in name order is I modulo N (``make test`` runs two
+such processes side by side: pytest-xdist's workers deadlock under gevent's patching).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ _ASYNCIO_INI_KEYS = ("asyncio_mode", "asyncio_default_fixture_loop_scope")
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    parser.addoption("--shard", default=None, metavar="I/N",
+                     help="run only the test files whose index (in name order) is I modulo N")
     if pluginmanager.is_blocked("asyncio"):
         for key in _ASYNCIO_INI_KEYS:
             parser.addini(key, "inert here: pytest-asyncio is disabled in the gevent-patched process")
@@ -26,6 +31,22 @@ def pytest_configure(config: Any) -> None:
     # Importing locust monkey-patches the process: do it once, before any test module imports
     # socket-using libraries, so every test sees one consistent (patched) world.
     import locust  # noqa: F401
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("--shard")
+    if not shard:
+        return
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+        if not 0 <= index < count:
+            raise ValueError(shard)
+    except ValueError:
+        raise pytest.UsageError(f"--shard wants I/N with 0 <= I < N, not {shard!r}") from None
+    files = sorted({item.path for item in items})
+    keep = {path for n, path in enumerate(files) if n % count == index}
+    config.hook.pytest_deselected(items=[item for item in items if item.path not in keep])
+    items[:] = [item for item in items if item.path in keep]
 
 
 @pytest.fixture(autouse=True)
