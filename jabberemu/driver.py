@@ -297,12 +297,13 @@ class EmulatedClient:
             self._xmpp.kill()
             self._xmpp = None
         failure = RuntimeError(f"{cmd.state.value}: {cmd.reason.value} ({cmd.detail})")
+        cause = cmd.detail or cmd.reason.value  # the last attempt's failure class names the true cause
         if self._login_t0 is not None and cmd.reason is not EndReason.STOP_REQUESTED:
             rt.report(self.user_id, mx.Measurement.of(mx.CLIENT_LOGIN, (now - self._login_t0) * 1000.0,
-                                                      exception=failure))
+                                                      exception=failure, cause=cause))
         if self._ha_t0 is not None and cmd.reason is not EndReason.STOP_REQUESTED:
             rt.report(self.user_id, mx.Measurement.of(mx.HA_RELOGIN, (now - self._ha_t0) * 1000.0,
-                                                      exception=failure))
+                                                      exception=failure, cause=cause))
         self._login_t0 = self._ha_t0 = None
         rt.sink.emit(RecordType.END, rt.now_ts(), client=self.user_id, state=cmd.state.value,
                      reason=cmd.reason.value, detail=cmd.detail)

@@ -119,6 +119,9 @@ async def test_the_soap_deadline_is_the_transports_and_ends_the_attempt_as_a_tim
     assert len(stalled) == 2
     assert [(m.label, m.cause) for _c, m in measured[:2]] == [("soap/login", "timeout:soap")] * 2
     assert client.machine.end_detail == "timeout:soap"
+    # the failed sign-in as a whole is counted under the same true cause, not as an unclassified error
+    (login,) = [m for _c, m in measured if m.label == "client/login"]
+    assert (login.ok, login.cause) == (False, "timeout:soap")
     await rt.aclose()
 
 
