@@ -297,7 +297,9 @@ class EmulatedClient:
             self._xmpp.kill()
             self._xmpp = None
         failure = RuntimeError(f"{cmd.state.value}: {cmd.reason.value} ({cmd.detail})")
-        cause = cmd.detail or cmd.reason.value  # the last attempt's failure class names the true cause
+        # the end reason names the failure of the whole sign-in or re-login (docs/failure-causes.md); each
+        # attempt's own failure is already counted under its class: not counted twice
+        cause = cmd.reason.value
         if self._login_t0 is not None and cmd.reason is not EndReason.STOP_REQUESTED:
             rt.report(self.user_id, mx.Measurement.of(mx.CLIENT_LOGIN, (now - self._login_t0) * 1000.0,
                                                       exception=failure, cause=cause))

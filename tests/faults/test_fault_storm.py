@@ -162,3 +162,9 @@ async def test_storm_with_a_short_timeout_and_a_bounded_queue_accounts_for_every
         assert set(logins) <= {"soap/session-login", "soap/login"} and table[cause]["nodes"] == {N2: table[cause]["count"]}
         assert table[cause]["count"] == sum(logins.values()) == causes[cause]
         assert 0 <= table[cause]["first_s"] <= table[cause]["last_s"] <= summary.data["duration_s"]
+    # a client that gave up: its re-login as a whole is one failure under its end reason (each of its
+    # attempts is counted above, under the attempt's own class), never "unclassified"
+    if gave_up:
+        assert table["relogin-failed"]["requests"] == {"ha/relogin": gave_up}
+        assert table["relogin-failed"]["clients"] == gave_up
+    assert not any(cause.startswith("unclassified") for cause in table), sorted(table)
