@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import slixmpp
-from raw_xmpp import DOMAIN, TIMEOUT_S
+from raw_xmpp import DOMAIN, TIMEOUT_S, RawXmppClient
 from waiting import wait_until
 
 from mock_server.pair.runner import MockPair
@@ -28,7 +28,7 @@ from mock_server.users import provision
 __all__ = [
     "DOMAIN", "N1", "N2", "FAST_PARAMS", "TIMEOUT_S", "SoapResult", "fast_config", "started_pair", "soap",
     "soap_login_otp", "slix_client", "slix_connected", "transitions", "wait_transitions", "PairPool", "home_users",
-    "contacts_on_other_node", "node_of", "xmpp_port", "cpa_url",
+    "contacts_on_other_node", "node_of", "online", "xmpp_port", "cpa_url",
 ]
 
 N1, N2 = DEFAULT_NODE_NAMES
@@ -57,6 +57,13 @@ async def started_pair(config: PairConfig | None = None, **kw: Any) -> AsyncIter
         if pair.config.ha_enabled:
             await pair.wait_for_states({N1: "Normal", N2: "Normal"}, timeout_s=10)
         yield pair
+
+
+async def online(pair: MockPair, node: str, user: str, *, resource: str = "probe", **kw: Any) -> RawXmppClient:
+    """A raw XMPP client of ``user`` signed in on ``node`` with its initial presence sent."""
+    client = await RawXmppClient.open(xmpp_port(pair, node))
+    await client.login(user, resource=resource, presence=True, **kw)
+    return client
 
 
 def node_of(pair: MockPair, name: str) -> dict[str, Any]:

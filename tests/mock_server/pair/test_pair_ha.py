@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from pair_support import (
-    N1, N2, PairPool, cpa_url, fast_config, soap, soap_login_otp, wait_transitions, xmpp_port,
-)
+from pair_support import N1, N2, cpa_url, online, soap, soap_login_otp, wait_transitions, xmpp_port
 from raw_xmpp import RawXmppClient
 from waiting import wait_until
 
@@ -25,32 +21,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 U1, U2, U3 = "user00001", "user00002", "user00003"  # homes: imp1, imp2, imp1; U1 and U2 are contacts
 CSD, ADMIN, DB = "Critical Service Down", "On Admin Request", "Database Failure"
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def pool() -> AsyncIterator[PairPool]:
-    pool = PairPool(fast_config(users=10))
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def pair(pool: PairPool) -> MockPair:
-    return await pool.get()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-async def online(pair: MockPair, node: str, user: str, *, resource: str = "probe", **kw: Any) -> RawXmppClient:
-    probe = await RawXmppClient.open(xmpp_port(pair, node))
-    await probe.login(user, resource=resource, presence=True, **kw)
-    return probe
 
 
 async def still_served(probe: RawXmppClient) -> None:

@@ -10,13 +10,11 @@ reads the next stanza, so everything it would ever send for the probe is in thos
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from pair_support import N1, N2, PairPool, cpa_url, fast_config, soap_login_otp, wait_transitions, xmpp_port
+from pair_support import N1, N2, cpa_url, online, soap_login_otp, wait_transitions, xmpp_port
 from raw_xmpp import RawXmppClient
 
 from mock_server.pair.runner import MockPair
@@ -27,32 +25,6 @@ U1, U2 = "user00001", "user00002"  # homes: imp1, imp2; roster contacts of each 
 ADMIN = "On Admin Request"
 U2_AVAILABLE = rb"<presence from='user00002@example.test/"
 U2_GONE = rb"<presence type='unavailable' from='user00002@example.test/"
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def pool() -> AsyncIterator[PairPool]:
-    pool = PairPool(fast_config(users=10))
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def pair(pool: PairPool) -> MockPair:
-    return await pool.get()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-async def online(pair: MockPair, node: str, user: str, *, resource: str = "probe", **kw: Any) -> RawXmppClient:
-    client = await RawXmppClient.open(xmpp_port(pair, node))
-    await client.login(user, resource=resource, presence=True, **kw)
-    return client
 
 
 async def sign_in_and_look(pair: MockPair, node: str, user: str, **kw: Any) -> tuple[RawXmppClient, bytes]:
