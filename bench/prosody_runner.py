@@ -41,13 +41,50 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _encode_host(host: str) -> str:
+def encode_host(host: str) -> str:
     """Prosody's data-path encoding of a host name (``.`` -> ``%2e``, ``-`` -> ``%2d``)."""
     return "".join(c if c.isalnum() else f"%{ord(c):02x}" for c in host)
 
 
-def _lua_string(text: str) -> str:
+def lua_string(text: str) -> str:
+    """``text`` as a Lua string literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_accounts(data: Path, domain: str, users: Sequence[tuple[str, str]]) -> Path:
+    """``internal_plain`` account files straight into Prosody's data dir (what ``prosodyctl register``
+    writes); returns the host's data directory."""
+    host = data / encode_host(domain)
+    (host / "accounts").mkdir(parents=True, exist_ok=True)
+    for user, password in users:
+        (host / "accounts" / f"{user}.dat").write_text(f"return {{\n\t[\"password\"] = {lua_string(password)};\n}};\n",
+                                                       encoding="utf-8")
+    return host
+
+
+def prosody_config(*, work: Path, data: Path, port: int, domain: str, log: str, writer: str) -> str:
+    """A Prosody 0.12 config: c2s only on 127.0.0.1:``port``, plain TCP, PLAIN and SCRAM, internal
+    storage in ``data``, roster, ping and disco; ``log`` is a Lua log table body (``error = "..."``);
+    ``writer`` names who wrote it (the first line). Shared by this bench and tests/peers."""
+    return f"""-- written by {writer}
+pidfile = "{work}/prosody.pid"
+data_path = "{data}"
+interfaces = {{ "127.0.0.1" }}
+c2s_interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+storage = "internal"
+modules_enabled = {{ "roster", "saslauth", "ping", "disco" }}
+modules_disabled = {{ "s2s", "tls", "offline", "c2s_timeout" }}
+log = {{ {log} }}
+run_as_root = true
+VirtualHost "{domain}"
+"""
 
 
 @dataclass(kw_only=True)
@@ -66,32 +103,11 @@ class ProsodyServer:
     workdir: Path | None = field(default=None)
 
     def _config(self, work: Path) -> str:
-        return f"""-- written by bench/prosody_runner.py
-pidfile = "{work}/prosody.pid"
-data_path = "{work}/data"
-interfaces = {{ "127.0.0.1" }}
-c2s_interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {self.port} }}
-s2s_ports = {{ }}
-http_ports = {{ }}
-https_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-storage = "internal"
-modules_enabled = {{ "roster", "saslauth", "ping", "disco" }}
-modules_disabled = {{ "s2s", "tls", "offline", "c2s_timeout" }}
-log = {{ error = "{work}/prosody.err" }}
-run_as_root = true
-VirtualHost "{self.domain}"
-"""
+        return prosody_config(work=work, data=work / "data", port=self.port, domain=self.domain,
+                              log=f'error = "{work}/prosody.err"', writer="bench/prosody_runner.py")
 
     def _write_users(self, data: Path) -> None:
-        accounts = data / _encode_host(self.domain) / "accounts"
-        accounts.mkdir(parents=True, exist_ok=True)
-        for user, password in self.users:
-            (accounts / f"{user}.dat").write_text(f"return {{\n\t[\"password\"] = {_lua_string(password)};\n}};\n",
-                                                  encoding="utf-8")
+        write_accounts(data, self.domain, self.users)
 
     @contextlib.asynccontextmanager
     async def running(self, start_timeout_s: float = 30.0) -> AsyncIterator[ProsodyServer]:

@@ -25,11 +25,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from prosody_runner import lua_string, prosody_config, write_accounts  # noqa: E402  (the Prosody set-up the bench uses)
 
 __all__ = ["EJABBERD_ERL", "PROSODY", "EjabberdPeer", "PeerServer", "ProsodyPeer", "free_port"]
 
@@ -139,15 +143,6 @@ class PeerServer:
         return text
 
 
-def _prosody_host(host: str) -> str:
-    """Prosody's data-path encoding of a host name (``.`` -> ``%2e``, ``-`` -> ``%2d``)."""
-    return "".join(c if c.isalnum() else f"%{ord(c):02x}" for c in host)
-
-
-def _lua(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 @dataclass(kw_only=True, eq=False)
 class ProsodyPeer(PeerServer):
     """Debian's Prosody 0.12 in the foreground (``-F``), c2s only, plain TCP, PLAIN and SCRAM."""
@@ -156,41 +151,22 @@ class ProsodyPeer(PeerServer):
 
     def prepare(self) -> None:
         work, data = self.workdir, self.workdir / "data"
-        host = data / _prosody_host(self.domain)
-        (host / "accounts").mkdir(parents=True, exist_ok=True)
+        host = write_accounts(data, self.domain, self.users)
         (host / "roster").mkdir(parents=True, exist_ok=True)
-        for user, password in self.users:
-            (host / "accounts" / f"{user}.dat").write_text(
-                f"return {{\n\t[\"password\"] = {_lua(password)};\n}};\n", encoding="utf-8")
         rosters: dict[str, list[str]] = {}
         for a, b in self.contacts:
             rosters.setdefault(a, []).append(b)
             rosters.setdefault(b, []).append(a)
         for user, items in rosters.items():
-            rows = "".join(f"\t[{_lua(f'{c}@{self.domain}')}] = {{ [\"subscription\"] = \"both\"; "
+            rows = "".join(f"\t[{lua_string(f'{c}@{self.domain}')}] = {{ [\"subscription\"] = \"both\"; "
                            f"[\"groups\"] = {{}}; }};\n" for c in items)
             (host / "roster" / f"{user}.dat").write_text(
                 f"return {{\n\t[false] = {{ [\"version\"] = 1; [\"pending\"] = {{}}; }};\n{rows}}};\n",
                 encoding="utf-8")
-        (work / "prosody.cfg.lua").write_text(f"""-- written by tests/peers/peer_servers.py
-pidfile = "{work}/prosody.pid"
-data_path = "{data}"
-interfaces = {{ "127.0.0.1" }}
-c2s_interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {self.port} }}
-s2s_ports = {{ }}
-http_ports = {{ }}
-https_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-storage = "internal"
-modules_enabled = {{ "roster", "saslauth", "ping", "disco" }}
-modules_disabled = {{ "s2s", "tls", "offline", "c2s_timeout" }}
-log = {{ info = "{work}/prosody.log" }}
-run_as_root = true
-VirtualHost "{self.domain}"
-""", encoding="utf-8")
+        (work / "prosody.cfg.lua").write_text(
+            prosody_config(work=work, data=data, port=self.port, domain=self.domain,
+                           log=f'info = "{work}/prosody.log"', writer="tests/peers/peer_servers.py"),
+            encoding="utf-8")
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         return [PROSODY, "--config", str(self.workdir / "prosody.cfg.lua"), "-F"], {}
