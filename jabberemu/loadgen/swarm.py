@@ -26,7 +26,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-import requests
 
 from jabberemu.config import ClientSettings
 from jabberemu.errors import ConfigError, JabberEmuError
@@ -36,6 +35,7 @@ from jabberemu.loadgen.options import (
     Assignment, Target, UserSpec, check_options, home_node, load_users_csv, settings_from_options,
     target_from_options,
 )
+from jabberemu.loadgen.pairinfo import detect_assignment, mock_login_model, mock_upper_limit
 from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan, soak_drill
 from jabberemu.loadgen.serverdata import ServerDataCollector
@@ -46,8 +46,7 @@ from jabberemu.rundata import DetailLevel
 from jabberemu.runtime import Runtime
 from jabberemu.serverpoll import mock_parameters
 
-__all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver",
-           "detect_assignment"]
+__all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,53 +68,6 @@ def use_threaded_resolver() -> None:
     import aiohttp.resolver
 
     setattr(aiohttp.connector, "DefaultResolver", aiohttp.resolver.ThreadedResolver)  # noqa: B010
-
-
-def detect_assignment(admin_url: str) -> Assignment:
-    """Ask the mock's ``/api/status`` where users are homed: all on node 1 = Active-Standby.
-
-    Returns:
-        ACTIVE_STANDBY when every node after the first has no assigned user, else BALANCED (also
-        when the admin API cannot be read: the mock's default).
-    """
-    if not admin_url:
-        return Assignment.BALANCED
-    try:
-        nodes = requests.get(admin_url.rstrip("/") + "/api/status", timeout=10).json()["nodes"]
-        counts = [int(n.get("assigned_users", 0)) for n in nodes]
-    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-        logger.warning("could not read the user assignment from %s (%s); assuming balanced", admin_url, exc)
-        return Assignment.BALANCED
-    if len(counts) > 1 and counts[0] > 0 and not any(counts[1:]):
-        return Assignment.ACTIVE_STANDBY
-    return Assignment.BALANCED
-
-
-def mock_login_model(admin_url: str) -> dict[str, Any] | None:
-    """The first node's login admission settings as the mock reports them (``/api/status``), or None
-    on a real pair or when it cannot be read (docs/login-model.md §1)."""
-    if not admin_url:
-        return None
-    try:
-        nodes = requests.get(admin_url.rstrip("/") + "/api/status", timeout=10).json()["nodes"]
-        model = nodes[0].get("login_model")
-        return dict(model) if isinstance(model, dict) else None
-    except (requests.RequestException, ValueError, KeyError, TypeError, IndexError) as exc:
-        logger.debug("login model of the mock not read from %s: %s", admin_url, exc)
-        return None
-
-
-def mock_upper_limit(admin_url: str) -> float | None:
-    """The highest Client Re-Login Upper Limit the mock's nodes hand out (``/api/parameters``), or
-    None on a real pair or when it cannot be read."""
-    if not admin_url:
-        return None
-    try:
-        params = requests.get(admin_url.rstrip("/") + "/api/parameters", timeout=10).json()
-        return max(float(p["relogin_upper_s"]) for p in params.values())
-    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as exc:
-        logger.debug("re-login limits of the mock not read from %s: %s", admin_url, exc)
-        return None
 
 
 INIT_WAIT_S = 60.0
