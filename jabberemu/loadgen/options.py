@@ -16,6 +16,7 @@ from jabberemu.config import ActivityRates, ClientSettings, NodeAddress, Relogin
 from jabberemu.errors import ConfigError
 from jabberemu.loadgen.users_csv import Assignment, UserSpec, home_node, load_users_csv, localpart_problem
 from jabberemu.throttle.planner import DEFAULT_MAX_WAIT_P99_S
+from jabberemu.xmpp.source import parse_source_addresses
 
 __all__ = [
     "OPTION_NAMES",
@@ -40,7 +41,7 @@ OPTION_NAMES = (
     "drill",
     "run_dir", "server_login_rate", "max_login_wait", "recovery_margin", "progress", "loop_lag_warn_ms", "cpu_warn",
     "fail_on_verdict", "report", "assignment", "prometheus_port", "prometheus_host", "record_detail",
-    "record_rotate_mb", "drill_every", "drill_node",
+    "record_rotate_mb", "drill_every", "drill_node", "source_addresses",
 )
 
 
@@ -110,6 +111,9 @@ def add_options(parser: Any) -> None:
                    "is judged as a soak: drift checks). Default 0 = off")
     d.add_argument("--drill-node", env_var="JABBEREMU_DRILL_NODE", default="",
                    help="the node --drill-every fails over (default: the pair's first node)")
+    d.add_argument("--source-addresses", env_var="JABBEREMU_SOURCE_ADDRESSES", default="",
+                   help="local IP addresses the XMPP connections come from, in turn (e.g. 127.0.0.1,127.0.0.2): "
+                        "more clients per node than one address has ephemeral ports (default: the kernel's choice)")
     d.add_argument("--run-dir", env_var="JABBEREMU_RUN_DIR", default="",
                    help="where run data and the report go (default reports/<run-id>)")
     d.add_argument("--server-login-rate", env_var="JABBEREMU_SERVER_LOGIN_RATE", type=float, default=0.0,
@@ -382,6 +386,11 @@ def option_problems(opts: Any) -> list[str]:
         problems += _pattern_problems(opts)
     if opts.fail_on_verdict and not opts.report:
         problems.append("--fail-on-verdict needs --report (the verdict is the report's)")
+    if opts.source_addresses:
+        try:
+            parse_source_addresses(opts.source_addresses)
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 

@@ -42,9 +42,12 @@ from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.workers import Workers
+from jabberemu.preflight import host_limits, raise_fd_limit
+from jabberemu.preflight import problems as preflight_problems
 from jabberemu.rundata import DetailLevel
 from jabberemu.runtime import Runtime
 from jabberemu.serverpoll import mock_parameters
+from jabberemu.xmpp.source import SourceAddressConnector, parse_source_addresses
 
 __all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver"]
 
@@ -83,6 +86,8 @@ class Swarm:
         self.ready = gevent.event.Event()
         """Set once ``events.init`` is done: a worker's runner may receive users before that."""
         self.runtime: Runtime | None = None
+        self.source_addresses: tuple[str, ...] = ()
+        """``--source-addresses``: where the XMPP connections come from, in turn (empty: the kernel chooses)."""
         self.settings: ClientSettings | None = None
         self.target: Target | None = None
         self.assignment = Assignment.BALANCED
@@ -133,6 +138,10 @@ class Swarm:
         self.stall_ms = float(opts.loop_lag_warn_ms)
         DRILL.configure(self._drill_text(opts), self.target.admin_url)
         self._check_drill(opts)
+        self.source_addresses = parse_source_addresses(opts.source_addresses) if opts.source_addresses else ()
+        raise_fd_limit()  # one socket per client: the soft limit (often 1,024) up to the hard one
+        if not isinstance(environment.runner, WorkerRunner):
+            self._preflight(environment, opts)
         assignment = Assignment(opts.assignment)
         self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
         if opts.users_csv:  # the target's nodes are known now: homes are checked, missing ones assigned
@@ -202,8 +211,26 @@ class Swarm:
 
     async def _make_runtime(self, pair: Any, settings: ClientSettings, seed: int) -> Runtime:
         # the one road of a measurement: Runtime.report -> Locust (the bridge's queue) and the run data (sink)
+        connector = SourceAddressConnector(self.source_addresses) if self.source_addresses else None
         return await Runtime.create(pair, settings, run_seed=seed, measure=self.bridge.record_measurement,
-                                    sink=self.sink)
+                                    sink=self.sink, xmpp_connector=connector)
+
+    def _preflight(self, environment: Any, opts: Any) -> None:
+        """Refuse a run that would outgrow this host's fds, ephemeral ports or memory (``preflight``).
+
+        Raises:
+            ConfigError: every limit it would run out of, with the shortfall, in one line.
+        """
+        from locust.runners import MasterRunner
+
+        processes = 1
+        if isinstance(environment.runner, MasterRunner):
+            forked = int(getattr(opts, "processes", 0) or 0)
+            processes = (os.cpu_count() or 1) if forked < 0 else forked or int(getattr(opts, "expect_workers", 1) or 1)
+        found = preflight_problems(clients=int(opts.num_users or 0), processes=processes,
+                                   source_addresses=len(self.source_addresses) or 1, limits=host_limits())
+        if found:
+            raise ConfigError("this host cannot hold the run: " + "; ".join(found))
 
     def on_test_start(self, environment: Any, **_kw: Any) -> None:
         self.started_ts = time.time()

@@ -49,6 +49,8 @@ BAD_INPUTS: list[tuple[str, tuple[str, ...], dict[str, str | bytes], str]] = [
      f"--users-csv {{dir}}/u.csv, line 2: no password for user 'bob' (a row holds {COLUMNS})"),
     ("csv-too-short", ("-u", "3", "--users-csv", "{dir}/u.csv"), {"u.csv": "alice,pw\nbob,pw\n"},
      "--users-csv: 2 users in {dir}/u.csv, 3 asked for with -u"),
+    ("source-address-not-ip", ("--source-addresses", "127.0.0.2,imp1.corp"), {},
+     "--source-addresses: 'imp1.corp' is not an IP address"),
     ("soak-shorter-than-a-wave", ("--drill-every", "300"), {},
      "--drill-every (300 s) must give each wave its window: at least the upper limit + the recovery margin = 542 s"),
     ("soak-does-not-fit", ("--drill-every", "600", "-t", "1000s"), {},
@@ -78,6 +80,24 @@ def test_bad_input_ends_the_run_at_start_in_one_line(name: str, args: tuple[str,
     assert errors == [f"jabberemu: error: {line.replace('{dir}', str(tmp_path))}"], err[-2000:]
     assert "Traceback" not in err, err[-2000:]
     assert run.records() == []  # no client started
+
+
+def test_a_run_this_host_cannot_hold_is_refused_before_it_starts(tmp_path: Path, locust_run: Any) -> None:
+    """The pre-flight check through Locust: 60,000 clients in one process outgrow this host's descriptors
+    and one source address's ephemeral ports towards one node; both said at start, in one line."""
+    from jabberemu.preflight import host_limits, problems
+
+    expected = problems(clients=60_000, processes=1, source_addresses=1, limits=host_limits())
+    assert any(p.startswith("ephemeral ports:") for p in expected)  # 60,000 > any stock port range
+    (tmp_path / "fake-topology.json").write_text(json.dumps(FAKE_TOPOLOGY), encoding="utf-8")
+    run = locust_run("--headless", "-r", "2", "-u", "60000", "-t", "120s",
+                     "--topology", str(tmp_path / "fake-topology.json"))
+    assert run.wait(60) == 2
+    err = run.err_text()
+    errors = [x for x in err.splitlines() if x.startswith("jabberemu: error:")]
+    assert errors == ["jabberemu: error: this host cannot hold the run: " + "; ".join(expected)], err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert run.records() == []
 
 
 def _expect_all_signed_in(run: Any, users: list[str], swarm_tools: Any) -> None:

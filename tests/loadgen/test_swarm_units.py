@@ -212,6 +212,7 @@ VALUES: dict[str, tuple[str, object]] = {
     "record_rotate_mb": ("8", 8.0),
     "drill_every": ("600", 600.0),
     "drill_node": ("imp2.example.test", "imp2.example.test"),
+    "source_addresses": ("127.0.0.2,127.0.0.3", "127.0.0.2,127.0.0.3"),
 }
 
 _PARSE = """
