@@ -517,12 +517,38 @@ def start_bridge(bridge: AsyncioBridge) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def guard_csv_writer() -> None:
+    """End Locust's ``--csv`` writer greenlet quietly once its files are closed (idempotent).
+
+    Locust 2.47's ``shutdown()`` closes the CSV files, then exits (locust PR #3486); when the hub runs
+    once more in between (threads joined at exit), the writer greenlet, still in its loop, writes to a
+    closed file and prints ``ValueError: I/O operation on closed file`` with a traceback (seen once in
+    ``tests/loadgen/test_distributed.py`` under a parallel suite). The files are complete by then.
+    """
+    from locust.stats import StatsCSVFileWriter
+
+    original = StatsCSVFileWriter.stats_writer
+    if getattr(original, "_jabberemu_guard", False):
+        return
+
+    def stats_writer(self: Any) -> None:
+        try:
+            original(self)
+        except ValueError:
+            if not self.requests_csv_filehandle.closed:
+                raise
+
+    stats_writer._jabberemu_guard = True  # type: ignore[attr-defined]
+    StatsCSVFileWriter.stats_writer = stats_writer  # type: ignore[method-assign]
+
+
 def install(events: Any) -> Swarm:
     """Wire :data:`SWARM` and its bridge to Locust's events (call once, from the locustfile)."""
     from jabberemu.loadgen.options import add_options
 
     bridge = SWARM.bridge
     bridge.fire = events.request.fire
+    guard_csv_writer()
     events.init_command_line_parser.add_listener(add_options)
     # One loop for the process's whole life: the runtime (HTTP pool, TLS context) lives on it, so
     # it is not stopped between tests in the web UI, only when Locust quits.

@@ -250,3 +250,17 @@ def test_every_option_from_env_and_from_conf(tmp_path: Path, swarm_tools: object
     other = tmp_path / "sub"
     other.mkdir()
     assert _parse_in_subprocess(["--config", str(conf)], {}, other, swarm_tools) == want
+
+
+def test_the_csv_writer_ends_quietly_once_its_files_are_closed(tmp_path: Path) -> None:
+    from locust.env import Environment
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
+
+    from jabberemu.loadgen.swarm import guard_csv_writer
+
+    guard_csv_writer()
+    guard_csv_writer()  # idempotent: wrapped once
+    writer = StatsCSVFileWriter(Environment(), PERCENTILES_TO_REPORT, str(tmp_path / "out"))
+    writer.close_files()
+    assert writer.stats_writer() is None  # Locust's own writer raised "I/O operation on closed file" here
+    assert (tmp_path / "out_stats.csv").exists()
