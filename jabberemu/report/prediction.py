@@ -24,6 +24,8 @@ limits). Figures the run cannot measure (no server counters against a real pair)
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 import math
 from collections.abc import Mapping
@@ -50,6 +52,7 @@ from jabberemu.throttle import (
 
 __all__ = [
     "AGREEMENT_REL",
+    "CENSORED_FIGURES",
     "MAX_CLIENT_REPLICAS",
     "MIN_REPLICAS",
     "PREDICTION_REPLICAS",
@@ -59,6 +62,7 @@ __all__ = [
     "predict",
     "server_model",
     "suspects",
+    "without_censored",
 ]
 
 #: A measured figure within this fraction of the model's median agrees even outside the band.
@@ -171,10 +175,15 @@ def _opt_float(value: object) -> float | None:
 
 
 def _measured(w: Wave, s: WaveStorm) -> list[tuple[str, str, float | None, str]]:
-    """(name, unit, measured value, model band field) of each figure this run measured."""
+    """(name, unit, measured value, model band field) of each figure this run measured.
+
+    A wave the end of the run cut (``pending`` clients still inside their window) has no recovery
+    percentiles to compare: only its early recoveries were seen, a censored sample the model's whole
+    distribution would always call too fast; they are left out (None: not measured)."""
     busiest = s.nodes[0] if s.nodes else None
     served_peak = float(busiest.served.max()) if busiest is not None and busiest.served.size else None
-    back = w.relogin_t - float(w.ha_t.min()) if w.ha_t.size and w.relogin_t.size else np.empty(0)
+    cut = w.pending > 0
+    back = w.relogin_t - float(w.ha_t.min()) if w.ha_t.size and w.relogin_t.size and not cut else np.empty(0)
     return [
         ("peak served (1 s bins)", "logins/s", served_peak, "served_peak"),
         ("queue peak", "logins", float(s.queue_peak) if s.queue_peak is not None else None, "queue_peak"),
@@ -233,6 +242,20 @@ def predict(data: RunData, w: Wave, s: WaveStorm, *, replicas: int = PREDICTION_
         return comp
     return WavePrediction(wave=w.index, model=model, soap_timeout_s=soap_timeout_s, result=result,
                           comparisons=comparisons, suspects=tuple(suspects(data, w, s, model)))
+
+
+CENSORED_FIGURES = ("recovery p50 (from the wave's start)", "recovery p99 (from the wave's start)")
+"""Figures a wave cut by the end of the run cannot compare (see :func:`_measured`)."""
+
+
+def without_censored(p: WavePrediction) -> WavePrediction:
+    """``p`` without the recovery figures of a wave the end of the run cut (the streaming report learns
+    that a wave was cut only at the end, after its prediction)."""
+    kept = tuple(c for c in p.comparisons if c.name not in CENSORED_FIGURES)
+    if len(kept) == len(p.comparisons):
+        return p
+    agrees = all(c.agrees for c in kept)
+    return dataclasses.replace(p, comparisons=kept, suspects=() if agrees else p.suspects)
 
 
 def _shifted(b: Band, by: float) -> Band:

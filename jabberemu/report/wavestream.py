@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jabberemu.report.prediction import WavePrediction, predict
+from jabberemu.report.prediction import WavePrediction, predict, without_censored
 from jabberemu.report.records import (
     Action,
     ConnectedRecord,
@@ -290,7 +290,8 @@ class WaveStream:
         for m in sorted(self.measured, key=lambda m: m.wave.index):
             pending = pending_count(m.wave, margin_s=self.margin_s, run_end=run_end, t0=self.info.started_ts,
                                     gave_up=gave_up)
-            out.append(replace(m, wave=replace(m.wave, pending=pending)))
+            prediction = without_censored(m.prediction) if pending and m.prediction is not None else m.prediction
+            out.append(replace(m, wave=replace(m.wave, pending=pending), prediction=prediction))
         return out
 
     @property

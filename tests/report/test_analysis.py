@@ -204,6 +204,10 @@ def test_partial_run_counts_clients_without_end_record(tmp_path: Path) -> None:
     done = sum(1 for t in truth.waves[0].completion_t if t <= cfg.failover_at_s + 12)
     assert wave["recovered"] == done and 0 < done < 50
     assert wave["pending"] == 50 - done
+    # a cut wave's recoveries are a censored sample (only the early ones were seen): not compared with the
+    # model's whole distribution, which would always call them too fast; the other figures still are
+    compared = [r["name"] for r in wave["measured_vs_predicted"]]
+    assert compared and not any(name.startswith("recovery") for name in compared), compared
     # nothing failed, but the run was cut: not tested, never PASS (issue 16)
     assert summary["verdict"] == "INCONCLUSIVE"
     assert any(f"{50 - done} of 50 clients were still inside their re-login window" in r for r in summary["reasons"])
