@@ -87,9 +87,9 @@ async def test_storm_with_an_unbounded_queue_serves_at_capacity_and_fails_the_ve
     assert wave["clients"] == wave["recovered"] == len(movers)
     assert wave["busiest_node"] == N2 and wave["demand_peak_1s"] > 2 * RATE  # the window: ~100 in a second
     # served as the clients saw the answers: the node's exact bound is checked above on its own rows;
-    # answers seen by clients a loaded loop delayed can bunch a little (23/s seen once under a parallel
-    # suite), never to the unthrottled ~100/s
-    assert RATE - 1 <= wave["served_peak_1s"] <= (RATE + BURST) * 1.25
+    # answers a loaded client loop delayed bunch (23/s and 29/s seen under a parallel suite), never
+    # towards the unthrottled ~100/s of the demand
+    assert RATE - 1 <= wave["served_peak_1s"] <= 2 * (RATE + BURST) < wave["demand_peak_1s"]
     assert wave["queue_peak"] >= 50 and wave["busy"] == wave["timeouts"] == 0
     assert wave["recovered_by"] == {"round 1 (session login)": len(movers)}
     assert summary.verdict.value == "FAIL"
