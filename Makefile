@@ -17,10 +17,10 @@ venv: $(STAMP)
 # gevent monkey-patching (import locust) must not leak into the asyncio tests, and pytest-xdist's
 # workers deadlock under it: the Locust tests run in two pytest processes of their own (--shard, by
 # file), beside the rest. Most of the suite waits on timers of real processes (drills, mock pairs),
-# so the rest runs on more workers than cores; a file stays on one worker (--dist loadfile: a
+# so the rest runs on more workers (3) than cores; a file stays on one worker (--dist loadfile: a
 # module's shared fixtures run once, each part of the README chain in order). The Locust tests'
 # output follows when all are done.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 LOCUST_TESTS := $(PY) -m pytest tests/loadgen -p no:asyncio -p no:aiohttp
 test: $(STAMP)
 	@rm -f .test-loadgen-*.log
