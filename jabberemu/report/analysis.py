@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-from jabberemu.report.failures import FailureRow, FailureTable
+from jabberemu.report.failures import FailureRow, failure_table
 from jabberemu.report.health import GeneratorHealth, generator_health
 from jabberemu.report.limits import LimitsSeen, limits_of
 from jabberemu.report.latency import LatencyRow, PhaseSpan, latency_table, phase_spans
@@ -197,15 +197,6 @@ class AccountBuilder:
         return max(self._first_connected.values()) - self.t0 if self._first_connected else None
 
 
-def _failures(data: RunData) -> list[FailureRow]:
-    table = FailureTable(data.info.started_ts)
-    for r in data.requests:
-        table.add(r)
-    for s in data.request_summaries:
-        table.add_summary(s)
-    return table.rows()
-
-
 def _builder(data: RunData) -> AccountBuilder:
     first = next((a for a in data.actions if a.kind.moves_sessions_away), None)
     builder = AccountBuilder(data.info.clients, first, data.info.started_ts)
@@ -287,6 +278,7 @@ def analyze(data: RunData, *, gap_s: float = DEFAULT_GAP_S, recovery_margin_s: f
         latency=latency_table(data, spans),
         accounting=builder.accounting(), generator=health,
         duration_s=max(0.0, data.t(data.last_ts)), readiness=builder.readiness(),
-        failures=_failures(data),
+        failures=failure_table(data.requests, started_ts=data.info.started_ts,
+                               summaries=data.request_summaries),
         limits=limits_of(data.waits, data.info), soak=soak_of(data), ready_s=builder.ready_s(),
     )

@@ -50,18 +50,22 @@ def cause_of(record: RequestRecord) -> str:
     return f"{UNCLASSIFIED}:{error}" if error else UNCLASSIFIED
 
 
-def failure_table(requests: Iterable[RequestRecord], *, started_ts: float) -> list[FailureRow]:
+def failure_table(requests: Iterable[RequestRecord], *, started_ts: float,
+                  summaries: Iterable[RequestSummaryRecord] = ()) -> list[FailureRow]:
     """Group the failed requests by cause.
 
     Args:
         requests: request records in any order (only failed ones count).
         started_ts: the run's start (Unix seconds), the origin of ``first_s`` / ``last_s``.
+        summaries: per-second ``request_summary`` records (their failures by cause).
     Returns:
         One row per cause, most failures first (then by cause).
     """
     table = FailureTable(started_ts)
     for r in requests:
         table.add(r)
+    for summary in summaries:
+        table.add_summary(summary)
     return table.rows()
 
 
