@@ -394,9 +394,10 @@ class XmppSession(LeanClientXMPP):
         self._ping_handle = None
         if self.phase is not Phase.UP:
             return
+        t0 = self._mono()  # before the send, which starts the timeout: an unanswered ping measures >= the timeout
         fut = self.send_raw_iq("get", _PING_PAYLOAD, self.timeouts.ping_timeout_s, to=self.boundjid.domain)
         self._ping_future = fut
-        fut.add_done_callback(functools.partial(self._pinged, self._mono()))
+        fut.add_done_callback(functools.partial(self._pinged, t0))
 
     def _pinged(self, t0: float, f: asyncio.Future[Any]) -> None:
         self._ping_future = None
