@@ -117,6 +117,12 @@ class C2sConnection(asyncio.Protocol):
             self.abort_handle.cancel()
         self.end_session()
         self.listener.release(self)
+        # Ended connections are freed by reference counting, not by a full GC pass (issue 19): the
+        # stream's XML parser and CPython's socket transport (its ``_read_ready_cb`` is a bound
+        # method of itself, CPython 3.11) each hold a reference cycle; both are released here.
+        self.stream.release()
+        if getattr(self.transport, "_read_ready_cb", None) is not None:
+            self.transport._read_ready_cb = None  # type: ignore[union-attr]
 
     def pause_writing(self) -> None:
         if self.transport is not None and not self.upgrading:

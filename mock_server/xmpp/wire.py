@@ -162,6 +162,8 @@ class C2sStream:
 
     def _go(self, inp: WireInput) -> None:
         self.state = next_state(self.state, inp)
+        if self.state is WireState.CLOSED:
+            self._parser.close()
 
     def _fail(self, condition: StreamCondition, text: str | None = None) -> None:
         # With a StreamOpened still unanswered, the caller writes our header when it answers it,
@@ -355,6 +357,7 @@ class C2sStream:
             hostname_hints=hostname_hints)).encode()
 
     def _restart(self) -> None:
+        self._parser.close()  # frees the old stream's parser now, not at the next full GC pass
         self._parser = StreamParser(self.settings.limits)
         self._header_sent = False
         self._opened = None
@@ -434,11 +437,17 @@ class C2sStream:
     def _error_bytes(self, condition: StreamCondition, text: str | None, *, header: bool) -> bytes:
         head = self._header() if header else ""
         self.state = WireState.CLOSED
+        self._parser.close()
         return (head + render.stream_error(condition, text)).encode()
+
+    def release(self) -> None:
+        """The connection is gone (no stream close was exchanged): free the parser now."""
+        self._parser.close()
 
     def close(self) -> bytes:
         """Our closing ``</stream:stream>`` (RFC 6120 §4.4), or ``b""`` when nothing is open."""
         was_open = self._header_sent or self._opened is not None  # a pending header is written first
         self.state = WireState.CLOSED
+        self._parser.close()
         self._header_sent = False
         return b"</stream:stream>" if was_open else b""

@@ -139,6 +139,11 @@ def _tag_end(buf: bytearray | bytes, start: int) -> int:
     return m.end() - 1
 
 
+_HANDLERS = ("StartDoctypeDeclHandler", "EntityDeclHandler", "CommentHandler", "ProcessingInstructionHandler",
+             "StartNamespaceDeclHandler", "StartElementHandler", "EndElementHandler", "CharacterDataHandler")
+"""The expat handlers :class:`StreamParser` sets (and :meth:`StreamParser.close` clears)."""
+
+
 class StreamParser:
     """Incremental reader of one XML stream; create a new one on every stream restart.
 
@@ -171,6 +176,18 @@ class StreamParser:
         self._pending_ns: dict[str, str] = {}
         self._items: list[ParseItem] = []
         self._ended = False
+
+    def close(self) -> None:
+        """Stop parsing and release expat's handlers.
+
+        The handlers are bound methods of this object, held by the expat parser it holds: a reference
+        cycle that only a full GC pass would free, keeping each ended stream's parser, buffers and
+        everything they reach in memory until then (issue 19). Closing breaks it, so reference counting
+        frees an ended stream at once. Feeding a closed parser yields nothing.
+        """
+        self._ended = True
+        for handler in _HANDLERS:
+            setattr(self._p, handler, None)
 
     @property
     def bytes_fed(self) -> int:
