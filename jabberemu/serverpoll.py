@@ -1,7 +1,7 @@
 """The mock pair's events and metrics collected over a whole run: one poller for the drill and Locust.
 
-The mock's admin API keeps every event (``GET /api/events?since=TS``) but only each node's last hour
-of per-second metric rows (``GET /api/metrics``). :class:`ServerPoller` asks both every
+The mock's admin API keeps every event (``GET /api/events?since=TS``) but only each node's last 15
+minutes of per-second metric rows (``GET /api/metrics``). :class:`ServerPoller` asks both every
 ``interval_s`` and appends what is new to ``server_events.jsonl`` and ``server_metrics.jsonl``
 (``rundata`` writers: rotated and, at the end, compressed), so a run of any length keeps all of it.
 Memory is bounded: the poller remembers only the newest event time, each node's newest row time and
@@ -37,7 +37,7 @@ __all__ = ["POLL_INTERVAL_S", "STATE_FILE", "ServerPoller", "mock_parameters"]
 logger = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 30.0
-"""Seconds between two polls (the mock keeps an hour of metric rows; each poll reads them all)."""
+"""Seconds between two polls (the mock keeps 15 minutes of metric rows; each poll reads the new ones)."""
 STATE_FILE = "server_poll.json"
 
 

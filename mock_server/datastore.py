@@ -6,6 +6,14 @@ Redundancy Group, so that the backup node accepts an OTP the home node issued (D
 interface"; Configuration and Administration of IM and Presence Service 12.5(1), "Configure
 Redundancy and High Availability"). Lifetimes and single-use are **our choice**, settable.
 
+Bounded by the users, not by the run's length (**our choice**, issue 19): each user keeps only the
+:data:`KEEP_PER_USER` most recent session keys and OTPs; an older one is forgotten when a newer is
+issued (or applied from the peer: both nodes apply the same rule to the same order of issues, so
+nothing extra is replicated). A client presents the key and OTP of its last login, so a re-login is
+never refused for it; a node soaking 2,000 users through a failover every ten minutes holds at most
+``users x KEEP_PER_USER`` of each. Session keys do not expire by default (a real CPA session lasts until
+logout): an 8-hour soak's logout is not refused ``unknown-session`` for a key issued at its start.
+
 Pure: no I/O, an injected clock (wall-clock seconds by default, so that expiry instants carried in
 deltas mean the same on both node processes). Every change made locally produces a :class:`Delta`
 handed to ``on_delta``; the node ships it to the peer, which calls :meth:`LoginDatastore.apply`.
@@ -25,6 +33,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_OTP_LIFETIME_S",
     "DEFAULT_SESSION_LIFETIME_S",
+    "KEEP_PER_USER",
     "DeltaKind",
     "Delta",
     "DeltaFormatError",
@@ -35,8 +44,10 @@ logger = logging.getLogger(__name__)
 
 #: Our choice: how long an OTP stays valid after issue (s). Long enough to cover a re-login window.
 DEFAULT_OTP_LIFETIME_S = 900.0
-#: Our choice: how long a CPA session key stays valid after issue (s).
-DEFAULT_SESSION_LIFETIME_S = 3600.0
+#: Our choice: how long a CPA session key stays valid after issue (s); None: until logout or replaced.
+DEFAULT_SESSION_LIFETIME_S: float | None = None
+#: Our choice: session keys and OTPs kept per user (the most recent); older ones are forgotten.
+KEEP_PER_USER = 4
 
 _KEY_BYTES = 24
 _OTP_BYTES = 18
@@ -154,7 +165,8 @@ class LoginDatastore:
         self.on_delta = on_delta
         self._clock = clock
         self._sessions: dict[str, _Entry] = {}
-        self._otps: dict[str, dict[str, float | None]] = {}
+        self._keys_of: dict[str, list[str]] = {}  # user -> session keys, oldest first
+        self._otps: dict[str, dict[str, float | None]] = {}  # user -> OTP -> expiry, oldest first
 
     # -- local changes -------------------------------------------------------------------------
 
@@ -169,7 +181,7 @@ class LoginDatastore:
         """
         key = secrets.token_urlsafe(_KEY_BYTES)
         expires = None if self.session_lifetime_s is None else self._clock() + self.session_lifetime_s
-        self._sessions[key] = _Entry(user=user, expires_ts=expires)
+        self._add_session(key, _Entry(user=user, expires_ts=expires))
         self._emit(Delta(kind=DeltaKind.SESSION_ISSUED, user=user, secret=key, expires_ts=expires))
         return key
 
@@ -179,7 +191,7 @@ class LoginDatastore:
         if entry is None:
             return None
         if entry.expires_ts is not None and self._clock() >= entry.expires_ts:
-            del self._sessions[key]
+            self._forget_session(key)
             return None
         return entry.user
 
@@ -189,7 +201,7 @@ class LoginDatastore:
         Returns:
             True when the key was known.
         """
-        entry = self._sessions.pop(key, None)
+        entry = self._forget_session(key)
         if entry is None:
             return False
         self._emit(Delta(kind=DeltaKind.SESSION_DROPPED, user=entry.user, secret=key))
@@ -204,7 +216,7 @@ class LoginDatastore:
         otp = secrets.token_urlsafe(_OTP_BYTES)
         expires = self._clock() + self.otp_lifetime_s
         self._purge_user(user)
-        self._otps.setdefault(user, {})[otp] = expires
+        self._add_otp(user, otp, expires)
         self._emit(Delta(kind=DeltaKind.OTP_ISSUED, user=user, secret=otp, expires_ts=expires))
         return otp
 
@@ -238,11 +250,11 @@ class LoginDatastore:
             delta: the peer's change; an already-expired issue is ignored.
         """
         if delta.kind is DeltaKind.SESSION_ISSUED:
-            self._sessions[delta.secret] = _Entry(user=delta.user, expires_ts=delta.expires_ts)
+            self._add_session(delta.secret, _Entry(user=delta.user, expires_ts=delta.expires_ts))
         elif delta.kind is DeltaKind.SESSION_DROPPED:
-            self._sessions.pop(delta.secret, None)
+            self._forget_session(delta.secret)
         elif delta.kind is DeltaKind.OTP_ISSUED:
-            self._otps.setdefault(delta.user, {})[delta.secret] = delta.expires_ts
+            self._add_otp(delta.user, delta.secret, delta.expires_ts)
             self._purge_user(delta.user)
         elif delta.kind is DeltaKind.OTP_USED:
             self._otps.get(delta.user, {}).pop(delta.secret, None)
@@ -270,7 +282,7 @@ class LoginDatastore:
         now = self._clock()
         dead = [k for k, e in self._sessions.items() if e.expires_ts is not None and e.expires_ts <= now]
         for key in dead:
-            del self._sessions[key]
+            self._forget_session(key)
         dropped = len(dead)
         for user in list(self._otps):
             dropped += self._purge_user(user, now)
@@ -287,6 +299,31 @@ class LoginDatastore:
         return sum(len(otps) for otps in self._otps.values())
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _add_session(self, key: str, entry: _Entry) -> None:
+        if key in self._sessions:
+            return
+        self._sessions[key] = entry
+        keys = self._keys_of.setdefault(entry.user, [])
+        keys.append(key)
+        while len(keys) > KEEP_PER_USER:
+            self._sessions.pop(keys.pop(0), None)
+
+    def _forget_session(self, key: str) -> _Entry | None:
+        entry = self._sessions.pop(key, None)
+        if entry is not None:
+            keys = self._keys_of.get(entry.user, [])
+            if key in keys:
+                keys.remove(key)
+            if not keys:
+                self._keys_of.pop(entry.user, None)
+        return entry
+
+    def _add_otp(self, user: str, otp: str, expires: float | None) -> None:
+        otps = self._otps.setdefault(user, {})
+        otps[otp] = expires
+        while len(otps) > KEEP_PER_USER:
+            del otps[next(iter(otps))]
 
     def _purge_user(self, user: str, now: float | None = None) -> int:
         otps = self._otps.get(user)

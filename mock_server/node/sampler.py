@@ -2,7 +2,9 @@
 
 Keys: ``xmpp_*`` (the listener's counters), ``cpa_*`` (the CPA endpoint's), the login admission's
 ``login_*`` of docs/login-model.md (``login.cost.LoginInterval``), ``active_sessions`` and the SRM
-``state``; each row stamped with Unix time (``ts``) and the node's name. The last hour is kept.
+``state``; each row stamped with Unix time (``ts``) and the node's name. The last
+:data:`METRICS_KEPT_S` seconds are kept (**our choice**: readers poll every 30 s and write every row
+to the run's data, so a longer history only made a soaking node grow through its first hour, ~9 MB).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from mock_server.cpa.metrics import CpaMetrics
 from mock_server.login.admission import LoginAdmission
 from mock_server.xmpp.listener import XmppListener
 
-__all__ = ["METRICS_INTERVAL_S", "MetricsSampler"]
+__all__ = ["METRICS_INTERVAL_S", "METRICS_KEPT_S", "MetricsSampler"]
 
 logger = logging.getLogger(__name__)
 
 METRICS_INTERVAL_S = 1.0
 """Seconds between two ``/api/metrics`` rows of a node."""
+METRICS_KEPT_S = 900
+"""Seconds of rows a node keeps (one row per second): 15 minutes."""
 
 
 class MetricsSampler:
@@ -44,7 +48,7 @@ class MetricsSampler:
         self._cpa_metrics = cpa_metrics
         self._admission = admission
         self._machine = machine
-        self._rows: deque[dict[str, Any]] = deque(maxlen=3600)
+        self._rows: deque[dict[str, Any]] = deque(maxlen=int(METRICS_KEPT_S / METRICS_INTERVAL_S))
         self._last_counters: dict[str, int] = {}
 
     def rows(self, since: object = None) -> list[dict[str, Any]]:

@@ -14,12 +14,12 @@ Series, each with a ``node`` label:
 - ``mock_node_<key>`` for **every numeric key** of the node's metric rows, whatever the node calls
   them (keys change with the login model, docs/login-model.md §1): a key in :data:`COUNTER_KEYS`
   carries "counts since the previous row" and is exported as the counter ``mock_node_<key>_total``,
-  the sum of the rows seen since this supervisor's first scrape (the rows of the node's last hour at
-  that moment included; a restarted node continues the sum, so no counter goes back); any other
+  the sum of the rows seen since this supervisor's first scrape (the rows the node keeps, its last 15
+  minutes, at that moment included; a restarted node continues the sum, so no counter goes back); any other
   key is a gauge with the value of the latest row (dropped while the node is down).
 
 The node's ``metrics`` operation answers only the rows newer than ``since`` (else every row it
-keeps: an hour, 3,600 rows, which late in a long run cost the node ~28 ms of its loop to encode
+keeps: 15 minutes, 900 rows; an hour's 3,600 rows cost the node ~28 ms of its loop to encode
 ~2.3 MB and the supervisor ~16 ms to decode, measured on the 2-core box); rows are filtered here by
 time as well.
 """

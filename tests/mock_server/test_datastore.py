@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mock_server.datastore import Delta, DeltaFormatError, DeltaKind, LoginDatastore
+from mock_server.datastore import KEEP_PER_USER, Delta, DeltaFormatError, DeltaKind, LoginDatastore
 
 
 class Clock:
@@ -166,3 +166,32 @@ def test_lifetimes_are_checked() -> None:
         LoginDatastore(otp_lifetime_s=0)
     with pytest.raises(ValueError):
         LoginDatastore(session_lifetime_s=-1)
+
+
+def test_each_user_keeps_only_its_latest_keys_and_otps_on_both_nodes() -> None:
+    a, b, shipped, clock = pair(otp_lifetime_s=3600.0)
+    keys, otps = [], []
+    for login in range(KEEP_PER_USER + 3):  # seven re-logins of one user in a long soak
+        clock.now += 60.0
+        keys.append(a.issue_session_key("user00001"))
+        otps.append(a.issue_otp("user00001"))
+        a.issue_session_key(f"other{login}")
+    ship(shipped, b)
+    for store in (a, b):
+        assert store.session_count == KEEP_PER_USER + (KEEP_PER_USER + 3)  # user00001's four + one per other
+        assert store.otp_count == KEEP_PER_USER
+        assert [store.user_for_session(k) for k in keys] == [None] * 3 + ["user00001"] * KEEP_PER_USER
+        assert [store.check_otp("user00001", o) for o in otps] == [False] * 3 + [True] * KEEP_PER_USER
+
+
+def test_a_dropped_key_frees_its_place_and_keys_do_not_expire_by_default() -> None:
+    a, b, shipped, clock = pair()
+    first = a.issue_session_key("user00001")
+    second = a.issue_session_key("user00001")
+    assert a.drop_session(first)
+    ship(shipped, b)
+    clock.now += 8 * 3600.0  # an 8-hour soak: the key of the first login is still good at logout
+    for store in (a, b):
+        assert (store.user_for_session(first), store.user_for_session(second)) == (None, "user00001")
+        assert store.session_count == 1
+    assert a.drop_session(second) and a.session_count == 0

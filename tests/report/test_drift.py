@@ -45,11 +45,15 @@ def _checks(soak: SoakSeries, hours: float, declared: bool = True) -> dict[Check
     return out
 
 
-def test_least_squares_slope_per_hour() -> None:
+def test_theil_sen_slope_per_hour_ignores_an_outlier() -> None:
     t = np.arange(0, 7200, 60.0)
     fit = trend(t, 100 + 3.0 * t / 3600)
     assert fit is not None and fit.slope_per_h == pytest.approx(3.0) and fit.start_value == pytest.approx(100.0)
     assert fit.points == t.size and trend(t[:2], t[:2]) is None
+    y = 100 + 3.0 * t / 3600
+    y[-1] += 400.0  # one stalled minute at the end: least squares would read +25 /h
+    spiked = trend(t, y)
+    assert spiked is not None and spiked.slope_per_h == pytest.approx(3.0, abs=0.1)
 
 
 def test_a_flat_soak_passes_with_its_numbers() -> None:
@@ -95,11 +99,30 @@ def test_wave_minutes_are_left_out_of_the_latency_fit() -> None:
     soak = _soak(2.0)
     p99 = soak.latency["xmpp/message-latency"]["p99"]
     waves = []
-    for k, start in enumerate(range(1500, 7000, 1200)):  # growing spikes inside the waves only
-        p99[start // 60:(start + 300) // 60] += 20.0 * (k + 1)
-        waves.append((float(start), float(start + 300)))
+    for k, start in enumerate(range(1500, 7000, 1200)):  # growing spikes inside the waves only, 3/4 of the time
+        p99[start // 60:(start + 900) // 60] += 20.0 * (k + 1)
+        waves.append((float(start), float(start + 900)))
     with_waves = {c.name: c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=waves,
                                                   declared_soak=True)}
     assert with_waves[CheckName.DRIFT_LATENCY].status is CheckStatus.PASS
     without = {c.name: c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[], declared_soak=True)}
     assert without[CheckName.DRIFT_LATENCY].status is CheckStatus.FAIL
+
+
+def test_waves_covering_most_of_the_run_are_kept_in_the_fit_and_the_sign_out_minute_is_not() -> None:
+    """The acceptance soak: 60 minutes, a drill every 10 minutes with a 537 s window, so one steady
+    minute in ten. The fit then uses every complete minute after warm-up; the minute past the run's end
+    (sign-out, a 400 ms stall) stays out."""
+    soak = _soak(1.0 + 1 / 60)
+    soak.latency["xmpp/message-latency"]["p99"][-1] = 400.0
+    waves = [(float(a), float(a + 537)) for a in range(640, 3600, 600)]
+    (c,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
+            if c.name is CheckName.DRIFT_LATENCY]
+    complete_after_warmup = int((3600 - (READY_S + WARMUP_S)) // 60)
+    assert c.status is CheckStatus.PASS and abs(c.measured) < 0.5
+    assert f"({complete_after_warmup} minutes, waves included: they cover most of the run)" in c.message
+    soak.latency["xmpp/message-latency"]["p99"][-1] = 2.0
+    soak.latency["xmpp/message-latency"]["p99"][complete_after_warmup // 2 + 20:] += 3.0  # a step up halfway
+    (c,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
+            if c.name is CheckName.DRIFT_LATENCY]
+    assert c.status is CheckStatus.FAIL and "creeps up" in c.message
