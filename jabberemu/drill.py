@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upper", type=float, default=25.0, help="Client Re-Login Upper Limit, s (default %(default)s)")
     p.add_argument("--fault", choices=FAULTS, default=Fault.FAILOVER.value,
                    help="what happens to node 1 (default %(default)s)")
+    p.add_argument("--assignment", choices=("balanced", "active-standby"), default="balanced",
+                   help="users' home nodes: balanced over the two nodes (half of them move in each wave), or "
+                   "active-standby (all on node 1: every client moves; Cisco's two modes) (default %(default)s)")
     c = p.add_argument_group(
         "login cost of each node of the bundled pair (docs/login-model.md): every CPA login, with the "
         "password or the one-time password, waits for a token and a worker; the queue beyond the last "
@@ -193,7 +196,8 @@ def _mock_args(args: argparse.Namespace, out: Path) -> list[str]:
               "init_heartbeat_timeout_s": args.init_heartbeat_timeout,
               "critical_service_delay_s": args.critical_service_delay, "relogin_lower_s": args.lower,
               "relogin_upper_s": args.upper}
-    cmd = ["--users", str(args.clients), "--seed", str(args.seed), "--log-level", "WARNING"]
+    cmd = ["--users", str(args.clients), "--seed", str(args.seed), "--log-level", "WARNING",
+           "--assignment", args.assignment]
     for name, value in params.items():
         cmd += ["--param", f"{name}={value:g}"]
     if args.login_rate:
@@ -324,7 +328,8 @@ async def _drill(args: argparse.Namespace, out: Path) -> int:
             predicted_last_s=None if args.topology else predicted_last_recovery_s(
                 clients=args.clients, lower_s=args.lower, upper_s=args.upper, soap_timeout_s=args.soap_timeout,
                 rate_per_s=args.login_rate or None, burst=args.login_burst, workers=args.login_workers,
-                service_ms=args.login_service_ms, queue=args.login_queue),
+                service_ms=args.login_service_ms, queue=args.login_queue,
+                active_standby=args.assignment == "active-standby"),
         )
         if args.fault == Fault.NODE_KILL.value and 2 * args.lower < args.heartbeat_timeout:
             sys.stdout.write(

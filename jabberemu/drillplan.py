@@ -163,14 +163,16 @@ def settle_time(*, upper_s: float, margin_s: float, predicted_last_s: float | No
 
 def predicted_last_recovery_s(*, clients: int, lower_s: float, upper_s: float, soap_timeout_s: float,
                               rate_per_s: float | None, burst: int = 1, workers: int | None = None,
-                              service_ms: float = 0.0, queue: int | None = None) -> float | None:
+                              service_ms: float = 0.0, queue: int | None = None,
+                              active_standby: bool = False) -> float | None:
     """When the one login model (``jabberemu.throttle``) expects the last client of a wave back after
-    its HA event: the p95 across replicas of the wave's last recovery, for the movers of a Balanced
-    pair (half the clients) on a node with this login model; None when there is nothing to predict.
+    its HA event: the p95 across replicas of the wave's last recovery, for the movers (half the clients
+    of a Balanced pair, all of them when ``active_standby``) on a node with this login model; None when
+    there is nothing to predict.
     """
     from jabberemu.throttle import ModelInputError, ServerModel, WaveKind, WaveSpec, simulate
 
-    movers = clients // 2
+    movers = clients if active_standby else clients // 2
     if movers < 1 or rate_per_s is None and workers is None:
         return None
     try:

@@ -136,6 +136,20 @@ def test_a_storm_wave_gets_the_time_the_model_says_its_queue_needs() -> None:
     assert predicted_last_recovery_s(clients=200, lower_s=1.0, upper_s=2.0, soap_timeout_s=30.0, rate_per_s=None) is None
 
 
+def test_an_active_standby_drill_moves_every_client_and_asks_the_mock_for_it(tmp_path: Path) -> None:
+    """Active-Standby: all 200 users homed on node 1, so all 200 move (the node needs ~20 s at 10/s)."""
+    from jabberemu.drill import _mock_args, build_parser
+    from jabberemu.drillplan import predicted_last_recovery_s
+
+    last = predicted_last_recovery_s(clients=200, lower_s=1.0, upper_s=2.0, soap_timeout_s=30.0, rate_per_s=10.0,
+                                     active_standby=True)
+    assert last is not None and 1.0 + 200 / 10 - 0.5 <= last <= 1.0 + 200 / 10 + 0.5
+    args = build_parser().parse_args(["--clients", "200", "--assignment", "active-standby"])
+    mock = _mock_args(args, tmp_path)
+    assert mock[mock.index("--assignment") + 1] == "active-standby"
+    assert _mock_args(build_parser().parse_args([]), tmp_path)[mock.index("--assignment") + 1] == "balanced"
+
+
 def test_service_down_plan_restarts_the_service_then_falls_back() -> None:
     acts = _plan(Fault.SERVICE_DOWN)
     names = [a for a, _ in acts]
