@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,13 @@ from jabberemu.loadgen.options import (
     target_from_options,
 )
 from jabberemu.loadgen.pairinfo import detect_assignment, mock_login_model, mock_upper_limit
+from jabberemu.loadgen.progress import progress_line, sum_progress
 from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan, soak_drill
 from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
+from jabberemu.loadgen.traps import guard_csv_writer, start_bridge, use_threaded_resolver
 from jabberemu.loadgen.workers import Workers
 from jabberemu.preflight import host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
@@ -49,28 +50,11 @@ from jabberemu.runtime import Runtime
 from jabberemu.serverpoll import mock_parameters
 from jabberemu.xmpp.source import SourceAddressConnector, parse_source_addresses
 
-__all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG", "start_bridge", "use_threaded_resolver"]
+__all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG"]
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_MSG = HEALTH_MSG + "_progress"
-
-
-def use_threaded_resolver() -> None:
-    """Make aiohttp resolve with ``loop.getaddrinfo`` (the bridge's original resolver), not aiodns.
-
-    With aiodns installed aiohttp's default resolver is pycares, whose channel starts a
-    ``threading.Thread`` at first use. In a gevent-patched process that thread is a greenlet on a
-    hub of the bridge's loop thread that nobody runs; at shut-down pycares puts the channel into a
-    gevent ``SimpleQueue`` waited on by that greenlet and gevent prints "AssertionError: Can only use
-    Waiter.switch method from the Hub greenlet". The threaded resolver calls the loop's
-    ``getaddrinfo``, which the bridge runs with the original (unpatched) resolver (ENGINEERING.md,
-    trap 3).
-    """
-    import aiohttp.connector
-    import aiohttp.resolver
-
-    setattr(aiohttp.connector, "DefaultResolver", aiohttp.resolver.ThreadedResolver)  # noqa: B010
 
 
 INIT_WAIT_S = 60.0
@@ -434,33 +418,16 @@ class Swarm:
     def totals(self) -> dict[str, Any]:
         """Clients per state, connected clients per node and clients per node (any live state), summed
         over processes."""
-        states: Counter[str] = Counter()
-        connected: Counter[str] = Counter()
-        nodes: Counter[str] = Counter()
-        started = 0
-        for snap in list(self.progress.values()):
-            started += int(snap.get("started", 0))
-            states.update(snap.get("states", {}))
-            connected.update(snap.get("connected", {}))
-            nodes.update(snap.get("nodes", {}))
-        return {"started": started, "states": dict(states), "connected": dict(connected), "nodes": dict(nodes)}
+        return sum_progress(list(self.progress.values()))
 
     def _print_progress(self) -> None:
         t0 = time.time()
         while True:
             gevent.sleep(1.0)
             tot = self.totals()
-            if not tot["started"]:
-                continue
-            waiting = sum(v for k, v in tot["states"].items() if k == "FAILOVER")
-            busy = sum(v for k, v in tot["states"].items() if k.startswith(("SOAP", "XMPPCONNECT_")))
-            nodes = " ".join(f"{n.split('.')[0]}={c}" for n, c in sorted(tot["connected"].items()))
-            ended = sum(v for k, v in tot["states"].items() if k in ("GAVE_UP", "LOGGED_OUT"))
-            sys.stdout.write(
-                f"[{time.time() - t0:6.1f}s] clients {tot['started']}: connected {nodes or '-'} | "
-                f"waiting to re-login {waiting} | logging in {busy} | ended {ended}\n"
-            )
-            sys.stdout.flush()
+            if tot["started"]:
+                sys.stdout.write(progress_line(tot, time.time() - t0) + "\n")
+                sys.stdout.flush()
 
     # -- run.json ------------------------------------------------
 
@@ -499,48 +466,6 @@ class Swarm:
 
 SWARM = Swarm()
 """The one swarm of this process."""
-
-_PROCESS_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
-
-
-def start_bridge(bridge: AsyncioBridge) -> None:
-    """Start the bridge's loop thread with the process signals blocked in it.
-
-    A thread inherits its creator's signal mask. Without this, the kernel may deliver SIGTERM to
-    the loop thread, where gevent's handler (libev, main thread) does not see it: the process died
-    at once, skipping Locust's graceful shut-down (stats, ``--csv``, sign-outs).
-    """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
-    try:
-        bridge.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def guard_csv_writer() -> None:
-    """End Locust's ``--csv`` writer greenlet quietly once its files are closed (idempotent).
-
-    Locust 2.47's ``shutdown()`` closes the CSV files, then exits (locust PR #3486); when the hub runs
-    once more in between (threads joined at exit), the writer greenlet, still in its loop, writes to a
-    closed file and prints ``ValueError: I/O operation on closed file`` with a traceback (seen once in
-    ``tests/loadgen/test_distributed.py`` under a parallel suite). The files are complete by then.
-    """
-    from locust.stats import StatsCSVFileWriter
-
-    original = StatsCSVFileWriter.stats_writer
-    if getattr(original, "_jabberemu_guard", False):
-        return
-
-    def stats_writer(self: Any) -> None:
-        try:
-            original(self)
-        except ValueError:
-            if not self.requests_csv_filehandle.closed:
-                raise
-
-    stats_writer._jabberemu_guard = True  # type: ignore[attr-defined]
-    StatsCSVFileWriter.stats_writer = stats_writer  # type: ignore[method-assign]
-
 
 def install(events: Any) -> Swarm:
     """Wire :data:`SWARM` and its bridge to Locust's events (call once, from the locustfile)."""

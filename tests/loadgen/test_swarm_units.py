@@ -256,7 +256,7 @@ def test_the_csv_writer_ends_quietly_once_its_files_are_closed(tmp_path: Path) -
     from locust.env import Environment
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
-    from jabberemu.loadgen.swarm import guard_csv_writer
+    from jabberemu.loadgen.traps import guard_csv_writer
 
     guard_csv_writer()
     guard_csv_writer()  # idempotent: wrapped once

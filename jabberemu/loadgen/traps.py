@@ -1,0 +1,74 @@
+"""Locust/gevent traps met by the swarm, each with its fix (ENGINEERING.md, "Locust (gevent) and asyncio").
+
+Called by :mod:`jabberemu.loadgen.swarm` at install and init: aiohttp's resolver kept off pycares
+threads, the bridge's loop thread started with the process signals blocked, and Locust's ``--csv``
+writer ended quietly after its files are closed.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from jabberemu.loadgen.bridge import AsyncioBridge
+
+__all__ = ["guard_csv_writer", "start_bridge", "use_threaded_resolver"]
+
+
+def use_threaded_resolver() -> None:
+    """Make aiohttp resolve with ``loop.getaddrinfo`` (the bridge's original resolver), not aiodns.
+
+    With aiodns installed aiohttp's default resolver is pycares, whose channel starts a
+    ``threading.Thread`` at first use. In a gevent-patched process that thread is a greenlet on a
+    hub of the bridge's loop thread that nobody runs; at shut-down pycares puts the channel into a
+    gevent ``SimpleQueue`` waited on by that greenlet and gevent prints "AssertionError: Can only use
+    Waiter.switch method from the Hub greenlet". The threaded resolver calls the loop's
+    ``getaddrinfo``, which the bridge runs with the original (unpatched) resolver (ENGINEERING.md,
+    trap 3).
+    """
+    import aiohttp.connector
+    import aiohttp.resolver
+
+    setattr(aiohttp.connector, "DefaultResolver", aiohttp.resolver.ThreadedResolver)  # noqa: B010
+
+
+_PROCESS_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
+
+
+def start_bridge(bridge: AsyncioBridge) -> None:
+    """Start the bridge's loop thread with the process signals blocked in it.
+
+    A thread inherits its creator's signal mask. Without this, the kernel may deliver SIGTERM to
+    the loop thread, where gevent's handler (libev, main thread) does not see it: the process died
+    at once, skipping Locust's graceful shut-down (stats, ``--csv``, sign-outs).
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+    try:
+        bridge.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def guard_csv_writer() -> None:
+    """End Locust's ``--csv`` writer greenlet quietly once its files are closed (idempotent).
+
+    Locust 2.47's ``shutdown()`` closes the CSV files, then exits (locust PR #3486); when the hub runs
+    once more in between (threads joined at exit), the writer greenlet, still in its loop, writes to a
+    closed file and prints ``ValueError: I/O operation on closed file`` with a traceback (seen once in
+    ``tests/loadgen/test_distributed.py`` under a parallel suite). The files are complete by then.
+    """
+    from locust.stats import StatsCSVFileWriter
+
+    original = StatsCSVFileWriter.stats_writer
+    if getattr(original, "_jabberemu_guard", False):
+        return
+
+    def stats_writer(self: Any) -> None:
+        try:
+            original(self)
+        except ValueError:
+            if not self.requests_csv_filehandle.closed:
+                raise
+
+    stats_writer._jabberemu_guard = True  # type: ignore[attr-defined]
+    StatsCSVFileWriter.stats_writer = stats_writer  # type: ignore[method-assign]
