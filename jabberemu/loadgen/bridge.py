@@ -6,44 +6,10 @@ result; the loop thread wakes the gevent side through ONE ref'd ``hub.loop.async
 deques of finished jobs and measurements. Measurements are timed inside the loop, pushed into a
 deque and fired as ``events.request`` in batches by one pump greenlet.
 
-Spike figures (``bench/bridge_spike.py``, three full runs on the shared 2-core box under load
-average 4-5 from other work, so wall-clock figures are noisy and CPU figures are the ones to trust;
-Python 3.11, Locust 2.47, gevent 26.9; every sample fired into a real ``Environment`` with a local
-runner; stand-in client = one asyncio TCP connection + a small object; stand-in login = connect +
-3 round trips on loopback; server in a third process):
-
-=============================================  ===================  ===================
-measure                                        A: thread + loop     B: child + pipe
-=============================================  ===================  ===================
-measurement delivered to events.request, CPU   10-12 us             11-12 us
-hand-off, one greenlet, sequential (wall)      155-275 us           340-1,140 us
-hand-off CPU, 1,000 / 2,000 greenlets          92-98 / 88-94 us     60-64 / 69-77 us
-hand-offs/s, 1,000 greenlets (wall)            6.9k-9.4k            4.6k-16k
-hand-offs/s, 2,000 greenlets (wall)            5.8k-7.6k            7.0k-14k
-RSS per connected stand-in client              7.5-7.7 KiB          6.1-6.3 KiB
-fixed RSS per Locust process                   0 (same process)     +23 MB (child)
-logins per CPU-second, client side             1,455-1,513          1,544-2,108
-2,000 clients x (connect + 5 pings) CPU/wall  3.0 s / 6-10 s       2.4-2.7 s / 2.5-3.8 s
-  lost / hung / failed / LoopExit              0 / 0 / 0 / none     0 / 0 / 0 / none
-idle hub: submit(sleep 0.3 s) returns after    0.30 s               0.42-0.75 s (incl. child start)
-loop lag p99 over a whole run                  0.9-1.9 s            (not measured)
-stop(): cancel, stop loop, join thread         12-72 ms             -
-=============================================  ===================  ===================
-
-Reason for the choice (A): per delivered measurement the two cost the same (Locust's stats
-handler dominates). B saves ~30 us CPU per hand-off and uses a second core, but costs +23 MB and a
-second process per Locust process, adds latency to every hand-off (two pipe crossings + pickling),
-and turns every call into an RPC by name: no shared objects between a Locust user and its client,
-exceptions and results must pickle, and the child's life cycle (orphans on kill -9) is ours to
-manage. Multi-core scaling is what ``--processes N`` already gives A. The bridge costs <= 0.1 ms CPU
-per hand-off against slixmpp's 2-2.8 ms CPU per login (ENGINEERING.md), i.e. a few percent.
-A's weakness, measured: the loop thread shares the GIL with the gevent thread; when thousands of
-greenlets keep the gevent side busy, each socket syscall in the loop thread can wait for the GIL
-(convoy), so wall time stretches (6-10 s vs CPU 3 s above) and loop lag grows. Real users mostly
-*wait* on the loop, but :meth:`AsyncioBridge.loop_lag_ms` is exposed so generator health can warn,
-and the remedy is more ``--processes``. Also found while measuring: asyncio holds tasks weakly; a
-version of B without strong task references lost 143 of 6,000 results to the GC. The bridge keeps
-strong references to every task it starts.
+Why a thread and not a child process, with the spike's figures (``bench/bridge_spike.py``) and the
+design's measured weakness (the GIL convoy; remedy ``--processes``): docs/ARCHITECTURE.md, "The
+gevent/asyncio bridge". The bridge keeps strong references to every task it starts (asyncio holds
+tasks weakly: a version without them lost 143 of 6,000 results to the GC).
 
 Traps handled here (ENGINEERING.md, "Locust (gevent) and asyncio"):
 
@@ -52,6 +18,7 @@ Traps handled here (ENGINEERING.md, "Locust (gevent) and asyncio"):
    ``_socket.socketpair`` (gevent's selector dies with ``LoopExit`` in a foreign thread);
 3. ``loop.getaddrinfo``/``getnameinfo`` call the original resolver synchronously and the default
    executor runs inline (the patched ``ThreadPoolExecutor`` would spawn greenlets nobody runs);
+   1-3 live in :mod:`jabberemu.loadgen.bridgeloop`;
 4. greenlets are woken through one ref'd async watcher (thread-safe ``send()``) and a deque; the
    ref'd watcher also keeps an otherwise idle hub from raising ``LoopExit``;
 5. on ``GreenletExit`` or timeout the task is cancelled with ``call_soon_threadsafe``;
@@ -67,13 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import enum
 import functools
-import gc
 import logging
 import math
-import selectors
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -81,11 +45,10 @@ from typing import Any, NamedTuple
 
 import gevent
 import gevent.event
-from gevent import monkey
 
 from jabberemu import errors
 from jabberemu.core.metrics import Measurement
-from jabberemu.eventloop import bounded_selector_class
+from jabberemu.loadgen.bridgeloop import GC_CLOCK, BridgeLoop, allocate_lock, get_ident, start_new_thread
 
 __all__ = [
     "AsyncioBridge",
@@ -100,52 +63,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_start_new_thread = monkey.get_original("_thread", "start_new_thread")
-_get_ident = monkey.get_original("_thread", "get_ident")
-_allocate_lock = monkey.get_original("_thread", "allocate_lock")
-_RealEpollSelector: type[selectors.BaseSelector] = monkey.get_original("selectors", "EpollSelector")
-_real_getaddrinfo = monkey.get_original("socket", "getaddrinfo")
-_real_getnameinfo = monkey.get_original("socket", "getnameinfo")
-_RealSocket = monkey.get_original("socket", "socket")
-
 #: Period of the loop-lag probe timer (s). Tests may lower it.
 LAG_PROBE_INTERVAL_S = 0.1
 #: How many lag samples are kept (about 60 s at the default interval).
 LAG_SAMPLES_KEPT = 600
 #: Upper bound on measurements fired per pump round before yielding to other greenlets.
 PUMP_BATCH = 500
-
-class _GcClock:
-    """Time the garbage collector holds the process (``gc.callbacks``; every thread stops meanwhile)."""
-
-    def __init__(self) -> None:
-        self._t0: float | None = None
-        self._total_ms = 0.0
-        self._max_ms = 0.0
-        self._installed = False
-
-    def install(self) -> None:
-        if not self._installed:
-            gc.callbacks.append(self._callback)
-            self._installed = True
-
-    def _callback(self, phase: str, _info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._t0 = time.perf_counter()
-        elif self._t0 is not None:
-            ms = (time.perf_counter() - self._t0) * 1000.0
-            self._t0 = None
-            self._total_ms += ms
-            self._max_ms = max(self._max_ms, ms)
-
-    def take(self) -> tuple[float, float]:
-        """(total ms, longest ms) since the previous call."""
-        out = (self._total_ms, self._max_ms)
-        self._total_ms = self._max_ms = 0.0
-        return out
-
-
-_GC_CLOCK = _GcClock()
 
 _STARTED = object()  # markers the loop thread pushes through the done deque
 _EXITED = object()
@@ -211,49 +134,6 @@ class LocustSample(NamedTuple):
     start_ts: float
 
 
-class _InlineExecutor(concurrent.futures.Executor):
-    """Default executor of the bridge loop: runs the call inline (the patched pool would hang)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            future.set_exception(exc)
-        return future
-
-
-_BoundedEpollSelector = bounded_selector_class(_RealEpollSelector)
-
-
-class _BridgeLoop(asyncio.SelectorEventLoop):
-    """Selector loop on the original epoll, self-pipe and resolver (traps 2 and 3); the selector hands
-    it at most ``eventloop.MAX_EVENTS`` ready sockets per iteration (:mod:`jabberemu.eventloop`)."""
-
-    def __init__(self) -> None:
-        super().__init__(selector=_BoundedEpollSelector())
-        self._default_executor = _InlineExecutor()  # set_default_executor() insists on a thread pool
-
-    def _make_self_pipe(self) -> None:
-        import _socket
-
-        a, b = _socket.socketpair()
-        self._ssock = _RealSocket(a.family, a.type, a.proto, fileno=a.detach())
-        self._csock = _RealSocket(b.family, b.type, b.proto, fileno=b.detach())
-        self._ssock.setblocking(False)
-        self._csock.setblocking(False)
-        self._internal_fds += 1  # type: ignore[attr-defined]  # mirrors BaseSelectorEventLoop
-        self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
-
-    async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,  # noqa: A002
-                          proto: int = 0, flags: int = 0) -> list[Any]:
-        return list(_real_getaddrinfo(host, port, family, type, proto, flags))
-
-    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
-        host, service = _real_getnameinfo(sockaddr, flags)
-        return str(host), str(service)
-
-
 class BridgeHandle:
     """A coroutine submitted with :meth:`AsyncioBridge.submit_nowait`; wait on it from a greenlet."""
 
@@ -315,7 +195,7 @@ class AsyncioBridge:
     def __init__(self, fire: Callable[..., Any] | None = None) -> None:
         self.fire = fire
         self.state = BridgeState.NEW
-        self._loop: _BridgeLoop | None = None
+        self._loop: BridgeLoop | None = None
         self._loop_thread_id: int | None = None
         self._owner_thread_id: int | None = None
         self._watcher: Any = None
@@ -328,7 +208,7 @@ class AsyncioBridge:
         self._samples_ready = gevent.event.Event()
         self._thread_exited = gevent.event.Event()
         self._thread_started = gevent.event.Event()
-        self._thread_lock = _allocate_lock()
+        self._thread_lock = allocate_lock()
         self._pump: gevent.Greenlet | None = None
         self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=LAG_SAMPLES_KEPT)
         self._health_mark = time.monotonic()
@@ -344,7 +224,7 @@ class AsyncioBridge:
         """
         if self.state in (BridgeState.RUNNING, BridgeState.STOPPING):
             raise BridgeError("bridge already running", reason=BridgeErrorReason.START_FAILED)
-        self._owner_thread_id = _get_ident()
+        self._owner_thread_id = get_ident()
         self._cpu_mark = (time.monotonic(), time.process_time())  # after a --processes fork, too
         self._watcher = gevent.get_hub().loop.async_(ref=True)
         self._watcher.start(self._on_wakeup)
@@ -353,9 +233,9 @@ class AsyncioBridge:
         self._thread_started.clear()
         self._lags.clear()
         self._health_mark = time.monotonic()
-        _GC_CLOCK.install()
+        GC_CLOCK.install()
         self._thread_lock.acquire()
-        _start_new_thread(self._thread_main, ())
+        start_new_thread(self._thread_main, ())
         if not self._thread_started.wait(timeout_s) or self._thread_exited.is_set():
             self._thread_exited.wait(timeout_s)
             self._watcher.stop()
@@ -432,7 +312,7 @@ class AsyncioBridge:
     def _check_caller(self, *, allow_loop_thread: bool = False) -> None:
         if self.state is not BridgeState.RUNNING:
             raise BridgeError(f"bridge is {self.state.value}", reason=BridgeErrorReason.NOT_RUNNING)
-        if not allow_loop_thread and _get_ident() == self._loop_thread_id:
+        if not allow_loop_thread and get_ident() == self._loop_thread_id:
             raise BridgeError("submit() called from the bridge loop thread would deadlock; await the "
                               "coroutine instead", reason=BridgeErrorReason.LOOP_THREAD)
 
@@ -488,7 +368,7 @@ class AsyncioBridge:
         now = time.monotonic()
         since, self._health_mark = self._health_mark, now
         lags = [lag for ts, lag in self._lags.copy() if since < ts <= now]
-        gc_ms, gc_max_ms = _GC_CLOCK.take()
+        gc_ms, gc_max_ms = GC_CLOCK.take()
         return (max(lags) if lags else None, sum(lag for lag in lags if lag > stall_ms), gc_ms, gc_max_ms)
 
     def loop_lag_ms(self, percentile: float = 99.0, window_s: float = 10.0) -> float | None:
@@ -514,8 +394,8 @@ class AsyncioBridge:
     # ---- loop thread -------------------------------------------------------------------------
     def _thread_main(self) -> None:
         try:
-            self._loop_thread_id = _get_ident()
-            loop = self._loop = _BridgeLoop()
+            self._loop_thread_id = get_ident()
+            loop = self._loop = BridgeLoop()
             asyncio.set_event_loop(loop)
             loop.call_soon(self._finish, _STARTED, True, None)
             loop.call_soon(self._probe_lag, loop.time() + LAG_PROBE_INTERVAL_S)
@@ -569,7 +449,7 @@ class AsyncioBridge:
 
     def _notify_gevent(self) -> None:
         """Wake the hub once per loop iteration, not once per item (fewer GIL hand-overs)."""
-        if _get_ident() != self._loop_thread_id:
+        if get_ident() != self._loop_thread_id:
             watcher = self._watcher
             if watcher is not None:
                 watcher.send()
@@ -661,7 +541,7 @@ _guard_installed = False
 
 
 def _refuse_nested(what: str) -> None:
-    if _get_ident() in _RUNNING_OWNERS.values():
+    if get_ident() in _RUNNING_OWNERS.values():
         raise BridgeError(f"{what} from a greenlet while the asyncio bridge runs would block every greenlet "
                           "(locustio/locust#2383); submit the coroutine with bridge.submit() instead",
                           reason=BridgeErrorReason.NESTED_LOOP)
