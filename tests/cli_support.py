@@ -30,6 +30,7 @@ __all__ = [
     "assert_accounted",
     "orphans_of",
     "Drill",
+    "RecordedProcess",
     "FAILOVER_DRILL",
     "FailoverDrillSpec",
     "run_drill",
@@ -226,16 +227,45 @@ class DrillProcess:
             self.proc.stdout.close()
 
 
+@dataclass
+class RecordedProcess:
+    """What the tests read of a finished :class:`DrillProcess` (its lines and the processes it had
+    started), read back from :meth:`Drill.save`'s file: a drill run by another xdist worker."""
+
+    lines: list[tuple[float, str]]
+    descendants: dict[int, str]
+
+    @property
+    def output(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def progress(self) -> list[tuple[float, re.Match[str]]]:
+        return [(t, m) for t, line in self.lines if (m := PROGRESS_RE.match(line))]
+
+
 class Drill:
     """A finished drill: its exit code, output, run directory and the processes it had started."""
 
-    def __init__(self, proc: DrillProcess, code: int, out: Path) -> None:
+    def __init__(self, proc: DrillProcess | RecordedProcess, code: int, out: Path) -> None:
         self.proc, self.code, self.out = proc, code, out
         self.summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         self.server_events = read_jsonl(out / "server_events.jsonl")
 
     def waves(self) -> list[tuple[str, int, int]]:
         return [(w["kind"], w["clients"], w["recovered"]) for w in self.summary["ha_events"]]
+
+    def save(self, path: Path) -> None:
+        """Write what :meth:`load` needs (exit code, run directory, lines, descendants) as JSON."""
+        path.write_text(json.dumps({"code": self.code, "out": str(self.out), "lines": self.proc.lines,
+                                    "descendants": {str(pid): cmd for pid, cmd in self.proc.descendants.items()}}),
+                        encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Drill:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        proc = RecordedProcess(lines=[(float(t), str(line)) for t, line in data["lines"]],
+                               descendants={int(pid): cmd for pid, cmd in data["descendants"].items()})
+        return cls(proc, int(data["code"]), Path(data["out"]))
 
 
 def run_drill(out: Path, *args: str, timeout_s: float = 240.0) -> Drill:
@@ -252,7 +282,7 @@ def run_drill(out: Path, *args: str, timeout_s: float = 240.0) -> Drill:
 @dataclass(frozen=True)
 class FailoverDrillSpec:
     """The one failover drill the end-to-end tests share (``tests/conftest.py`` ``failover_drill``):
-    run once per test session and xdist worker."""
+    run once per test session, whichever xdist worker asks first."""
 
     clients: int = 120
     ramp: float = 60.0

@@ -3,6 +3,7 @@ tests share (``failover_drill``)."""
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import socket
 from typing import Any
@@ -43,13 +44,24 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def failover_drill(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def failover_drill(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Any:
     """One ``jabberemu drill`` (the default failover fault, ``cli_support.FAILOVER_DRILL``) for every
     test that reads a finished failover drill: the CLI's run files and progress, the report against
-    the raw events. ``make test`` spreads the suite over workers by file (``--dist loadfile``: the
-    ``xdist_group`` marks of ``--dist loadgroup`` are ignored under pytest 9.2, pytest-xdist#1386), so
-    at most each file that reads it runs it once."""
-    from cli_support import FAILOVER_DRILL, run_drill  # not at import: the Locust tests patch first
+    the raw events. Under ``make test`` the files that read it land on different xdist workers
+    (``--dist loadfile``); the first worker to ask runs it, under a lock in the session's shared
+    temporary directory, and saves what the tests read (pytest-xdist's recipe for a session fixture
+    run once); the others wait for the lock and load it."""
+    from cli_support import FAILOVER_DRILL, Drill, run_drill  # not at import: the Locust tests patch first
 
-    out = tmp_path_factory.mktemp("failover-drill") / "run"
-    return run_drill(out, *FAILOVER_DRILL.args())
+    if worker_id == "master":  # no xdist
+        return run_drill(tmp_path_factory.mktemp("failover-drill") / "run", *FAILOVER_DRILL.args())
+    shared = tmp_path_factory.getbasetemp().parent / "failover-drill"
+    shared.mkdir(exist_ok=True)
+    record = shared / "drill.json"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if record.is_file():
+            return Drill.load(record)
+        drill = run_drill(shared / "run", *FAILOVER_DRILL.args())
+        drill.save(record)
+        return drill
