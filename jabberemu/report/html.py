@@ -268,7 +268,7 @@ def _soak_section(analysis: Analysis, result: VerdictResult) -> str:
                        f"{w.at_s / 3600:.2f} h</a>" for w in analysis.waves)
     return ("<h2>Soak at a glance</h2><p class='muted'>One point per minute over the whole run; each drill "
             "action is a red dashed line, each re-login wave shaded; the dash-dotted lines are the drift checks' "
-            "least-squares trends after warm-up (report.drift).</p>" + table
+            "robust (Theil-Sen) trends after warm-up (report.drift).</p>" + table
             + _img(soak_png(analysis), "soak at a glance")
             + (f"<p>Zoom into a wave: {links}</p>" if links else ""))
 

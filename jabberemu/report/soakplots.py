@@ -40,8 +40,8 @@ def _decorate(ax: Axes, analysis: Analysis, warm_h: float, *, labels: bool) -> N
     ax.grid(True, alpha=0.3)
 
 
-def _fit(ax: Axes, t_s: np.ndarray, y: np.ndarray, warm_s: float, colour: str, label: str) -> None:
-    keep = t_s >= warm_s
+def _fit(ax: Axes, t_s: np.ndarray, y: np.ndarray, warm_s: float, end_s: float, colour: str, label: str) -> None:
+    keep = (t_s >= warm_s) & (t_s <= end_s)  # as the drift checks: after warm-up, before the sign-out
     fit = trend(t_s[keep], y[keep])
     if fit is None:
         return
@@ -93,7 +93,8 @@ def soak_png(analysis: Analysis) -> bytes:
             continue
         for q, style in styles.items():
             ax.plot(x_min, soak.latency[key][q], color=colour, linestyle=style, linewidth=1.2, label=f"{key} {q}")
-        _fit(ax, soak.minutes_s + MINUTE_S / 2, soak.latency[key]["p99"], warm_s, colour, f"{key} p99 trend (ms)")
+        _fit(ax, soak.minutes_s + MINUTE_S / 2, soak.latency[key]["p99"], warm_s, analysis.duration_s, colour,
+             f"{key} p99 trend (ms)")
     ax.set_yscale("log")
     ax.set_ylabel("ms (log)")
     ax.set_title("Latency percentiles per minute (steady-state requests; within 1 % at summary detail)")
@@ -120,7 +121,7 @@ def soak_png(analysis: Analysis) -> bytes:
             else:
                 t_s, mib = soak.minutes_s + MINUTE_S / 2, series
             ax.plot(t_s / 3600, mib, color=colour, linewidth=1.6, label=f"RSS {_short(name)} (MiB)")
-            _fit(ax, t_s, mib, warm_s, colour, f"RSS {_short(name)} trend (MiB)")
+            _fit(ax, t_s, mib, warm_s, analysis.duration_s, colour, f"RSS {_short(name)} trend (MiB)")
             c = cpu.get(name)
             if c is not None:
                 ct, cv = c if isinstance(c, tuple) else (soak.minutes_s + MINUTE_S / 2, c)
