@@ -1,5 +1,9 @@
 """Issue 17's figure: the failover and fallback of a whole node, Active-Standby, from one machine,
-on the product path, with default settings.
+on the product path, with the generator's default settings (no tuning flag; ``--processes`` = the cores).
+
+The drill's window is this script's (``--lower 30 --upper 330`` by default, not Cisco's 120/537 s, so
+that both waves fit in ~15 minutes) and the mock's login rate is unlimited, so that what is measured
+is the generator: with every client moving, a throttled node would spread the wave by its own queue.
 
 One ``jabberemu drill --assignment active-standby`` (the mock pair as a child process, the Locust
 swarm over ``--processes`` = the cores, failover, fallback, report): every client is homed on node 1,

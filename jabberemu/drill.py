@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what happens to node 1 (default %(default)s)")
     p.add_argument("--assignment", choices=("balanced", "active-standby"), default="balanced",
                    help="users' home nodes: balanced over the two nodes (half of them move in each wave), or "
-                   "active-standby (all on node 1: every client moves; Cisco's two modes) (default %(default)s)")
+                   "active-standby (all on node 1: every client moves; Cisco's two modes) (default %(default)s; with "
+                   "--topology the running pair's own assignment holds)")
     c = p.add_argument_group(
         "login cost of each node of the bundled pair (docs/login-model.md): every CPA login, with the "
         "password or the one-time password, waits for a token and a worker; the queue beyond the last "

@@ -7,9 +7,10 @@ interface"; Configuration and Administration of IM and Presence Service 12.5(1),
 Redundancy and High Availability"). Lifetimes and single-use are **our choice**, settable.
 
 Bounded by the users, not by the run's length (**our choice**, issue 19): each user keeps only the
-:data:`KEEP_PER_USER` most recent session keys and OTPs; an older one is forgotten when a newer is
-issued (or applied from the peer: both nodes apply the same rule to the same order of issues, so
-nothing extra is replicated). A client presents the key and OTP of its last login, so a re-login is
+:data:`KEEP_PER_USER` most recently *issued* session keys and OTPs; an older one is forgotten when a
+newer is issued or applied from the peer. Every issue carries its issue time, so both nodes keep the
+same entries whatever order the deltas arrive in (a resync after a partition, a queue drained after
+a restart), and nothing extra is replicated. A client presents the key and OTP of its last login, so a re-login is
 never refused for it; a node soaking 2,000 users through a failover every ten minutes holds at most
 ``users x KEEP_PER_USER`` of each. Session keys do not expire by default (a real CPA session lasts until
 logout): an 8-hour soak's logout is not refused ``unknown-session`` for a key issued at its start.
@@ -79,12 +80,15 @@ class Delta:
         user: the user id (bare local part).
         secret: the session key (session kinds) or the OTP (OTP kinds). Hidden from repr.
         expires_ts: Unix-epoch expiry (issue kinds), or None for "never".
+        issued_ts: Unix-epoch issue time (issue kinds): which entries a user keeps; None when the sender
+            did not say (the receiver then uses its arrival time).
     """
 
     kind: DeltaKind
     user: str
     secret: str
     expires_ts: float | None = None
+    issued_ts: float | None = None
 
     def __post_init__(self) -> None:
         if not self.user or not self.secret:
@@ -95,7 +99,8 @@ class Delta:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (what the peer link sends)."""
-        return {"kind": self.kind.value, "user": self.user, "secret": self.secret, "expires_ts": self.expires_ts}
+        return {"kind": self.kind.value, "user": self.user, "secret": self.secret, "expires_ts": self.expires_ts,
+                "issued_ts": self.issued_ts}
 
     @classmethod
     def from_dict(cls, data: object) -> Delta:
@@ -108,15 +113,17 @@ class Delta:
             raise DeltaFormatError("a delta must be a JSON object", data)
         try:
             kind = DeltaKind(data["kind"])
-            user, secret, expires = data["user"], data["secret"], data.get("expires_ts")
+            user, secret, expires, issued = data["user"], data["secret"], data.get("expires_ts"), data.get("issued_ts")
         except (KeyError, ValueError) as exc:
             raise DeltaFormatError(f"bad delta: {exc}", data) from exc
         if not isinstance(user, str) or not isinstance(secret, str):
             raise DeltaFormatError("delta user and secret must be strings", data)
-        if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float))):
-            raise DeltaFormatError("delta expires_ts must be a number or null", data)
+        for name, value in (("expires_ts", expires), ("issued_ts", issued)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise DeltaFormatError(f"delta {name} must be a number or null", data)
         try:
-            return cls(kind=kind, user=user, secret=secret, expires_ts=None if expires is None else float(expires))
+            return cls(kind=kind, user=user, secret=secret, expires_ts=None if expires is None else float(expires),
+                       issued_ts=None if issued is None else float(issued))
         except ValueError as exc:
             raise DeltaFormatError(str(exc), data) from exc
 
@@ -125,6 +132,7 @@ class Delta:
 class _Entry:
     user: str
     expires_ts: float | None
+    issued_ts: float
 
 
 class LoginDatastore:
@@ -165,8 +173,8 @@ class LoginDatastore:
         self.on_delta = on_delta
         self._clock = clock
         self._sessions: dict[str, _Entry] = {}
-        self._keys_of: dict[str, list[str]] = {}  # user -> session keys, oldest first
-        self._otps: dict[str, dict[str, float | None]] = {}  # user -> OTP -> expiry, oldest first
+        self._keys_of: dict[str, list[str]] = {}  # user -> its session keys
+        self._otps: dict[str, dict[str, _Entry]] = {}  # user -> OTP -> entry
 
     # -- local changes -------------------------------------------------------------------------
 
@@ -180,9 +188,10 @@ class LoginDatastore:
             An unguessable URL-safe key.
         """
         key = secrets.token_urlsafe(_KEY_BYTES)
-        expires = None if self.session_lifetime_s is None else self._clock() + self.session_lifetime_s
-        self._add_session(key, _Entry(user=user, expires_ts=expires))
-        self._emit(Delta(kind=DeltaKind.SESSION_ISSUED, user=user, secret=key, expires_ts=expires))
+        now = self._clock()
+        expires = None if self.session_lifetime_s is None else now + self.session_lifetime_s
+        self._add_session(key, _Entry(user=user, expires_ts=expires, issued_ts=now))
+        self._emit(Delta(kind=DeltaKind.SESSION_ISSUED, user=user, secret=key, expires_ts=expires, issued_ts=now))
         return key
 
     def user_for_session(self, key: str) -> str | None:
@@ -214,10 +223,11 @@ class LoginDatastore:
             An unguessable URL-safe OTP.
         """
         otp = secrets.token_urlsafe(_OTP_BYTES)
-        expires = self._clock() + self.otp_lifetime_s
+        now = self._clock()
+        expires = now + self.otp_lifetime_s
         self._purge_user(user)
-        self._add_otp(user, otp, expires)
-        self._emit(Delta(kind=DeltaKind.OTP_ISSUED, user=user, secret=otp, expires_ts=expires))
+        self._add_otp(otp, _Entry(user=user, expires_ts=expires, issued_ts=now))
+        self._emit(Delta(kind=DeltaKind.OTP_ISSUED, user=user, secret=otp, expires_ts=expires, issued_ts=now))
         return otp
 
     def check_otp(self, user: str, otp: str) -> bool:
@@ -249,13 +259,19 @@ class LoginDatastore:
         Args:
             delta: the peer's change; an already-expired issue is ignored.
         """
-        if delta.kind is DeltaKind.SESSION_ISSUED:
-            self._add_session(delta.secret, _Entry(user=delta.user, expires_ts=delta.expires_ts))
+        now = self._clock()
+        if delta.kind in (DeltaKind.SESSION_ISSUED, DeltaKind.OTP_ISSUED):
+            if delta.expires_ts is not None and delta.expires_ts <= now:
+                return  # already expired: it must not push a live entry out
+            entry = _Entry(user=delta.user, expires_ts=delta.expires_ts,
+                           issued_ts=now if delta.issued_ts is None else delta.issued_ts)
+            if delta.kind is DeltaKind.SESSION_ISSUED:
+                self._add_session(delta.secret, entry)
+            else:
+                self._purge_user(delta.user, now)
+                self._add_otp(delta.secret, entry)
         elif delta.kind is DeltaKind.SESSION_DROPPED:
             self._forget_session(delta.secret)
-        elif delta.kind is DeltaKind.OTP_ISSUED:
-            self._add_otp(delta.user, delta.secret, delta.expires_ts)
-            self._purge_user(delta.user)
         elif delta.kind is DeltaKind.OTP_USED:
             self._otps.get(delta.user, {}).pop(delta.secret, None)
         else:  # pragma: no cover - the enum is closed
@@ -267,11 +283,13 @@ class LoginDatastore:
         now = self._clock()
         for key, entry in list(self._sessions.items()):
             if entry.expires_ts is None or entry.expires_ts > now:
-                yield Delta(kind=DeltaKind.SESSION_ISSUED, user=entry.user, secret=key, expires_ts=entry.expires_ts)
+                yield Delta(kind=DeltaKind.SESSION_ISSUED, user=entry.user, secret=key, expires_ts=entry.expires_ts,
+                            issued_ts=entry.issued_ts)
         for user, otps in list(self._otps.items()):
-            for otp, expires in otps.items():
-                if expires is None or expires > now:
-                    yield Delta(kind=DeltaKind.OTP_ISSUED, user=user, secret=otp, expires_ts=expires)
+            for otp, entry in otps.items():
+                if entry.expires_ts is None or entry.expires_ts > now:
+                    yield Delta(kind=DeltaKind.OTP_ISSUED, user=user, secret=otp, expires_ts=entry.expires_ts,
+                                issued_ts=entry.issued_ts)
 
     def purge_expired(self) -> int:
         """Drop every expired session and OTP (call now and then). Does not replicate.
@@ -303,11 +321,13 @@ class LoginDatastore:
     def _add_session(self, key: str, entry: _Entry) -> None:
         if key in self._sessions:
             return
-        self._sessions[key] = entry
         keys = self._keys_of.setdefault(entry.user, [])
+        self._sessions[key] = entry
         keys.append(key)
-        while len(keys) > KEEP_PER_USER:
-            self._sessions.pop(keys.pop(0), None)
+        while len(keys) > KEEP_PER_USER:  # forget the earliest issued, whatever the order of arrival
+            oldest = min(keys, key=lambda k: self._sessions[k].issued_ts)
+            keys.remove(oldest)
+            del self._sessions[oldest]
 
     def _forget_session(self, key: str) -> _Entry | None:
         entry = self._sessions.pop(key, None)
@@ -319,18 +339,18 @@ class LoginDatastore:
                 self._keys_of.pop(entry.user, None)
         return entry
 
-    def _add_otp(self, user: str, otp: str, expires: float | None) -> None:
-        otps = self._otps.setdefault(user, {})
-        otps[otp] = expires
-        while len(otps) > KEEP_PER_USER:
-            del otps[next(iter(otps))]
+    def _add_otp(self, otp: str, entry: _Entry) -> None:
+        otps = self._otps.setdefault(entry.user, {})
+        otps.setdefault(otp, entry)
+        while len(otps) > KEEP_PER_USER:  # forget the earliest issued, whatever the order of arrival
+            del otps[min(otps, key=lambda o: otps[o].issued_ts)]
 
     def _purge_user(self, user: str, now: float | None = None) -> int:
         otps = self._otps.get(user)
         if otps is None:
             return 0
         when = self._clock() if now is None else now
-        dead = [otp for otp, expires in otps.items() if expires is not None and expires <= when]
+        dead = [otp for otp, entry in otps.items() if entry.expires_ts is not None and entry.expires_ts <= when]
         for otp in dead:
             del otps[otp]
         if not otps:

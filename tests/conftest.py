@@ -6,6 +6,8 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,6 +64,7 @@ def failover_drill(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if record.is_file():
             return Drill.load(record)
-        drill = run_drill(shared / "run", *FAILOVER_DRILL.args())
+        # a directory per attempt: a drill that failed on another worker left its run files behind
+        drill = run_drill(Path(tempfile.mkdtemp(prefix="run-", dir=shared)) / "run", *FAILOVER_DRILL.args())
         drill.save(record)
         return drill

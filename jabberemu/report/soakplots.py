@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jabberemu.report.analysis import Analysis
-from jabberemu.report.drift import trend, warmup_end_s
+from jabberemu.report.drift import latency_points, rss_points, trend, warmup_end_s
 from jabberemu.report.plots import _node_colours, _png, _short
 from jabberemu.report.series import MarkerKind
 from jabberemu.report.soak import MINUTE_S
@@ -40,13 +40,13 @@ def _decorate(ax: Axes, analysis: Analysis, warm_h: float, *, labels: bool) -> N
     ax.grid(True, alpha=0.3)
 
 
-def _fit(ax: Axes, t_s: np.ndarray, y: np.ndarray, warm_s: float, end_s: float, colour: str, label: str) -> None:
-    keep = (t_s >= warm_s) & (t_s <= end_s)  # as the drift checks: after warm-up, before the sign-out
-    fit = trend(t_s[keep], y[keep])
+def _fit(ax: Axes, t_s: np.ndarray, y: np.ndarray, colour: str, label: str) -> None:
+    """The drift check's line through the points it judges (``drift.rss_points`` / ``latency_points``)."""
+    fit = trend(t_s, y)
     if fit is None:
         return
-    t0 = float(t_s[keep][np.isfinite(y[keep])].min())
-    xs = np.array([t0, float(t_s[keep].max())])
+    t0 = float(t_s[np.isfinite(y)].min())
+    xs = np.array([t0, float(t_s.max())])
     ax.plot(xs / 3600, fit.start_value + fit.slope_per_h * (xs - t0) / 3600, color=colour, linewidth=2.2,
             linestyle="-.", label=f"{label}: {fit.slope_per_h:+.2f}/h")
 
@@ -93,8 +93,9 @@ def soak_png(analysis: Analysis) -> bytes:
             continue
         for q, style in styles.items():
             ax.plot(x_min, soak.latency[key][q], color=colour, linestyle=style, linewidth=1.2, label=f"{key} {q}")
-        _fit(ax, soak.minutes_s + MINUTE_S / 2, soak.latency[key]["p99"], warm_s, analysis.duration_s, colour,
-             f"{key} p99 trend (ms)")
+        t_fit, p99_fit, _which = latency_points(soak, key, warm_s=warm_s, end_s=analysis.duration_s,
+                                                waves=[(w.at_s, w.end_s) for w in analysis.waves])
+        _fit(ax, t_fit, p99_fit, colour, f"{key} p99 trend (ms)")
     ax.set_yscale("log")
     ax.set_ylabel("ms (log)")
     ax.set_title("Latency percentiles per minute (steady-state requests; within 1 % at summary detail)")
@@ -121,7 +122,8 @@ def soak_png(analysis: Analysis) -> bytes:
             else:
                 t_s, mib = soak.minutes_s + MINUTE_S / 2, series
             ax.plot(t_s / 3600, mib, color=colour, linewidth=1.6, label=f"RSS {_short(name)} (MiB)")
-            _fit(ax, t_s, mib, warm_s, analysis.duration_s, colour, f"RSS {_short(name)} trend (MiB)")
+            _fit(ax, *rss_points(t_s, mib, warm_s=warm_s, end_s=analysis.duration_s,
+                                 per_minute=not isinstance(series, tuple)), colour, f"RSS {_short(name)} trend (MiB)")
             c = cpu.get(name)
             if c is not None:
                 ct, cv = c if isinstance(c, tuple) else (soak.minutes_s + MINUTE_S / 2, c)

@@ -79,6 +79,7 @@ class C2sConnection(asyncio.Protocol):
     listener: ListenerView
     stream: C2sStream
     transport: asyncio.Transport | None = None
+    raw_transport: asyncio.Transport | None = None  # the socket's own, also after a STARTTLS upgrade
     peer: str = ""
     info: SessionInfo | None = None
     presence: bytes | None = None  # last available presence, stamped
@@ -95,7 +96,7 @@ class C2sConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = self.raw_transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.last_rx = self.listener.now()
@@ -121,8 +122,7 @@ class C2sConnection(asyncio.Protocol):
         # stream's XML parser and CPython's socket transport (its ``_read_ready_cb`` is a bound
         # method of itself, CPython 3.11) each hold a reference cycle; both are released here.
         self.stream.release()
-        if getattr(self.transport, "_read_ready_cb", None) is not None:
-            self.transport._read_ready_cb = None  # type: ignore[union-attr]
+        _break_self_cycle(self.raw_transport)
 
     def pause_writing(self) -> None:
         if self.transport is not None and not self.upgrading:
@@ -286,6 +286,8 @@ class C2sConnection(asyncio.Protocol):
             logger.info("TLS handshake with %s failed: %s", self.peer, exc)
             self.upgrading = False
             transport.abort()
+            self.stream.release()
+            _break_self_cycle(transport)
             return
         if new is None:
             return
@@ -311,3 +313,10 @@ class C2sConnection(asyncio.Protocol):
             self.ping_sent = now
             self.listener.counters["pings_sent"] += 1
             self.write(self.stream.ping(self.ping_id))
+
+
+def _break_self_cycle(transport: asyncio.BaseTransport | None) -> None:
+    """Drop the bound method CPython 3.11's ``_SelectorSocketTransport`` keeps of itself
+    (``_read_ready_cb``), once the connection is gone; other transports (TLS) are left alone."""
+    if getattr(transport, "_read_ready_cb", None) is not None:
+        transport._read_ready_cb = None  # type: ignore[union-attr]

@@ -139,9 +139,13 @@ def _tag_end(buf: bytearray | bytes, start: int) -> int:
     return m.end() - 1
 
 
-_HANDLERS = ("StartDoctypeDeclHandler", "EntityDeclHandler", "CommentHandler", "ProcessingInstructionHandler",
-             "StartNamespaceDeclHandler", "StartElementHandler", "EndElementHandler", "CharacterDataHandler")
-"""The expat handlers :class:`StreamParser` sets (and :meth:`StreamParser.close` clears)."""
+_HANDLERS = {
+    "StartDoctypeDeclHandler": "_refuse_dtd", "EntityDeclHandler": "_refuse_dtd", "CommentHandler": "_refuse_comment",
+    "ProcessingInstructionHandler": "_refuse_pi", "StartNamespaceDeclHandler": "_ns_decl",
+    "StartElementHandler": "_start", "EndElementHandler": "_end", "CharacterDataHandler": "_chars",
+}
+"""The expat handlers :class:`StreamParser` sets, to its methods of these names (one table, so that
+:meth:`StreamParser.close` clears every one it set)."""
 
 
 class StreamParser:
@@ -156,14 +160,8 @@ class StreamParser:
         p = ParserCreate(encoding="utf-8", namespace_separator=_SEP)
         p.buffer_text = False
         p.SetParamEntityParsing(XML_PARAM_ENTITY_PARSING_NEVER)
-        p.StartDoctypeDeclHandler = self._refuse_dtd
-        p.EntityDeclHandler = self._refuse_dtd
-        p.CommentHandler = self._refuse_comment
-        p.ProcessingInstructionHandler = self._refuse_pi
-        p.StartNamespaceDeclHandler = self._ns_decl
-        p.StartElementHandler = self._start
-        p.EndElementHandler = self._end
-        p.CharacterDataHandler = self._chars
+        for handler, method in _HANDLERS.items():
+            setattr(p, handler, getattr(self, method))
         self._p = p
         self._buf = bytearray()
         self._base = 0  # absolute stream index of _buf[0]

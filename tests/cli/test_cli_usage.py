@@ -147,7 +147,8 @@ def test_an_active_standby_drill_moves_every_client_and_asks_the_mock_for_it(tmp
     args = build_parser().parse_args(["--clients", "200", "--assignment", "active-standby"])
     mock = _mock_args(args, tmp_path)
     assert mock[mock.index("--assignment") + 1] == "active-standby"
-    assert _mock_args(build_parser().parse_args([]), tmp_path)[mock.index("--assignment") + 1] == "balanced"
+    default = _mock_args(build_parser().parse_args([]), tmp_path)
+    assert default[default.index("--assignment") + 1] == "balanced"
 
 
 def test_service_down_plan_restarts_the_service_then_falls_back() -> None:

@@ -137,9 +137,12 @@ def test_purge_expired_counts() -> None:
 
 
 def test_delta_round_trip_and_repr_hides_secret() -> None:
-    delta = Delta(kind=DeltaKind.OTP_ISSUED, user="u", secret="s3cret", expires_ts=12.5)
-    assert delta.to_dict() == {"kind": "otp-issued", "user": "u", "secret": "s3cret", "expires_ts": 12.5}
+    delta = Delta(kind=DeltaKind.OTP_ISSUED, user="u", secret="s3cret", expires_ts=12.5, issued_ts=2.5)
+    assert delta.to_dict() == {"kind": "otp-issued", "user": "u", "secret": "s3cret", "expires_ts": 12.5,
+                               "issued_ts": 2.5}
     assert Delta.from_dict(delta.to_dict()) == delta
+    older = {"kind": "otp-issued", "user": "u", "secret": "s3cret", "expires_ts": 12.5}  # a frame without it
+    assert Delta.from_dict(older).issued_ts is None
     assert "s3cret" not in repr(delta)
 
 
@@ -152,6 +155,7 @@ def test_delta_round_trip_and_repr_hides_secret() -> None:
         {"kind": "otp-issued", "user": 1, "secret": "s"},
         {"kind": "otp-issued", "user": "u", "secret": "s", "expires_ts": "soon"},
         {"kind": "otp-issued", "user": "u", "secret": "s", "expires_ts": True},
+        {"kind": "otp-issued", "user": "u", "secret": "s", "issued_ts": "then"},
         {"kind": "otp-issued", "user": "", "secret": "s"},
     ],
 )
@@ -189,9 +193,52 @@ def test_a_dropped_key_frees_its_place_and_keys_do_not_expire_by_default() -> No
     first = a.issue_session_key("user00001")
     second = a.issue_session_key("user00001")
     assert a.drop_session(first)
+    more = [a.issue_session_key("user00001") for _ in range(KEEP_PER_USER - 1)]  # fills the freed place
     ship(shipped, b)
     clock.now += 8 * 3600.0  # an 8-hour soak: the key of the first login is still good at logout
     for store in (a, b):
-        assert (store.user_for_session(first), store.user_for_session(second)) == (None, "user00001")
-        assert store.session_count == 1
-    assert a.drop_session(second) and a.session_count == 0
+        assert store.user_for_session(first) is None
+        assert [store.user_for_session(k) for k in (second, *more)] == ["user00001"] * KEEP_PER_USER
+        assert store.session_count == KEEP_PER_USER
+    assert a.drop_session(second) and a.session_count == KEEP_PER_USER - 1
+
+
+def test_both_nodes_keep_the_latest_issued_whatever_the_order_of_arrival() -> None:
+    """A partition: A issues three keys and OTPs, B two later ones; healed, each side's snapshot reaches
+    the other after its own issues. Both keep the four latest issued (B's two, A's last two)."""
+    a, b, to_b, clock = pair(otp_lifetime_s=3600.0)
+    to_a: list[Delta] = []
+    b.on_delta = to_a.append
+    keys_a, otps_a = [], []
+    for _ in range(3):
+        clock.now += 10.0
+        keys_a.append(a.issue_session_key("user00001"))
+        otps_a.append(a.issue_otp("user00001"))
+    keys_b, otps_b = [], []
+    for _ in range(2):
+        clock.now += 10.0
+        keys_b.append(b.issue_session_key("user00001"))
+        otps_b.append(b.issue_otp("user00001"))
+    to_a.clear(), to_b.clear()
+    for delta in b.snapshot():  # resync: B's newer entries reach A after A's own
+        a.apply(delta)
+    for delta in list(a.snapshot()):
+        b.apply(delta)  # A's older entries reach B after B's own
+    latest_keys, latest_otps = keys_a[1:] + keys_b, otps_a[1:] + otps_b
+    for store in (a, b):
+        assert [store.user_for_session(k) for k in keys_a[:1] + latest_keys] == [None] + ["user00001"] * 4
+        assert [store.check_otp("user00001", o) for o in otps_a[:1] + latest_otps] == [False] + [True] * 4
+
+
+def test_an_expired_issue_from_the_peer_pushes_no_live_entry_out() -> None:
+    a, _, _, clock = pair(otp_lifetime_s=600.0, session_lifetime_s=600.0)
+    live_keys = [a.issue_session_key("user00001") for _ in range(KEEP_PER_USER)]
+    live_otps = [a.issue_otp("user00001") for _ in range(KEEP_PER_USER)]
+    stale = clock.now - 1.0  # queued past its lifetime while the link was down
+    a.apply(Delta(kind=DeltaKind.SESSION_ISSUED, user="user00001", secret="old-key", expires_ts=stale,
+                  issued_ts=stale - 600))
+    a.apply(Delta(kind=DeltaKind.OTP_ISSUED, user="user00001", secret="old-otp", expires_ts=stale,
+                  issued_ts=stale - 600))
+    assert [a.user_for_session(k) for k in live_keys] == ["user00001"] * KEEP_PER_USER
+    assert all(a.check_otp("user00001", o) for o in live_otps)
+    assert a.user_for_session("old-key") is None and not a.check_otp("user00001", "old-otp")

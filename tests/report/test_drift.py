@@ -126,3 +126,22 @@ def test_waves_covering_most_of_the_run_are_kept_in_the_fit_and_the_sign_out_min
     (c,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
             if c.name is CheckName.DRIFT_LATENCY]
     assert c.status is CheckStatus.FAIL and "creeps up" in c.message
+
+
+def test_a_72_hour_series_is_binned_before_theil_sen() -> None:
+    """8,640 mock samples (30 s for 72 h): the fit sees at most 1,000 bin medians, still the right slope."""
+    rng = np.random.default_rng(3)
+    t = np.arange(0, 72 * 3600, 30.0)
+    fit = trend(t, 80.0 + 0.5 * t / 3600 + rng.normal(0, 0.2, t.size))
+    assert fit is not None and fit.points == t.size == 8640
+    assert fit.slope_per_h == pytest.approx(0.5, abs=0.01) and fit.start_value == pytest.approx(80.0, abs=0.1)
+
+
+def test_the_latency_check_says_which_minutes_it_fitted() -> None:
+    soak = _soak(2.0)
+    (plain,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[], declared_soak=True)
+                if c.name is CheckName.DRIFT_LATENCY]
+    assert f"({int((7200 - READY_S - WARMUP_S) // 60)} complete minutes)" in plain.message
+    (between,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[(3000.0, 3300.0)],
+                                          declared_soak=True) if c.name is CheckName.DRIFT_LATENCY]
+    assert f"({int((7200 - READY_S - WARMUP_S) // 60) - 5} steady minutes)" in between.message  # 3000-3300 s
