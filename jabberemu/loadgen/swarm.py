@@ -41,7 +41,7 @@ from jabberemu.loadgen.schedule import check_plan, soak_drill
 from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
-from jabberemu.loadgen.traps import guard_csv_writer, start_bridge, use_threaded_resolver
+from jabberemu.loadgen.traps import guard_csv_writer, keep_locust_stats_trimmed, start_bridge, use_threaded_resolver
 from jabberemu.loadgen.workers import Workers
 from jabberemu.preflight import host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
@@ -152,6 +152,7 @@ class Swarm:
 
             install_tab(environment, self)
         DRILL.ready_probe = self.all_signed_in
+        keep_locust_stats_trimmed(environment)
         if not isinstance(runner, WorkerRunner):
             gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
             self._note_sigint()

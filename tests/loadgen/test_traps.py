@@ -1,0 +1,46 @@
+"""Locust's statistics stay bounded over a long run: per-second counts and chart history trimmed,
+totals, current rates and response times untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from locust.stats import RequestStats
+
+from jabberemu.loadgen import traps
+
+T0 = 1_796_586_839.0
+
+
+def test_trim_keeps_the_recent_seconds_and_every_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [T0]
+    monkeypatch.setattr("locust.stats.time.time", lambda: now[0])
+    stats = RequestStats()
+    for s in range(600):  # ten minutes, three names, one failure every 10 s
+        now[0] = T0 + s
+        for name in ("ping", "message-latency", "session-login"):
+            stats.log_request("xmpp", name, 5 + s % 7, 0)
+        if s % 10 == 0:
+            stats.log_error("soap", "session-login", RuntimeError("services-stopped"))
+    for _ in range(900):
+        stats.history.append({"time": "t"})
+    before: dict[str, Any] = {"total": stats.total.num_requests, "rps": stats.total.current_rps,
+                              "p99": stats.total.get_current_response_time_percentile(0.99),
+                              "fails": stats.get("session-login", "soap").num_failures}
+    dropped = traps.trim_locust_stats(stats, now=now[0])
+    kept = traps.STATS_SECONDS_KEPT
+    old_seconds = 599 - kept  # seconds 0..478 are older than now (599) - kept
+    # requests: three names + the total; failures: the soap entry + the total, one second in ten
+    assert dropped == 4 * old_seconds + 2 * len(range(0, old_seconds, 10)) == 2012
+    for entry in [*stats.entries.values(), stats.total]:
+        assert all(t >= int(now[0]) - kept for t in entry.num_reqs_per_sec)
+        assert all(t >= int(now[0]) - kept for t in entry.num_fail_per_sec)
+    assert len(stats.total.num_reqs_per_sec) == kept + 1  # seconds 479..599
+    assert len(stats.history) == traps.STATS_HISTORY_KEPT
+    assert {"total": stats.total.num_requests, "rps": stats.total.current_rps,
+            "p99": stats.total.get_current_response_time_percentile(0.99),
+            "fails": stats.get("session-login", "soap").num_failures} == before == {
+        "total": 1800, "rps": before["rps"], "p99": before["p99"], "fails": 60}
+    assert before["rps"] == pytest.approx(3.0)
+    assert traps.trim_locust_stats(stats, now=now[0]) == 0
