@@ -56,7 +56,7 @@ def soak_png(analysis: Analysis) -> bytes:
     soak = analysis.soak
     assert soak is not None
     s = analysis.series
-    warm_s = warmup_end_s(analysis.ready_s)
+    warm_s = warmup_end_s(analysis.ready_s, [(w.at_s, w.end_s) for w in analysis.waves])
     warm_h = warm_s / 3600
     fig = Figure(figsize=(14, 19))
     axes = fig.subplots(6, 1, sharex=True)

@@ -154,8 +154,11 @@ def _soak(analysis: Analysis, data: RunData) -> dict[str, Any] | None:
     if soak is None:
         return None
     declared = bool(data.info.extra.get("soak"))
-    return {"declared": declared, "minutes": int(soak.minutes_s.size), "warmup_end_s": warmup_end_s(analysis.ready_s),
-            "drift_judged": applies(ready_s=analysis.ready_s, duration_s=analysis.duration_s, declared_soak=declared)}
+    waves = [(w.at_s, w.end_s) for w in analysis.waves]
+    return {"declared": declared, "minutes": int(soak.minutes_s.size),
+            "warmup_end_s": warmup_end_s(analysis.ready_s, waves),
+            "drift_judged": applies(ready_s=analysis.ready_s, duration_s=analysis.duration_s, declared_soak=declared,
+                                    waves=waves)}
 
 
 def make_summary(data: RunData, analysis: Analysis, result: VerdictResult, *,

@@ -225,10 +225,11 @@ def judge(info: RunInfo, analysis: Analysis, *, server_login_rate: float | None 
     for w in analysis.waves:
         checks.extend(_wave_checks(w, storms.get(w.index), predictions.get(w.index), capacity, margin, max_wait))
     declared = bool(info.extra.get("soak"))
+    waves = [(w.at_s, w.end_s) for w in analysis.waves]
     if analysis.soak is not None and applies(ready_s=analysis.ready_s, duration_s=analysis.duration_s,
-                                             declared_soak=declared):
+                                             declared_soak=declared, waves=waves):
         checks.extend(drift_checks(analysis.soak, ready_s=analysis.ready_s, duration_s=analysis.duration_s,
-                                   waves=[(w.at_s, w.end_s) for w in analysis.waves], declared_soak=declared))
+                                   waves=waves, declared_soak=declared))
     statuses = {c.status for c in checks}
     verdict = (Verdict.FAIL if CheckStatus.FAIL in statuses
                else Verdict.INCONCLUSIVE if CheckStatus.INCONCLUSIVE in statuses else Verdict.PASS)

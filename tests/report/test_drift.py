@@ -13,6 +13,7 @@ from jabberemu.report.drift import (
     RSS_LIMIT_PCT_PER_H,
     WARMUP_S,
     applies,
+    warmup_end_s,
     drift_checks,
     trend,
 )
@@ -118,11 +119,13 @@ def test_waves_covering_most_of_the_run_are_kept_in_the_fit_and_the_sign_out_min
     waves = [(float(a), float(a + 537)) for a in range(640, 3600, 600)]
     (c,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
             if c.name is CheckName.DRIFT_LATENCY]
-    complete_after_warmup = int((3600 - (READY_S + WARMUP_S)) // 60)
+    warm = warmup_end_s(READY_S, waves)
+    assert warm == 1240 + 537  # the end of the first fallback wave
+    first, last = int(-(-warm // 60)), 59  # whole minutes from 30 (1,800 s) to 59
     assert c.status is CheckStatus.PASS and abs(c.measured) < 0.5
-    assert f"({complete_after_warmup} minutes, waves included: they cover most of the run)" in c.message
+    assert f"({last - first + 1} minutes, waves included: they cover most of the run)" in c.message
     soak.latency["xmpp/message-latency"]["p99"][-1] = 2.0
-    soak.latency["xmpp/message-latency"]["p99"][complete_after_warmup // 2 + 20:] += 3.0  # a step up halfway
+    soak.latency["xmpp/message-latency"]["p99"][(first + last) // 2:] += 3.0  # a step up halfway
     (c,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
             if c.name is CheckName.DRIFT_LATENCY]
     assert c.status is CheckStatus.FAIL and "creeps up" in c.message
@@ -142,6 +145,25 @@ def test_the_latency_check_says_which_minutes_it_fitted() -> None:
     (plain,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[], declared_soak=True)
                 if c.name is CheckName.DRIFT_LATENCY]
     assert f"({int((7200 - READY_S - WARMUP_S) // 60)} complete minutes)" in plain.message
-    (between,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[(3000.0, 3300.0)],
+    waves = [(1300.0, 1400.0), (2000.0, 2100.0), (5000.0, 5300.0)]  # warm-up ends with the second
+    (between,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=waves,
                                           declared_soak=True) if c.name is CheckName.DRIFT_LATENCY]
-    assert f"({int((7200 - READY_S - WARMUP_S) // 60) - 5} steady minutes)" in between.message  # 3000-3300 s
+    # whole minutes from 2,100 s (35) to 119: 85, of which the six touching 5,000-5,300 s are left out
+    assert "(79 steady minutes)" in between.message
+
+
+def test_warm_up_lasts_until_the_first_fallback_wave_has_ended() -> None:
+    """Memory grows once to the first failover cycle's high-water mark (the backup holding both nodes'
+    sessions): the drift is judged after it."""
+    assert warmup_end_s(READY_S) == READY_S + WARMUP_S
+    assert warmup_end_s(READY_S, [(300.0, 700.0)]) == READY_S + WARMUP_S  # one early wave: the time rule
+    assert warmup_end_s(READY_S, [(640.0, 1178.0)]) == 1200.0
+    assert warmup_end_s(READY_S, [(640.0, 1178.0), (1241.0, 1778.0), (1841.0, 2378.0)]) == 1778.0
+    rising = _soak(1.0 + 1 / 60, mock_pct_per_h=0.0)
+    ts, mib = rising.mock_rss_mib["imp1.example.test"]
+    mib[(ts > 960) & (ts < 1320)] += np.linspace(0, 20, int(((ts > 960) & (ts < 1320)).sum()))  # the first wave
+    mib[ts >= 1320] += 20.0  # ... and its high-water mark kept
+    waves = [(float(a), float(a + 537)) for a in range(640, 3600, 600)]
+    (mock,) = [c for c in drift_checks(rising, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
+               if c.name is CheckName.DRIFT_MOCK_RSS]
+    assert mock.status is CheckStatus.PASS and abs(mock.measured) < 0.5
