@@ -12,7 +12,7 @@ newer is issued or applied from the peer. Every issue carries its issue time, so
 same entries whatever order the deltas arrive in (a resync after a partition, a queue drained after
 a restart), and nothing extra is replicated. A client presents the key and OTP of its last login, so a re-login is
 never refused for it; a node soaking 2,000 users through a failover every ten minutes holds at most
-``users x KEEP_PER_USER`` of each. Session keys do not expire by default (a real CPA session lasts until
+``users x KEEP_PER_USER`` of each (~0.7 KiB per user and node). Session keys do not expire by default (a real CPA session lasts until
 logout): an 8-hour soak's logout is not refused ``unknown-session`` for a key issued at its start.
 
 Pure: no I/O, an injected clock (wall-clock seconds by default, so that expiry instants carried in
@@ -47,8 +47,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_OTP_LIFETIME_S = 900.0
 #: Our choice: how long a CPA session key stays valid after issue (s); None: until logout or replaced.
 DEFAULT_SESSION_LIFETIME_S: float | None = None
-#: Our choice: session keys and OTPs kept per user (the most recent); older ones are forgotten.
-KEEP_PER_USER = 4
+#: Our choice: session keys and OTPs kept per user (the most recent: the one a client holds and the
+#: one before, for a request still in flight); older ones are forgotten. With 2 a node is full once
+#: every user has signed in twice (a 60-minute soak's mock grew ~1.7 MiB per cycle with 4, until full).
+KEEP_PER_USER = 2
 
 _KEY_BYTES = 24
 _OTP_BYTES = 18
@@ -128,7 +130,7 @@ class Delta:
             raise DeltaFormatError(str(exc), data) from exc
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Entry:
     user: str
     expires_ts: float | None

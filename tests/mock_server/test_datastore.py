@@ -204,30 +204,30 @@ def test_a_dropped_key_frees_its_place_and_keys_do_not_expire_by_default() -> No
 
 
 def test_both_nodes_keep_the_latest_issued_whatever_the_order_of_arrival() -> None:
-    """A partition: A issues three keys and OTPs, B two later ones; healed, each side's snapshot reaches
-    the other after its own issues. Both keep the four latest issued (B's two, A's last two)."""
+    """A partition: B issues keys and OTPs, then A issues later ones; healed, each side's snapshot reaches
+    the other after its own issues. Both keep the latest issued (A's), whatever arrived last."""
     a, b, to_b, clock = pair(otp_lifetime_s=3600.0)
     to_a: list[Delta] = []
     b.on_delta = to_a.append
-    keys_a, otps_a = [], []
-    for _ in range(3):
+    older_keys, older_otps, newer_keys, newer_otps = [], [], [], []
+    for _ in range(KEEP_PER_USER):
         clock.now += 10.0
-        keys_a.append(a.issue_session_key("user00001"))
-        otps_a.append(a.issue_otp("user00001"))
-    keys_b, otps_b = [], []
-    for _ in range(2):
+        older_keys.append(b.issue_session_key("user00001"))
+        older_otps.append(b.issue_otp("user00001"))
+    for _ in range(KEEP_PER_USER):
         clock.now += 10.0
-        keys_b.append(b.issue_session_key("user00001"))
-        otps_b.append(b.issue_otp("user00001"))
+        newer_keys.append(a.issue_session_key("user00001"))
+        newer_otps.append(a.issue_otp("user00001"))
     to_a.clear(), to_b.clear()
-    for delta in b.snapshot():  # resync: B's newer entries reach A after A's own
+    for delta in list(b.snapshot()):  # B's older entries reach A after A's own
         a.apply(delta)
-    for delta in list(a.snapshot()):
-        b.apply(delta)  # A's older entries reach B after B's own
-    latest_keys, latest_otps = keys_a[1:] + keys_b, otps_a[1:] + otps_b
+    for delta in list(a.snapshot()):  # A's newer entries reach B after B's own
+        b.apply(delta)
     for store in (a, b):
-        assert [store.user_for_session(k) for k in keys_a[:1] + latest_keys] == [None] + ["user00001"] * 4
-        assert [store.check_otp("user00001", o) for o in otps_a[:1] + latest_otps] == [False] + [True] * 4
+        assert [store.user_for_session(k) for k in older_keys + newer_keys] == [None] * KEEP_PER_USER + [
+            "user00001"] * KEEP_PER_USER
+        assert [store.check_otp("user00001", o) for o in older_otps + newer_otps] == [False] * KEEP_PER_USER + [
+            True] * KEEP_PER_USER
 
 
 def test_an_expired_issue_from_the_peer_pushes_no_live_entry_out() -> None:
