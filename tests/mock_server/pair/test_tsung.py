@@ -1,11 +1,13 @@
 """Tsung (Debian package, a third-party XMPP load tool) logs 200 users in with SASL PLAIN against one
-node of the real pair: its log must show 200 successful logins and no error."""
+node of the real pair: its log must show 200 successful logins and no error. The scenario and the log
+parser are bench/tsung_runner.py's, as in tests/peers/test_peer_tsung.py (2,000 users)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import os
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,9 @@ import pytest_asyncio
 from pair_support import DOMAIN, N1, fast_config, started_pair, xmpp_port
 
 from mock_server.pair.runner import MockPair
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+from tsung_runner import parse_tsung_log, tsung_config  # noqa: E402
 
 TSUNG = shutil.which("tsung") or "/usr/bin/tsung"
 USERS = 200
@@ -24,42 +29,6 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
-CONFIG = """<?xml version="1.0"?>
-<!DOCTYPE tsung SYSTEM "/usr/share/tsung/tsung-1.0.dtd">
-<tsung loglevel="notice" dumptraffic="false" version="1.0">
-  <clients><client host="localhost" use_controller_vm="true" maxusers="{users}"/></clients>
-  <servers><server host="127.0.0.1" port="{port}" type="tcp"/></servers>
-  <load>
-    <arrivalphase phase="1" duration="30" unit="second">
-      <users maxnumber="{users}" arrivalrate="100" unit="second"/>
-    </arrivalphase>
-  </load>
-  <options>
-    <option type="ts_jabber" name="domain" value="{domain}"/>
-    <option type="ts_jabber" name="userid_max" value="0"/>
-    <option name="file_server" id="userdb" value="{csv}"/>
-  </options>
-  <sessions>
-    <session probability="100" name="plain-login" type="ts_jabber">
-      <setdynvars sourcetype="file" fileid="userdb" delimiter="," order="iter">
-        <var name="username"/>
-        <var name="password"/>
-      </setdynvars>
-      <request subst="true"><jabber type="connect" ack="local"><xmpp_authenticate username="%%_username%%" passwd="%%_password%%"/></jabber></request>
-      <transaction name="login">
-        <request><jabber type="auth_sasl" ack="local"/></request>
-        <request><jabber type="connect" ack="local"/></request>
-        <request><jabber type="auth_sasl_bind" ack="local"/></request>
-        <request><jabber type="auth_sasl_session" ack="local"/></request>
-      </transaction>
-      <request><jabber type="presence:initial" ack="no_ack"/></request>
-      <thinktime value="1"/>
-      <request><jabber type="close" ack="local"/></request>
-    </session>
-  </sessions>
-</tsung>
-"""
-
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def pair() -> AsyncIterator[MockPair]:
@@ -67,35 +36,26 @@ async def pair() -> AsyncIterator[MockPair]:
         yield p
 
 
-def tsung_stats(log: str) -> dict[str, list[list[float]]]:
-    """Every ``stats: NAME v1 v2 ...`` line of tsung.log, per name, in order. Sample stats are
-    ``count mean stddev max min ...`` per dump interval; counters are ``value total``."""
-    out: dict[str, list[list[float]]] = {}
-    for m in re.finditer(r"^stats: (\S+) (.*)$", log, re.M):
-        out.setdefault(m.group(1), []).append([float(v) for v in m.group(2).split()])
-    return out
-
-
 async def test_tsung_200_plain_logins_without_error(pair: MockPair, tmp_path: Path) -> None:
     csv = tmp_path / "users.csv"
     csv.write_text("".join(f"user{i:05d},pass-user{i:05d}\n" for i in range(1, USERS + 1)), encoding="utf-8")
     config = tmp_path / "tsung.xml"
-    config.write_text(CONFIG.format(users=USERS, port=xmpp_port(pair, N1), domain=DOMAIN, csv=csv), encoding="utf-8")
+    config.write_text(tsung_config(host="127.0.0.1", port=xmpp_port(pair, N1), domain=DOMAIN, users_csv=csv,
+                                   clients=USERS, rate_per_s=100.0, hold_s=1.0), encoding="utf-8")
     logdir = tmp_path / "log"
     proc = await asyncio.create_subprocess_exec(
-        TSUNG, "-f", str(config), "-l", str(logdir), "-n", "start",
+        TSUNG, "-f", str(config), "-l", str(logdir), "-i", f"pair{os.getpid()}", "-n", "start",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
     out, _ = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == 0, out.decode(errors="replace")
     logs = list(logdir.glob("*/tsung.log"))
     assert len(logs) == 1, out.decode(errors="replace")
-    stats = tsung_stats(logs[0].read_text(encoding="utf-8"))
-    errors = {k: v for k, v in stats.items() if k.startswith("error")}
-    assert errors == {}, errors
-    assert sum(row[0] for row in stats["tr_login"]) == USERS  # 'login' transactions completed
-    assert sum(row[0] for row in stats["session"]) == USERS
-    assert sum(row[0] for row in stats["connect"]) == USERS
-    assert stats["finish_users_count"][-1][1] == USERS
+    stats = parse_tsung_log(logs[0].read_text(encoding="utf-8"))
+    assert {k: v for k, v in stats.items() if k.startswith("error")} == {}
+    assert stats["tr_login"]["count"] == USERS  # 'login' transactions completed
+    assert stats["session"]["count"] == USERS
+    assert stats["connect"]["count"] == USERS
+    assert stats["finish_users_count"]["count"] == USERS
     # the mock counted the same 200 PLAIN logins (per-second rows: wait for the last one)
     auths = 0
     for _ in range(40):
