@@ -4,9 +4,11 @@ tests share (``failover_drill``)."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import ipaddress
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,16 @@ def failover_drill(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> 
         drill = run_drill(Path(tempfile.mkdtemp(prefix="run-", dir=shared)) / "run", *FAILOVER_DRILL.args())
         drill.save(record)
         return drill
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """The garbage collector off for one test (what it would free is then visible); back on after."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

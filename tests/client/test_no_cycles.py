@@ -12,7 +12,6 @@ import asyncio
 import gc
 import weakref
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,18 +25,6 @@ from jabberemu.runtime import Runtime
 from jabberemu.xmpp.client import XmppSession
 
 IMP1, IMP2 = NODES
-
-
-@pytest.fixture
-def collector_off() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
-from collections.abc import Iterator
 
 import pytest
 from listener_support import USERS, running, slix, slix_session
@@ -21,18 +20,6 @@ from raw_xmpp import RawXmppClient
 from mock_server.xmpp.events import StreamCondition
 
 ROUNDS = 4
-
-
-@pytest.fixture
-def collector_off() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
 
 
 def cyclic_garbage(port: int) -> collections.Counter[str]:
