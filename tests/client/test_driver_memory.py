@@ -62,7 +62,9 @@ async def test_failover_and_fallback_in_memory() -> None:
     assert await asyncio.gather(*(c.start() for c in clients)) == [ClientState.XMPPCONNECTED] * 4
     movers = mem.user_ids(IMP1)
     assert mem.fail_over(IMP1) == 2
-    await wait_until(lambda: sorted(mem.connected(IMP2)) == sorted(mem.user_ids()), what="all on imp2")
+    # the node sees the bound session a moment before the client records XMPPCONNECTED: wait for both
+    await wait_until(lambda: sorted(mem.connected(IMP2)) == sorted(mem.user_ids())
+                     and all(c.state is ClientState.XMPPCONNECTED for c in clients), what="all on imp2")
     for user in movers:
         path = [r["to"] for r in rt.sink.of_type(RecordType.STATE) if r["client"] == user][4:]
         assert path == ["FAILOVER", "SOAPCONNECT_SESSION_P", "SOAPCONNECT_SESSION_S", "SOAPCONNECTED",
@@ -73,7 +75,8 @@ async def test_failover_and_fallback_in_memory() -> None:
     assert sorted(r["client"] for r in refused) == sorted(movers)
     assert {r["cause"] for r in refused} == {"soap-fault:services-stopped"}
     assert mem.fall_back(IMP1) == 2
-    await wait_until(lambda: sorted(mem.connected(IMP1)) == sorted(movers), what="home again")
+    await wait_until(lambda: sorted(mem.connected(IMP1)) == sorted(movers)
+                     and all(c.state is ClientState.XMPPCONNECTED for c in clients), what="home again")
     await asyncio.gather(*(c.stop() for c in clients))
     rt.registry.check()
     await rt.aclose()
