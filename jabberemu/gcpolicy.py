@@ -14,6 +14,15 @@ with no option to set (our choice, measured in BENCHMARKS.md):
   pass costs what one interval allocated, a few milliseconds) and then ``gc.freeze()``\\ s the
   survivors. No pass, automatic or ours, ever walks the whole client population again.
 
+- **free memory handed back**: every :data:`TRIM_INTERVAL_S` the same tick asks the C allocator to
+  return its free pages to the system (glibc ``malloc_trim(0)``; nothing on other C libraries).
+  Buffers over 512 bytes (socket reads, SOAP bodies, TLS records) come from glibc's heap, whose
+  free chunks fragment and are kept: in a 1,000-client run with a failover every 30 s the heap's
+  free space grew 1.6 -> 8.1 MiB in 6.5 minutes while the memory in use stayed at 55.8 MiB and
+  Python's own arenas at 93; the generator's RSS grew +1.5 %/h after warm-up in a 60-minute soak,
+  a growth that is not a leak but reads as one. One trim took 0.3-1.0 ms there and brought the RSS
+  back by 4.5 MiB; after it, the RSS stayed within 0.2 MiB (BENCHMARKS.md, section 6).
+
 The price of freezing: a frozen object that later becomes part of *cyclic* garbage is never
 collected. Finished connections leave no reference cycles by design (``jabberemu.xmpp.lean``,
 tests/client/test_no_cycles.py), so reference counting frees them, frozen or not; the 60-minute
@@ -24,12 +33,16 @@ collected by the tick before it could be frozen.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["FREEZE_INTERVAL_S", "YOUNG_THRESHOLD", "GcPolicy", "GcStats", "active_policy"]
+__all__ = ["FREEZE_INTERVAL_S", "TRIM_INTERVAL_S", "YOUNG_THRESHOLD", "GcPolicy", "GcStats", "active_policy",
+           "malloc_trim"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +54,24 @@ FREEZE_INTERVAL_S = 1.0
 """Seconds between two collect-and-freeze ticks. A tick walks what one interval allocated and kept:
 shorter intervals mean shorter pauses for the same total work."""
 
+TRIM_INTERVAL_S = 60.0
+"""Seconds between two returns of the C allocator's free pages to the system (module docstring)."""
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim")
+    except (OSError, AttributeError, TypeError):
+        return None  # not glibc (musl, macOS): nothing to trim
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+malloc_trim: Callable[[int], int] | None = _find_malloc_trim()
+"""glibc's ``malloc_trim``, or None where the C library has none."""
+
 
 @dataclass(kw_only=True)
 class GcStats:
@@ -49,13 +80,17 @@ class GcStats:
     Attributes:
         ticks: collect-and-freeze ticks run.
         collected: unreachable objects the ticks found.
-        total_ms, max_ms: time the ticks held the process (ms), in total and at most.
+        total_ms, max_ms: time the ticks held the process (ms), in total and at most (trims included).
+        trims: times the C allocator was asked to return its free pages.
+        trim_max_ms: the longest of those (ms).
     """
 
     ticks: int = 0
     collected: int = 0
     total_ms: float = 0.0
     max_ms: float = 0.0
+    trims: int = 0
+    trim_max_ms: float = 0.0
 
 
 class GcPolicy:
@@ -65,13 +100,18 @@ class GcPolicy:
         young_threshold: generation-0 threshold; only ever raised, never lowered below what the
             embedding program set.
         interval_s: seconds between ticks; 0 disables the ticks (thresholds only).
+        trim_interval_s: seconds between two trims of the C allocator, done by the first tick due
+            after them; 0 disables them.
     """
 
-    def __init__(self, *, young_threshold: int = YOUNG_THRESHOLD, interval_s: float = FREEZE_INTERVAL_S) -> None:
-        if young_threshold < 1 or interval_s < 0:
-            raise ValueError("young_threshold must be >= 1 and interval_s >= 0")
+    def __init__(self, *, young_threshold: int = YOUNG_THRESHOLD, interval_s: float = FREEZE_INTERVAL_S,
+                 trim_interval_s: float = TRIM_INTERVAL_S) -> None:
+        if young_threshold < 1 or interval_s < 0 or trim_interval_s < 0:
+            raise ValueError("young_threshold must be >= 1, interval_s and trim_interval_s >= 0")
         self.young_threshold = young_threshold
         self.interval_s = interval_s
+        self.trim_interval_s = trim_interval_s
+        self._last_trim = time.monotonic()
         self.stats = GcStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -122,7 +162,8 @@ class GcPolicy:
             _ACTIVE = None
 
     def tick(self) -> int:
-        """Collect what was made since the previous tick, then freeze the survivors.
+        """Collect what was made since the previous tick, then freeze the survivors; trim the C
+        allocator when :attr:`trim_interval_s` has passed since the last trim.
 
         Returns:
             The number of unreachable objects found.
@@ -130,8 +171,15 @@ class GcPolicy:
         t0 = time.perf_counter()
         found = gc.collect(2)  # frozen objects are not walked: costs what the interval allocated
         gc.freeze()
-        ms = (time.perf_counter() - t0) * 1000.0
         s = self.stats
+        now = time.monotonic()
+        if malloc_trim is not None and self.trim_interval_s and now - self._last_trim >= self.trim_interval_s:
+            self._last_trim = now
+            t1 = time.perf_counter()
+            malloc_trim(0)
+            s.trims += 1
+            s.trim_max_ms = max(s.trim_max_ms, (time.perf_counter() - t1) * 1000.0)
+        ms = (time.perf_counter() - t0) * 1000.0
         s.ticks += 1
         s.collected += found
         s.total_ms += ms

@@ -93,7 +93,8 @@ def soak_png(analysis: Analysis) -> bytes:
             continue
         for q, style in styles.items():
             ax.plot(x_min, soak.latency[key][q], color=colour, linestyle=style, linewidth=1.2, label=f"{key} {q}")
-        t_fit, p99_fit, _which = latency_points(soak, key, warm_s=warm_s, end_s=analysis.duration_s,
+        t_fit, p99_fit, _which = latency_points(soak, key, warm_s=warmup_end_s(analysis.ready_s),
+                                                end_s=analysis.duration_s,
                                                 waves=[(w.at_s, w.end_s) for w in analysis.waves])
         _fit(ax, t_fit, p99_fit, colour, f"{key} p99 trend (ms)")
     ax.set_yscale("log")

@@ -31,7 +31,8 @@ Top-level fields (all always present; ``null`` where not measurable):
   ``clients_at_risk``), ``measured_vs_predicted`` (one row per figure measured: ``name``, ``unit``,
   ``measured``, ``median``, ``p5``, ``p95``, ``agrees``) and ``suspects`` (``side``, ``evidence``)
   when they disagree; ``predicted`` is null when the wave could not be modelled
-- ``soak``: ``declared`` (``run.json`` ``soak``), ``minutes``, ``warmup_end_s``, ``drift_judged``
+- ``soak``: ``declared`` (``run.json`` ``soak``), ``minutes``, ``warmup_end_s`` (memory's),
+  ``latency_warmup_end_s``, ``drift_judged``
   (whether the drift checks of ``report.drift`` apply; their numbers are in ``checks``)
 - ``latency``: rows of ``request_type``, ``name``, ``phase``, ``samples``,
   ``without_response_time``, ``failures``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``p999_ms``, ``max_ms``
@@ -157,6 +158,7 @@ def _soak(analysis: Analysis, data: RunData) -> dict[str, Any] | None:
     waves = [(w.at_s, w.end_s) for w in analysis.waves]
     return {"declared": declared, "minutes": int(soak.minutes_s.size),
             "warmup_end_s": warmup_end_s(analysis.ready_s, waves),
+            "latency_warmup_end_s": warmup_end_s(analysis.ready_s),
             "drift_judged": applies(ready_s=analysis.ready_s, duration_s=analysis.duration_s, declared_soak=declared,
                                     waves=waves)}
 

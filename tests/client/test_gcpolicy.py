@@ -7,6 +7,7 @@ import gc
 import weakref
 from collections.abc import Iterator
 
+import psutil
 import pytest
 from inproc_pair import inproc_pair, make_runtime
 
@@ -45,6 +46,41 @@ def test_a_tick_collects_cyclic_garbage_first_then_freezes_the_survivors() -> No
     assert not any(o is kept for o in gc.get_objects())  # frozen objects leave the generations
     assert policy.stats.ticks == 1 and policy.stats.collected == found
     assert policy.stats.max_ms == policy.stats.total_ms > 0
+
+
+def test_the_c_allocators_free_pages_go_back_once_per_trim_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    trims: list[int] = []
+
+    def fake_trim(pad: int) -> int:
+        trims.append(pad)
+        return 1
+
+    monkeypatch.setattr("jabberemu.gcpolicy.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(gcpolicy, "malloc_trim", fake_trim)
+    policy = GcPolicy(trim_interval_s=60.0)
+    for dt in (1.0, 58.0, 1.0, 1.0, 59.0, 1.0):  # at 1, 59, 60, 61, 120, 121 s after the policy was made
+        clock[0] += dt
+        policy.tick()
+    assert trims == [0, 0]  # at 60 s and at 120 s
+    assert policy.stats.trims == 2 and policy.stats.ticks == 6
+    assert GcPolicy(trim_interval_s=0).trim_interval_s == 0
+    with pytest.raises(ValueError):
+        GcPolicy(trim_interval_s=-1)
+
+
+@pytest.mark.skipif(gcpolicy.malloc_trim is None, reason="not glibc: no malloc_trim")
+def test_a_trim_gives_a_fragmented_heaps_free_memory_back() -> None:
+    process = psutil.Process()
+    blocks = [bytes(2000) for _ in range(20_000)]  # 40 MB from glibc's heap (over pymalloc's 512 bytes)
+    pin = bytes(2000)  # allocated above them: the heap's top cannot simply shrink
+    del blocks
+    before = process.memory_info().rss
+    assert gcpolicy.malloc_trim is not None
+    gcpolicy.malloc_trim(0)
+    released = before - process.memory_info().rss
+    assert released > 30 * 2**20, f"{released / 2**20:.1f} MiB given back"
+    del pin
 
 
 async def test_install_raises_the_young_threshold_and_ticks_on_the_loop() -> None:

@@ -119,9 +119,10 @@ def test_waves_covering_most_of_the_run_are_kept_in_the_fit_and_the_sign_out_min
     waves = [(float(a), float(a + 537)) for a in range(640, 3600, 600)]
     (c,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
             if c.name is CheckName.DRIFT_LATENCY]
-    warm = warmup_end_s(READY_S, waves)
-    assert warm == 1240 + 537  # the end of the first fallback wave
-    first, last = int(-(-warm // 60)), 59  # whole minutes from 30 (1,800 s) to 59
+    assert warmup_end_s(READY_S, waves) == 1240 + 537  # memory's: the end of the first fallback wave
+    warm = warmup_end_s(READY_S)  # latency's: 15 minutes after the sign-in, waves or not
+    assert warm == READY_S + WARMUP_S == 1200
+    first, last = int(-(-warm // 60)), 59  # whole minutes from 20 (1,200 s) to 59
     assert c.status is CheckStatus.PASS and abs(c.measured) < 0.5
     assert f"({last - first + 1} minutes, waves included: they cover most of the run)" in c.message
     soak.latency["xmpp/message-latency"]["p99"][-1] = 2.0
@@ -145,11 +146,12 @@ def test_the_latency_check_says_which_minutes_it_fitted() -> None:
     (plain,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=[], declared_soak=True)
                 if c.name is CheckName.DRIFT_LATENCY]
     assert f"({int((7200 - READY_S - WARMUP_S) // 60)} complete minutes)" in plain.message
-    waves = [(1300.0, 1400.0), (2000.0, 2100.0), (5000.0, 5300.0)]  # warm-up ends with the second
+    waves = [(1300.0, 1400.0), (2000.0, 2100.0), (5000.0, 5300.0)]  # memory's warm-up ends with the second
     (between,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=7200, waves=waves,
                                           declared_soak=True) if c.name is CheckName.DRIFT_LATENCY]
-    # whole minutes from 2,100 s (35) to 119: 85, of which the six touching 5,000-5,300 s are left out
-    assert "(79 steady minutes)" in between.message
+    # latency's warm-up ends at 1,200 s: whole minutes 20 to 119, 100, of which those touching a wave
+    # are left out: 21-23 (1,300-1,400 s), 33-34 (2,000-2,100 s), 83-88 (5,000-5,300 s)
+    assert "(89 steady minutes)" in between.message
 
 
 def test_warm_up_lasts_until_the_first_fallback_wave_has_ended() -> None:
