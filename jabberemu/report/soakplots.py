@@ -123,8 +123,10 @@ def soak_png(analysis: Analysis) -> bytes:
             else:
                 t_s, mib = soak.minutes_s + MINUTE_S / 2, series
             ax.plot(t_s / 3600, mib, color=colour, linewidth=1.6, label=f"RSS {_short(name)} (MiB)")
-            _fit(ax, *rss_points(t_s, mib, warm_s=warm_s, end_s=analysis.duration_s,
-                                 per_minute=not isinstance(series, tuple)), colour, f"RSS {_short(name)} trend (MiB)")
+            t_fit, mib_fit, _which = rss_points(t_s, mib, warm_s=warm_s, end_s=analysis.duration_s,
+                                                per_minute=not isinstance(series, tuple),
+                                                waves=[(w.at_s, w.end_s) for w in analysis.waves])
+            _fit(ax, t_fit, mib_fit, colour, f"RSS {_short(name)} trend (MiB)")
             c = cpu.get(name)
             if c is not None:
                 ct, cv = c if isinstance(c, tuple) else (soak.minutes_s + MINUTE_S / 2, c)

@@ -13,6 +13,7 @@ from jabberemu.report.drift import (
     RSS_LIMIT_PCT_PER_H,
     WARMUP_S,
     applies,
+    rss_points,
     warmup_end_s,
     drift_checks,
     trend,
@@ -169,3 +170,50 @@ def test_warm_up_lasts_until_the_first_fallback_wave_has_ended() -> None:
     (mock,) = [c for c in drift_checks(rising, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
                if c.name is CheckName.DRIFT_MOCK_RSS]
     assert mock.status is CheckStatus.PASS and abs(mock.measured) < 0.5
+
+
+def _sawtooth(leak_pct_per_h: float) -> tuple[SoakSeries, list[tuple[float, float]]]:
+    """The third 60-minute soak's generator: an action every 600 s ends 1,000 of 2,000 sessions (RSS
+    down 3 MiB) and they re-log in over the next 500 s (back up); steady levels rise by the leak."""
+    soak = _soak(1.0)
+    waves = [(float(a), float(a + 500)) for a in range(640, 3000, 600)]  # no action after 2,440 s
+    t = soak.minutes_s + MINUTE_S / 2
+    rss = 250.0 * (1 + leak_pct_per_h / 100 * t / 3600)
+    for a, b in waves:
+        inside = (t >= a) & (t < b)
+        rss[inside] -= 3.0 * (1 - (t[inside] - a) / (b - a))
+    soak.generator_rss_mib["w1"] = rss
+    return soak, waves
+
+
+def test_rss_is_judged_at_like_load_outside_the_waves() -> None:
+    """A line through every minute of the sawtooth reads its phase (the judged span starts on the
+    last steady minutes before a drop and ends on the last wave's plateau); the steady minutes do not."""
+    soak, waves = _sawtooth(0.0)
+    warm = warmup_end_s(READY_S, waves)
+    t = soak.minutes_s + MINUTE_S / 2
+    mib = soak.generator_rss_mib["w1"]
+    every, _e, _w = rss_points(t, mib, warm_s=warm, end_s=3600, per_minute=True)
+    assert trend(every, mib[np.isin(t, every)]).slope_per_h > 2.5  # type: ignore[union-attr]  # > 1 %/h: a false FAIL
+    steady_t, steady_mib, which = rss_points(t, mib, warm_s=warm, end_s=3600, per_minute=True, waves=waves)
+    # minutes 29-30 (1,740-1,860 s: the second counts, 20 s of it in a wave), 39-40, and 49-59
+    assert steady_t.tolist() == [1770.0, 1830.0, 2370.0, 2430.0] + [2970.0 + 60 * k for k in range(11)]
+    assert which == "steady points: waves left out" and set(steady_mib.tolist()) == {250.0}
+    (flat,) = [c for c in drift_checks(soak, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
+               if c.name is CheckName.DRIFT_GENERATOR_RSS]
+    assert flat.status is CheckStatus.PASS and flat.measured == pytest.approx(0.0, abs=0.01)
+    assert "(15 steady points: waves left out)" in flat.message
+    leaking, waves = _sawtooth(3.0)
+    (leak,) = [c for c in drift_checks(leaking, ready_s=READY_S, duration_s=3600, waves=waves, declared_soak=True)
+               if c.name is CheckName.DRIFT_GENERATOR_RSS]
+    assert leak.status is CheckStatus.FAIL and leak.measured == pytest.approx(3.0, abs=0.1)
+
+
+def test_too_few_steady_rss_points_keep_every_point_and_say_so() -> None:
+    soak = _soak(1.2, mock_pct_per_h=0.0)
+    waves = [(float(a), float(a + 590)) for a in range(640, 4320, 600)]  # 10 s between waves
+    checks = drift_checks(soak, ready_s=READY_S, duration_s=4320, waves=waves, declared_soak=True)
+    (gen,) = [c for c in checks if c.name is CheckName.DRIFT_GENERATOR_RSS]
+    assert "(41 points, waves included: too few steady ones)" in gen.message and gen.status is CheckStatus.PASS
+    (mock,) = [c for c in checks if c.name is CheckName.DRIFT_MOCK_RSS]
+    assert "samples, waves included: too few steady ones)" in mock.message
