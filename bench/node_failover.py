@@ -16,7 +16,7 @@ the generator, not a throttled server. From the run directory it then reads:
 - **lost clients**: clients whose last state is not ``LOGGED_OUT`` after the fallback (every client
   signs out at the end), from ``summary.json`` ``end_states``;
 - **loop lag** of every worker (``generator.jsonl``): p99 and max of the per-second ``loop_lag_ms``
-  over the run;
+  over the run, and until the drill's stop (the final sign-out of every client at once is no wave);
 - the verdict and the wall time.
 
     .venv/bin/python bench/node_failover.py --clients 15000            # ~15 min on a 2-core box
@@ -74,13 +74,22 @@ def lateness_ms(run: Path) -> np.ndarray:
 
 
 def loop_lag(run: Path) -> dict[str, dict[str, float]]:
-    """Per worker: p99 and max of the per-second loop lag (ms)."""
-    by_worker: dict[str, list[float]] = {}
+    """Per worker: p99 and max of the per-second loop lag (ms), over the whole run and until the drill's
+    ``stop`` action (``run.json``): the final sign-out of every client at once is no part of the waves."""
+    actions = json.loads((run / "run.json").read_text(encoding="utf-8")).get("actions", [])
+    stop = min((a["ts"] for a in actions if a.get("action") == "stop"), default=float("inf"))
+    by_worker: dict[str, list[tuple[float, float]]] = {}
     for r in records(run, "generator*.jsonl*"):
         if r.get("loop_lag_ms") is not None:
-            by_worker.setdefault(r["worker"], []).append(float(r["loop_lag_ms"]))
-    return {w: {"p99_ms": float(np.percentile(v, 99)), "max_ms": float(max(v)), "samples": len(v)}
-            for w, v in sorted(by_worker.items())}
+            by_worker.setdefault(r["worker"], []).append((float(r["ts"]), float(r["loop_lag_ms"])))
+    out = {}
+    for w, pairs in sorted(by_worker.items()):
+        v = np.array([lag for _ts, lag in pairs])
+        before = np.array([lag for ts, lag in pairs if ts < stop])
+        out[w] = {"p99_ms": float(np.percentile(v, 99)), "max_ms": float(v.max()), "samples": len(v),
+                  "until_stop_p99_ms": float(np.percentile(before, 99)) if before.size else None,
+                  "until_stop_max_ms": float(before.max()) if before.size else None}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
