@@ -73,7 +73,7 @@ def lateness_ms(run: Path) -> np.ndarray:
     return np.asarray(late, dtype=float)
 
 
-def loop_lag(run: Path) -> dict[str, dict[str, float]]:
+def loop_lag(run: Path) -> dict[str, dict[str, float | int | None]]:
     """Per worker: p99 and max of the per-second loop lag (ms), over the whole run and until the drill's
     ``stop`` action (``run.json``): the final sign-out of every client at once is no part of the waves."""
     actions = json.loads((run / "run.json").read_text(encoding="utf-8")).get("actions", [])
@@ -82,7 +82,7 @@ def loop_lag(run: Path) -> dict[str, dict[str, float]]:
     for r in records(run, "generator*.jsonl*"):
         if r.get("loop_lag_ms") is not None:
             by_worker.setdefault(r["worker"], []).append((float(r["ts"]), float(r["loop_lag_ms"])))
-    out = {}
+    out: dict[str, dict[str, float | int | None]] = {}
     for w, pairs in sorted(by_worker.items()):
         v = np.array([lag for _ts, lag in pairs])
         before = np.array([lag for ts, lag in pairs if ts < stop])

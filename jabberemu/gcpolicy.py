@@ -19,14 +19,15 @@ with no option to set (our choice, measured in BENCHMARKS.md):
   Buffers over 512 bytes (socket reads, SOAP bodies, TLS records) come from glibc's heap, whose
   free chunks fragment and are kept: in a 1,000-client run with a failover every 30 s the heap's
   free space grew 1.6 -> 8.1 MiB in 6.5 minutes while the memory in use stayed at 55.8 MiB and
-  Python's own arenas at 93; the generator's RSS grew +1.5 %/h after warm-up in a 60-minute soak,
-  a growth that is not a leak but reads as one. One trim took 0.3-1.0 ms there and brought the RSS
-  back by 4.5 MiB; after it, the RSS stayed within 0.2 MiB (BENCHMARKS.md, section 6).
+  Python's own 1 MiB arenas at 93 of them; the generator's RSS grew +1.5 %/h after warm-up in a
+  60-minute soak, a growth that is not a leak but reads as one. One trim took 0.3-1.0 ms there and
+  brought the RSS back by 4.5 MiB; after it, the RSS stayed within 0.2 MiB (BENCHMARKS.md, section 6).
 
 The price of freezing: a frozen object that later becomes part of *cyclic* garbage is never
 collected. Finished connections leave no reference cycles by design (``jabberemu.xmpp.lean``,
-tests/client/test_no_cycles.py), so reference counting frees them, frozen or not; the 60-minute
-soak in BENCHMARKS.md shows the resident memory flat. Garbage that is cyclic *and* young is
+tests/client/test_no_cycles.py), so reference counting frees them, frozen or not (the live
+session objects return to their level after each failover cycle; the 60-minute soaks of BENCHMARKS.md
+section 6 show what remains of the resident memory's growth). Garbage that is cyclic *and* young is
 collected by the tick before it could be frozen.
 """
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -59,9 +59,8 @@ TRIM_INTERVAL_S = 60.0
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
     try:
-        trim = getattr(ctypes.CDLL(name), "malloc_trim")
+        trim = getattr(ctypes.CDLL(None), "malloc_trim")  # the process's own symbols: no ldconfig lookup
     except (OSError, AttributeError, TypeError):
         return None  # not glibc (musl, macOS): nothing to trim
     trim.argtypes = [ctypes.c_size_t]
@@ -102,16 +101,18 @@ class GcPolicy:
         interval_s: seconds between ticks; 0 disables the ticks (thresholds only).
         trim_interval_s: seconds between two trims of the C allocator, done by the first tick due
             after them; 0 disables them.
+        clock: monotonic seconds (the trim interval's clock).
     """
 
     def __init__(self, *, young_threshold: int = YOUNG_THRESHOLD, interval_s: float = FREEZE_INTERVAL_S,
-                 trim_interval_s: float = TRIM_INTERVAL_S) -> None:
+                 trim_interval_s: float = TRIM_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
         if young_threshold < 1 or interval_s < 0 or trim_interval_s < 0:
             raise ValueError("young_threshold must be >= 1, interval_s and trim_interval_s >= 0")
         self.young_threshold = young_threshold
         self.interval_s = interval_s
         self.trim_interval_s = trim_interval_s
-        self._last_trim = time.monotonic()
+        self._clock = clock
+        self._last_trim = clock()
         self.stats = GcStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -172,7 +173,7 @@ class GcPolicy:
         found = gc.collect(2)  # frozen objects are not walked: costs what the interval allocated
         gc.freeze()
         s = self.stats
-        now = time.monotonic()
+        now = self._clock()
         if malloc_trim is not None and self.trim_interval_s and now - self._last_trim >= self.trim_interval_s:
             self._last_trim = now
             t1 = time.perf_counter()

@@ -12,8 +12,9 @@ moves every pair and so the median (up to 29 % of the points may be outliers):
 - **generator RSS**, per Locust process (``generator.jsonl`` ``rss_bytes``, median of each minute):
   slope <= :data:`RSS_LIMIT_PCT_PER_H` % of the fitted RSS at the end of warm-up, per hour (issue 19);
 - **mock RSS**, per node process (sampled by ``serverpoll``; a real pair has none): the same limit;
-- for both RSS checks, **memory at like load** (our choice, made on 2026-12-07 before the soak that
-  was judged with it): points inside a re-login wave are left out. A wave's clients are between
+- for both RSS checks, **memory at like load** (our choice, made on 2026-12-07 after the third
+  60-minute soak of BENCHMARKS.md section 6 and before the fourth, which was judged with it): points
+  inside a re-login wave are left out. A wave's clients are between
   sessions: the generator's RSS falls ~3 MiB when a drill action ends 1,000 sessions and climbs back as
   they re-log in, and a line through that sawtooth reads its phase, not a trend (a 60-minute soak read
   +2.35 %/h from a series whose level at the end of each wave's regrowth stayed within 0.6 MiB). A
@@ -39,10 +40,12 @@ the backup node then holds both nodes' sessions for the first time, and the gene
 allocator keep that memory for the next cycle (measured: a mock node grew 67 -> 88 MiB in its first
 failover wave of a 60-minute soak and stayed there through the second). A leak keeps growing in the
 cycles after. Latency has no such high-water mark: its check starts at :data:`WARMUP_S` after every
-client signed in, waves or not, and so fits more minutes (45 instead of 30 in a 60-minute soak with a
-drill every 10 minutes, where the per-minute p99 moves by +-0.5 ms from wave to wave). A run is judged when at least :data:`MIN_SPAN_S` of data follow the warm-up; a shorter run
-started as a soak (``run.json`` ``soak``) is INCONCLUSIVE ("too short to tell"); a shorter run that
-is no soak gets no drift check at all (a 2-minute drill is not a soak: :func:`applies`).
+client signed in, waves or not, and so fits more minutes (44 instead of 30 in a 60-minute soak with a
+drill every 10 minutes, where the per-minute p99 moves by +-0.5 ms from wave to wave).
+
+A run is judged when at least :data:`MIN_SPAN_S` of data follow the warm-up; a shorter run started
+as a soak (``run.json`` ``soak``) is INCONCLUSIVE ("too short to tell"); a shorter run that is no
+soak gets no drift check at all (a 2-minute drill is not a soak: :func:`applies`).
 """
 
 from __future__ import annotations
@@ -115,18 +118,33 @@ def _binned(t: FloatArray, v: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 def rss_points(t_s: FloatArray, mib: FloatArray, *, warm_s: float, end_s: float, per_minute: bool,
                waves: list[tuple[float, float]] | tuple[()] = ()) -> tuple[FloatArray, FloatArray, str]:
-    """The RSS points a drift check fits and what they are (module docstring): after warm-up and
-    before the run's end (for per-minute points, centred on their minute, only whole minutes inside
-    that span), steady ones only when there are enough."""
+    """The RSS points a drift check fits and what they are (module docstring).
+
+    Args:
+        t_s, mib: the series (load clock, MiB): per-minute medians centred on their minute, or samples.
+        warm_s, end_s: points before warm-up's end or after the run's end are left out (per-minute
+            points: only whole minutes inside that span).
+        per_minute: which of the two the series is.
+        waves: each wave's (start, end) on the load clock: points inside them are left out when enough
+            steady ones remain.
+
+    Returns:
+        The points' times and values, and what they are (for the check's message).
+    """
     half = MINUTE_S / 2 if per_minute else 0.0
     unit = "points" if per_minute else "samples"
     keep = (t_s - half >= warm_s) & (t_s + half <= end_s) & np.isfinite(mib)
     if not waves:
         return t_s[keep], mib[keep], unit
-    in_wave = np.zeros(t_s.size)
-    for a, b in waves:
-        in_wave += np.clip(np.minimum(t_s + half, b) - np.maximum(t_s - half, a), 0.0, None)
-    steady = keep & ((in_wave <= half) if per_minute else ~_inside(t_s, waves))
+    if per_minute:
+        in_wave = np.zeros(t_s.size)
+        for a, b in waves:
+            in_wave += np.clip(np.minimum(t_s + half, b) - np.maximum(t_s - half, a), 0.0, None)
+        steady = keep & (in_wave <= half)
+    else:
+        steady = keep & ~_inside(t_s, waves)
+    if bool(np.array_equal(steady, keep)):
+        return t_s[keep], mib[keep], unit
     steady_t = t_s[steady]
     if steady_t.size < _MIN_STEADY_POINTS or float(steady_t.max() - steady_t.min()) < MIN_SPAN_S / 2:
         return t_s[keep], mib[keep], f"{unit}, waves included: too few steady ones"
@@ -239,7 +257,7 @@ def drift_checks(soak: SoakSeries, *, ready_s: float | None, duration_s: float, 
         soak: the per-minute series.
         ready_s: when every client first signed in (load clock), None if never.
         duration_s: the run's length (s).
-        waves: each wave's (start, end) on the load clock (left out of the latency fit).
+        waves: each wave's (start, end) on the load clock (left out of the fits, module docstring).
         declared_soak: the run was started as a soak (``run.json`` ``soak``).
     """
     warm = warmup_end_s(ready_s, waves)

@@ -143,13 +143,14 @@ def soak_png(analysis: Analysis) -> bytes:
         h2, l2 = twin.get_legend_handles_labels()
         if handles or h2:
             ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8)
+    latency_warm_h = warmup_end_s(analysis.ready_s) / 3600  # latency's warm-up has no first-cycle wait
     for i, ax in enumerate(axes):
-        _decorate(ax, analysis, warm_h, labels=i == 0)
+        _decorate(ax, analysis, latency_warm_h if i == 2 else warm_h, labels=i == 0)
         if i < 4:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     axes[-1].set_xlabel("hours since the start of the load")
     axes[-1].set_xlim(0, max(analysis.duration_s, 60.0) / 3600)
     fig.subplots_adjust(top=0.955, hspace=0.28)
     fig.suptitle(f"Soak at a glance: {analysis.duration_s / 3600:.2f} h, {len(analysis.waves)} waves "
-                 f"(warm-up until {warm_h:.2f} h, greyed)", fontweight="bold")
+                 f"(warm-up until {warm_h:.2f} h, latency's until {latency_warm_h:.2f} h, greyed)", fontweight="bold")
     return _png(fig)

@@ -56,15 +56,19 @@ def test_the_c_allocators_free_pages_go_back_once_per_trim_interval(monkeypatch:
         trims.append(pad)
         return 1
 
-    monkeypatch.setattr("jabberemu.gcpolicy.time.monotonic", lambda: clock[0])
     monkeypatch.setattr(gcpolicy, "malloc_trim", fake_trim)
-    policy = GcPolicy(trim_interval_s=60.0)
-    for dt in (1.0, 58.0, 1.0, 1.0, 59.0, 1.0):  # at 1, 59, 60, 61, 120, 121 s after the policy was made
+    policy = GcPolicy(trim_interval_s=60.0, clock=lambda: clock[0])
+    never = GcPolicy(trim_interval_s=0, clock=lambda: clock[0])
+    for dt in (1.0, 58.0, 1.0, 1.0, 59.0, 1.0):  # at 1, 59, 60, 61, 120, 121 s after the policies were made
         clock[0] += dt
         policy.tick()
-    assert trims == [0, 0]  # at 60 s and at 120 s
-    assert policy.stats.trims == 2 and policy.stats.ticks == 6
-    assert GcPolicy(trim_interval_s=0).trim_interval_s == 0
+        never.tick()
+    assert trims == [0, 0]  # at 60 s and at 120 s, by the first policy only
+    assert (policy.stats.trims, policy.stats.ticks) == (2, 6) and (never.stats.trims, never.stats.ticks) == (0, 6)
+    monkeypatch.setattr(gcpolicy, "malloc_trim", None)  # not glibc: ticks go on, nothing to trim
+    clock[0] += 600.0
+    policy.tick()
+    assert policy.stats.trims == 2 and policy.stats.ticks == 7
     with pytest.raises(ValueError):
         GcPolicy(trim_interval_s=-1)
 
@@ -73,7 +77,7 @@ def test_the_c_allocators_free_pages_go_back_once_per_trim_interval(monkeypatch:
 def test_a_trim_gives_a_fragmented_heaps_free_memory_back() -> None:
     process = psutil.Process()
     blocks = [bytes(2000) for _ in range(20_000)]  # 40 MB from glibc's heap (over pymalloc's 512 bytes)
-    pin = bytes(2000)  # allocated above them: the heap's top cannot simply shrink
+    pin = blocks.pop()  # the last one allocated, above the others: the heap's top cannot simply shrink
     del blocks
     before = process.memory_info().rss
     assert gcpolicy.malloc_trim is not None
