@@ -15,6 +15,7 @@ import pytest
 from synthetic_run import SimConfig, simulate
 
 from jabberemu.report.build import build_report
+from jabberemu.report.drift import WARMUP_S
 from jabberemu.report.stream import analyze_run
 from jabberemu.rundata import CLIENT_EVENTS_FILE, RotatingJsonlWriter, segment_paths
 
@@ -127,6 +128,9 @@ def test_a_soak_report_shows_the_whole_run_and_judges_its_drift(growth: float, v
                detail="summary", seed=2, rotate_bytes=1 << 20, rss_growth_per_h=growth)
     summary = build_report(run)
     assert summary.data["soak"]["drift_judged"] is True and summary.verdict.value == verdict
+    soak = summary.data["soak"]
+    ready = soak["latency_warmup_end_s"] - WARMUP_S  # latency's warm-up: 15 minutes after the sign-in
+    assert 0 < ready < 10 and soak["warmup_end_s"] > soak["latency_warmup_end_s"]  # memory's waits for a wave
     drift = {c["name"]: c for c in summary.data["checks"] if c["name"].startswith(("latency p99", "generator RSS"))}
     assert drift["generator RSS stays flat (slope per hour after warm-up)"]["status"] == status
     assert drift["latency p99 does not creep up (slope per hour after warm-up)"]["status"] == "pass"
