@@ -137,10 +137,7 @@ def rss_points(t_s: FloatArray, mib: FloatArray, *, warm_s: float, end_s: float,
     if not waves:
         return t_s[keep], mib[keep], unit
     if per_minute:
-        in_wave = np.zeros(t_s.size)
-        for a, b in waves:
-            in_wave += np.clip(np.minimum(t_s + half, b) - np.maximum(t_s - half, a), 0.0, None)
-        steady = keep & (in_wave <= half)
+        steady = keep & (_seconds_in_waves(t_s - half, t_s + half, waves) <= half)
     else:
         steady = keep & ~_inside(t_s, waves)
     if bool(np.array_equal(steady, keep)):
@@ -149,6 +146,14 @@ def rss_points(t_s: FloatArray, mib: FloatArray, *, warm_s: float, end_s: float,
     if steady_t.size < _MIN_STEADY_POINTS or float(steady_t.max() - steady_t.min()) < MIN_SPAN_S / 2:
         return t_s[keep], mib[keep], f"{unit}, waves included: too few steady ones"
     return steady_t, mib[steady], f"steady {unit}: waves left out"
+
+
+def _seconds_in_waves(lo: FloatArray, hi: FloatArray, waves: list[tuple[float, float]] | tuple[()]) -> FloatArray:
+    """Seconds of each span [lo, hi) that lie inside a wave (waves do not overlap)."""
+    out = np.zeros(lo.size)
+    for a, b in waves:
+        out += np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None)
+    return out
 
 
 def _inside(t_s: FloatArray, waves: list[tuple[float, float]] | tuple[()]) -> NDArray[np.bool_]:
@@ -164,10 +169,7 @@ def latency_points(soak: SoakSeries, key: str, *, warm_s: float, end_s: float,
     t = soak.minutes_s + MINUTE_S / 2
     p99 = soak.latency[key]["p99"]
     complete = (soak.minutes_s >= warm_s) & (soak.minutes_s + MINUTE_S <= end_s) & np.isfinite(p99)
-    steady = np.ones(t.size, dtype=bool)
-    for a, b in waves:
-        steady &= ~((soak.minutes_s + MINUTE_S > a) & (soak.minutes_s < b))
-    use = complete & steady
+    use = complete & (_seconds_in_waves(soak.minutes_s, soak.minutes_s + MINUTE_S, waves) == 0)
     if not waves or bool(np.array_equal(use, complete)):
         return t[use], p99[use], "complete minutes"
     steady_t = t[use]

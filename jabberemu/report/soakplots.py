@@ -56,7 +56,9 @@ def soak_png(analysis: Analysis) -> bytes:
     soak = analysis.soak
     assert soak is not None
     s = analysis.series
-    warm_s = warmup_end_s(analysis.ready_s, [(w.at_s, w.end_s) for w in analysis.waves])
+    waves = [(w.at_s, w.end_s) for w in analysis.waves]
+    warm_s = warmup_end_s(analysis.ready_s, waves)
+    latency_warm_s = warmup_end_s(analysis.ready_s)  # latency's warm-up has no first-cycle wait
     warm_h = warm_s / 3600
     fig = Figure(figsize=(14, 19))
     axes = fig.subplots(6, 1, sharex=True)
@@ -93,9 +95,8 @@ def soak_png(analysis: Analysis) -> bytes:
             continue
         for q, style in styles.items():
             ax.plot(x_min, soak.latency[key][q], color=colour, linestyle=style, linewidth=1.2, label=f"{key} {q}")
-        t_fit, p99_fit, _which = latency_points(soak, key, warm_s=warmup_end_s(analysis.ready_s),
-                                                end_s=analysis.duration_s,
-                                                waves=[(w.at_s, w.end_s) for w in analysis.waves])
+        t_fit, p99_fit, _which = latency_points(soak, key, warm_s=latency_warm_s, end_s=analysis.duration_s,
+                                                waves=waves)
         _fit(ax, t_fit, p99_fit, colour, f"{key} p99 trend (ms)")
     ax.set_yscale("log")
     ax.set_ylabel("ms (log)")
@@ -125,7 +126,7 @@ def soak_png(analysis: Analysis) -> bytes:
             ax.plot(t_s / 3600, mib, color=colour, linewidth=1.6, label=f"RSS {_short(name)} (MiB)")
             t_fit, mib_fit, _which = rss_points(t_s, mib, warm_s=warm_s, end_s=analysis.duration_s,
                                                 per_minute=not isinstance(series, tuple),
-                                                waves=[(w.at_s, w.end_s) for w in analysis.waves])
+                                                waves=waves)
             _fit(ax, t_fit, mib_fit, colour, f"RSS {_short(name)} trend (MiB)")
             c = cpu.get(name)
             if c is not None:
@@ -143,7 +144,7 @@ def soak_png(analysis: Analysis) -> bytes:
         h2, l2 = twin.get_legend_handles_labels()
         if handles or h2:
             ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8)
-    latency_warm_h = warmup_end_s(analysis.ready_s) / 3600  # latency's warm-up has no first-cycle wait
+    latency_warm_h = latency_warm_s / 3600
     for i, ax in enumerate(axes):
         _decorate(ax, analysis, latency_warm_h if i == 2 else warm_h, labels=i == 0)
         if i < 4:
