@@ -69,6 +69,14 @@ LAG_PROBE_INTERVAL_S = 0.1
 LAG_SAMPLES_KEPT = 600
 #: Upper bound on measurements fired per pump round before yielding to other greenlets.
 PUMP_BATCH = 500
+#: Submitted coroutines started per loop iteration (our choice). When Locust stops a swarm, every
+#: user's ``on_stop`` submits its sign-out at once: 7,500 per worker in the 15,000-client failover,
+#: whose first steps (stream close, CPA logout request, connect) then ran in ONE loop iteration, a
+#: stall of up to 2 s that delayed every timer behind it. Started in slices, a burst of submissions
+#: costs a few milliseconds per iteration, with sockets and timers handled between slices. A first
+#: step costs ~0.2-0.4 ms (BENCHMARKS.md), so a slice stays within ~10-20 ms, the budget of
+#: :data:`jabberemu.eventloop.MAX_EVENTS`.
+INBOX_SLICE = 48
 
 _STARTED = object()  # markers the loop thread pushes through the done deque
 _EXITED = object()
@@ -418,9 +426,12 @@ class AsyncioBridge:
         self._loop.call_at(now + LAG_PROBE_INTERVAL_S, self._probe_lag, now + LAG_PROBE_INTERVAL_S)
 
     def _drain_inbox(self) -> None:
+        """Start at most :data:`INBOX_SLICE` submitted coroutines; the rest in the next iterations."""
         self._inbox_scheduled = False
         inbox = self._inbox
-        while inbox:
+        for _ in range(INBOX_SLICE):
+            if not inbox:
+                return
             handle = inbox.popleft()
             if handle._cancelled:
                 self._finish(handle, False, asyncio.CancelledError())
@@ -433,6 +444,10 @@ class AsyncioBridge:
             handle._task = task
             self._tasks.add(task)  # the loop holds tasks weakly: a dropped handle must not lose one
             task.add_done_callback(functools.partial(self._on_task_done, handle))
+        if inbox and not self._inbox_scheduled:  # a second drain scheduled by a racing submit is harmless
+            self._inbox_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._drain_inbox)
 
     def _on_task_done(self, handle: BridgeHandle, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)

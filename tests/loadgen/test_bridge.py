@@ -6,6 +6,7 @@ Runs in a pytest process of its own: ``pytest tests/loadgen -p no:asyncio -p no:
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -125,6 +126,41 @@ def test_thousands_of_submits_from_1000_greenlets_all_complete(bridge: AsyncioBr
     assert results == {g: [g * 100 + i for i in range(per_greenlet)] for g in range(1000)}
     _wait_until(lambda: bridge.samples_fired == 4000)
     assert len(bridge.fired) == 4000  # type: ignore[attr-defined]
+
+
+def test_a_burst_of_submissions_starts_in_slices_of_one_loop_iteration_each(bridge: AsyncioBridge) -> None:
+    """A swarm's stop submits every user's sign-out at once: at most INBOX_SLICE of them may start in
+    one loop iteration (they all started in one before), and none is lost."""
+    loop = bridge._loop
+    assert loop is not None
+    iteration = [0]
+    ticking = [True]
+
+    def tick() -> None:  # runs once per loop iteration: call_soon from a callback lands in the next one
+        iteration[0] += 1
+        if ticking[0]:
+            loop.call_soon(tick)
+
+    started: list[int] = []
+
+    async def sign_out(i: int) -> int:
+        started.append(iteration[0])
+        await asyncio.sleep(0)
+        return i
+
+    async def hold_the_loop() -> None:
+        loop.call_soon(tick)
+        time.sleep(0.2)  # the loop thread is busy while the greenlet submits the whole burst
+
+    bridge.submit_nowait(hold_the_loop)
+    n = 5 * bridge_mod.INBOX_SLICE + 7
+    handles = [bridge.submit_nowait(sign_out, i) for i in range(n)]
+    assert [h.get(timeout_s=10) for h in handles] == list(range(n))
+    ticking[0] = False
+    per_iteration = collections.Counter(started)
+    assert sum(per_iteration.values()) == n
+    assert max(per_iteration.values()) == bridge_mod.INBOX_SLICE
+    assert len(per_iteration) >= 6
 
 
 def test_idle_hub_raises_no_loop_exit_and_wakes_on_time(bridge: AsyncioBridge) -> None:
