@@ -54,7 +54,7 @@ from xml.sax.saxutils import quoteattr
 from slixmpp import ClientXMPP, stanza
 from slixmpp.jid import JID
 from slixmpp.plugins import PluginManager
-from slixmpp.stanza import Iq, Message, Presence, StreamError, StreamFeatures
+from slixmpp.stanza import Iq, Message, Presence, StreamError
 from slixmpp.stanza.rootstanza import RootStanza
 from slixmpp.xmlstream import XMLStream
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
@@ -69,6 +69,7 @@ from jabberemu.xmpp.leanparts import (
     _IqWaiter,
     _NoQueue,
     LeanIq,
+    LeanStreamFeatures,
     MatchTag,
     RawIqError,
     RosterView,
@@ -105,7 +106,7 @@ STREAM_PRIMER = (b"<stream:stream xmlns='jabber:client' xmlns:stream='http://eth
 _LOGIN_HANDLERS = ("SASL Success", "SASL Failure", "SASL Challenge", "STARTTLS Proceed", "Stream Features")
 
 
-_ROOTS: tuple[type[StanzaBase], ...] = (Message, LeanIq, Presence, StreamError, StreamFeatures)
+_ROOTS: tuple[type[StanzaBase], ...] = (Message, LeanIq, Presence, StreamError, LeanStreamFeatures)
 _ROOT_BY_TAG: dict[str, type[StanzaBase]] = {}
 for _root in reversed(_ROOTS):  # slixmpp takes the first registered class that matches
     _ROOT_BY_TAG[f"{{{NS_CLIENT}}}{_root.name}"] = _root

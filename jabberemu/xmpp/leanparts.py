@@ -18,14 +18,14 @@ from typing import Any
 
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.jid import JID
-from slixmpp.stanza import Iq
+from slixmpp.stanza import Iq, StreamFeatures
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatcherId
 from slixmpp.xmlstream.matcher.base import MatcherBase
 from slixmpp.xmlstream.matcher.idsender import MatchIDSender
 from slixmpp.xmlstream.stanzabase import StanzaBase
 
-__all__ = ["IQ_DEFAULT_TIMEOUT_S", "LeanIq", "MatchTag", "RawIqError", "RosterView", "break_transport_cycle"]
+__all__ = ["IQ_DEFAULT_TIMEOUT_S", "LeanIq", "LeanStreamFeatures", "MatchTag", "RawIqError", "RosterView", "break_transport_cycle"]
 
 #: Seconds an IQ waits for its answer when the caller gives no timeout (slixmpp's default).
 IQ_DEFAULT_TIMEOUT_S = 120
@@ -82,6 +82,21 @@ class _IqWaiter:
         waiting = getattr(stream, "_iq_waiters", None)
         if waiting is not None:
             waiting.pop(self.name, None)
+
+
+class LeanStreamFeatures(StreamFeatures):
+    """slixmpp's ``StreamFeatures`` without the values round trip of its ``setup`` (our choice).
+
+    slixmpp 1.17's ``StreamFeatures.setup`` runs ``self.values = self.values``: it reads every
+    interface and plugin of the new stanza and writes them back. ``ElementBase.__init__`` calls
+    ``setup`` before it loads the plugins of the parsed children, so the round trip reads an empty
+    stanza and writes nothing back (the features offered are loaded just after, as before); it cost
+    ~0.1 ms per login, two ``<stream:features/>`` a login (bench/profile_hotspots.py). The features
+    a parsed stanza offers are the same (tests/client/test_xmpp_lean.py).
+    """
+
+    def setup(self, xml: Any = None) -> bool:
+        return bool(StanzaBase.setup(self, xml))
 
 
 class LeanIq(Iq):

@@ -72,3 +72,32 @@ async def test_presence_of_others_is_tracked_from_the_xml() -> None:
     assert lean.client_roster["bob@example.test"].resources.keys() == {"a", "b"}
     assert lean.available_resources("carol@example.test") == set()
     assert lean.available_resources("dave@example.test") == set()
+
+
+FEATURES_XML = (
+    "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+    "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+    "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>CISCO-VTG-TOKEN</mechanism>"
+    "<mechanism>PLAIN</mechanism></mechanisms>"
+    "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+    "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+    "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/>"
+    "</stream:features>"
+)
+
+
+async def test_parsed_stream_features_offer_what_slixmpp_parses() -> None:
+    """The lean features stanza skips slixmpp's values round trip in ``setup``: same features read."""
+    from slixmpp.stanza import StreamFeatures
+
+    from jabberemu.xmpp.leanparts import LeanStreamFeatures
+
+    lean, full = make_pair(asyncio.get_running_loop())
+    ours = LeanStreamFeatures(lean, ET.fromstring(FEATURES_XML))  # type: ignore[no-untyped-call]
+    theirs = StreamFeatures(full, ET.fromstring(FEATURES_XML))  # type: ignore[no-untyped-call]
+    assert sorted(ours["features"]) == sorted(theirs["features"]) == ["bind", "mechanisms", "session", "starttls"]
+    assert ours["mechanisms"] == theirs["mechanisms"] == ["CISCO-VTG-TOKEN", "PLAIN"]
+    assert list(ours.plugins) == list(theirs.plugins)
+    assert [f.name for f in ours["required"]] == [f.name for f in theirs["required"]] == ["starttls", "mechanisms"]
+    assert ET.tostring(ours.xml) == ET.tostring(theirs.xml)
+    assert isinstance(lean._build_stanza(ET.fromstring(FEATURES_XML)), LeanStreamFeatures)
