@@ -135,18 +135,12 @@ class EmulatedClient:
     async def stop(self, *, timeout_s: float = 5.0) -> ClientState:
         """Sign out: XMPP close, CPA ``logout``, end state LOGGED_OUT (idempotent).
 
-        A process starts at most :data:`~jabberemu.runtime.SIGN_OUT_RATE_PER_S` sign-outs a second
-        (``runtime.sign_outs``): a client may wait its turn before its sign-out starts (the client runs
-        on meanwhile).
-
         Args:
-            timeout_s: how long to wait for the graceful close and the logout (the turn not counted).
+            timeout_s: how long to wait for the graceful close and the logout.
 
         Returns:
             The end state (LOGGED_OUT, or GAVE_UP when the client had already given up).
         """
-        if self.machine.state not in END_STATES:
-            await self.runtime.sign_outs.turn()
         if self.machine.state not in END_STATES:
             self._stopping = True
             self._feed(ev.StopRequested())

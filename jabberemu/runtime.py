@@ -42,8 +42,6 @@ __all__ = [
     "RecordType",
     "RunDataSink",
     "Runtime",
-    "Pacer",
-    "SIGN_OUT_RATE_PER_S",
     "encode_record",
     "make_ssl_context",
 ]
@@ -52,48 +50,6 @@ logger = logging.getLogger(__name__)
 
 MeasureCallback = Callable[[str, Measurement], None]
 """``callback(client_id, measurement)``; called on the loop thread, must not block."""
-
-SIGN_OUT_RATE_PER_S = 2000.0
-"""Sign-outs one process starts per second at most (our choice); the others wait their turn. At the end
-of a run every client signs out together (Locust stops every user at once): 7,500 XMPP closes and CPA
-logouts in flight per process of the 15,000-client failover made ~1 M young objects, so each pass of the
-collector took 0.1-0.4 s and the worker's RSS rose 150 MiB for the seconds of the sign-out
-(BENCHMARKS.md, section 7). Paced, a healthy server's logouts are done before many more start; a
-process of 10,000 clients signs out in 5 s. A rate, not a bound on sign-outs in flight: a server that
-no longer answers holds each sign-out for its whole timeout, and a bound would then stretch the
-sign-out of N clients to N / bound timeouts."""
-
-
-class Pacer:
-    """Spaces out starts to at most ``rate_per_s`` a second, in the order they ask.
-
-    Args:
-        rate_per_s: starts per second (> 0).
-        monotonic: the clock the turns are counted on.
-    """
-
-    def __init__(self, rate_per_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        if not rate_per_s > 0:
-            raise ValueError(f"rate_per_s must be > 0, not {rate_per_s}")
-        self.interval_s = 1.0 / rate_per_s
-        self._monotonic = monotonic
-        self._next = float("-inf")
-        self.turns = 0
-
-    def delay_s(self) -> float:
-        """Take the next turn; returns how long to wait for it (0 when it is now)."""
-        now = self._monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval_s
-        self.turns += 1
-        return slot - now
-
-    async def turn(self) -> None:
-        """Wait for the next turn."""
-        delay = self.delay_s()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,8 +113,6 @@ class Runtime:
         registry: counts of clients per state and node.
         warned: problem keys already logged once (e.g. ``limits-missing``) -> times seen.
         gc_policy: the garbage-collector policy this runtime installed (uninstalled by :meth:`aclose`).
-        sign_outs: paces the clients' sign-outs (:meth:`~jabberemu.driver.EmulatedClient.stop`) to
-            :data:`SIGN_OUT_RATE_PER_S`.
     """
 
     pair: ServerPair
@@ -175,7 +129,6 @@ class Runtime:
     gc_policy: GcPolicy | None = None
     cpa_adapter: CpaAdapter | None = None
     xmpp_connector: Connector | None = None
-    sign_outs: Pacer = field(default_factory=lambda: Pacer(SIGN_OUT_RATE_PER_S))
 
     @classmethod
     async def create(

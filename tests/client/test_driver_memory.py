@@ -180,36 +180,3 @@ async def test_xmpp_only_login_and_pings_in_memory() -> None:
     assert stream.pings >= 3 and all(m.ok for _c, m in measured)
     assert await client.stop() is ClientState.LOGGED_OUT
     await rt.aclose()
-
-
-def test_the_pacer_spaces_turns_taken_at_once_and_lets_a_late_one_go_at_once() -> None:
-    from jabberemu.runtime import Pacer
-
-    now = [100.0]
-    pacer = Pacer(50.0, monotonic=lambda: now[0])
-    assert [round(pacer.delay_s(), 6) for _ in range(5)] == [0.0, 0.02, 0.04, 0.06, 0.08]
-    now[0] = 101.0  # long after the last turn: no wait, and the spacing restarts from now
-    assert [round(pacer.delay_s(), 6) for _ in range(2)] == [0.0, 0.02]
-    assert pacer.turns == 7
-    with pytest.raises(ValueError):
-        Pacer(0.0)
-
-
-async def test_clients_signing_out_together_take_paced_turns_and_all_log_out() -> None:
-    """The end of a run signs every client out at once: each sign-out waits its turn
-    (runtime.SIGN_OUT_RATE_PER_S a second per process), none is lost."""
-    from jabberemu.runtime import Pacer
-
-    mem = MemoryPair(users=6, lower_s=5.0, upper_s=10.0)
-    rt = await memory_runtime(mem, settings())
-    rt.sign_outs = Pacer(20.0)
-    clients = [EmulatedClient(u, mem.password(u), mem.home(u), rt) for u in mem.user_ids()]
-    assert await asyncio.gather(*(c.start() for c in clients)) == [ClientState.XMPPCONNECTED] * 6
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    assert await asyncio.gather(*(c.stop() for c in clients)) == [ClientState.LOGGED_OUT] * 6
-    assert rt.sign_outs.turns == 6
-    assert loop.time() - t0 >= 5 * 0.05 - 0.005  # the sixth turn came 5 intervals after the first
-    assert [call for _n, call in mem.cpa_calls].count("logout") == 6
-    assert await clients[0].stop() is ClientState.LOGGED_OUT and rt.sign_outs.turns == 6  # no turn when ended
-    await rt.aclose()
