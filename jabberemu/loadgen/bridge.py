@@ -72,10 +72,10 @@ PUMP_BATCH = 500
 #: Submitted coroutines started per loop iteration (our choice). When Locust stops a swarm, every
 #: user's ``on_stop`` submits its sign-out at once: 7,500 per worker in the 15,000-client failover,
 #: whose first steps (stream close, CPA logout request, connect) then ran in ONE loop iteration, a
-#: stall of up to 2 s that delayed every timer behind it. Started in slices, a burst of submissions
-#: costs a few milliseconds per iteration, with sockets and timers handled between slices. A first
-#: step costs ~0.2-0.4 ms (BENCHMARKS.md), so a slice stays within ~10-20 ms, the budget of
-#: :data:`jabberemu.eventloop.MAX_EVENTS`.
+#: stall of up to 2.1 s that delayed every timer behind it (0.36-0.49 s at most with the slices;
+#: BENCHMARKS.md, section 7). A first step costs ~0.2-0.4 ms, so a slice takes ~10-20 ms; sockets and
+#: timers are handled between slices (an iteration may hold a slice and :data:`MAX_EVENTS
+#: <jabberemu.eventloop.MAX_EVENTS>` ready sockets).
 INBOX_SLICE = 48
 
 _STARTED = object()  # markers the loop thread pushes through the done deque
@@ -426,8 +426,15 @@ class AsyncioBridge:
         self._loop.call_at(now + LAG_PROBE_INTERVAL_S, self._probe_lag, now + LAG_PROBE_INTERVAL_S)
 
     def _drain_inbox(self) -> None:
-        """Start at most :data:`INBOX_SLICE` submitted coroutines; the rest in the next iterations."""
+        """Start at most :data:`INBOX_SLICE` submitted coroutines; the rest in the next iterations.
+
+        Once :meth:`stop` has begun, nothing more is started: what is left in the inbox is failed with
+        STOPPED by :meth:`stop` (a task started after the shutdown took its list of tasks to cancel would
+        be left pending, its greenlet never answered).
+        """
         self._inbox_scheduled = False
+        if self.state is not BridgeState.RUNNING:
+            return
         inbox = self._inbox
         for _ in range(INBOX_SLICE):
             if not inbox:

@@ -20,9 +20,24 @@ def _outcome(fn, data):  # type: ignore[no-untyped-def]
         return ("refused", None)
 
 
-def test_slixmpp_choose_uses_the_shortcut() -> None:
-    assert sasl_client.saslprep is sasl.saslprep
-    assert SLOW is not sasl.saslprep
+def test_slixmpp_choose_uses_the_shortcut_and_prepares_as_before() -> None:
+    assert sasl_client.saslprep is sasl.saslprep and SLOW is not sasl.saslprep
+
+    def chosen(user: str, password: str) -> dict[str, bytes]:
+        mech = sasl_client.choose(["PLAIN"], lambda _req, _opt: {"username": user, "password": password},
+                                  lambda _s: {"encrypted": True, "encrypted_plain": True, "unencrypted_plain": True})
+        return dict(mech.credentials)
+
+    assert chosen("user00001", "p@ss w0rd") == {"username": b"user00001", "password": b"p@ss w0rd", "authzid": b""}
+    # non-ASCII goes through slixmpp's profile: a no-break space is mapped to SPACE (RFC 4013 2.1)
+    assert chosen("us\u00a0er", "caf\u00e9")["username"] == b"us er"
+    assert chosen("us\u00a0er", "caf\u00e9")["password"] == "caf\u00e9".encode()
+
+
+def test_a_query_and_bytes_go_through_slixmpps_profile() -> None:
+    assert _outcome(lambda t: sasl.saslprep(t, True), "user00001") == _outcome(lambda t: SLOW(t, True), "user00001")
+    assert _outcome(lambda t: sasl.saslprep(t, True), "user00001")[0] == "refused"  # slixmpp refuses any query
+    assert sasl.saslprep(b"user00001") == SLOW(b"user00001") == "user00001"
 
 
 @pytest.mark.parametrize("text", ["user00001", "p@ss w0rd!~", "", " ", "a\x7f", "tab\tx", "nul\x00",

@@ -8,8 +8,10 @@ import ssl
 import xml.etree.ElementTree as ET
 
 import slixmpp
+from slixmpp.stanza import StreamFeatures
 
 from jabberemu.xmpp.lean import LeanClientXMPP
+from jabberemu.xmpp.leanparts import LeanStreamFeatures
 
 JID_TEXT = "user00001@example.test/jabberemu"
 # attributes ClientXMPP/BaseXMPP set that the lean class leaves out on purpose
@@ -88,10 +90,6 @@ FEATURES_XML = (
 
 async def test_parsed_stream_features_offer_what_slixmpp_parses() -> None:
     """The lean features stanza skips slixmpp's values round trip in ``setup``: same features read."""
-    from slixmpp.stanza import StreamFeatures
-
-    from jabberemu.xmpp.leanparts import LeanStreamFeatures
-
     lean, full = make_pair(asyncio.get_running_loop())
     ours = LeanStreamFeatures(lean, ET.fromstring(FEATURES_XML))  # type: ignore[no-untyped-call]
     theirs = StreamFeatures(full, ET.fromstring(FEATURES_XML))  # type: ignore[no-untyped-call]

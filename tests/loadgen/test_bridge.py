@@ -155,12 +155,38 @@ def test_a_burst_of_submissions_starts_in_slices_of_one_loop_iteration_each(brid
     bridge.submit_nowait(hold_the_loop)
     n = 5 * bridge_mod.INBOX_SLICE + 7
     handles = [bridge.submit_nowait(sign_out, i) for i in range(n)]
-    assert [h.get(timeout_s=10) for h in handles] == list(range(n))
-    ticking[0] = False
+    try:
+        assert [h.get(timeout_s=10) for h in handles] == list(range(n))
+    finally:
+        ticking[0] = False
     per_iteration = collections.Counter(started)
     assert sum(per_iteration.values()) == n
     assert max(per_iteration.values()) == bridge_mod.INBOX_SLICE
     assert len(per_iteration) >= 6
+
+
+def test_stop_with_a_backlog_of_submissions_answers_every_one_of_them() -> None:
+    """A swarm stopped while its sign-outs still wait in the inbox: each greenlet gets STOPPED, none waits
+    forever (a slice started after the shutdown listed its tasks used to be left pending)."""
+    b = AsyncioBridge(lambda **_kw: None)
+    b.start()
+
+    async def slow() -> None:
+        await asyncio.sleep(3.0)
+
+    async def hold_the_loop() -> None:
+        time.sleep(0.1)
+
+    b.submit_nowait(hold_the_loop)
+    handles = [b.submit_nowait(slow) for _ in range(5 * bridge_mod.INBOX_SLICE)]
+    assert b.stop(5.0) is True
+    assert sum(not h.done() for h in handles) == 0  # answered by stop() itself
+    reasons = []
+    for h in handles:
+        with pytest.raises(BridgeError) as caught:
+            h.get(timeout_s=0.1)
+        reasons.append(caught.value.reason)
+    assert reasons == [BridgeErrorReason.STOPPED] * len(handles)
 
 
 def test_idle_hub_raises_no_loop_exit_and_wakes_on_time(bridge: AsyncioBridge) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from jabberemu.loadgen.prometheus import BUCKETS_S
+
 PROMETHEUS = shutil.which("prometheus")
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "jabberemu.json"
 MAY_BE_EMPTY = {"Failures per second"}
@@ -169,7 +171,11 @@ def test_prometheus_scrapes_a_real_run_and_answers_its_figures(processes: int, m
     # latency quantiles from the histogram: the whole run's soap/login median, bounded by Locust's max
     buckets = 'jabberemu_request_duration_seconds_bucket{request_type="soap",name="login",outcome="success"}'
     median_s = prom.scalar(f"histogram_quantile(0.5, sum by (le) (max_over_time({buckets}{WHOLE_RUN})))")
-    assert median_s is not None and 0 < median_s <= float(stats[("soap", "login")]["Max Response Time"]) / 1000 + 0.01
+    # histogram_quantile interpolates inside a bucket: bounded by the upper edge of the bucket that holds
+    # Locust's max (a median of 0.074 s read from the 0.05-0.1 s bucket when the max was 0.062 s)
+    max_s = float(stats[("soap", "login")]["Max Response Time"]) / 1000
+    edge = min(b for b in BUCKETS_S if b >= max_s)
+    assert median_s is not None and 0 < median_s <= edge
     # generator health per Locust process that generated load
     rss = prom.by_label(f"max_over_time(jabberemu_generator_rss_bytes{WHOLE_RUN})", "worker")
     lag = prom.by_label(f"max_over_time(jabberemu_generator_loop_lag_seconds{WHOLE_RUN})", "worker")
