@@ -41,7 +41,13 @@ from jabberemu.loadgen.schedule import check_plan, soak_drill
 from jabberemu.loadgen.serverdata import ServerDataCollector
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
-from jabberemu.loadgen.traps import guard_csv_writer, keep_locust_stats_trimmed, start_bridge, use_threaded_resolver
+from jabberemu.loadgen.traps import (
+    cache_locust_default_args,
+    guard_csv_writer,
+    keep_locust_stats_trimmed,
+    start_bridge,
+    use_threaded_resolver,
+)
 from jabberemu.loadgen.workers import Workers
 from jabberemu.preflight import host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
@@ -475,6 +481,7 @@ def install(events: Any) -> Swarm:
     bridge = SWARM.bridge
     bridge.fire = events.request.fire
     guard_csv_writer()
+    cache_locust_default_args()
     events.init_command_line_parser.add_listener(add_options)
     # One loop for the process's whole life: the runtime (HTTP pool, TLS context) lives on it, so
     # it is not stopped between tests in the web UI, only when Locust quits.

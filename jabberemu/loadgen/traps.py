@@ -2,8 +2,9 @@
 
 Called by :mod:`jabberemu.loadgen.swarm` at install and init: aiohttp's resolver kept off pycares
 threads, the bridge's loop thread started with the process signals blocked, Locust's ``--csv``
-writer ended quietly after its files are closed, and Locust's statistics kept from growing with the
-run's length (:func:`trim_locust_stats`).
+writer ended quietly after its files are closed, Locust's statistics kept from growing with the
+run's length (:func:`trim_locust_stats`), and Locust's default options computed once per process
+(:func:`cache_locust_default_args`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import gevent
 
 from jabberemu.loadgen.bridge import AsyncioBridge
 
-__all__ = ["STATS_HISTORY_KEPT", "STATS_SECONDS_KEPT", "guard_csv_writer", "keep_locust_stats_trimmed",
-           "start_bridge", "trim_locust_stats", "use_threaded_resolver"]
+__all__ = ["STATS_HISTORY_KEPT", "STATS_SECONDS_KEPT", "cache_locust_default_args", "guard_csv_writer",
+           "keep_locust_stats_trimmed", "start_bridge", "trim_locust_stats", "use_threaded_resolver"]
 
 STATS_SECONDS_KEPT = 120
 """Seconds of Locust's per-second request and failure counts kept per statistics entry (its current
@@ -83,6 +84,33 @@ def guard_csv_writer() -> None:
 
     stats_writer._jabberemu_guard = True  # type: ignore[attr-defined]
     StatsCSVFileWriter.stats_writer = stats_writer  # type: ignore[method-assign]
+
+
+def cache_locust_default_args() -> None:
+    """Compute Locust's default options once per process (idempotent).
+
+    Locust 2.47's ``WorkerRunner.handle_message`` answers each ``spawn`` message of the master with a
+    dict comprehension over the master's options that calls ``argument_parser.default_args_dict()``
+    for EVERY option: each call builds and parses Locust's whole argument parser (2.7 ms here), ~100
+    calls per message, ~0.3 s of the worker's main thread per message, GIL held. A py-spy of a worker
+    at the end of the 15,000-client ramp found 15 % of its samples there, and the event loop's lag
+    spikes of 50-130 ms at those moments (BENCHMARKS.md, section 7). Locust's own options and their
+    defaults do not change within a process, so the first result is kept and a copy handed out.
+    """
+    from locust import argument_parser
+
+    original = argument_parser.default_args_dict
+    if getattr(original, "_jabberemu_cached", False):
+        return
+    cached: dict[str, Any] = {}
+
+    def default_args_dict() -> dict[str, Any]:
+        if not cached:
+            cached.update(original())
+        return dict(cached)
+
+    default_args_dict._jabberemu_cached = True  # type: ignore[attr-defined]
+    argument_parser.default_args_dict = default_args_dict
 
 
 def trim_locust_stats(stats: Any, now: float | None = None) -> int:

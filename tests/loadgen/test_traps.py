@@ -44,3 +44,28 @@ def test_trim_keeps_the_recent_seconds_and_every_total(monkeypatch: pytest.Monke
         "total": 1800, "rps": before["rps"], "p99": before["p99"], "fails": 60}
     assert before["rps"] == pytest.approx(3.0)
     assert traps.trim_locust_stats(stats, now=now[0]) == 0
+
+
+def test_locust_default_options_are_computed_once_and_handed_out_as_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locust's worker called default_args_dict() once per option of every spawn message (each call
+    builds its whole parser): the trap computes it once."""
+    from locust import argument_parser
+
+    real = argument_parser.default_args_dict()
+    calls: list[int] = []
+
+    def counting() -> dict[str, Any]:
+        calls.append(1)
+        return dict(real)
+
+    monkeypatch.setattr(argument_parser, "default_args_dict", counting)
+    traps.cache_locust_default_args()
+    traps.cache_locust_default_args()  # idempotent: no second wrapper
+    options = {k: None for k in real} | {"topology": "x.json", "drill": "failover:imp1@ready+5"}
+    # Locust's comprehension (runners.py, WorkerRunner.handle_message "spawn"), verbatim in shape
+    custom = {k: v for k, v in options.items() if k not in argument_parser.default_args_dict()}
+    assert custom == {"topology": "x.json", "drill": "failover:imp1@ready+5"}
+    assert len(calls) == 1 and len(options) > 50
+    first = argument_parser.default_args_dict()
+    first["users"] = -1  # a caller's change does not reach the next caller
+    assert argument_parser.default_args_dict() == real
