@@ -98,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ramp", type=float, default=100.0, help="initial logins/s (default %(default)s)")
     p.add_argument("--lower", type=float, default=30.0, help="Client Re-Login Lower Limit, s (default %(default)s)")
     p.add_argument("--upper", type=float, default=330.0, help="Client Re-Login Upper Limit, s (default %(default)s)")
+    p.add_argument("--margin", type=float, default=15.0,
+                   help="seconds after upper for a wave to settle (default %(default)s: a worker of 7,500 clients "
+                        "takes ~5 s to handle a node's stream errors, so the last waits start up to 6 s after the "
+                        "first; with the drill's 5 s a client drawing ~upper re-logged in as the fallback came)")
     p.add_argument("--out", type=Path, default=Path("/tmp/node_failover"))
     p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
     args = p.parse_args(argv)
     out = args.out / f"c{args.clients}"
     cmd = [str(ROOT / ".venv/bin/jabberemu"), "drill", "--clients", str(args.clients), "--ramp", f"{args.ramp:g}",
            "--lower", f"{args.lower:g}", "--upper", f"{args.upper:g}", "--assignment", "active-standby",
-           "--login-rate", "0", "--out", str(out)]
+           "--login-rate", "0", "--margin", f"{args.margin:g}", "--out", str(out)]
     print("$", " ".join(["jabberemu", *cmd[1:]]), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
