@@ -9,6 +9,7 @@ run's length (:func:`trim_locust_stats`), and Locust's default options computed 
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from typing import Any
@@ -102,12 +103,10 @@ def cache_locust_default_args() -> None:
     original = argument_parser.default_args_dict
     if getattr(original, "_jabberemu_cached", False):
         return
-    cached: dict[str, Any] = {}
+    computed_once = functools.cache(original)
 
     def default_args_dict() -> dict[str, Any]:
-        if not cached:
-            cached.update(original())
-        return dict(cached)
+        return dict(computed_once())
 
     default_args_dict._jabberemu_cached = True  # type: ignore[attr-defined]
     argument_parser.default_args_dict = default_args_dict
