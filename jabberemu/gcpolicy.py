@@ -23,6 +23,13 @@ with no option to set (our choice, measured in BENCHMARKS.md):
   60-minute soak, a growth that is not a leak but reads as one. One trim took 0.3-1.0 ms there and
   brought the RSS back by 4.5 MiB; after it, the RSS stayed within 0.2 MiB (BENCHMARKS.md, section 6).
 
+- **no collection while a swarm signs out**: :meth:`GcPolicy.pause` turns the collector off, ticks
+  included, until :meth:`GcPolicy.resume` (the Locust swarm pauses it when its test stops and resumes
+  it when the next one starts: a headless run ends without another pass). A process signing out
+  7,500 clients in ~10 s made ~1,000 sign-outs a second of short-lived objects, and the passes over
+  them took 20-440 ms of each of those seconds; reference counting frees what sign-outs leave
+  without cycles, and what has cycles waits for the next test or the process's exit.
+
 The price of freezing: a frozen object that later becomes part of *cyclic* garbage is never
 collected. Finished connections leave no reference cycles by design (``jabberemu.xmpp.lean``,
 tests/client/test_no_cycles.py), so reference counting frees them, frozen or not (the live
@@ -117,11 +124,29 @@ class GcPolicy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._users = 0
+        self._paused = False
 
     @property
     def running(self) -> bool:
         """True while the ticks are scheduled on a loop."""
         return self._handle is not None
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused
+
+    def pause(self) -> None:
+        """Turn the collector off, ticks included (from any thread; idempotent). Reference counting
+        still frees what has no cycles; cyclic garbage waits for :meth:`resume`."""
+        self._paused = True
+        gc.disable()
+
+    def resume(self) -> None:
+        """Turn the collector back on after :meth:`pause` (idempotent; nothing to do when not paused)."""
+        if self._paused:
+            self._paused = False
+            gc.enable()
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Apply the thresholds and start the ticks on ``loop`` (counted: each install needs an
@@ -150,11 +175,13 @@ class GcPolicy:
             self._handle = loop.call_later(self.interval_s, self._tick)
 
     def uninstall(self) -> None:
-        """Undo one :meth:`install`; the last one stops the ticks (thresholds and frozen objects stay)."""
+        """Undo one :meth:`install`; the last one stops the ticks and resumes a paused collector
+        (thresholds and frozen objects stay)."""
         global _ACTIVE
         self._users = max(0, self._users - 1)
         if self._users:
             return
+        self.resume()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -167,8 +194,10 @@ class GcPolicy:
         allocator when :attr:`trim_interval_s` has passed since the last trim.
 
         Returns:
-            The number of unreachable objects found.
+            The number of unreachable objects found (0 while :attr:`paused`: no pass then).
         """
+        if self._paused:
+            return 0
         t0 = time.perf_counter()
         found = gc.collect(2)  # frozen objects are not walked: costs what the interval allocated
         gc.freeze()

@@ -99,13 +99,11 @@ class JabberUser(User):
         gevent.sleep(0)
 
     def on_stop(self) -> None:
+        """Start the client's sign-out and return: the process waits for every sign-out once, when its
+        users are stopped (``Swarm.sign_out``: a greenlet waiting here costs ~13 KiB and 42 objects)."""
         client = self.client
-        if client is None:
-            return
-        try:
-            SWARM.bridge.submit(client.stop, timeout_s=15)
-        except Exception:
-            logger.warning("%s did not sign out cleanly", client.user_id, exc_info=True)
+        if client is not None:
+            SWARM.sign_out(client.user_id, client.stop)
 
 
 async def _sign_in(user: JabberUser, spec: UserSpec, settings: Any) -> None:

@@ -146,3 +146,31 @@ async def test_the_runtime_installs_the_policy_by_default_and_removes_it_on_clos
         assert gc.get_threshold()[0] >= gcpolicy.YOUNG_THRESHOLD
         await rt.aclose()
         assert rt.gc_policy is None and gcpolicy.active_policy() is None
+
+
+def test_a_paused_collector_makes_no_pass_until_resumed() -> None:
+    policy = GcPolicy()
+    policy.pause()
+    policy.pause()  # idempotent
+    try:
+        assert (policy.paused, gc.isenabled()) == (True, False)
+        dropped = Node()
+        dropped_ref = weakref.ref(dropped)
+        del dropped
+        assert policy.tick() == 0 and policy.stats.ticks == 0  # the tick makes no pass either
+        assert dropped_ref() is not None  # cyclic garbage waits ...
+        acyclic = weakref.ref(kept := object.__new__(type("Leaf", (), {})))
+        del kept
+        assert acyclic() is None  # ... while reference counting still frees the rest
+    finally:
+        policy.resume()
+    assert (policy.paused, gc.isenabled()) == (False, True)
+    assert policy.tick() >= 1 and dropped_ref() is None
+
+
+async def test_the_last_uninstall_resumes_a_paused_collector() -> None:
+    policy = GcPolicy()
+    policy.install(asyncio.get_running_loop())
+    policy.pause()
+    policy.uninstall()
+    assert (policy.paused, gc.isenabled()) == (False, True)
