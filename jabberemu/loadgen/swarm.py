@@ -46,6 +46,7 @@ from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.traps import (
     cache_locust_default_args,
+    count_locust_users,
     guard_csv_writer,
     keep_locust_stats_trimmed,
     start_bridge,
@@ -172,6 +173,7 @@ class Swarm:
     def on_init(self, environment: Any, **_kw: Any) -> None:
         """``events.init``: build this process's objects; bad options end the process (exit 2)."""
         self.environment = environment
+        count_locust_users(getattr(environment, "runner", None))
         opts = environment.parsed_options
         try:
             if opts is not None:  # None: a library Environment without our options (tests)

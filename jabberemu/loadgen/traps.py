@@ -3,22 +3,26 @@
 Called by :mod:`jabberemu.loadgen.swarm` at install and init: aiohttp's resolver kept off pycares
 threads, the bridge's loop thread started with the process signals blocked, Locust's ``--csv``
 writer ended quietly after its files are closed, Locust's statistics kept from growing with the
-run's length (:func:`trim_locust_stats`), and Locust's default options computed once per process
-(:func:`cache_locust_default_args`).
+run's length (:func:`trim_locust_stats`), Locust's default options computed once per process
+(:func:`cache_locust_default_args`), and its users counted as they come and go
+(:func:`count_locust_users`).
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import signal
 import time
 from typing import Any
 
 import gevent
+import gevent.pool
 
 from jabberemu.loadgen.bridge import AsyncioBridge
 
-__all__ = ["STATS_HISTORY_KEPT", "STATS_SECONDS_KEPT", "cache_locust_default_args", "guard_csv_writer",
+__all__ = ["STATS_HISTORY_KEPT", "STATS_SECONDS_KEPT", "cache_locust_default_args", "count_locust_users",
+           "guard_csv_writer",
            "keep_locust_stats_trimmed", "start_bridge", "trim_locust_stats", "use_threaded_resolver"]
 
 STATS_SECONDS_KEPT = 120
@@ -110,6 +114,74 @@ def cache_locust_default_args() -> None:
 
     default_args_dict._jabberemu_cached = True  # type: ignore[attr-defined]
     argument_parser.default_args_dict = default_args_dict
+
+
+class UserCountingGroup(gevent.pool.Group):  # type: ignore[misc]  # gevent ships no stubs
+    """Locust's group of user greenlets, counting its users per class as they are added and dropped.
+
+    A user's class is read when its greenlet is added (its ``args[0]``: Locust's ``User.start``
+    spawns ``run_user(user)`` into the group) and kept until the greenlet leaves the group.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._class_of: dict[Any, str] = {}
+
+    def add(self, greenlet: Any) -> None:
+        super().add(greenlet)
+        if greenlet not in self._class_of:
+            args = getattr(greenlet, "args", ())
+            name = type(args[0]).__name__ if args else ""
+            self._class_of[greenlet] = name
+            self.counts[name] += 1
+
+    def _discard(self, greenlet: Any) -> None:
+        super()._discard(greenlet)
+        name = self._class_of.pop(greenlet, None)
+        if name is not None:
+            self.counts[name] -= 1
+
+
+def _counted_user_classes_count(self: Any) -> dict[str, int]:
+    counts = {user_class.__name__: 0 for user_class in self.user_classes}
+    group = self.user_greenlets
+    if not isinstance(group, UserCountingGroup):
+        return dict(_LOCUST_USER_CLASSES_COUNT(self))
+    for name, n in group.counts.items():
+        if name in counts:
+            counts[name] = n
+    return counts
+
+
+_LOCUST_USER_CLASSES_COUNT: Any = None
+
+
+def count_locust_users(runner: Any) -> None:
+    """Make ``runner.user_classes_count`` a lookup instead of a walk over every user (idempotent).
+
+    Locust 2.47's ``Runner.user_classes_count`` walks every user greenlet, and a worker reads it ~8
+    times per ``spawn`` message of the master (``start_worker``: twice per user class, the spawn
+    log line, ``spawning_complete``): ~25 ms of its main thread per message at 7,500 users, GIL held,
+    once a second through a ramp. A py-spy of a worker at the end of a 15,000-client ramp found a
+    quarter of the main thread's samples there, and the event loop's lag rose to 50-110 ms at those
+    moments. The runner's group (still empty: called at ``events.init``) is replaced by a
+    :class:`UserCountingGroup`; ``user_classes_count`` reads its counts. One difference, ours: a user
+    whose greenlet has died but not yet left the group (until the hub's next callbacks) still counts,
+    as it does in Locust's ``user_count``.
+    """
+    global _LOCUST_USER_CLASSES_COUNT
+    from locust.runners import Runner
+
+    if _LOCUST_USER_CLASSES_COUNT is None:
+        _LOCUST_USER_CLASSES_COUNT = Runner.user_classes_count.fget  # type: ignore[attr-defined]
+        Runner.user_classes_count = property(_counted_user_classes_count)  # type: ignore[method-assign,assignment]
+    if runner is None or isinstance(getattr(runner, "user_greenlets", None), UserCountingGroup):
+        return
+    group = UserCountingGroup()
+    for greenlet in list(runner.user_greenlets):
+        group.add(greenlet)
+    runner.user_greenlets = group
 
 
 def trim_locust_stats(stats: Any, now: float | None = None) -> int:

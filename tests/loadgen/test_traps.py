@@ -69,3 +69,66 @@ def test_locust_default_options_are_computed_once_and_handed_out_as_copies(monke
     first = argument_parser.default_args_dict()
     first["users"] = -1  # a caller's change does not reach the next caller
     assert argument_parser.default_args_dict() == real
+
+
+def test_locust_users_are_counted_as_they_come_and_go_without_a_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locust's worker walked every user greenlet ~8 times per spawn message: the trap keeps counts."""
+    import gevent
+    from locust import User, constant, task
+    from locust.env import Environment
+    from locust.exception import StopUser
+
+    class Idle(User):
+        weight = 3
+        wait_time = constant(3600)
+
+        @task
+        def idle(self) -> None:
+            gevent.sleep(0)
+
+    class Quitter(User):
+        weight = 1
+        wait_time = constant(0)
+
+        @task
+        def quit(self) -> None:
+            if getattr(self.environment, "quit_now", False):
+                raise StopUser()
+            gevent.sleep(0.01)
+
+    env = Environment(user_classes=[Idle, Quitter])
+    runner = env.create_local_runner()
+    traps.count_locust_users(runner)
+    traps.count_locust_users(runner)  # idempotent
+    group = runner.user_greenlets
+    assert isinstance(group, traps.UserCountingGroup)
+    walks: list[int] = []
+    real_iter = traps.UserCountingGroup.__iter__
+    monkeypatch.setattr(traps.UserCountingGroup, "__iter__", lambda self: walks.append(1) or real_iter(self))
+
+    def walked() -> dict[str, int]:  # Locust's own count, by its walk
+        return dict(traps._LOCUST_USER_CLASSES_COUNT(runner))
+
+    def settle(cond: Any) -> None:
+        for _ in range(500):
+            if cond():
+                return
+            gevent.sleep(0.01)
+        raise AssertionError("not settled")
+
+    try:
+        runner.start(40, spawn_rate=10_000)
+        settle(lambda: runner.user_count == 40)
+        walks.clear()
+        assert [runner.user_classes_count for _ in range(100)][-1] == {"Idle": 30, "Quitter": 10}
+        assert walks == []  # a lookup, not a walk
+        assert walked() == {"Idle": 30, "Quitter": 10}
+        runner.start(20, spawn_rate=10_000)  # ramp down: Locust stops users of each class
+        settle(lambda: runner.user_count == 20)
+        assert runner.user_classes_count == walked() == {"Idle": 15, "Quitter": 5}
+        env.quit_now = True  # type: ignore[attr-defined]  # users that end themselves leave the group
+        settle(lambda: runner.user_count == 15)
+        assert runner.user_classes_count == walked() == {"Idle": 15, "Quitter": 0}
+    finally:
+        runner.quit()
+    assert runner.user_classes_count == {"Idle": 0, "Quitter": 0} and group.counts.total() == 0
