@@ -43,6 +43,14 @@ def _run(script: str, tmp_path: Path, *extra: str, timeout_s: float = 100.0) -> 
     return result
 
 
+def test_wake_cost_smoke(tmp_path: Path) -> None:
+    result = _run("wake_cost.py", tmp_path)
+    assert (result["rounds"], result["calls"], result["gap_ms"]) == (2, 5, 20.0)
+    assert set(result["median_us"]) == {"back-to-back", "after-sleep", "after-spin"}
+    assert all(len(v) == 2 and min(v) > 0 for v in result["rounds_us"].values())
+    assert result["ratio_to_back_to_back"]["back-to-back"] == 1.0
+
+
 def test_sessions_per_process_smoke(tmp_path: Path) -> None:
     # Tsung's side is covered by the login_cost smoke test (a Tsung VM costs ~8 s to start and stop)
     result = _run("sessions_per_process.py", tmp_path, "--no-tsung")
