@@ -24,11 +24,11 @@ with no option to set (our choice, measured in BENCHMARKS.md):
   brought the RSS back by 4.5 MiB; after it, the RSS stayed within 0.2 MiB (BENCHMARKS.md, section 6).
 
 - **no collection while a swarm signs out**: :meth:`GcPolicy.pause` turns the collector off, ticks
-  included, until :meth:`GcPolicy.resume` (the Locust swarm pauses it when its test stops and resumes
-  it when the next one starts: a headless run ends without another pass). A process signing out
+  included, until :meth:`GcPolicy.resume` (the Locust swarm pauses it when its test starts to stop,
+  and resumes it once the sign-outs are over and the last records sent). A process signing out
   7,500 clients in ~10 s made ~1,000 sign-outs a second of short-lived objects, and the passes over
   them took 20-440 ms of each of those seconds; reference counting frees what sign-outs leave
-  without cycles, and what has cycles waits for the next test or the process's exit.
+  without cycles, and what has cycles waits for the resume.
 
 The price of freezing: a frozen object that later becomes part of *cyclic* garbage is never
 collected. Finished connections leave no reference cycles by design (``jabberemu.xmpp.lean``,
@@ -44,6 +44,7 @@ import asyncio
 import ctypes
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class GcPolicy:
         self._handle: asyncio.TimerHandle | None = None
         self._users = 0
         self._paused = False
+        self._pause_lock = threading.Lock()  # pause() on gevent's thread, resume() also on the loop's
 
     @property
     def running(self) -> bool:
@@ -139,14 +141,17 @@ class GcPolicy:
     def pause(self) -> None:
         """Turn the collector off, ticks included (from any thread; idempotent). Reference counting
         still frees what has no cycles; cyclic garbage waits for :meth:`resume`."""
-        self._paused = True
-        gc.disable()
+        with self._pause_lock:
+            self._paused = True
+            gc.disable()
 
     def resume(self) -> None:
-        """Turn the collector back on after :meth:`pause` (idempotent; nothing to do when not paused)."""
-        if self._paused:
-            self._paused = False
-            gc.enable()
+        """Turn the collector back on after :meth:`pause` (from any thread; idempotent; a collector
+        the embedding program turned off itself stays off)."""
+        with self._pause_lock:
+            if self._paused:
+                self._paused = False
+                gc.enable()
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Apply the thresholds and start the ticks on ``loop`` (counted: each install needs an
@@ -165,6 +170,7 @@ class GcPolicy:
             self._handle = None
             self._loop = None
             self._users = 0
+            self.resume()
         _ACTIVE = self
         self._users += 1
         threshold = gc.get_threshold()

@@ -14,7 +14,6 @@ Bad options end the process with a one-line error and exit code 2 (no traceback)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -22,16 +21,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import gevent
 import gevent.event
 
 from jabberemu.config import ClientSettings
-from jabberemu.gcpolicy import active_policy
 from jabberemu.errors import ConfigError, JabberEmuError
-from jabberemu.loadgen.bridge import AsyncioBridge, BridgeHandle, BridgeTimeoutError
+from jabberemu.gcpolicy import active_policy
+from jabberemu.loadgen.bridge import AsyncioBridge
 from jabberemu.loadgen.collect import HEALTH_MSG, QueueSink, RunCollector
 from jabberemu.loadgen.options import (
     Assignment, Target, UserSpec, check_options, home_node, load_users_csv, settings_from_options,
@@ -42,6 +40,7 @@ from jabberemu.loadgen.progress import progress_line, sum_progress
 from jabberemu.loadgen.prometheus import PrometheusExporter
 from jabberemu.loadgen.schedule import check_plan, soak_drill
 from jabberemu.loadgen.serverdata import ServerDataCollector
+from jabberemu.loadgen.signout import SignOuts
 from jabberemu.report.health import STALL_MS
 from jabberemu.loadgen.shape import DRILL
 from jabberemu.loadgen.traps import (
@@ -69,17 +68,6 @@ PROGRESS_MSG = HEALTH_MSG + "_progress"
 
 INIT_WAIT_S = 60.0
 """Seconds a user that arrived during ``events.init`` waits for it to finish."""
-
-SIGN_OUTS_AT_ONCE = 200
-"""Sign-outs a process runs at once at its users' stop; the others wait their turn on the loop (our
-choice, measured): 7,500 sign-outs started together kept their objects alive across the collector's
-ticks (passes of 100-440 ms each second, loop stalls up to 600 ms for 15 s); the node sees the same
-sign-outs, at the rate this process can run them."""
-
-SIGN_OUT_TIMEOUT_S = 15.0
-"""Seconds a process waits, once its users are stopped, for the sign-outs they started; what is
-still running then is cancelled (the client's ``end`` record says how it ended)."""
-
 
 class Swarm:
     """Per-process state shared by every :class:`~jabberemu.loadgen.user.JabberUser`."""
@@ -110,72 +98,19 @@ class Swarm:
         """The signal that interrupted the run (SIGTERM, SIGINT), None while it ends as planned."""
         self.stall_ms = STALL_MS
         """A probe of the loop later than this (ms) is a stall (``--loop-lag-warn-ms``)."""
-        self._sign_outs: dict[str, BridgeHandle] = {}
-        """User id -> its sign-out on the loop, started by :meth:`sign_out`, awaited by :meth:`wait_for_sign_outs`."""
-        self._sign_out_slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        """The loop's :data:`SIGN_OUTS_AT_ONCE` slots (made on the loop that first needs them)."""
+        self.sign_outs = SignOuts(self.bridge)
+        """The users' sign-outs: started by ``JabberUser.on_stop``, awaited at ``test_stop``."""
         self.workers = Workers(f"{os.uname().nodename}-{os.getpid()}")
         self.prometheus = PrometheusExporter(self)
-
-    # -- sign-outs -----------------------------------------------------------------------------
-
-    def sign_out(self, user_id: str, stop: Callable[[], Awaitable[Any]]) -> None:
-        """Start a client's sign-out on the loop and return at once (``JabberUser.on_stop``).
-
-        The user's greenlet does not wait for it (our choice, measured): a greenlet parked in
-        ``on_stop`` keeps its stack and the ``GreenletExit`` that stopped it, and Locust parks one more
-        greenlet per user to wait for it. Stopping 7,500 users whose ``on_stop`` waited grew a process by
-        97 MiB and 315,000 objects for the collector to walk (one pass: 109 ms); stopping them with an
-        ``on_stop`` that returns: 1 MiB, 37,000 objects, 3.6 ms. The process waits for the sign-outs
-        once, in :meth:`wait_for_sign_outs`, before it sends its last records.
-        """
-        try:
-            self._sign_outs[user_id] = self.bridge.submit_nowait(self._signing_out, stop)
-        except JabberEmuError as exc:  # the bridge is not running: the runtime's close signs it out
-            logger.warning("%s could not start its sign-out: %s", user_id, exc)
-
-    async def _signing_out(self, stop: Callable[[], Awaitable[Any]]) -> Any:
-        """On the loop: ``stop()`` once one of :data:`SIGN_OUTS_AT_ONCE` slots is free."""
-        loop = asyncio.get_running_loop()
-        if self._sign_out_slots is None or self._sign_out_slots[0] is not loop:
-            self._sign_out_slots = (loop, asyncio.Semaphore(SIGN_OUTS_AT_ONCE))
-        async with self._sign_out_slots[1]:
-            return await stop()
-
-    def wait_for_sign_outs(self, timeout_s: float = SIGN_OUT_TIMEOUT_S) -> int:
-        """Wait (this greenlet only) until every sign-out started by :meth:`sign_out` has ended.
-
-        Args:
-            timeout_s: bound on the whole wait; sign-outs still running then are cancelled.
-
-        Returns:
-            How many sign-outs did not end cleanly (cancelled at the bound, or failed).
-        """
-        pending, self._sign_outs = self._sign_outs, {}
-        deadline = time.monotonic() + timeout_s
-        unclean = cancelled = 0
-        for user_id, handle in pending.items():
-            try:
-                handle.get(max(0.0, deadline - time.monotonic()))
-            except BridgeTimeoutError:
-                unclean += 1
-                cancelled += 1
-            except Exception:
-                unclean += 1
-                logger.warning("%s did not sign out cleanly", user_id, exc_info=True)
-        if cancelled:
-            logger.warning("%d of %d sign-outs had not ended %.0f s after the users stopped: cancelled",
-                           cancelled, len(pending), timeout_s)
-        return unclean
 
     # -- Locust events -------------------------------------------------------------------------
 
     def on_init(self, environment: Any, **_kw: Any) -> None:
         """``events.init``: build this process's objects; bad options end the process (exit 2)."""
         self.environment = environment
-        count_locust_users(getattr(environment, "runner", None))
         opts = environment.parsed_options
         try:
+            count_locust_users(getattr(environment, "runner", None))
             if opts is not None:  # None: a library Environment without our options (tests)
                 self._init(environment, opts)
         except JabberEmuError as exc:
@@ -296,16 +231,17 @@ class Swarm:
     def on_test_start(self, environment: Any, **_kw: Any) -> None:
         policy = active_policy()
         if policy is not None:
-            policy.resume()  # paused since the previous test's stop (web UI), if any
+            policy.resume()  # a stop whose test_stop never came (Locust failed in between)
         self.started_ts = time.time()
         if not self._is_worker():
             self.workers.new_test()  # a new test in the web UI starts again at user 1
         self._write_run_info(partial=True)
 
     def on_test_stopping(self, environment: Any, **_kw: Any) -> None:
-        """``events.test_stopping`` (before the users stop): the collector pauses until the next test
-        starts (:meth:`GcPolicy.pause <jabberemu.gcpolicy.GcPolicy.pause>`): the sign-outs' garbage is
-        freed by reference counting, without passes over the objects they make."""
+        """``events.test_stopping`` (before the users stop): the collector pauses until the sign-outs
+        are over and the last records sent (``on_test_stop``; :meth:`GcPolicy.pause
+        <jabberemu.gcpolicy.GcPolicy.pause>`): their garbage is freed by reference counting, without
+        passes over the objects they make."""
         policy = active_policy()
         if policy is not None:  # a process with clients (the policy comes with its runtime)
             policy.pause()
@@ -321,17 +257,22 @@ class Swarm:
         from locust.runners import MasterRunner
 
         runner = environment.runner
-        self.wait_for_sign_outs()
-        if self._is_worker():
-            collector = self.collector
-            self.workers.finish_worker((lambda: collector.pump(final=True)) if collector else lambda: None)
-            return
-        if isinstance(runner, MasterRunner):
-            self.workers.drain(runner)
-        # partial: interrupted by a signal, or -t ended the run before its drill did
-        cut = any(i not in DRILL.fired for i in range(len(DRILL.actions)))
-        self._write_run_info(partial=self.interrupted is not None or cut)
-        DRILL.reset()  # the next test in the web UI runs the drill again
+        try:
+            self.sign_outs.wait()
+            if self._is_worker():
+                collector = self.collector
+                self.workers.finish_worker((lambda: collector.pump(final=True)) if collector else lambda: None)
+                return
+            if isinstance(runner, MasterRunner):
+                self.workers.drain(runner)
+            # partial: interrupted by a signal, or -t ended the run before its drill did
+            cut = any(i not in DRILL.fired for i in range(len(DRILL.actions)))
+            self._write_run_info(partial=self.interrupted is not None or cut)
+            DRILL.reset()  # the next test in the web UI runs the drill again
+        finally:
+            policy = active_policy()
+            if policy is not None:
+                policy.resume()  # paused at test_stopping; the last records are sent
 
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
         """``events.quitting``: sign every client out, close the loop, write what this process did.
@@ -347,7 +288,7 @@ class Swarm:
         if runner is not None and not isinstance(runner, MasterRunner) and runner.state in (STATE_SPAWNING,
                                                                                                STATE_RUNNING):
             runner.stop()
-        self.wait_for_sign_outs()  # users stopped outside a test_stop (none left after one)
+        self.sign_outs.wait()  # users stopped outside a test_stop; or a wait of test_stop still running
         if self.runtime is not None:
             try:
                 self.bridge.submit(self.runtime.aclose, timeout_s=10)

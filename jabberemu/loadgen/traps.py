@@ -21,8 +21,8 @@ import gevent.pool
 
 from jabberemu.loadgen.bridge import AsyncioBridge
 
-__all__ = ["STATS_HISTORY_KEPT", "STATS_SECONDS_KEPT", "cache_locust_default_args", "count_locust_users",
-           "guard_csv_writer",
+__all__ = ["STATS_HISTORY_KEPT", "STATS_SECONDS_KEPT", "UserCountingGroup", "cache_locust_default_args",
+           "count_locust_users", "guard_csv_writer",
            "keep_locust_stats_trimmed", "start_bridge", "trim_locust_stats", "use_threaded_resolver"]
 
 STATS_SECONDS_KEPT = 120
@@ -173,8 +173,9 @@ def count_locust_users(runner: Any) -> None:
     global _LOCUST_USER_CLASSES_COUNT
     from locust.runners import Runner
 
-    if _LOCUST_USER_CLASSES_COUNT is None:
-        _LOCUST_USER_CLASSES_COUNT = Runner.user_classes_count.fget  # type: ignore[attr-defined]
+    current = Runner.__dict__["user_classes_count"]
+    if current.fget is not _counted_user_classes_count:
+        _LOCUST_USER_CLASSES_COUNT = current.fget
         Runner.user_classes_count = property(_counted_user_classes_count)  # type: ignore[method-assign,assignment]
     if runner is None or isinstance(getattr(runner, "user_greenlets", None), UserCountingGroup):
         return

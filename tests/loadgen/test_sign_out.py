@@ -1,6 +1,9 @@
-"""Sign-outs at a swarm's stop: started by each user's ``on_stop``, awaited once by the process.
+"""Sign-outs at a swarm's stop (jabberemu.loadgen.signout): started by each user's ``on_stop``, run a
+few at a time on the loop, awaited once by the process; every client ends.
 
-Runs in the gevent-patched pytest process of tests/loadgen (conftest.py).
+Runs in the gevent-patched pytest process of tests/loadgen (conftest.py). The clients are stand-ins
+with the driver's contract: ``stop()`` writes the ``end`` record when it starts (here: ``ended``), its
+``timeout_s`` bounds its waits for the node.
 """
 
 from __future__ import annotations
@@ -16,119 +19,159 @@ import pytest
 from locust import User, constant, task
 from locust.env import Environment
 
-from jabberemu.loadgen.bridge import BridgeState
-from jabberemu.loadgen import swarm as swarm_mod
-from jabberemu.loadgen.swarm import Swarm
+from jabberemu.loadgen import signout
+from jabberemu.loadgen.bridge import AsyncioBridge, BridgeState
+from jabberemu.loadgen.signout import SignOuts
 
 USERS = 300
 
 
+class Client:
+    """A stand-in client: ``stop()`` records its end at once, then waits for the node (``released``)."""
+
+    def __init__(self, user_id: str, node: Node) -> None:
+        self.user_id = user_id
+        self.node = node
+
+    async def stop(self, *, timeout_s: float = 5.0) -> str:
+        node = self.node
+        node.ended.append(self.user_id)
+        node.running += 1
+        node.most = max(node.most, node.running)
+        try:
+            if self.user_id in node.failing:
+                raise ConnectionResetError("reset by peer")
+            if timeout_s > 0:
+                await node.answer(self.user_id)
+            node.signed_out.append(self.user_id)
+            return "LOGGED_OUT"
+        finally:
+            node.running -= 1
+
+
+class Node:
+    """What the stand-in clients sign out from: answers once ``released`` is set, or never (``hung``)."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+        self.signed_out: list[str] = []
+        self.failing: set[str] = set()
+        self.hung: set[str] = set()
+        self.running = self.most = 0
+        self.released: asyncio.Event | None = None
+
+    async def answer(self, user_id: str) -> None:
+        if self.released is None:
+            self.released = asyncio.Event()
+        await self.released.wait()
+        if user_id in self.hung:
+            await asyncio.Event().wait()
+
+
 @pytest.fixture
-def swarm() -> Iterator[Swarm]:
-    s = Swarm()
-    s.bridge.start()
-    yield s
-    s.bridge.stop(5.0)
-    assert s.bridge.state is BridgeState.STOPPED
+def bridge() -> Iterator[AsyncioBridge]:
+    b = AsyncioBridge()
+    b.start()
+    yield b
+    b.stop(5.0)
+    assert b.state is BridgeState.STOPPED
 
 
 def _user_greenlets() -> int:
-    """Live greenlets running a Locust user (parked in ``on_stop`` or in its wait)."""
+    """Live greenlets running a Locust user."""
     return sum(1 for g in gc.get_objects()
                if isinstance(g, greenlet.greenlet) and not g.dead and getattr(g, "args", None)
                and isinstance(g.args[0], User))
 
 
-def _run_users(swarm: Swarm, stop: Any, *, at_test_stop: list[Any], mid_stop: list[Any] | None = None) -> Environment:
-    """USERS users that sign out with ``stop(user_id)`` through ``swarm``; ``at_test_stop`` gets the
-    user greenlets alive when ``test_stop`` fires (before the swarm's wait), ``mid_stop`` those alive
-    0.1 s after the stop began."""
+def _stop_users(sign_outs: SignOuts, node: Node) -> list[int]:
+    """Run USERS Locust users that sign out through ``sign_outs``, stop them; return the user greenlets
+    alive when ``test_stop`` fired."""
     names = iter(range(USERS))
 
     class SigningOutUser(User):
         wait_time = constant(3600)
 
         def on_start(self) -> None:
-            self.user_id = f"user{next(names):04d}"
+            self.client = Client(f"user{next(names):04d}", node)
 
         @task
         def idle(self) -> None:
             gevent.sleep(0)
 
         def on_stop(self) -> None:
-            swarm.sign_out(self.user_id, lambda: stop(self.user_id))
+            sign_outs.start(self.client)
 
     env = Environment(user_classes=[SigningOutUser], stop_timeout=10)
+    at_test_stop: list[int] = []
     env.events.test_stop.add_listener(lambda **_kw: at_test_stop.append(_user_greenlets()))
     runner = env.create_local_runner()
     runner.start(USERS, spawn_rate=10_000)
-    deadline = gevent.get_hub().loop.now() + 10
-    while runner.user_count < USERS and gevent.get_hub().loop.now() < deadline:
+    for _ in range(1000):
+        if runner.user_count == USERS:
+            break
         gevent.sleep(0.01)
     assert runner.user_count == USERS
-    gevent.sleep(0.05)  # every user parked in its wait
-    if mid_stop is not None:
-        gevent.spawn_later(0.1, lambda: mid_stop.append(_user_greenlets()))
     runner.stop()
-    return env
+    return at_test_stop
 
 
-def test_users_stop_at_once_and_the_process_waits_for_every_sign_out(swarm: Swarm) -> None:
-    signed_out: list[str] = []
-
-    async def stop(user_id: str) -> str:
-        await asyncio.sleep(0.3)
-        signed_out.append(user_id)
-        return "LOGGED_OUT"
-
-    at_test_stop: list[int] = []
-    mid_stop: list[int] = []
-    _run_users(swarm, stop, at_test_stop=at_test_stop, mid_stop=mid_stop)
-    # test_stop fires once every user is stopped: no greenlet is left waiting for a sign-out ...
-    assert at_test_stop == [0]
-    assert signed_out == []  # ... while the sign-outs run on the loop
-    assert swarm.wait_for_sign_outs(timeout_s=10) == 0
-    assert mid_stop == [0]  # a greenlet parked per user until its sign-out ended: 300 here
-    assert sorted(signed_out) == [f"user{i:04d}" for i in range(USERS)]
-    assert swarm.wait_for_sign_outs(timeout_s=10) == 0  # nothing left to wait for
+def test_users_stop_at_once_and_the_process_waits_for_every_sign_out(bridge: AsyncioBridge) -> None:
+    sign_outs, node = SignOuts(bridge), Node()
+    # the node answers no sign-out until the users are stopped: a user whose on_stop waited for its
+    # sign-out would hold Locust's stop for its stop_timeout (10 s) and be killed
+    at_test_stop = _stop_users(sign_outs, node)
+    assert at_test_stop == [0]  # every user greenlet ended ...
+    assert node.signed_out == [] and len(sign_outs) == USERS  # ... while no sign-out has finished
+    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    assert sign_outs.wait(timeout_s=10) == 0
+    assert sorted(node.signed_out) == sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
+    assert len(sign_outs) == 0 and sign_outs.wait(timeout_s=10) == 0  # nothing left to wait for
 
 
-def test_sign_outs_still_running_at_the_bound_are_cancelled_and_counted(swarm: Swarm) -> None:
-    outcome: dict[str, str] = {}
-
-    async def stop(user_id: str) -> None:
-        try:
-            if int(user_id[4:]) % 3 == 0:
-                await asyncio.sleep(3600)  # a node that never answers the sign-out
-            elif int(user_id[4:]) % 3 == 1:
-                raise ConnectionResetError("reset by peer")
-            outcome[user_id] = "done"
-        except asyncio.CancelledError:
-            outcome[user_id] = "cancelled"
-            raise
-
-    _run_users(swarm, stop, at_test_stop=[])
-    assert swarm.wait_for_sign_outs(timeout_s=0.5) == USERS // 3 * 2  # the hung third + the failed third
-    deadline = gevent.get_hub().loop.now() + 5
-    while len(outcome) < USERS // 3 * 2 and gevent.get_hub().loop.now() < deadline:
-        gevent.sleep(0.01)
-    assert sorted(outcome.values()).count("cancelled") == USERS // 3
-    assert sorted(outcome.values()).count("done") == USERS // 3
+def test_at_most_the_slots_sign_out_at_once(bridge: AsyncioBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signout, "SIGN_OUTS_AT_ONCE", 16)
+    sign_outs, node = SignOuts(bridge), Node()
+    _stop_users(sign_outs, node)
+    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    assert sign_outs.wait(timeout_s=10) == 0
+    assert (node.most, len(node.signed_out), node.running) == (16, USERS, 0)
 
 
-def test_at_most_the_slots_sign_out_at_once(swarm: Swarm, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(swarm_mod, "SIGN_OUTS_AT_ONCE", 16)
-    running: list[int] = [0]
-    most: list[int] = [0]
-    done: list[str] = []
+def test_at_the_bound_every_client_still_ends(bridge: AsyncioBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that never answers: at the bound the sign-outs in their slots are cancelled and those
+    still waiting for a turn sign out without waiting for the node; every client has its end, none is
+    counted clean, none is left running."""
+    monkeypatch.setattr(signout, "SIGN_OUTS_AT_ONCE", 16)
+    sign_outs, node = SignOuts(bridge), Node()
+    node.hung = {f"user{i:04d}" for i in range(USERS)}
+    _stop_users(sign_outs, node)
+    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    assert sign_outs.wait(timeout_s=0.5) == USERS
+    assert sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
+    assert (node.running, len(sign_outs)) == (0, 0)
+    assert len(node.signed_out) <= USERS - 16  # the first 16 got their slots and never an answer
 
-    async def stop(user_id: str) -> None:
-        running[0] += 1
-        most[0] = max(most[0], running[0])
-        await asyncio.sleep(0.01)
-        running[0] -= 1
-        done.append(user_id)
 
-    _run_users(swarm, stop, at_test_stop=[])
-    assert swarm.wait_for_sign_outs(timeout_s=10) == 0
-    assert (most[0], len(done), running[0]) == (16, USERS, 0)
+def test_failed_sign_outs_are_counted_and_the_rest_end_cleanly(bridge: AsyncioBridge,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    sign_outs, node = SignOuts(bridge), Node()
+    node.failing = {f"user{i:04d}" for i in range(0, USERS, 3)}
+    _stop_users(sign_outs, node)
+    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    assert sign_outs.wait(timeout_s=10) == USERS // 3
+    assert len(node.ended) == USERS and len(node.signed_out) == USERS - USERS // 3
+    assert sum("did not sign out cleanly" in r.getMessage() for r in caplog.records) == USERS // 3
+
+
+def test_a_second_waiter_waits_for_the_first(bridge: AsyncioBridge) -> None:
+    """SIGTERM during test_stop's wait: quitting's wait must not find the books empty and go on."""
+    sign_outs, node = SignOuts(bridge), Node()
+    _stop_users(sign_outs, node)
+    results: list[tuple[str, Any]] = []
+    first = gevent.spawn(lambda: results.append(("first", sign_outs.wait(timeout_s=10))))
+    second = gevent.spawn(lambda: results.append(("second", (sign_outs.wait(timeout_s=10), len(node.signed_out)))))
+    gevent.sleep(0)
+    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    gevent.joinall([first, second], timeout=15)
+    assert results == [("first", 0), ("second", (0, USERS))]
