@@ -498,6 +498,7 @@ class Swarm:
 SWARM = Swarm()
 """The one swarm of this process."""
 
+
 def install(events: Any) -> Swarm:
     """Wire :data:`SWARM` and its bridge to Locust's events (call once, from the locustfile)."""
     from jabberemu.loadgen.options import add_options
@@ -506,6 +507,9 @@ def install(events: Any) -> Swarm:
     bridge.fire = events.request.fire
     guard_csv_writer()
     cache_locust_default_args()
+    # gevent records each greenlet's spawning stack and tree (debugging aids nothing here reads):
+    # 0.37 KiB per Locust user (11.73 -> 11.36 KiB, 20,000 parked users; our choice, BENCHMARKS.md)
+    gevent.config.track_greenlet_tree = False
     events.init_command_line_parser.add_listener(add_options)
     # One loop for the process's whole life: the runtime (HTTP pool, TLS context) lives on it, so
     # it is not stopped between tests in the web UI, only when Locust quits.

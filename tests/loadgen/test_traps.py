@@ -135,3 +135,20 @@ def test_locust_users_are_counted_as_they_come_and_go_without_a_walk(monkeypatch
     finally:
         runner.quit()
     assert runner.user_classes_count == {"Idle": 0, "Quitter": 0} and group.counts.total() == 0
+
+
+def test_the_swarm_turns_gevents_greenlet_tree_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gevent's spawning stack and tree per greenlet cost 0.37 KiB per Locust user; nothing reads them."""
+    import gevent
+    from locust.event import Events
+
+    from jabberemu.loadgen import swarm
+
+    monkeypatch.setattr(gevent.config, "track_greenlet_tree", True)
+    monkeypatch.setattr(swarm.SWARM.bridge, "fire", swarm.SWARM.bridge.fire)  # install() rewires it: put back
+    monkeypatch.setattr(swarm.SWARM, "prometheus", type("NoExporter", (), {"install": lambda self, events: None})())
+    assert gevent.spawn(lambda: None).spawn_tree_locals is not None
+    swarm.install(Events())
+    g = gevent.spawn(lambda: None)
+    assert (g.spawning_stack, g.spawn_tree_locals, g.spawning_greenlet) == (None, None, None)
+    g.join()
