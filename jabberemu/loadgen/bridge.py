@@ -164,6 +164,16 @@ class BridgeHandle:
         self._cancelled = True
         self._bridge._cancel_soon(self)
 
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block the calling greenlet (only) until the coroutine finishes or ``timeout_s`` passes; unlike
+        :meth:`get`, a timeout leaves the task running.
+
+        Returns:
+            True once the result or the exception is available.
+        """
+        self._result.wait(timeout_s)
+        return bool(self._result.ready())
+
     def get(self, timeout_s: float | None = None) -> Any:
         """Block the calling greenlet (only) until the coroutine finishes.
 

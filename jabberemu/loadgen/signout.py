@@ -12,23 +12,26 @@ Our choices, each measured on the 15,000-client failover (BENCHMARKS.md, section
 - **at most** :data:`SIGN_OUTS_AT_ONCE` **at a time.** 7,500 sign-outs started together kept their
   objects alive across the collector's ticks (passes of 100-440 ms in each second of the sign-out);
   the node sees the same sign-outs, at the rate this process can run them.
-- **bounded.** :meth:`SignOuts.wait` waits :data:`SIGN_OUT_TIMEOUT_S` at most; then what still runs
-  is cancelled, and a client still waiting for its turn signs out without waiting for the node
-  (``stop(timeout_s=0)``): every client writes its ``end`` record, none vanishes from the accounting.
+- **bounded.** :meth:`SignOuts.wait` waits :data:`SIGN_OUT_TIMEOUT_S` at most; then the loop cuts the
+  rest short: sign-outs in a slot are cancelled (their clients' ``end`` records are written when a
+  sign-out starts), and every client still waiting for its turn, or not yet started, signs out
+  without waiting for the node (``stop(timeout_s=0)``). Every client writes its ``end`` record; none
+  vanishes from the accounting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from typing import Any, Protocol
 
 import gevent.lock
 
-from jabberemu.loadgen.bridge import AsyncioBridge, BridgeHandle, BridgeTimeoutError
+from jabberemu.loadgen.bridge import AsyncioBridge, BridgeHandle
 
-__all__ = ["CUT_SHORT_GRACE_S", "SIGN_OUTS_AT_ONCE", "SIGN_OUT_TIMEOUT_S", "SignOuts", "Signing"]
+__all__ = ["CUT_SHORT", "CUT_SHORT_GRACE_S", "SIGN_OUTS_AT_ONCE", "SIGN_OUT_TIMEOUT_S", "SignOuts", "Signing"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,10 @@ SIGN_OUT_TIMEOUT_S = 15.0
 """Seconds :meth:`SignOuts.wait` waits for the sign-outs before it cuts the rest short."""
 
 CUT_SHORT_GRACE_S = 2.0
-"""Seconds the sign-outs cut short get to write their clients' ``end`` records."""
+"""Seconds the sign-outs cut short get to end (their clients' ``end`` records)."""
+
+CUT_SHORT = "cut short"
+"""What a sign-out cut short before its turn returns."""
 
 _PRUNE_FROM = 1024
 """Finished sign-outs are dropped from the books once this many are kept (a web UI's ramp-down)."""
@@ -54,6 +60,46 @@ class Signing(Protocol):
         """Sign out; the ``end`` record is written when it starts, ``timeout_s`` bounds the waits."""
 
 
+class _Slots:
+    """On the loop: :data:`SIGN_OUTS_AT_ONCE` slots, the sign-outs waiting for one, those in one, and
+    whether the bound has cut the rest short."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.free = SIGN_OUTS_AT_ONCE
+        self.queue: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self.running: set[asyncio.Task[Any]] = set()
+        self.cut = False
+
+    async def take(self) -> bool:
+        """Wait for a slot: True once in one, False when cut short first."""
+        if self.cut:
+            return False
+        if self.free > 0:
+            self.free -= 1
+            return True
+        turn: asyncio.Future[bool] = self.loop.create_future()
+        self.queue.append(turn)
+        return await turn
+
+    def give_back(self) -> None:
+        while self.queue:
+            turn = self.queue.popleft()
+            if not turn.done():
+                turn.set_result(True)  # the slot goes to the next in line
+                return
+        self.free += 1
+
+    def cut_short(self) -> None:
+        self.cut = True
+        while self.queue:
+            turn = self.queue.popleft()
+            if not turn.done():
+                turn.set_result(False)
+        for task in list(self.running):
+            task.cancel()
+
+
 class SignOuts:
     """The sign-outs of one process's users (gevent side, plus the coroutine each runs on the loop).
 
@@ -65,7 +111,7 @@ class SignOuts:
         self._bridge = bridge
         self._pending: dict[BridgeHandle, str] = {}
         self._prune_at = _PRUNE_FROM
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._slots: _Slots | None = None
         self._waiting = gevent.lock.Semaphore()
 
     def __len__(self) -> int:
@@ -82,67 +128,82 @@ class SignOuts:
         self._pending[handle] = client.user_id
         if len(self._pending) >= self._prune_at:
             for done in [h for h in self._pending if h.done()]:
-                self._settle(done, 0.0)
+                self._settle(done)
             self._prune_at = max(_PRUNE_FROM, 2 * len(self._pending))
 
     def wait(self, timeout_s: float = SIGN_OUT_TIMEOUT_S) -> int:
         """Wait (this greenlet only) for every sign-out started; a second caller waits for the first.
 
-        After ``timeout_s`` what still runs is cancelled; those that had not begun sign their clients
-        out without waiting for the node, within :data:`CUT_SHORT_GRACE_S`.
+        After ``timeout_s`` the loop cuts the rest short (module docstring); they get
+        :data:`CUT_SHORT_GRACE_S` to end.
 
         Returns:
-            How many sign-outs did not end cleanly (cut short at the bound, or failed).
+            How many sign-outs did not end cleanly (cut short, failed, or not ended even then).
         """
         with self._waiting:
             deadline = time.monotonic() + timeout_s
-            unclean = cut = 0
+            unclean = 0
+            cut_sent = False
             try:
                 for handle in list(self._pending):
-                    outcome = self._settle(handle, max(0.0, deadline - time.monotonic()))
-                    cut += outcome == "cut"
-                    unclean += outcome != "ok"
-                grace = time.monotonic() + CUT_SHORT_GRACE_S
-                for handle in list(self._pending):  # the ones cut short: their end records first
-                    self._settle(handle, max(0.0, grace - time.monotonic()), cut_short=True)
+                    if not handle.wait(max(0.0, deadline - time.monotonic())):
+                        break
+                    unclean += self._settle(handle) != "ok"
+                if self._pending:
+                    logger.warning("%d sign-outs had not ended %g s after the users stopped: cut short",
+                                   len(self._pending), timeout_s)
+                    cut_sent = self._cut_short()
+                    grace = time.monotonic() + CUT_SHORT_GRACE_S
+                    for handle in list(self._pending):
+                        handle.wait(max(0.0, grace - time.monotonic()))
+                        unclean += self._settle(handle) != "ok"
             finally:
-                for handle in self._pending:  # this greenlet was killed: the rest is cut short
-                    handle.cancel()
-            if cut:
-                logger.warning("%d sign-outs had not ended %g s after the users stopped: cut short", cut, timeout_s)
+                if self._pending and not cut_sent:  # this greenlet was killed: the loop cuts the rest short
+                    self._cut_short()
             return unclean
 
-    def _settle(self, handle: BridgeHandle, timeout_s: float, *, cut_short: bool = False) -> str:
-        """Wait for one sign-out; "ok", "failed", or "cut" (still running after ``timeout_s``: cancelled
-        and kept in the books for the grace pass, unless this is it)."""
-        user_id = self._pending[handle]
+    def _cut_short(self) -> bool:
         try:
-            handle.get(timeout_s)
-            outcome = "ok"
-        except BridgeTimeoutError:
-            if not cut_short:
-                return "cut"
-            outcome = "cut"
+            self._bridge.call_soon(self._cut_short_in_loop)
+        except Exception:  # the loop is gone: nothing runs there any more
+            logger.debug("sign-outs not cut short: the loop is not running", exc_info=True)
+            return False
+        return True
+
+    def _cut_short_in_loop(self) -> None:
+        if self._slots is None:
+            self._slots = _Slots(asyncio.get_running_loop())
+        self._slots.cut_short()
+
+    def _settle(self, handle: BridgeHandle) -> str:
+        """Take a sign-out off the books: "ok", "cut" (cut short), "failed", or "unfinished"."""
+        user_id = self._pending.pop(handle)
+        if not handle.done():
+            logger.warning("%s: its sign-out had not ended %g s after it was cut short", user_id, CUT_SHORT_GRACE_S)
+            return "unfinished"
+        try:
+            return "cut" if handle.get(0) == CUT_SHORT else "ok"
         except asyncio.CancelledError:
-            outcome = "cut"
+            return "cut"
         except Exception:
-            outcome = "failed"
             logger.warning("%s did not sign out cleanly", user_id, exc_info=True)
-        del self._pending[handle]
-        return outcome
+            return "failed"
 
     async def _sign_out(self, client: Signing) -> Any:
-        """On the loop: ``client.stop()`` in one of :data:`SIGN_OUTS_AT_ONCE` slots."""
+        """On the loop: ``client.stop()`` in one of :data:`SIGN_OUTS_AT_ONCE` slots; cut short, a
+        ``client.stop(timeout_s=0)`` without a slot."""
         loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:
-            self._slots = (loop, asyncio.Semaphore(SIGN_OUTS_AT_ONCE))
-        slots = self._slots[1]
-        try:
-            await slots.acquire()
-        except asyncio.CancelledError:  # cut short before its turn: the client ends all the same
+        if self._slots is None or self._slots.loop is not loop:
+            self._slots = _Slots(loop)
+        slots = self._slots
+        if not await slots.take():
             await client.stop(timeout_s=0)
-            raise
+            return CUT_SHORT
+        task = asyncio.current_task()
+        assert task is not None
+        slots.running.add(task)
         try:
             return await client.stop()
         finally:
-            slots.release()
+            slots.running.discard(task)
+            slots.give_back()

@@ -264,6 +264,21 @@ def test_timeout_cancels_the_task_in_the_loop(bridge: AsyncioBridge) -> None:
     _wait_until(lambda: flags == ["cancelled"])
 
 
+def test_wait_times_out_without_cancelling_the_task(bridge: AsyncioBridge) -> None:
+    gate: list[asyncio.Event] = []
+
+    async def until_opened() -> str:
+        gate.append(asyncio.Event())
+        await gate[0].wait()
+        return "opened"
+
+    handle = bridge.submit_nowait(until_opened)
+    assert handle.wait(0.05) is False and not handle.done()
+    _wait_until(lambda: bool(gate))
+    bridge.call_soon(gate[0].set)
+    assert handle.wait(5) is True and handle.get(0) == "opened"  # still running after the timeout, then done
+
+
 def test_killing_the_waiting_greenlet_cancels_the_task(bridge: AsyncioBridge) -> None:
     flags: list[str] = []
     g = gevent.spawn(bridge.submit, _cancellable(flags), timeout_s=30)

@@ -88,12 +88,14 @@ def _stop_users(sign_outs: SignOuts, node: Node) -> list[int]:
     """Run USERS Locust users that sign out through ``sign_outs``, stop them; return the user greenlets
     alive when ``test_stop`` fired."""
     names = iter(range(USERS))
+    started: list[str] = []
 
     class SigningOutUser(User):
         wait_time = constant(3600)
 
         def on_start(self) -> None:
             self.client = Client(f"user{next(names):04d}", node)
+            started.append(self.client.user_id)
 
         @task
         def idle(self) -> None:
@@ -108,10 +110,10 @@ def _stop_users(sign_outs: SignOuts, node: Node) -> list[int]:
     runner = env.create_local_runner()
     runner.start(USERS, spawn_rate=10_000)
     for _ in range(1000):
-        if runner.user_count == USERS:
+        if len(started) == USERS:
             break
         gevent.sleep(0.01)
-    assert runner.user_count == USERS
+    assert runner.user_count == len(started) == USERS  # every user signed in (has its client)
     runner.stop()
     return at_test_stop
 
@@ -139,9 +141,9 @@ def test_at_most_the_slots_sign_out_at_once(bridge: AsyncioBridge, monkeypatch: 
 
 
 def test_at_the_bound_every_client_still_ends(bridge: AsyncioBridge, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A node that never answers: at the bound the sign-outs in their slots are cancelled and those
-    still waiting for a turn sign out without waiting for the node; every client has its end, none is
-    counted clean, none is left running."""
+    """A node that never answers: at the bound the 16 sign-outs in their slots are cancelled and the 284
+    waiting for a turn sign out without waiting for the node; every client has its end, none is counted
+    clean, none is left running."""
     monkeypatch.setattr(signout, "SIGN_OUTS_AT_ONCE", 16)
     sign_outs, node = SignOuts(bridge), Node()
     node.hung = {f"user{i:04d}" for i in range(USERS)}
@@ -149,8 +151,7 @@ def test_at_the_bound_every_client_still_ends(bridge: AsyncioBridge, monkeypatch
     bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
     assert sign_outs.wait(timeout_s=0.5) == USERS
     assert sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
-    assert (node.running, len(sign_outs)) == (0, 0)
-    assert len(node.signed_out) <= USERS - 16  # the first 16 got their slots and never an answer
+    assert (len(node.signed_out), node.running, len(sign_outs)) == (USERS - 16, 0, 0)
 
 
 def test_failed_sign_outs_are_counted_and_the_rest_end_cleanly(bridge: AsyncioBridge,
@@ -175,3 +176,13 @@ def test_a_second_waiter_waits_for_the_first(bridge: AsyncioBridge) -> None:
     bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
     gevent.joinall([first, second], timeout=15)
     assert results == [("first", 0), ("second", (0, USERS))]
+
+
+def test_sign_outs_not_yet_started_at_the_bound_end_all_the_same(bridge: AsyncioBridge) -> None:
+    """A bound of 0: most sign-outs are still in the bridge's inbox when the loop cuts them short."""
+    sign_outs, node = SignOuts(bridge), Node()
+    node.hung = {f"user{i:04d}" for i in range(USERS)}
+    _stop_users(sign_outs, node)
+    assert sign_outs.wait(timeout_s=0) == USERS
+    assert sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
+    assert (node.running, len(sign_outs)) == (0, 0)
