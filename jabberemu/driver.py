@@ -146,9 +146,11 @@ class EmulatedClient:
             self._feed(ev.StopRequested())
         pending = self._closing | self._ops  # logout and close; cancelled attempts winding down
         if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
-            for task in list(self._closing):
-                task.cancel()
+            try:
+                await asyncio.wait(pending, timeout=timeout_s)
+            finally:  # a sign-out cut short (cancelled) closes its streams all the same
+                for task in list(self._closing):
+                    task.cancel()
         return self.machine.state
 
     def send_message(self, to_bare_jid: str | None = None) -> bool:

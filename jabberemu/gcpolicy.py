@@ -126,6 +126,7 @@ class GcPolicy:
         self._handle: asyncio.TimerHandle | None = None
         self._users = 0
         self._paused = False
+        self._was_enabled = True
         self._pause_lock = threading.Lock()  # pause() on gevent's thread, resume() also on the loop's
 
     @property
@@ -142,7 +143,9 @@ class GcPolicy:
         """Turn the collector off, ticks included (from any thread; idempotent). Reference counting
         still frees what has no cycles; cyclic garbage waits for :meth:`resume`."""
         with self._pause_lock:
-            self._paused = True
+            if not self._paused:
+                self._paused = True
+                self._was_enabled = gc.isenabled()
             gc.disable()
 
     def resume(self) -> None:
@@ -151,7 +154,8 @@ class GcPolicy:
         with self._pause_lock:
             if self._paused:
                 self._paused = False
-                gc.enable()
+                if self._was_enabled:
+                    gc.enable()
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Apply the thresholds and start the ticks on ``loop`` (counted: each install needs an

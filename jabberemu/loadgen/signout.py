@@ -15,23 +15,25 @@ Our choices, each measured on the 15,000-client failover (BENCHMARKS.md, section
 - **bounded.** :meth:`SignOuts.wait` waits :data:`SIGN_OUT_TIMEOUT_S` at most; then the loop cuts the
   rest short: sign-outs in a slot are cancelled (their clients' ``end`` records are written when a
   sign-out starts), and every client still waiting for its turn, or not yet started, signs out
-  without waiting for the node (``stop(timeout_s=0)``). Every client writes its ``end`` record; none
-  vanishes from the accounting.
+  without waiting for the node (``stop(timeout_s=0)``), 48 per loop iteration. Every client writes
+  its ``end`` record; none vanishes from the accounting. The next stop starts with fresh slots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
 import time
 from typing import Any, Protocol
 
 import gevent.lock
 
-from jabberemu.loadgen.bridge import AsyncioBridge, BridgeHandle
+from jabberemu.loadgen.bridge import INBOX_SLICE, AsyncioBridge, BridgeHandle
 
-__all__ = ["CUT_SHORT", "CUT_SHORT_GRACE_S", "SIGN_OUTS_AT_ONCE", "SIGN_OUT_TIMEOUT_S", "SignOuts", "Signing"]
+__all__ = ["CUT_SHORT_GRACE_S", "GRACE_PER_SIGN_OUT_S", "SIGN_OUTS_AT_ONCE", "SIGN_OUT_TIMEOUT_S", "Outcome",
+           "SignOuts", "Signing"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +44,25 @@ SIGN_OUT_TIMEOUT_S = 15.0
 """Seconds :meth:`SignOuts.wait` waits for the sign-outs before it cuts the rest short."""
 
 CUT_SHORT_GRACE_S = 2.0
-"""Seconds the sign-outs cut short get to end (their clients' ``end`` records)."""
-
-CUT_SHORT = "cut short"
-"""What a sign-out cut short before its turn returns."""
+GRACE_PER_SIGN_OUT_S = 0.001
+"""Seconds the sign-outs cut short get to end (their clients' ``end`` records): CUT_SHORT_GRACE_S plus
+GRACE_PER_SIGN_OUT_S per sign-out still pending (each takes ~0.3 ms of the loop)."""
 
 _PRUNE_FROM = 1024
-"""Finished sign-outs are dropped from the books once this many are kept (a web UI's ramp-down)."""
+"""Finished sign-outs are taken off the books once this many are kept (a web UI's ramp-down)."""
+
+
+class Outcome(enum.Enum):
+    """How one sign-out ended, as :meth:`SignOuts.wait` counts it."""
+
+    CLEAN = "clean"
+    CUT_SHORT = "cut short"
+    FAILED = "failed"
+    UNFINISHED = "unfinished"
+
+
+_CUT_SHORT = object()
+"""What a sign-out cut short before its turn returns."""
 
 
 class Signing(Protocol):
@@ -62,7 +76,7 @@ class Signing(Protocol):
 
 class _Slots:
     """On the loop: :data:`SIGN_OUTS_AT_ONCE` slots, the sign-outs waiting for one, those in one, and
-    whether the bound has cut the rest short."""
+    whether the bound has cut the rest short (a new ``_Slots`` for the next stop)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -80,10 +94,19 @@ class _Slots:
             return True
         turn: asyncio.Future[bool] = self.loop.create_future()
         self.queue.append(turn)
-        return await turn
+        try:
+            got = await turn
+        except asyncio.CancelledError:  # the bridge's shut-down: a slot handed over just before goes back
+            if turn.done() and not turn.cancelled() and turn.result():
+                self.give_back()
+            raise
+        if got and self.cut:  # handed a slot, then cut short before this task ran again
+            self.give_back()
+            return False
+        return got
 
     def give_back(self) -> None:
-        while self.queue:
+        while self.queue and not self.cut:
             turn = self.queue.popleft()
             if not turn.done():
                 turn.set_result(True)  # the slot goes to the next in line
@@ -92,12 +115,21 @@ class _Slots:
 
     def cut_short(self) -> None:
         self.cut = True
-        while self.queue:
+        for task in list(self.running):
+            task.cancel()
+        self._release_turns()
+
+    def _release_turns(self) -> None:
+        """Tell the sign-outs waiting for a turn that they are cut short, INBOX_SLICE per loop iteration
+        (thousands at once stalled the loop for seconds, as the bridge's inbox did)."""
+        for _ in range(INBOX_SLICE):
+            if not self.queue:
+                return
             turn = self.queue.popleft()
             if not turn.done():
                 turn.set_result(False)
-        for task in list(self.running):
-            task.cancel()
+        if self.queue:
+            self.loop.call_soon(self._release_turns)
 
 
 class SignOuts:
@@ -110,6 +142,7 @@ class SignOuts:
     def __init__(self, bridge: AsyncioBridge) -> None:
         self._bridge = bridge
         self._pending: dict[BridgeHandle, str] = {}
+        self._unclean = 0  # outcomes of sign-outs taken off the books by start()'s pruning
         self._prune_at = _PRUNE_FROM
         self._slots: _Slots | None = None
         self._waiting = gevent.lock.Semaphore()
@@ -128,45 +161,51 @@ class SignOuts:
         self._pending[handle] = client.user_id
         if len(self._pending) >= self._prune_at:
             for done in [h for h in self._pending if h.done()]:
-                self._settle(done)
+                self._unclean += self._settle(done) is not Outcome.CLEAN
             self._prune_at = max(_PRUNE_FROM, 2 * len(self._pending))
 
     def wait(self, timeout_s: float = SIGN_OUT_TIMEOUT_S) -> int:
         """Wait (this greenlet only) for every sign-out started; a second caller waits for the first.
 
-        After ``timeout_s`` the loop cuts the rest short (module docstring); they get
-        :data:`CUT_SHORT_GRACE_S` to end.
+        Args:
+            timeout_s: bound on the wait; then the loop cuts the rest short (module docstring) and
+                they get the grace of :data:`CUT_SHORT_GRACE_S` to end.
 
         Returns:
-            How many sign-outs did not end cleanly (cut short, failed, or not ended even then).
+            How many sign-outs since the last wait did not end cleanly (cut short, failed, unfinished).
         """
         with self._waiting:
             deadline = time.monotonic() + timeout_s
-            unclean = 0
             cut_sent = False
             try:
                 for handle in list(self._pending):
                     if not handle.wait(max(0.0, deadline - time.monotonic())):
                         break
-                    unclean += self._settle(handle) != "ok"
+                    self._unclean += self._settle(handle) is not Outcome.CLEAN
                 if self._pending:
                     logger.warning("%d sign-outs had not ended %g s after the users stopped: cut short",
                                    len(self._pending), timeout_s)
+                    grace = time.monotonic() + CUT_SHORT_GRACE_S + GRACE_PER_SIGN_OUT_S * len(self._pending)
                     cut_sent = self._cut_short()
-                    grace = time.monotonic() + CUT_SHORT_GRACE_S
                     for handle in list(self._pending):
                         handle.wait(max(0.0, grace - time.monotonic()))
-                        unclean += self._settle(handle) != "ok"
+                        self._unclean += self._settle(handle) is not Outcome.CLEAN
             finally:
                 if self._pending and not cut_sent:  # this greenlet was killed: the loop cuts the rest short
-                    self._cut_short()
+                    cut_sent = self._cut_short()
+                if cut_sent:
+                    self._in_loop(self._new_slots)  # the next stop starts uncut
+            unclean, self._unclean = self._unclean, 0
             return unclean
 
     def _cut_short(self) -> bool:
+        return self._in_loop(self._cut_short_in_loop)
+
+    def _in_loop(self, fn: Any) -> bool:
         try:
-            self._bridge.call_soon(self._cut_short_in_loop)
+            self._bridge.call_soon(fn)
         except Exception:  # the loop is gone: nothing runs there any more
-            logger.debug("sign-outs not cut short: the loop is not running", exc_info=True)
+            logger.debug("%s skipped: the loop is not running", getattr(fn, "__name__", fn), exc_info=True)
             return False
         return True
 
@@ -175,19 +214,24 @@ class SignOuts:
             self._slots = _Slots(asyncio.get_running_loop())
         self._slots.cut_short()
 
-    def _settle(self, handle: BridgeHandle) -> str:
-        """Take a sign-out off the books: "ok", "cut" (cut short), "failed", or "unfinished"."""
-        user_id = self._pending.pop(handle)
+    def _new_slots(self) -> None:
+        self._slots = None  # stragglers give their slots back to the old one
+
+    def _settle(self, handle: BridgeHandle) -> Outcome:
+        """Take a sign-out off the books (once: a second call finds it gone and counts it clean)."""
+        user_id = self._pending.pop(handle, None)
+        if user_id is None:
+            return Outcome.CLEAN
         if not handle.done():
-            logger.warning("%s: its sign-out had not ended %g s after it was cut short", user_id, CUT_SHORT_GRACE_S)
-            return "unfinished"
+            logger.warning("%s: its sign-out had not ended after it was cut short", user_id)
+            return Outcome.UNFINISHED
         try:
-            return "cut" if handle.get(0) == CUT_SHORT else "ok"
+            return Outcome.CUT_SHORT if handle.get(0) is _CUT_SHORT else Outcome.CLEAN
         except asyncio.CancelledError:
-            return "cut"
+            return Outcome.CUT_SHORT
         except Exception:
             logger.warning("%s did not sign out cleanly", user_id, exc_info=True)
-            return "failed"
+            return Outcome.FAILED
 
     async def _sign_out(self, client: Signing) -> Any:
         """On the loop: ``client.stop()`` in one of :data:`SIGN_OUTS_AT_ONCE` slots; cut short, a
@@ -198,7 +242,7 @@ class SignOuts:
         slots = self._slots
         if not await slots.take():
             await client.stop(timeout_s=0)
-            return CUT_SHORT
+            return _CUT_SHORT
         task = asyncio.current_task()
         assert task is not None
         slots.running.add(task)

@@ -173,3 +173,10 @@ async def test_the_last_uninstall_resumes_a_paused_collector() -> None:
     policy.pause()
     policy.uninstall()
     assert (policy.paused, gc.isenabled()) == (False, True)
+
+
+def test_a_collector_the_program_turned_off_stays_off_after_a_pause(collector_off: None) -> None:
+    policy = GcPolicy()
+    policy.pause()
+    policy.resume()
+    assert (policy.paused, gc.isenabled()) == (False, False)

@@ -58,11 +58,9 @@ class Node:
         self.failing: set[str] = set()
         self.hung: set[str] = set()
         self.running = self.most = 0
-        self.released: asyncio.Event | None = None
+        self.released = asyncio.Event()  # bound to the loop at its first wait (Python >= 3.10)
 
     async def answer(self, user_id: str) -> None:
-        if self.released is None:
-            self.released = asyncio.Event()
         await self.released.wait()
         if user_id in self.hung:
             await asyncio.Event().wait()
@@ -118,6 +116,19 @@ def _stop_users(sign_outs: SignOuts, node: Node) -> list[int]:
     return at_test_stop
 
 
+def _until(cond: Any, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if cond():
+            return
+        gevent.sleep(0.01)
+    raise AssertionError("condition not met")
+
+
+def _assert_slots_all_free(sign_outs: SignOuts, size: int) -> None:
+    slots = sign_outs._slots
+    assert slots is None or (slots.free, len(slots.running), slots.cut) == (size, 0, False)
+
+
 def test_users_stop_at_once_and_the_process_waits_for_every_sign_out(bridge: AsyncioBridge) -> None:
     sign_outs, node = SignOuts(bridge), Node()
     # the node answers no sign-out until the users are stopped: a user whose on_stop waited for its
@@ -125,7 +136,7 @@ def test_users_stop_at_once_and_the_process_waits_for_every_sign_out(bridge: Asy
     at_test_stop = _stop_users(sign_outs, node)
     assert at_test_stop == [0]  # every user greenlet ended ...
     assert node.signed_out == [] and len(sign_outs) == USERS  # ... while no sign-out has finished
-    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    bridge.call_soon(node.released.set)
     assert sign_outs.wait(timeout_s=10) == 0
     assert sorted(node.signed_out) == sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
     assert len(sign_outs) == 0 and sign_outs.wait(timeout_s=10) == 0  # nothing left to wait for
@@ -135,9 +146,11 @@ def test_at_most_the_slots_sign_out_at_once(bridge: AsyncioBridge, monkeypatch: 
     monkeypatch.setattr(signout, "SIGN_OUTS_AT_ONCE", 16)
     sign_outs, node = SignOuts(bridge), Node()
     _stop_users(sign_outs, node)
-    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    _until(lambda: node.running == 16)  # the slots filled, the rest waiting for a turn
+    bridge.call_soon(node.released.set)
     assert sign_outs.wait(timeout_s=10) == 0
     assert (node.most, len(node.signed_out), node.running) == (16, USERS, 0)
+    _assert_slots_all_free(sign_outs, 16)
 
 
 def test_at_the_bound_every_client_still_ends(bridge: AsyncioBridge, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,7 +161,7 @@ def test_at_the_bound_every_client_still_ends(bridge: AsyncioBridge, monkeypatch
     sign_outs, node = SignOuts(bridge), Node()
     node.hung = {f"user{i:04d}" for i in range(USERS)}
     _stop_users(sign_outs, node)
-    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    _until(lambda: node.running == 16)
     assert sign_outs.wait(timeout_s=0.5) == USERS
     assert sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
     assert (len(node.signed_out), node.running, len(sign_outs)) == (USERS - 16, 0, 0)
@@ -159,7 +172,7 @@ def test_failed_sign_outs_are_counted_and_the_rest_end_cleanly(bridge: AsyncioBr
     sign_outs, node = SignOuts(bridge), Node()
     node.failing = {f"user{i:04d}" for i in range(0, USERS, 3)}
     _stop_users(sign_outs, node)
-    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    bridge.call_soon(node.released.set)
     assert sign_outs.wait(timeout_s=10) == USERS // 3
     assert len(node.ended) == USERS and len(node.signed_out) == USERS - USERS // 3
     assert sum("did not sign out cleanly" in r.getMessage() for r in caplog.records) == USERS // 3
@@ -173,7 +186,7 @@ def test_a_second_waiter_waits_for_the_first(bridge: AsyncioBridge) -> None:
     first = gevent.spawn(lambda: results.append(("first", sign_outs.wait(timeout_s=10))))
     second = gevent.spawn(lambda: results.append(("second", (sign_outs.wait(timeout_s=10), len(node.signed_out)))))
     gevent.sleep(0)
-    bridge.call_soon(lambda: node.released.set())  # type: ignore[union-attr]
+    bridge.call_soon(node.released.set)
     gevent.joinall([first, second], timeout=15)
     assert results == [("first", 0), ("second", (0, USERS))]
 
@@ -186,3 +199,36 @@ def test_sign_outs_not_yet_started_at_the_bound_end_all_the_same(bridge: Asyncio
     assert sign_outs.wait(timeout_s=0) == USERS
     assert sorted(node.ended) == [f"user{i:04d}" for i in range(USERS)]
     assert (node.running, len(sign_outs)) == (0, 0)
+
+
+def test_the_stop_after_a_cut_short_one_starts_with_fresh_slots(bridge: AsyncioBridge,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web UI's next test: its sign-outs get slots and wait for the node again."""
+    monkeypatch.setattr(signout, "SIGN_OUTS_AT_ONCE", 16)
+    sign_outs, node = SignOuts(bridge), Node()
+    node.hung = {f"user{i:04d}" for i in range(USERS)}
+    _stop_users(sign_outs, node)
+    assert sign_outs.wait(timeout_s=0.2) == USERS
+    second = Node()
+    _stop_users(sign_outs, second)
+    _until(lambda: second.running == 16)
+    bridge.call_soon(second.released.set)
+    assert sign_outs.wait(timeout_s=10) == 0
+    assert (second.most, len(second.signed_out)) == (16, USERS)
+    _assert_slots_all_free(sign_outs, 16)
+
+
+def test_finished_sign_outs_taken_off_the_books_early_are_still_counted(bridge: AsyncioBridge,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web UI's ramp-downs: finished sign-outs leave the books as new ones come; their outcomes stay."""
+    monkeypatch.setattr(signout, "_PRUNE_FROM", 64)
+    sign_outs, node = SignOuts(bridge), Node()
+    node.failing = {f"user{i:04d}" for i in range(0, 63, 3)}
+    bridge.call_soon(node.released.set)
+    for i in range(63):
+        sign_outs.start(Client(f"user{i:04d}", node))
+    _until(lambda: len(node.ended) == 63 and all(h.done() for h in list(sign_outs._pending)))
+    sign_outs.start(Client("user0063", node))  # 64 kept, 63 of them finished: pruned
+    assert len(sign_outs) <= 1
+    assert sign_outs.wait(timeout_s=10) == 21  # the 21 failed ones, counted when pruned
+    assert len(sign_outs) == 0 and sign_outs.wait(timeout_s=1) == 0
