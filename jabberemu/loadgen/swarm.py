@@ -229,9 +229,7 @@ class Swarm:
             raise ConfigError("this host cannot hold the run: " + "; ".join(found))
 
     def on_test_start(self, environment: Any, **_kw: Any) -> None:
-        policy = active_policy()
-        if policy is not None:
-            policy.resume()  # a stop whose test_stop never came (Locust failed in between)
+        _collector(pause=False)  # a stop whose test_stop never came (Locust failed in between)
         self.started_ts = time.time()
         if not self._is_worker():
             self.workers.new_test()  # a new test in the web UI starts again at user 1
@@ -242,9 +240,7 @@ class Swarm:
         are over and the last records sent (``on_test_stop``; :meth:`GcPolicy.pause
         <jabberemu.gcpolicy.GcPolicy.pause>`): their garbage is freed by reference counting, without
         passes over the objects they make."""
-        policy = active_policy()
-        if policy is not None:  # a process with clients (the policy comes with its runtime)
-            policy.pause()
+        _collector(pause=True)
 
     def on_test_stop(self, environment: Any, **_kw: Any) -> None:
         """``events.test_stop``: a worker sends its last records and its account; the master waits for them.
@@ -270,9 +266,7 @@ class Swarm:
             self._write_run_info(partial=self.interrupted is not None or cut)
             DRILL.reset()  # the next test in the web UI runs the drill again
         finally:
-            policy = active_policy()
-            if policy is not None:
-                policy.resume()  # paused at test_stopping; the last records are sent
+            _collector(pause=False)  # paused at test_stopping; the last records are sent
 
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
         """``events.quitting``: sign every client out, close the loop, write what this process did.
@@ -497,6 +491,18 @@ class Swarm:
 
 SWARM = Swarm()
 """The one swarm of this process."""
+
+
+def _collector(*, pause: bool) -> None:
+    """Pause or resume the process's collector (:class:`~jabberemu.gcpolicy.GcPolicy`); nothing in a
+    process without clients (the policy comes with the runtime)."""
+    policy = active_policy()
+    if policy is None:
+        return
+    if pause:
+        policy.pause()
+    else:
+        policy.resume()
 
 
 def install(events: Any) -> Swarm:

@@ -19,6 +19,8 @@ import pytest
 from locust import User, constant, task
 from locust.env import Environment
 
+from waiting import wait_until_sync
+
 from jabberemu.loadgen import signout
 from jabberemu.loadgen.bridge import AsyncioBridge, BridgeState
 from jabberemu.loadgen.signout import SignOuts
@@ -107,21 +109,14 @@ def _stop_users(sign_outs: SignOuts, node: Node) -> list[int]:
     env.events.test_stop.add_listener(lambda **_kw: at_test_stop.append(_user_greenlets()))
     runner = env.create_local_runner()
     runner.start(USERS, spawn_rate=10_000)
-    for _ in range(1000):
-        if len(started) == USERS:
-            break
-        gevent.sleep(0.01)
-    assert runner.user_count == len(started) == USERS  # every user signed in (has its client)
+    wait_until_sync(lambda: len(started) == USERS, 10, "every user signed in (has its client)", interval_s=0.01)
+    assert runner.user_count == USERS
     runner.stop()
     return at_test_stop
 
 
-def _until(cond: Any, timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.01)):
-        if cond():
-            return
-        gevent.sleep(0.01)
-    raise AssertionError("condition not met")
+def _until(cond: Any, what: str = "the slots filled") -> None:
+    wait_until_sync(cond, 10, what, interval_s=0.01)  # time.sleep is gevent's in this process
 
 
 def _assert_slots_all_free(sign_outs: SignOuts, size: int) -> None:
@@ -227,7 +222,7 @@ def test_finished_sign_outs_taken_off_the_books_early_are_still_counted(bridge: 
     bridge.call_soon(node.released.set)
     for i in range(63):
         sign_outs.start(Client(f"user{i:04d}", node))
-    _until(lambda: len(node.ended) == 63 and all(h.done() for h in list(sign_outs._pending)))
+    _until(lambda: len(node.ended) == 63 and all(h.done() for h in list(sign_outs._pending)), "63 sign-outs done")
     sign_outs.start(Client("user0063", node))  # 64 kept, 63 of them finished: pruned
     assert len(sign_outs) <= 1
     assert sign_outs.wait(timeout_s=10) == 21  # the 21 failed ones, counted when pruned

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from locust.stats import RequestStats
+from waiting import wait_until_sync
 
 from jabberemu.loadgen import traps
 
@@ -113,11 +114,7 @@ def test_locust_users_are_counted_as_they_come_and_go_without_a_walk(monkeypatch
         return dict(traps._LOCUST_USER_CLASSES_COUNT(runner))
 
     def settle(cond: Any) -> None:
-        for _ in range(500):
-            if cond():
-                return
-            gevent.sleep(0.01)
-        raise AssertionError("not settled")
+        wait_until_sync(cond, 5, "user count settled", interval_s=0.01)  # time.sleep is gevent's here
 
     try:
         runner.start(40, spawn_rate=10_000)
