@@ -17,6 +17,18 @@ the generator, not a throttled server. From the run directory it then reads:
   signs out at the end), from ``summary.json`` ``end_states``;
 - **loop lag** of every worker (``generator.jsonl``): p99 and max of the per-second ``loop_lag_ms``
   over the run, and until the drill's stop (the final sign-out of every client at once is no wave);
+- **generator cost** (the drill's process tree, sampled once a second with psutil: the Locust swarm,
+  master and workers, apart from the mock's processes and the drill's own): CPU per login over the
+  ramp (first client start -> last client connected), CPU per re-login over each wave (the fault ->
+  the wave's last re-login), raw and less the swarm's idle rate of the hold before the failover; RSS per
+  client (the swarm's growth over the ramp / logins, and the slope through the ramp's middle);
+- **Tsung in the same run** (``--no-tsung`` skips it): after the drill, a fresh mock pair (same users,
+  same mock defaults) and Tsung's XMPP-only login (SASL PLAIN, bind, session, roster, presence) of the
+  same N sessions at the ramp's rate; its CPU per login and RSS per session, and the ratios ours / Tsung.
+  Ours is the full login (CPA SOAP + XMPP with the one-time password), Tsung's the XMPP part alone,
+  so the CPU ratio overstates ours; and the arrivals differ: Locust's master hands each worker its
+  share of a second's users in one message and the worker starts them back to back, where Tsung
+  spaces its arrivals evenly (on this VM evenly spaced logins cost more each: BENCHMARKS.md section 2);
 - the verdict and the wall time.
 
     .venv/bin/python bench/node_failover.py --clients 15000            # ~15 min on a 2-core box
@@ -30,19 +42,26 @@ Not a test: a quiet box for its whole length. Figures go to BENCHMARKS.md; the J
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gzip
 import json
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 LATE_MS = 50.0
+ROLES = ("swarm", "mock", "drill")
 
 
 def records(run: Path, pattern: str) -> Iterator[dict[str, Any]]:
@@ -72,6 +91,159 @@ def lateness_ms(run: Path) -> np.ndarray:
             if after:
                 late.append((after[0] - (ts + wait_s)) * 1000.0)
     return np.asarray(late, dtype=float)
+
+
+@dataclass
+class Windows:
+    """When the drill's phases ran (Unix seconds, from ``client_events``) and how many clients each moved."""
+
+    ramp_start: float
+    ramp_end: float
+    logins: int
+    waves: list[dict[str, float | int]] = field(default_factory=list)  # kind, start, end, relogins
+
+
+def windows(run: Path) -> Windows:
+    """The ramp (first client record -> last first-login ``connected``) and each wave (its fault action in
+    ``run.json`` -> the last re-login ``connected`` before the next action) with their client counts."""
+    actions = json.loads((run / "run.json").read_text(encoding="utf-8")).get("actions", [])
+    marks = sorted((float(a["ts"]), str(a["action"])) for a in actions if a.get("action") in ("failover", "fallback"))
+    stop = min((float(a["ts"]) for a in actions if a.get("action") == "stop"), default=float("inf"))
+    first = float("inf")
+    ramp_end, logins = 0.0, 0
+    waves: list[dict[str, float | int]] = [{"kind": kind, "start": ts, "end": ts, "relogins": 0} for ts, kind in marks]
+    for r in records(run, "client_events*.jsonl*"):
+        first = min(first, float(r["ts"]))
+        if r.get("type") != "connected":
+            continue
+        ts = float(r["ts"])
+        if not r.get("relogin"):
+            logins += 1
+            ramp_end = max(ramp_end, ts)
+            continue
+        for wave, until in zip(waves, [*[w["start"] for w in waves[1:]], stop], strict=True):
+            if wave["start"] <= ts < until:
+                wave["relogins"] = int(wave["relogins"]) + 1
+                wave["end"] = max(float(wave["end"]), ts)
+    return Windows(ramp_start=first, ramp_end=ramp_end, logins=logins, waves=waves)
+
+
+class TreeSampler:
+    """CPU seconds and RSS of a process tree once a second, summed per role: ``swarm`` (a Locust master or
+    worker), ``mock`` (``mock_server`` and its node processes) and ``drill`` (the rest: the drill's own)."""
+
+    def __init__(self, pid: int, period_s: float = 1.0) -> None:
+        self.root = psutil.Process(pid)
+        self.period_s = period_s
+        self.samples: list[tuple[float, dict[str, float], dict[str, int]]] = []  # (ts, cpu_s, rss_bytes) per role
+        self._roles: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _role(self, proc: psutil.Process) -> str:
+        if proc.pid not in self._roles:
+            role = "drill"
+            for p in (proc, *proc.parents()):
+                line = " ".join(p.cmdline())
+                if "mock_server" in line:
+                    role = "mock"
+                    break
+                if "locust" in line:
+                    role = "swarm"
+                    break
+            self._roles[proc.pid] = role
+        return self._roles[proc.pid]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            cpu = dict.fromkeys(ROLES, 0.0)
+            rss = dict.fromkeys(ROLES, 0)
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    role = self._role(proc)
+                    times = proc.cpu_times()
+                    cpu[role] += times.user + times.system
+                    rss[role] += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.samples.append((time.time(), cpu, rss))
+            self._stop.wait(self.period_s)
+
+
+def _at(samples: list[tuple[float, dict[str, float], dict[str, int]]], ts: float, role: str, rss: bool) -> float:
+    """A role's cumulative CPU seconds (or its RSS) at ``ts``, interpolated between samples."""
+    t = np.array([s[0] for s in samples])
+    v = np.array([float(s[2][role] if rss else s[1][role]) for s in samples])
+    return float(np.interp(ts, t, v))
+
+
+def generator_cost(samples: list[tuple[float, dict[str, float], dict[str, int]]], win: Windows) -> dict[str, Any]:
+    """CPU per login and re-login and RSS per client of the swarm (see the module docstring)."""
+    if len(samples) < 2 or not win.logins:
+        return {}
+    def cpu(ts: float) -> float:
+        return _at(samples, ts, "swarm", rss=False)
+
+    def rss(ts: float) -> float:
+        return _at(samples, ts, "swarm", rss=True)
+
+    out: dict[str, Any] = {
+        "ramp_s": round(win.ramp_end - win.ramp_start, 1), "logins": win.logins,
+        "cpu_per_login_ms": round((cpu(win.ramp_end) - cpu(win.ramp_start)) / win.logins * 1000.0, 3),
+        "rss_per_client_kib": round((rss(win.ramp_end) - rss(win.ramp_start)) / win.logins / 1024.0, 1),
+        "rss_swarm_mib": round(rss(win.ramp_end) / 2**20, 1),
+    }
+    span = win.ramp_end - win.ramp_start
+    mid = [(s[0], s[2]["swarm"]) for s in samples if win.ramp_start + 0.15 * span <= s[0] <= win.ramp_end - 0.05 * span]
+    if len(mid) >= 3:
+        slope = np.polyfit([m[0] for m in mid], [m[1] for m in mid], 1)[0]  # bytes per second
+        out["rss_slope_kib_per_client"] = round(float(slope) / (win.logins / span) / 1024.0, 1)
+    hold = (win.ramp_end + 2.0, win.waves[0]["start"] - 0.5) if win.waves else (0.0, 0.0)
+    idle_rate = (cpu(hold[1]) - cpu(hold[0])) / (hold[1] - hold[0]) if hold[1] - hold[0] >= 2.0 else None
+    out["idle_cpu_percent"] = round(idle_rate * 100.0, 1) if idle_rate is not None else None
+    out["waves"] = []
+    for w in win.waves:
+        n, start, end = int(w["relogins"]), float(w["start"]), float(w["end"])
+        if not n:
+            continue
+        used = cpu(end) - cpu(start)
+        out["waves"].append({
+            "kind": w["kind"], "relogins": n, "window_s": round(end - start, 1),
+            "cpu_per_relogin_ms": round(used / n * 1000.0, 3),
+            "cpu_per_relogin_less_idle_ms": round((used - idle_rate * (end - start)) / n * 1000.0, 3)
+            if idle_rate is not None else None})
+    return out
+
+
+async def tsung_same_sessions(clients: int, rate: float) -> dict[str, Any]:
+    """Tsung's XMPP-only login of ``clients`` sessions at ``rate`` against a fresh mock pair (its defaults)."""
+    from benchkit import MockProcess, raise_fd_limit
+    from emulated import mock_users
+    from tsung_runner import run_tsung, tsung_available
+
+    if not tsung_available():
+        return {"skipped": "tsung not installed"}
+    raise_fd_limit()
+    async with MockProcess(users=clients).running() as mock:
+        node = mock.node(0)
+        result = await run_tsung(host=node["xmpp_host"], port=node["xmpp_port"], domain=mock.topology["presence_domain"],
+                                 users=mock_users(clients), rate_per_s=rate, hold_s=clients / rate + 30.0)
+    out = result.as_dict()
+    out.pop("stats", None)
+    out["logins"] = int(result.stats.get("tr_login", {}).get("count", 0))
+    return out
 
 
 def loop_lag(run: Path) -> dict[str, dict[str, float | int | None]]:
@@ -105,17 +277,24 @@ def main(argv: list[str] | None = None) -> int:
                         "first; with the drill's 5 s a client drawing ~upper re-logged in as the fallback came)")
     p.add_argument("--out", type=Path, default=Path("/tmp/node_failover"))
     p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
+    p.add_argument("--no-tsung", action="store_true", help="skip Tsung's login of the same sessions")
     args = p.parse_args(argv)
     out = args.out / f"c{args.clients}"
     cmd = [str(ROOT / ".venv/bin/jabberemu"), "drill", "--clients", str(args.clients), "--ramp", f"{args.ramp:g}",
            "--lower", f"{args.lower:g}", "--upper", f"{args.upper:g}", "--assignment", "active-standby",
            "--login-rate", "0", "--margin", f"{args.margin:g}", "--out", str(out)]
     print("$", " ".join(["jabberemu", *cmd[1:]]), flush=True)
+    shutil.rmtree(out, ignore_errors=True)  # this bench's scratch: the drill refuses a directory holding a run
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with (args.out / f"c{args.clients}.log").open("wb") as log:
-        rc = subprocess.run(cmd, cwd=ROOT, check=False, stdout=log, stderr=subprocess.STDOUT,
-                            timeout=args.timeout).returncode
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        with TreeSampler(proc.pid) as tree:
+            try:
+                rc = proc.wait(args.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
     wall_s = time.monotonic() - t0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     late = lateness_ms(out)
@@ -134,7 +313,19 @@ def main(argv: list[str] | None = None) -> int:
         "early_over_5ms": int(np.sum(late < -5.0)),
         "loop_lag": lags,
         "generator": {k: summary.get("generator", {}).get(k) for k in ("description", "stall_share", "saturated")},
+        "cost": generator_cost(tree.samples, windows(out)),
     }
+    if not args.no_tsung:
+        print(f"Tsung: {args.clients} XMPP-only logins at {args.ramp:g}/s against a fresh mock pair", flush=True)
+        tsung = asyncio.run(tsung_same_sessions(args.clients, args.ramp))
+        ours = result["cost"]
+        result["tsung"] = tsung
+        if tsung.get("cpu_per_login_ms") and ours.get("cpu_per_login_ms"):
+            result["ratio_cpu_full_login_over_tsung_xmpp_only"] = round(
+                ours["cpu_per_login_ms"] / tsung["cpu_per_login_ms"], 2)
+        if tsung.get("rss_per_session_kib") and ours.get("rss_per_client_kib"):
+            result["ratio_rss_per_client_over_tsung"] = round(
+                ours["rss_per_client_kib"] / tsung["rss_per_session_kib"], 2)
     (args.out / f"c{args.clients}-result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if (args.ramp, args.lower, args.upper, args.margin) == (p.get_default("ramp"), p.get_default("lower"),
                                                            p.get_default("upper"), p.get_default("margin")):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def drill(name: str, upper: float, args: argparse.Namespace, out_root: Path) -> 
            "--soap-timeout", f"{args.soap_timeout:g}", "--seed", str(args.seed), "--out", str(out)]
     print("$", " ".join(cmd[1:]), flush=True)
     t0 = time.monotonic()
+    shutil.rmtree(out, ignore_errors=True)  # this bench's scratch: the drill refuses a directory holding a run
     out.mkdir(parents=True, exist_ok=True)
     with (out_root / f"{name}.log").open("wb") as log:
         subprocess.run(cmd, cwd=ROOT, check=False, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout)

@@ -45,6 +45,7 @@ from jabberemu.drillplan import (
 )
 from jabberemu.errors import ConfigError
 from jabberemu.mockpair import MockPairProcess
+from jabberemu.rundata.files import run_data_in
 from jabberemu.serverpoll import ServerPoller
 
 __all__ = ["LOCUSTFILE", "main", "build_parser", "default_processes", "topology_problems"]
@@ -405,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems.append(f"--login-service-ms must be >= 0 ms, not {args.login_service_ms:g}")
     if args.topology:
         problems += topology_problems(args.topology)
+    if args.out and (found := run_data_in(Path(args.out))):
+        problems.append(f"--out {args.out} already holds a run ({', '.join(found)}): a second run there would "
+                        "mix its records with that one's; give a new or empty directory")
     if problems:
         parser.error("; ".join(problems))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

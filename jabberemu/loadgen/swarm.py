@@ -55,6 +55,7 @@ from jabberemu.loadgen.workers import Workers
 from jabberemu.preflight import host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
 from jabberemu.rundata import DetailLevel
+from jabberemu.rundata.files import run_data_in
 from jabberemu.runtime import Runtime
 from jabberemu.serverpoll import mock_parameters
 from jabberemu.xmpp.source import SourceAddressConnector, parse_source_addresses
@@ -144,6 +145,11 @@ class Swarm:
                                             self.assignment, wanted=opts.num_users, offset=int(opts.user_offset))
         self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
+        if not isinstance(environment.runner, WorkerRunner) and (found := run_data_in(self.run_dir)):
+            # workers skip it: they start beside a master that may already be writing there
+            raise ConfigError(f"--run-dir {self.run_dir} already holds a run ({', '.join(found)}): a second run "
+                              "there would mix its records with that one's; give a new or empty directory",
+                              field="run_dir")
         runner = environment.runner
         self.sink.detail = DetailLevel(opts.record_detail)
         self.collector = RunCollector(environment, self.sink, self.run_dir, self.health,

@@ -21,6 +21,7 @@ __all__ = [
     "SERVER_METRICS_FILE",
     "WORKERS_DIR",
     "WORKERS_FILE",
+    "run_data_in",
     "segment_name",
     "segment_paths",
 ]
@@ -72,3 +73,29 @@ def segment_paths(run_dir: Path, name: str) -> list[Path]:
     if live.exists():
         out.append(live)
     return out
+
+
+#: Files a run writes into its directory (a JSONL name stands for all its segments): finding one means
+#: the directory holds a run already.
+RUN_DATA_FILES = (RUN_FILE, CLIENT_EVENTS_FILE, GENERATOR_FILE, "summary.json")
+
+
+def run_data_in(run_dir: Path) -> list[str]:
+    """The run data ``run_dir`` already holds: names from :data:`RUN_DATA_FILES` (segments included).
+
+    A second run written into the same directory would add its records to the first one's (segments
+    are appended, and the report reads every segment): both doors, ``jabberemu drill --out`` and the
+    swarm's ``--run-dir``, refuse such a directory (our choice: refuse rather than delete a run).
+
+    Args:
+        run_dir: the directory (missing is fine: nothing in it).
+    Returns:
+        The file names found, sorted; [] when the directory holds no run.
+    """
+    found: set[str] = set()
+    for name in RUN_DATA_FILES:
+        if name.endswith(".jsonl"):
+            found.update(p.name for p in segment_paths(run_dir, name))
+        elif (run_dir / name).exists():
+            found.add(name)
+    return sorted(found)

@@ -10,6 +10,7 @@ from cli_support import jabberemu
 
 from jabberemu import cli
 from jabberemu.drillplan import MIN_SETTLE_S, WAVE_GAP_S, Fault, plan_drill, validate
+from jabberemu.rundata.files import run_data_in
 
 COMMANDS = ("mock", "run", "drill", "report", "plan")
 
@@ -89,6 +90,32 @@ def test_bad_drill_options_in_process(args: tuple[str, ...], message: str, tmp_p
     err = capsys.readouterr().err
     assert message in err and "usage: jabberemu drill" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("left", ["run.json", "client_events.0002.jsonl.gz", "generator.jsonl"])
+def test_a_drill_into_a_directory_holding_a_run_is_refused(left: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The records of a second run would be appended to the first one's and judged with them."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / left).write_bytes(b"kept")
+    (old / "mock.log").write_text("not run data\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["drill", "--clients", "10", "--out", str(old)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--out {old} already holds a run ({left}): a second run there would mix its records" in err
+    assert sorted(p.name for p in old.iterdir()) == sorted([left, "mock.log"])  # nothing written, nothing removed
+    assert (old / left).read_bytes() == b"kept"
+
+
+def test_only_run_data_makes_a_directory_hold_a_run(tmp_path: Path) -> None:
+    """Other files (the drill's topology, a log) do not: the check names run data only."""
+    (tmp_path / "topology.json").write_text("{}", encoding="utf-8")
+    assert run_data_in(tmp_path) == [] and run_data_in(tmp_path / "missing") == []
+    (tmp_path / "client_events.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "summary.json").write_text("{}", encoding="utf-8")
+    assert run_data_in(tmp_path) == ["client_events.jsonl", "summary.json"]
 
 
 def _plan(fault: Fault, **kw: float) -> list[tuple[str, float]]:

@@ -59,6 +59,24 @@ BAD_INPUTS: list[tuple[str, tuple[str, ...], dict[str, str | bytes], str]] = [
 ]
 
 
+def test_a_run_dir_holding_a_run_is_refused_and_left_as_it_was(tmp_path: Path, locust_run: Any) -> None:
+    """A second run's records would be appended to the first one's segments and judged with them."""
+    (tmp_path / "fake-topology.json").write_text(json.dumps(FAKE_TOPOLOGY), encoding="utf-8")
+    old = tmp_path / "old-run"
+    old.mkdir()
+    (old / "run.json").write_text('{"run_id": "old"}', encoding="utf-8")
+    (old / "client_events.0001.jsonl.gz").write_bytes(b"old records")
+    run = locust_run("--headless", "-u", "2", "-r", "2", "-t", "120s", "--topology", str(tmp_path / "fake-topology.json"),
+                     "--run-dir", str(old), run_dir=False)
+    assert run.wait(60) == 2
+    err = run.err_text()
+    errors = [x for x in err.splitlines() if x.startswith("jabberemu: error:")]
+    assert errors == [f"jabberemu: error: --run-dir {old} already holds a run (client_events.0001.jsonl.gz, run.json): "
+                      "a second run there would mix its records with that one's; give a new or empty directory"], err
+    assert sorted(p.name for p in old.iterdir()) == ["client_events.0001.jsonl.gz", "run.json"]
+    assert (old / "run.json").read_text(encoding="utf-8") == '{"run_id": "old"}'
+
+
 @pytest.mark.parametrize(("name", "args", "files", "line"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input_ends_the_run_at_start_in_one_line(name: str, args: tuple[str, ...], files: dict[str, str | bytes],
                                                      line: str, tmp_path: Path, locust_run: Any) -> None:
