@@ -78,7 +78,7 @@ async def make_runtime(pair: ServerPair, *, xmpp_only: bool, run_dir: Path | Non
 
 async def run_wave(rt: Runtime, users: Sequence[tuple[str, str]], home: str | None, *,
                    rate_per_s: float | None, concurrency: int = 500, login_ms: list[float] | None = None,
-                   timeout_s: float | None = None) -> Wave:
+                   timeout_s: float | None = None, batch: int = 1) -> Wave:
     """Log ``users`` in and wait until every client settled.
 
     Args:
@@ -89,6 +89,8 @@ async def run_wave(rt: Runtime, users: Sequence[tuple[str, str]], home: str | No
         concurrency: logins in flight at most.
         login_ms: the list the runtime's callback appends login times to (reported back).
         timeout_s: bound of the whole wave; clients not settled by then count as ``unsettled``.
+        batch: with a rate, start the clients ``batch`` at a time, back to back, every ``batch / rate``
+            seconds (1: evenly spaced, as Tsung does; a second's worth: as Locust's master hands users out).
     """
     gate = asyncio.Semaphore(concurrency)
     clients: list[EmulatedClient] = []
@@ -103,7 +105,7 @@ async def run_wave(rt: Runtime, users: Sequence[tuple[str, str]], home: str | No
     loop = asyncio.get_running_loop()
     for i, (user, password) in enumerate(users):
         if rate_per_s is not None:
-            due = t0 + i / rate_per_s
+            due = t0 + (i // batch) * batch / rate_per_s
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -11,7 +11,10 @@ warm-up wave (one-time costs such as the first zeep call stay out):
    client's CPU percent while saturated;
 3. ``xmpp-only/mock`` and ``tsung/mock``: jabberemu XMPP-only (PLAIN with the password) vs Tsung
    (SASL PLAIN, same scenario: bind, session, roster, presence) at the same arrival rate;
-4. ``xmpp-only/prosody`` and ``tsung/prosody``: likewise against Prosody.
+4. ``xmpp-only/prosody`` and ``tsung/prosody``: likewise against Prosody;
+5. with ``--batched``, ``cpa-batched/mock`` and ``xmpp-only-batched/mock``: waves 1 and 3 again at the
+   same rate, but with each second's logins started at once, once a second, which is how Locust's
+   master hands users to its workers (the product path), where Tsung and waves 1 and 3 space them evenly.
 
 Client CPU per login = this process's CPU time over the login phase (first start -> last client
 connected) / logins. Tsung's = its Erlang VM's CPU over its login phase / logins (psutil).
@@ -61,7 +64,7 @@ WARMUP = 20
 
 
 async def _ours(pair: ServerPair, users: list[tuple[str, str]], home: str | None, *, xmpp_only: bool,
-                rate_per_s: float | None, concurrency: int = 200) -> dict[str, Any]:
+                rate_per_s: float | None, concurrency: int = 200, batch: int = 1) -> dict[str, Any]:
     """One measured jabberemu wave (after a warm-up wave on the first users)."""
     with tempfile.TemporaryDirectory(prefix="bench-login-") as run_dir:
         warm_rt = await make_runtime(pair, xmpp_only=xmpp_only, run_dir=Path(run_dir) / "warm-up")
@@ -78,7 +81,7 @@ async def _ours(pair: ServerPair, users: list[tuple[str, str]], home: str | None
             lag.start()
             gcm.start()
             wave = await run_wave(rt, users, home, rate_per_s=rate_per_s, concurrency=concurrency,
-                                  login_ms=login_ms)
+                                  login_ms=login_ms, batch=batch)
             await lag.stop()
             await stop_all(wave.clients)
         finally:
@@ -132,6 +135,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         home = pair.nodes[0].name
         node = mock.node(0)
         await _guard("cpa/mock", runs, lambda: _ours(pair, users, home, xmpp_only=False, rate_per_s=rate))
+        if args.batched:
+            batch = max(1, int(rate))
+            await _guard("cpa-batched/mock", runs, lambda: _ours(pair, users, home, xmpp_only=False, rate_per_s=rate,
+                                                                  batch=batch))
+            await _guard("xmpp-only-batched/mock", runs, lambda: _ours(pair, users, home, xmpp_only=True,
+                                                                        rate_per_s=rate, batch=batch))
         if not args.no_saturate:
             await _guard("cpa-saturated/mock", runs, lambda: _ours(pair, users, home, xmpp_only=False, rate_per_s=None))
         await _guard("xmpp-only/mock", runs, lambda: _ours(pair, users, home, xmpp_only=True, rate_per_s=rate))
@@ -178,6 +187,8 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         ("saturated CPA: client CPU (%)", g("cpa-saturated/mock", "cpu_percent"), None),
         ("saturated CPA: CPU/login (ms)", g("cpa-saturated/mock", "cpu_per_login_ms"), None),
         ("mock XMPP-only: CPU/login (ms)", g("xmpp-only/mock", "cpu_per_login_ms"), g("tsung/mock", "cpu_per_login_ms")),
+        ("batched full CPA login: CPU/login (ms)", g("cpa-batched/mock", "cpu_per_login_ms"), None),
+        ("batched XMPP-only: CPU/login (ms)", g("xmpp-only-batched/mock", "cpu_per_login_ms"), None),
         ("mock XMPP-only: logins", g("xmpp-only/mock", "logins"), g("tsung/mock", "logins")),
         ("mock XMPP-only: ratio ours/tsung", r["ratio_xmpp_only_ours_over_tsung"]["mock"], None),
         ("prosody: CPU/login (ms)", g("xmpp-only/prosody", "cpu_per_login_ms"),
@@ -198,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tsung", action="store_true")
     p.add_argument("--no-prosody", action="store_true")
     p.add_argument("--no-saturate", action="store_true", help="skip the saturated CPA wave")
+    p.add_argument("--batched", action="store_true",
+                   help="also both of ours with a second's logins started at once, once a second (the arrival "
+                        "Locust's master gives its workers), beside the evenly spaced ones")
     p.add_argument("--max-load", type=float, default=None, help="wait until the 1-min load average is below")
     p.add_argument("--max-wait", type=float, default=600.0, help="bound of that wait, s")
     p.add_argument("--smoke", action="store_true", help="30 logins per wave: checks the script works")
