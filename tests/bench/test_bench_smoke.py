@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
+from node_failover import Windows, generator_cost, windows  # noqa: E402
 from relogin_timing import analyse_records  # noqa: E402
 from tsung_runner import parse_tsung_log, tsung_config  # noqa: E402
 
@@ -147,3 +148,44 @@ def test_synthetic_run_smoke(tmp_path: Path) -> None:
     assert result["waves"] == 8 and result["records"] > 30 * 15
     assert result["report"]["exit"] == 0 and result["report"]["verdict"] == "PASS"
     assert result["report"]["peak_rss_mib"] > 50 and result["kib_per_client_hour"] > 0
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_node_failover_windows_split_the_ramp_and_the_waves(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"actions": [
+        {"ts": 100.0, "action": "failover"}, {"ts": 200.0, "action": "fallback"}, {"ts": 300.0, "action": "stop"}]}),
+        encoding="utf-8")
+    rows: list[dict[str, Any]] = [{"type": "state", "ts": 10.0, "client": "a"}]
+    rows += [{"type": "connected", "ts": 10.5 + i, "client": f"c{i}", "relogin": False} for i in range(4)]
+    rows += [{"type": "connected", "ts": ts, "client": "c0", "relogin": True} for ts in (130.0, 150.0, 250.0)]
+    rows.append({"type": "connected", "ts": 301.0, "client": "c1", "relogin": True})  # after the stop: no wave's
+    _jsonl(tmp_path / "client_events.jsonl", rows)
+    win = windows(tmp_path)
+    assert (win.ramp_start, win.ramp_end, win.logins) == (10.0, 13.5, 4)
+    assert win.waves == [{"kind": "failover", "start": 100.0, "end": 150.0, "relogins": 2},
+                         {"kind": "fallback", "start": 200.0, "end": 250.0, "relogins": 1}]
+
+
+def test_node_failover_cost_counts_the_swarm_only_and_takes_the_idle_rate_off() -> None:
+    win = Windows(ramp_start=0.0, ramp_end=100.0, logins=1000,
+                  waves=[{"kind": "failover", "start": 110.0, "end": 150.0, "relogins": 500}])
+    samples = []
+    for t in range(0, 151):
+        # the swarm's CPU seconds: 25 ms a second over the ramp (10 logins/s: 2.5 ms each), then 1 % of a core idle
+        swarm = 0.025 * min(t, 100) + 0.01 * max(0, min(t, 110) - 100)
+        if t > 110:
+            swarm += 0.01 * (t - 110) + 0.1 * (t - 110)  # idle, and 4 s over the wave's 40 s for 500 re-logins
+        rss = 100 * 2**20 + 30 * 1024 * 10 * min(t, 100)  # 30 KiB per client, 10 clients/s
+        samples.append((float(t), {"swarm": swarm, "mock": 5.0 * t, "drill": 1.0 * t},
+                        {"swarm": rss, "mock": 10**9, "drill": 10**9}))
+    cost = generator_cost(samples, win)
+    assert cost["cpu_per_login_ms"] == 2.5  # the mock's and the drill's CPU left out
+    assert cost["rss_per_client_kib"] == 30.0 and cost["rss_slope_kib_per_client"] == 30.0
+    assert cost["idle_cpu_percent"] == 1.0
+    (wave,) = cost["waves"]
+    assert wave["relogins"] == 500 and wave["window_s"] == 40.0
+    assert wave["cpu_per_relogin_ms"] == 8.8  # (0.4 s idle + 4 s) / 500
+    assert wave["cpu_per_relogin_less_idle_ms"] == 8.0
