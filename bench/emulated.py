@@ -90,8 +90,11 @@ async def run_wave(rt: Runtime, users: Sequence[tuple[str, str]], home: str | No
         login_ms: the list the runtime's callback appends login times to (reported back).
         timeout_s: bound of the whole wave; clients not settled by then count as ``unsettled``.
         batch: with a rate, start the clients ``batch`` at a time, back to back, every ``batch / rate``
-            seconds (1: evenly spaced, as Tsung does; a second's worth: as Locust's master hands users out).
+            seconds (1: evenly spaced, as Tsung does; a second's worth: as Locust's master hands users out);
+            at least 1.
     """
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, not {batch}")
     gate = asyncio.Semaphore(concurrency)
     clients: list[EmulatedClient] = []
     tasks: list[asyncio.Task[ClientState]] = []

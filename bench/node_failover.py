@@ -20,8 +20,9 @@ the generator, not a throttled server. From the run directory it then reads:
 - **generator cost** (the drill's process tree, sampled once a second with psutil: the Locust swarm,
   master and workers, apart from the mock's processes and the drill's own): CPU per login over the
   ramp (first client start -> last client connected), CPU per re-login over each wave (the fault ->
-  the wave's last re-login), raw and less the swarm's idle rate of the hold before the failover; RSS per
-  client (the swarm's growth over the ramp / logins, and the slope through the ramp's middle);
+  the wave's last re-login), raw and less the swarm's idle rate in the wave's settled tail (every client
+  connected, until the next action); RSS per client (the swarm's growth over the ramp / logins, and the
+  slope through the ramp's middle); the samples are kept in ``<out>/c<N>-tree.jsonl``;
 - **Tsung in the same run** (``--no-tsung`` skips it): after the drill, a fresh mock pair (same users,
   same mock defaults) and Tsung's XMPP-only login (SASL PLAIN, bind, session, roster, presence) of the
   same N sessions at the ramp's rate; its CPU per login and RSS per session, and the ratios ours / Tsung.
@@ -60,14 +61,18 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+from jabberemu.rundata.files import CLIENT_EVENTS_FILE, GENERATOR_FILE, segment_paths  # noqa: E402
+
 LATE_MS = 50.0
 ROLES = ("swarm", "mock", "drill")
 
 
-def records(run: Path, pattern: str) -> Iterator[dict[str, Any]]:
-    """Records of the rotated JSONL files ``pattern`` (compressed segments first, then the open one)."""
-    files = sorted(run.glob(pattern), key=lambda p: (p.suffix != ".gz", p.name))
-    for path in files:
+def records(run: Path, name: str) -> Iterator[dict[str, Any]]:
+    """Records of the JSONL file ``name`` of the run, every segment in write order (``segment_paths``:
+    a closed segment once, even when a plain leftover of it is beside the ``.gz``)."""
+    for path in segment_paths(run, name):
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as f:
             for line in f:
@@ -78,7 +83,7 @@ def lateness_ms(run: Path) -> np.ndarray:
     """Per first re-login attempt: (leaving FAILOVER) - (wait record ts + wait_s), in ms."""
     waits: dict[str, list[tuple[float, float]]] = {}
     leaves: dict[str, list[float]] = {}
-    for r in records(run, "client_events*.jsonl*"):
+    for r in records(run, CLIENT_EVENTS_FILE):
         if r.get("type") == "wait":
             waits.setdefault(r["client"], []).append((r["ts"], r["wait_s"]))
         elif r.get("type") == "state" and r.get("from") == "FAILOVER":
@@ -100,19 +105,23 @@ class Windows:
     ramp_start: float
     ramp_end: float
     logins: int
-    waves: list[dict[str, float | int]] = field(default_factory=list)  # kind, start, end, relogins
+    waves: list[dict[str, Any]] = field(default_factory=list)  # kind, start, end, relogins, until
 
 
 def windows(run: Path) -> Windows:
     """The ramp (first client record -> last first-login ``connected``) and each wave (its fault action in
-    ``run.json`` -> the last re-login ``connected`` before the next action) with their client counts."""
+    ``run.json`` -> the last re-login ``connected`` before the next action, ``until``) with their client
+    counts."""
     actions = json.loads((run / "run.json").read_text(encoding="utf-8")).get("actions", [])
     marks = sorted((float(a["ts"]), str(a["action"])) for a in actions if a.get("action") in ("failover", "fallback"))
     stop = min((float(a["ts"]) for a in actions if a.get("action") == "stop"), default=float("inf"))
     first = float("inf")
     ramp_end, logins = 0.0, 0
-    waves: list[dict[str, float | int]] = [{"kind": kind, "start": ts, "end": ts, "relogins": 0} for ts, kind in marks]
-    for r in records(run, "client_events*.jsonl*"):
+    starts = [ts for ts, _kind in marks]
+    waves: list[dict[str, Any]] = [{"kind": kind, "start": ts, "end": ts, "relogins": 0, "until": until}
+                                           for (ts, kind), until in zip(marks, [*starts[1:], stop][:len(marks)],
+                                                                        strict=True)]
+    for r in records(run, CLIENT_EVENTS_FILE):
         first = min(first, float(r["ts"]))
         if r.get("type") != "connected":
             continue
@@ -121,16 +130,17 @@ def windows(run: Path) -> Windows:
             logins += 1
             ramp_end = max(ramp_end, ts)
             continue
-        for wave, until in zip(waves, [*[w["start"] for w in waves[1:]], stop], strict=True):
-            if wave["start"] <= ts < until:
+        for wave in waves:
+            if wave["start"] <= ts < wave["until"]:
                 wave["relogins"] = int(wave["relogins"]) + 1
                 wave["end"] = max(float(wave["end"]), ts)
     return Windows(ramp_start=first, ramp_end=ramp_end, logins=logins, waves=waves)
 
 
 class TreeSampler:
-    """CPU seconds and RSS of a process tree once a second, summed per role: ``swarm`` (a Locust master or
-    worker), ``mock`` (``mock_server`` and its node processes) and ``drill`` (the rest: the drill's own)."""
+    """CPU seconds and RSS of a process tree once a second, summed per role: ``swarm`` (``python -m locust``:
+    the master and its forked workers), ``mock`` (``python -m mock_server...``: the supervisor, its zygote
+    and the nodes forked from it) and ``drill`` (the rest: the drill's own process)."""
 
     def __init__(self, pid: int, period_s: float = 1.0) -> None:
         self.root = psutil.Process(pid)
@@ -149,18 +159,20 @@ class TreeSampler:
         self._thread.join(5.0)
 
     def _role(self, proc: psutil.Process) -> str:
-        if proc.pid not in self._roles:
-            role = "drill"
-            for p in (proc, *proc.parents()):
-                line = " ".join(p.cmdline())
-                if "mock_server" in line:
-                    role = "mock"
-                    break
-                if "locust" in line:
-                    role = "swarm"
-                    break
+        """By the module a process runs (forked children keep their parent's command line); ``drill`` is
+        not remembered: a child caught between fork and exec still shows the drill's command line."""
+        if proc.pid in self._roles:
+            return self._roles[proc.pid]
+        args = proc.cmdline()[1:3]
+        role = "drill"
+        if len(args) == 2 and args[0] == "-m":
+            if args[1] == "locust" or args[1].startswith("locust."):
+                role = "swarm"
+            elif args[1] == "mock_server" or args[1].startswith("mock_server."):
+                role = "mock"
+        if role != "drill":
             self._roles[proc.pid] = role
-        return self._roles[proc.pid]
+        return role
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -210,18 +222,20 @@ def generator_cost(samples: list[tuple[float, dict[str, float], dict[str, int]]]
     if len(mid) >= 3:
         slope = np.polyfit([m[0] for m in mid], [m[1] for m in mid], 1)[0]  # bytes per second
         out["rss_slope_kib_per_client"] = round(float(slope) / (win.logins / span) / 1024.0, 1)
-    hold = (win.ramp_end + 2.0, win.waves[0]["start"] - 0.5) if win.waves else (0.0, 0.0)
-    idle_rate = (cpu(hold[1]) - cpu(hold[0])) / (hold[1] - hold[0]) if hold[1] - hold[0] >= 2.0 else None
-    out["idle_cpu_percent"] = round(idle_rate * 100.0, 1) if idle_rate is not None else None
     out["waves"] = []
     for w in win.waves:
         n, start, end = int(w["relogins"]), float(w["start"]), float(w["end"])
         if not n:
             continue
         used = cpu(end) - cpu(start)
+        # idle: the wave's settled tail, every client connected and none moving (1 s after its last re-login
+        # -> 0.5 s before the next action); None when shorter than 2 s
+        tail = (end + 1.0, min(float(w["until"]), samples[-1][0]) - 0.5)
+        idle_rate = (cpu(tail[1]) - cpu(tail[0])) / (tail[1] - tail[0]) if tail[1] - tail[0] >= 2.0 else None
         out["waves"].append({
             "kind": w["kind"], "relogins": n, "window_s": round(end - start, 1),
             "cpu_per_relogin_ms": round(used / n * 1000.0, 3),
+            "idle_cpu_percent": round(idle_rate * 100.0, 1) if idle_rate is not None else None,
             "cpu_per_relogin_less_idle_ms": round((used - idle_rate * (end - start)) / n * 1000.0, 3)
             if idle_rate is not None else None})
     return out
@@ -252,7 +266,7 @@ def loop_lag(run: Path) -> dict[str, dict[str, float | int | None]]:
     actions = json.loads((run / "run.json").read_text(encoding="utf-8")).get("actions", [])
     stop = min((a["ts"] for a in actions if a.get("action") == "stop"), default=float("inf"))
     by_worker: dict[str, list[tuple[float, float]]] = {}
-    for r in records(run, "generator*.jsonl*"):
+    for r in records(run, GENERATOR_FILE):
         if r.get("loop_lag_ms") is not None:
             by_worker.setdefault(r["worker"], []).append((float(r["ts"]), float(r["loop_lag_ms"])))
     out: dict[str, dict[str, float | int | None]] = {}
@@ -315,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         "generator": {k: summary.get("generator", {}).get(k) for k in ("description", "stall_share", "saturated")},
         "cost": generator_cost(tree.samples, windows(out)),
     }
+    with (args.out / f"c{args.clients}-tree.jsonl").open("w", encoding="utf-8") as f:
+        for ts, cpu, rss in tree.samples:
+            f.write(json.dumps({"ts": ts, "cpu_s": cpu, "rss_bytes": rss}) + "\n")
     if not args.no_tsung:
         print(f"Tsung: {args.clients} XMPP-only logins at {args.ramp:g}/s against a fresh mock pair", flush=True)
         tsung = asyncio.run(tsung_same_sessions(args.clients, args.ramp))

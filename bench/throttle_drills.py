@@ -46,9 +46,9 @@ def drill(name: str, upper: float, args: argparse.Namespace, out_root: Path) -> 
            "--lower", f"{args.lower:g}", "--upper", f"{upper:g}", "--login-rate", f"{args.rate:g}",
            "--soap-timeout", f"{args.soap_timeout:g}", "--seed", str(args.seed), "--out", str(out)]
     print("$", " ".join(cmd[1:]), flush=True)
-    t0 = time.monotonic()
     shutil.rmtree(out, ignore_errors=True)  # this bench's scratch: the drill refuses a directory holding a run
     out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
     with (out_root / f"{name}.log").open("wb") as log:
         subprocess.run(cmd, cwd=ROOT, check=False, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))

@@ -128,6 +128,13 @@ class Swarm:
         use_threaded_resolver()
         self.bridge.cpu_percent()  # reset its CPU mark: set at import, before Locust's --processes fork
         check_options(opts)  # every option in its own name and unit, -u included (Locust takes -u -5)
+        self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
+        self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
+        if not isinstance(environment.runner, WorkerRunner) and (found := run_data_in(self.run_dir)):
+            # workers skip it: they start beside a master that may already be writing there
+            raise ConfigError(f"--run-dir {self.run_dir} already holds a run ({', '.join(found)}): a second run "
+                              "there would mix its records with that one's; give a new or empty directory",
+                              field="run_dir")
         self.target = target_from_options(opts)
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
@@ -143,13 +150,6 @@ class Swarm:
         if opts.users_csv:  # the target's nodes are known now: homes are checked, missing ones assigned
             self.csv_users = load_users_csv(opts.users_csv, tuple(n.name for n in self.target.pair.nodes),
                                             self.assignment, wanted=opts.num_users, offset=int(opts.user_offset))
-        self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
-        self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
-        if not isinstance(environment.runner, WorkerRunner) and (found := run_data_in(self.run_dir)):
-            # workers skip it: they start beside a master that may already be writing there
-            raise ConfigError(f"--run-dir {self.run_dir} already holds a run ({', '.join(found)}): a second run "
-                              "there would mix its records with that one's; give a new or empty directory",
-                              field="run_dir")
         runner = environment.runner
         self.sink.detail = DetailLevel(opts.record_detail)
         self.collector = RunCollector(environment, self.sink, self.run_dir, self.health,

@@ -60,10 +60,10 @@ from jabberemu.report.prediction import WavePrediction
 from jabberemu.report.records import RunData
 from jabberemu.report.storm import WaveStorm
 from jabberemu.report.verdict import Verdict, VerdictResult
+from jabberemu.rundata.files import SUMMARY_FILE
 
 __all__ = ["SCHEMA_VERSION", "SUMMARY_FILE", "Summary", "make_summary"]
 
-SUMMARY_FILE = "summary.json"
 SCHEMA_VERSION = 2  # 2: INCONCLUSIVE, per-wave server side and client outcomes, checks name clients
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "SERVER_METRICS_FILE",
     "WORKERS_DIR",
     "WORKERS_FILE",
+    "RUN_DATA_FILES",
+    "SUMMARY_FILE",
     "run_data_in",
     "segment_name",
     "segment_paths",
@@ -33,6 +35,7 @@ SERVER_METRICS_FILE = "server_metrics.jsonl"
 GENERATOR_FILE = "generator.jsonl"
 WORKERS_DIR = "workers"
 WORKERS_FILE = "workers.json"
+SUMMARY_FILE = "summary.json"
 
 _SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<number>\d{4,})\.jsonl(?P<gz>\.gz)?$")
 
@@ -75,9 +78,10 @@ def segment_paths(run_dir: Path, name: str) -> list[Path]:
     return out
 
 
-#: Files a run writes into its directory (a JSONL name stands for all its segments): finding one means
-#: the directory holds a run already.
-RUN_DATA_FILES = (RUN_FILE, CLIENT_EVENTS_FILE, GENERATOR_FILE, "summary.json")
+#: Files that mark a run (a JSONL name stands for all its segments): the swarm's own records and the
+#: report's summary. The mock's files (``server_events``, ``server_metrics``) are not among them: the
+#: drill writes its topology and log into ``--out`` before the swarm starts there.
+RUN_DATA_FILES = (RUN_FILE, CLIENT_EVENTS_FILE, GENERATOR_FILE, SUMMARY_FILE)
 
 
 def run_data_in(run_dir: Path) -> list[str]:

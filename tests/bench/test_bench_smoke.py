@@ -7,6 +7,7 @@ The pure helpers (Tsung log parsing, re-login lateness analysis) are checked on 
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -162,30 +163,41 @@ def test_node_failover_windows_split_the_ramp_and_the_waves(tmp_path: Path) -> N
     rows += [{"type": "connected", "ts": 10.5 + i, "client": f"c{i}", "relogin": False} for i in range(4)]
     rows += [{"type": "connected", "ts": ts, "client": "c0", "relogin": True} for ts in (130.0, 150.0, 250.0)]
     rows.append({"type": "connected", "ts": 301.0, "client": "c1", "relogin": True})  # after the stop: no wave's
-    _jsonl(tmp_path / "client_events.jsonl", rows)
+    _jsonl(tmp_path / "client_events.jsonl", rows[:3])
+    with gzip.open(tmp_path / "client_events.0001.jsonl.gz", "wt", encoding="utf-8") as f:  # written first
+        f.write("".join(json.dumps(r) + "\n" for r in rows[3:6]))
+    (tmp_path / "client_events.0001.jsonl").write_text("not JSON: a leftover of the .gz\n", encoding="utf-8")
+    _jsonl(tmp_path / "client_events.jsonl", rows[:3] + rows[6:])
     win = windows(tmp_path)
     assert (win.ramp_start, win.ramp_end, win.logins) == (10.0, 13.5, 4)
-    assert win.waves == [{"kind": "failover", "start": 100.0, "end": 150.0, "relogins": 2},
-                         {"kind": "fallback", "start": 200.0, "end": 250.0, "relogins": 1}]
+    assert win.waves == [{"kind": "failover", "start": 100.0, "end": 150.0, "relogins": 2, "until": 200.0},
+                         {"kind": "fallback", "start": 200.0, "end": 250.0, "relogins": 1, "until": 300.0}]
+
+
+def test_node_failover_windows_without_a_fault_count_no_wave(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"actions": [{"ts": 50.0, "action": "stop"}]}), encoding="utf-8")
+    _jsonl(tmp_path / "client_events.jsonl", [{"type": "connected", "ts": 5.0, "client": "a", "relogin": False},
+                                              {"type": "connected", "ts": 9.0, "client": "a", "relogin": True}])
+    win = windows(tmp_path)
+    assert (win.logins, win.waves) == (1, [])
 
 
 def test_node_failover_cost_counts_the_swarm_only_and_takes_the_idle_rate_off() -> None:
     win = Windows(ramp_start=0.0, ramp_end=100.0, logins=1000,
-                  waves=[{"kind": "failover", "start": 110.0, "end": 150.0, "relogins": 500}])
+                  waves=[{"kind": "failover", "start": 110.0, "end": 150.0, "relogins": 500, "until": 200.0}])
     samples = []
-    for t in range(0, 151):
-        # the swarm's CPU seconds: 25 ms a second over the ramp (10 logins/s: 2.5 ms each), then 1 % of a core idle
-        swarm = 0.025 * min(t, 100) + 0.01 * max(0, min(t, 110) - 100)
-        if t > 110:
-            swarm += 0.01 * (t - 110) + 0.1 * (t - 110)  # idle, and 4 s over the wave's 40 s for 500 re-logins
+    for t in range(0, 201):
+        # the swarm's CPU seconds: 25 ms a second over the ramp (10 logins/s: 2.5 ms each), 1 % of a core idle
+        # after it, and 100 ms a second more through the wave's 40 s (4 s for 500 re-logins)
+        swarm = 0.025 * min(t, 100) + 0.01 * max(0, t - 100) + 0.1 * max(0, min(t, 150) - 110)
         rss = 100 * 2**20 + 30 * 1024 * 10 * min(t, 100)  # 30 KiB per client, 10 clients/s
         samples.append((float(t), {"swarm": swarm, "mock": 5.0 * t, "drill": 1.0 * t},
                         {"swarm": rss, "mock": 10**9, "drill": 10**9}))
     cost = generator_cost(samples, win)
     assert cost["cpu_per_login_ms"] == 2.5  # the mock's and the drill's CPU left out
     assert cost["rss_per_client_kib"] == 30.0 and cost["rss_slope_kib_per_client"] == 30.0
-    assert cost["idle_cpu_percent"] == 1.0
     (wave,) = cost["waves"]
     assert wave["relogins"] == 500 and wave["window_s"] == 40.0
+    assert wave["idle_cpu_percent"] == 1.0  # from the settled tail, 151-199.5 s
     assert wave["cpu_per_relogin_ms"] == 8.8  # (0.4 s idle + 4 s) / 500
     assert wave["cpu_per_relogin_less_idle_ms"] == 8.0

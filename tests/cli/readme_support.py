@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -229,6 +230,8 @@ class ReadmeSession:
         kind = command_kind(self.commands[index])
         if kind == "skip":
             return outcome
+        if kind == "drill":  # the README's drills share the report directory here: one run in it at a time
+            shutil.rmtree(self.workdir / self._report_dir(), ignore_errors=True)
         if kind == "server":
             self._start_server(argv, outcome)
             return outcome
