@@ -214,14 +214,16 @@ def generator_cost(samples: list[tuple[float, dict[str, float], dict[str, int]]]
     out: dict[str, Any] = {
         "ramp_s": round(win.ramp_end - win.ramp_start, 1), "logins": win.logins,
         "cpu_per_login_ms": round((cpu(win.ramp_end) - cpu(win.ramp_start)) / win.logins * 1000.0, 3),
-        "rss_per_client_kib": round((rss(win.ramp_end) - rss(win.ramp_start)) / win.logins / 1024.0, 1),
         "rss_swarm_mib": round(rss(win.ramp_end) / 2**20, 1),
     }
+    # RSS per client: the slope of the swarm's RSS through the ramp's middle (least squares) per client added
+    # there; not (end - start) / N, which takes in the processes' own start (imports, first buffers) still
+    # going on when the first clients start
     span = win.ramp_end - win.ramp_start
     mid = [(s[0], s[2]["swarm"]) for s in samples if win.ramp_start + 0.15 * span <= s[0] <= win.ramp_end - 0.05 * span]
     if len(mid) >= 3:
         slope = np.polyfit([m[0] for m in mid], [m[1] for m in mid], 1)[0]  # bytes per second
-        out["rss_slope_kib_per_client"] = round(float(slope) / (win.logins / span) / 1024.0, 1)
+        out["rss_per_client_kib"] = round(float(slope) / (win.logins / span) / 1024.0, 1)
     out["waves"] = []
     for w in win.waves:
         n, start, end = int(w["relogins"]), float(w["start"]), float(w["end"])
@@ -279,6 +281,19 @@ def loop_lag(run: Path) -> dict[str, dict[str, float | int | None]]:
     return out
 
 
+def _read_tree(path: Path) -> list[tuple[float, dict[str, float], dict[str, int]]]:
+    with path.open(encoding="utf-8") as f:
+        return [(r["ts"], r["cpu_s"], r["rss_bytes"]) for r in map(json.loads, f)]
+
+
+def _ratios(result: dict[str, Any]) -> None:
+    ours, tsung = result.get("cost") or {}, result.get("tsung") or {}
+    if tsung.get("cpu_per_login_ms") and ours.get("cpu_per_login_ms"):
+        result["ratio_cpu_full_login_over_tsung_xmpp_only"] = round(ours["cpu_per_login_ms"] / tsung["cpu_per_login_ms"], 2)
+    if tsung.get("rss_per_session_kib") and ours.get("rss_per_client_kib"):
+        result["ratio_rss_per_client_over_tsung"] = round(ours["rss_per_client_kib"] / tsung["rss_per_session_kib"], 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=15000)
@@ -292,31 +307,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("/tmp/node_failover"))
     p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
     p.add_argument("--no-tsung", action="store_true", help="skip Tsung's login of the same sessions")
+    p.add_argument("--analyse-only", action="store_true",
+                   help="no run: read the run directory, tree samples and result a previous run left in --out "
+                        "again (Tsung's figures are kept from that result)")
     args = p.parse_args(argv)
     out = args.out / f"c{args.clients}"
-    cmd = [str(ROOT / ".venv/bin/jabberemu"), "drill", "--clients", str(args.clients), "--ramp", f"{args.ramp:g}",
-           "--lower", f"{args.lower:g}", "--upper", f"{args.upper:g}", "--assignment", "active-standby",
-           "--login-rate", "0", "--margin", f"{args.margin:g}", "--out", str(out)]
-    print("$", " ".join(["jabberemu", *cmd[1:]]), flush=True)
-    shutil.rmtree(out, ignore_errors=True)  # this bench's scratch: the drill refuses a directory holding a run
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    with (args.out / f"c{args.clients}.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        with TreeSampler(proc.pid) as tree:
-            try:
-                rc = proc.wait(args.timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
-    wall_s = time.monotonic() - t0
+    tree_file, result_file = args.out / f"c{args.clients}-tree.jsonl", args.out / f"c{args.clients}-result.json"
+    if args.analyse_only:
+        before = json.loads(result_file.read_text(encoding="utf-8"))
+        rc, wall_s, samples = before["exit_code"], before["wall_s"], _read_tree(tree_file)
+    else:
+        cmd = [str(ROOT / ".venv/bin/jabberemu"), "drill", "--clients", str(args.clients), "--ramp",
+               f"{args.ramp:g}", "--lower", f"{args.lower:g}", "--upper", f"{args.upper:g}", "--assignment",
+               "active-standby", "--login-rate", "0", "--margin", f"{args.margin:g}", "--out", str(out)]
+        print("$", " ".join(["jabberemu", *cmd[1:]]), flush=True)
+        shutil.rmtree(out, ignore_errors=True)  # this bench's scratch: the drill refuses a directory holding a run
+        out.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        with (args.out / f"c{args.clients}.log").open("wb") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            with TreeSampler(proc.pid) as tree:
+                try:
+                    rc = proc.wait(args.timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    rc = proc.wait()
+        wall_s = round(time.monotonic() - t0, 1)
+        samples = tree.samples
+        with tree_file.open("w", encoding="utf-8") as f:
+            for ts, cpu, rss in samples:
+                f.write(json.dumps({"ts": ts, "cpu_s": cpu, "rss_bytes": rss}) + "\n")
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     late = lateness_ms(out)
-    lags = loop_lag(out)
     end_states = summary.get("end_states", {})
     result = {
         "clients": args.clients, "lower_s": args.lower, "upper_s": args.upper, "ramp": args.ramp,
-        "verdict": summary.get("verdict"), "exit_code": rc, "wall_s": round(wall_s, 1),
+        "verdict": summary.get("verdict"), "exit_code": rc, "wall_s": wall_s,
         "end_states": end_states, "lost": args.clients - int(end_states.get("LOGGED_OUT", 0)),
         "waves": [{k: w.get(k) for k in ("kind", "clients", "recovered", "pending")} for w in summary["ha_events"]],
         "attempts": int(late.size),
@@ -325,25 +351,18 @@ def main(argv: list[str] | None = None) -> int:
         "late_p99_ms": float(np.percentile(late, 99)) if late.size else None,
         "late_max_ms": float(late.max()) if late.size else None,
         "early_over_5ms": int(np.sum(late < -5.0)),
-        "loop_lag": lags,
+        "loop_lag": loop_lag(out),
         "generator": {k: summary.get("generator", {}).get(k) for k in ("description", "stall_share", "saturated")},
-        "cost": generator_cost(tree.samples, windows(out)),
+        "cost": generator_cost(samples, windows(out)),
     }
-    with (args.out / f"c{args.clients}-tree.jsonl").open("w", encoding="utf-8") as f:
-        for ts, cpu, rss in tree.samples:
-            f.write(json.dumps({"ts": ts, "cpu_s": cpu, "rss_bytes": rss}) + "\n")
-    if not args.no_tsung:
+    if args.analyse_only:
+        if "tsung" in before:
+            result["tsung"] = before["tsung"]
+    elif not args.no_tsung:
         print(f"Tsung: {args.clients} XMPP-only logins at {args.ramp:g}/s against a fresh mock pair", flush=True)
-        tsung = asyncio.run(tsung_same_sessions(args.clients, args.ramp))
-        ours = result["cost"]
-        result["tsung"] = tsung
-        if tsung.get("cpu_per_login_ms") and ours.get("cpu_per_login_ms"):
-            result["ratio_cpu_full_login_over_tsung_xmpp_only"] = round(
-                ours["cpu_per_login_ms"] / tsung["cpu_per_login_ms"], 2)
-        if tsung.get("rss_per_session_kib") and ours.get("rss_per_client_kib"):
-            result["ratio_rss_per_client_over_tsung"] = round(
-                ours["rss_per_client_kib"] / tsung["rss_per_session_kib"], 2)
-    (args.out / f"c{args.clients}-result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        result["tsung"] = asyncio.run(tsung_same_sessions(args.clients, args.ramp))
+    _ratios(result)
+    result_file.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if (args.ramp, args.lower, args.upper, args.margin) == (p.get_default("ramp"), p.get_default("lower"),
                                                            p.get_default("upper"), p.get_default("margin")):
         results = ROOT / "bench" / "results"  # the figures BENCHMARKS.md quotes: the default schedule only
