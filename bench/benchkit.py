@@ -151,13 +151,18 @@ def append_result(name: str, result: dict[str, Any], results_dir: Path | None = 
 
 def emit(name: str, rows: Iterable[tuple[str, Any, Any]], result: dict[str, Any], *,
          results_dir: Path | None = None, save: bool = True) -> None:
-    """Print the table (metric | ours | Tsung), save the result, print it as the last line."""
+    """Print the table (metric | ours | Tsung), save the result, print it as the last line.
+
+    A ``--smoke`` result (``result["smoke"]``) is saved only into an explicit ``results_dir``: the
+    figures in ``bench/results/`` are the ones BENCHMARKS.md quotes."""
     rows = list(rows)
     width = max([len(r[0]) for r in rows] + [10])
     sys.stdout.write(f"{'metric':<{width}}  {'jabberemu':>14}  {'tsung':>14}\n")
     for label, ours, theirs in rows:
         sys.stdout.write(f"{label:<{width}}  {_cell(ours):>14}  {_cell(theirs):>14}\n")
-    if save:
+    if save and result.get("smoke") and results_dir is None:
+        sys.stdout.write("(a smoke run: not appended to bench/results/; --results-dir DIR keeps it)\n")
+    elif save:
         path = append_result(name, result, results_dir)
         sys.stdout.write(f"(appended to {path})\n")
     sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")

@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / f"c{args.clients}"
     tree_file, result_file = args.out / f"c{args.clients}-tree.jsonl", args.out / f"c{args.clients}-result.json"
     if args.analyse_only:
+        if not (result_file.exists() and tree_file.exists()):
+            p.error(f"--analyse-only: no {result_file.name} and {tree_file.name} in {args.out} (a full run with "
+                    "this --out and --clients leaves them)")
         before = json.loads(result_file.read_text(encoding="utf-8"))
         rc, wall_s, samples = before["exit_code"], before["wall_s"], _read_tree(tree_file)
     else:

@@ -49,7 +49,7 @@ from jabberemu.rundata import (  # noqa: E402
     RotatingJsonlWriter,
     segment_paths,
 )
-from jabberemu.rundata.files import run_data_in  # noqa: E402
+from jabberemu.rundata.files import run_dir_problem  # noqa: E402
 from jabberemu.rundata.histogram import GROWTH  # noqa: E402
 
 NODES = ("imp1.example.test", "imp2.example.test")
@@ -326,9 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         args.measure = True
     if not 0 < args.hours <= 48 or not 0 < args.clients <= 100_000:
         p.error("--hours must be in (0, 48] and --clients in (0, 100000]")
-    if args.out is not None and (found := run_data_in(args.out)):
-        p.error(f"--out {args.out} already holds a run ({', '.join(found)}): the new records would be added to "
-                "its segments; give a new or empty directory")
+    if args.out is not None and (problem := run_dir_problem(args.out, "--out")):
+        p.error(problem)
     tmp = None
     out = args.out
     if out is None:

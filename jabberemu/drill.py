@@ -45,7 +45,7 @@ from jabberemu.drillplan import (
 )
 from jabberemu.errors import ConfigError
 from jabberemu.mockpair import MockPairProcess
-from jabberemu.rundata.files import run_data_in
+from jabberemu.rundata.files import run_dir_problem
 from jabberemu.serverpoll import ServerPoller
 
 __all__ = ["LOCUSTFILE", "main", "build_parser", "default_processes", "topology_problems"]
@@ -156,6 +156,33 @@ def default_processes() -> int:
 
 def _run_id() -> str:
     return time.strftime("drill-%Y%m%d-%H%M%S")
+
+
+CLAIM_FILE = "drill.json"
+"""The drill's first file in its run directory, created exclusively: two drills never share one."""
+
+
+def _claim_out(out: Path | None) -> Path:
+    """Create (or take) the run directory and claim it with :data:`CLAIM_FILE` (``O_EXCL``).
+
+    ``out`` None: ``reports/drill-<time>``, with ``-2``, ``-3``... when a drill started in the same second
+    has it (our choice). An explicit ``out`` that another drill claimed raises ``FileExistsError``.
+    """
+    if out is None:
+        base = Path("reports") / _run_id()
+        out = base
+        for n in range(2, 1000):
+            try:
+                out.mkdir(parents=True)
+                break
+            except FileExistsError:
+                out = base.with_name(f"{base.name}-{n}")
+        else:
+            raise FileExistsError(f"{base} and 998 more names are taken")
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / CLAIM_FILE).open("x", encoding="utf-8") as f:
+        json.dump({"pid": os.getpid(), "started_ts": time.time()}, f)
+    return out
 
 
 def _free_port() -> int:
@@ -406,14 +433,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems.append(f"--login-service-ms must be >= 0 ms, not {args.login_service_ms:g}")
     if args.topology:
         problems += topology_problems(args.topology)
-    if args.out and (found := run_data_in(Path(args.out))):
-        problems.append(f"--out {args.out} already holds a run ({', '.join(found)}): a second run there would "
-                        "mix its records with that one's; give a new or empty directory")
+    if args.out and (problem := run_dir_problem(Path(args.out), "--out", claims=(CLAIM_FILE,))):
+        problems.append(problem)
     if problems:
         parser.error("; ".join(problems))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    out = Path(args.out or os.path.join("reports", _run_id()))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = _claim_out(Path(args.out) if args.out else None)
+    except FileExistsError:
+        parser.error(f"--out {args.out}: another drill claimed it a moment ago; give a new or empty directory")
+    except OSError as exc:
+        parser.error(f"--out {args.out or 'reports/'}: {exc.strerror or exc}")
     try:
         code = asyncio.run(_drill(args, out))
     except KeyboardInterrupt:  # Ctrl-C before the drill's own handler was in place

@@ -14,6 +14,7 @@ Bad options end the process with a one-line error and exit code 2 (no traceback)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+import psutil
 
 from jabberemu.config import ClientSettings
 from jabberemu.errors import ConfigError, JabberEmuError
@@ -55,7 +57,7 @@ from jabberemu.loadgen.workers import Workers
 from jabberemu.preflight import host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
 from jabberemu.rundata import DetailLevel
-from jabberemu.rundata.files import run_data_in
+from jabberemu.rundata.files import run_dir_problem
 from jabberemu.runtime import Runtime
 from jabberemu.serverpoll import mock_parameters
 from jabberemu.xmpp.source import SourceAddressConnector, parse_source_addresses
@@ -117,6 +119,7 @@ class Swarm:
         except JabberEmuError as exc:
             sys.stderr.write(f"jabberemu: error: {exc}\n")
             sys.stderr.flush()
+            _end_forked_workers(environment)
             sys.exit(2)
         finally:
             self.ready.set()
@@ -130,11 +133,10 @@ class Swarm:
         check_options(opts)  # every option in its own name and unit, -u included (Locust takes -u -5)
         self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
-        if not isinstance(environment.runner, WorkerRunner) and (found := run_data_in(self.run_dir)):
+        if not isinstance(environment.runner, WorkerRunner) and (
+                problem := run_dir_problem(self.run_dir, "--run-dir")):
             # workers skip it: they start beside a master that may already be writing there
-            raise ConfigError(f"--run-dir {self.run_dir} already holds a run ({', '.join(found)}): a second run "
-                              "there would mix its records with that one's; give a new or empty directory",
-                              field="run_dir")
+            raise ConfigError(problem, field="run_dir")
         self.target = target_from_options(opts)
         self.is_mock = self.target.is_mock
         self.settings = settings_from_options(opts, self.is_mock)
@@ -497,6 +499,23 @@ class Swarm:
 
 SWARM = Swarm()
 """The one swarm of this process."""
+
+
+def _end_forked_workers(environment: Any) -> None:
+    """A master of ``--processes`` that refuses the run ends the workers it forked: they passed their own
+    checks (the run directory is the master's to check) and would wait for it until their heartbeat timed
+    out, then join the next run on the same port. Its children that run this same command line are those
+    forks; they have no client yet, so they are killed outright."""
+    from locust.runners import MasterRunner
+
+    opts = getattr(environment, "parsed_options", None)
+    if not isinstance(getattr(environment, "runner", None), MasterRunner) or not getattr(opts, "processes", 0):
+        return
+    me = psutil.Process()
+    for child in me.children():
+        with contextlib.suppress(psutil.Error):
+            if child.cmdline() == me.cmdline():
+                child.kill()
 
 
 def _collector(*, pause: bool) -> None:

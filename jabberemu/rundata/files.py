@@ -24,6 +24,7 @@ __all__ = [
     "RUN_DATA_FILES",
     "SUMMARY_FILE",
     "run_data_in",
+    "run_dir_problem",
     "segment_name",
     "segment_paths",
 ]
@@ -103,3 +104,30 @@ def run_data_in(run_dir: Path) -> list[str]:
         elif (run_dir / name).exists():
             found.add(name)
     return sorted(found)
+
+
+def run_dir_problem(run_dir: Path, option: str, *, claims: tuple[str, ...] = ()) -> str | None:
+    """Why ``run_dir`` cannot take a new run, in one line in the option's own name; None when it can.
+
+    It cannot when it (or the nearest part of its path that exists) is not a directory, cannot be read,
+    or holds a run (:func:`run_data_in`, or one of ``claims``: files a run's owner creates first, such as
+    the drill's ``drill.json``).
+
+    Args:
+        run_dir: the directory asked for (it need not exist).
+        option: the option that named it (``--out``, ``--run-dir``).
+        claims: more file names that mark a run.
+    """
+    try:
+        existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            if existing == run_dir:
+                return f"{option} {run_dir} is a file, not a directory"
+            return f"{option} {run_dir}: {existing} is a file, not a directory"
+        found = sorted({*run_data_in(run_dir), *(c for c in claims if (run_dir / c).exists())})
+    except OSError as exc:
+        return f"{option} {run_dir}: cannot read it ({exc.strerror or exc})"
+    if found:
+        return (f"{option} {run_dir} already holds a run ({', '.join(found)}): a second run there would mix its "
+                "records with that one's; give a new or empty directory")
+    return None

@@ -3,13 +3,16 @@ the drill's phase plan (pure)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 from cli_support import jabberemu
 
-from jabberemu import cli
+from jabberemu import cli, drill
 from jabberemu.drillplan import MIN_SETTLE_S, WAVE_GAP_S, Fault, plan_drill, validate
+from jabberemu.rundata import files
 from jabberemu.rundata.files import run_data_in
 
 COMMANDS = ("mock", "run", "drill", "report", "plan")
@@ -107,6 +110,47 @@ def test_a_drill_into_a_directory_holding_a_run_is_refused(left: str, tmp_path: 
     assert f"--out {old} already holds a run ({left}): a second run there would mix its records" in err
     assert sorted(p.name for p in old.iterdir()) == sorted([left, "mock.log"])  # nothing written, nothing removed
     assert (old / left).read_bytes() == b"kept"
+
+
+def test_a_drill_refuses_an_out_another_drill_claimed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A drill whose swarm has not written anything yet has still claimed its directory."""
+    (tmp_path / "drill.json").write_text('{"pid": 1}', encoding="utf-8")
+    (tmp_path / "topology.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["drill", "--clients", "10", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert f"--out {tmp_path} already holds a run (drill.json): a second run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("out", "line"), [("plain", "--out {d}/plain is a file, not a directory"),
+                                           ("plain/sub", "--out {d}/plain/sub: {d}/plain is a file, not a directory")])
+def test_a_drill_refuses_an_out_that_is_a_file(out: str, line: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "plain").write_text("x", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["drill", "--clients", "10", "--out", str(tmp_path / out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert line.format(d=tmp_path) in err and "Traceback" not in err
+
+
+def test_a_run_directory_that_cannot_be_read_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(_run_dir: Path) -> list[str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files, "run_data_in", denied)
+    assert files.run_dir_problem(tmp_path, "--run-dir") == f"--run-dir {tmp_path}: cannot read it (Permission denied)"
+
+
+def test_drills_started_in_the_same_second_claim_directories_of_their_own(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(drill, "_run_id", lambda: "drill-20261207-110125")
+    first, second = drill._claim_out(None), drill._claim_out(None)
+    assert (first, second) == (Path("reports/drill-20261207-110125"), Path("reports/drill-20261207-110125-2"))
+    assert json.loads((second / "drill.json").read_text(encoding="utf-8"))["pid"] == os.getpid()
+    with pytest.raises(FileExistsError):  # an explicit --out a drill has claimed since the check
+        drill._claim_out(first)
 
 
 def test_only_run_data_makes_a_directory_hold_a_run(tmp_path: Path) -> None:

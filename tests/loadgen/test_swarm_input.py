@@ -9,9 +9,11 @@ line, no traceback, and no client started.
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 NODES = ("imp1.example.test", "imp2.example.test")
@@ -75,6 +77,37 @@ def test_a_run_dir_holding_a_run_is_refused_and_left_as_it_was(tmp_path: Path, l
                       "a second run there would mix its records with that one's; give a new or empty directory"], err
     assert sorted(p.name for p in old.iterdir()) == ["client_events.0001.jsonl.gz", "run.json"]
     assert (old / "run.json").read_text(encoding="utf-8") == '{"run_id": "old"}'
+
+
+def test_a_refused_run_leaves_no_forked_worker_behind(tmp_path: Path, locust_run: Any) -> None:
+    """With --processes the workers pass their own checks; the master that refuses ends them (they waited
+    for it until their heartbeat timed out, then joined the next run on the same port)."""
+    (tmp_path / "fake-topology.json").write_text(json.dumps(FAKE_TOPOLOGY), encoding="utf-8")
+    old = tmp_path / "old-run"
+    old.mkdir()
+    (old / "run.json").write_text("{}", encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    run = locust_run("--headless", "-u", "2", "-r", "2", "-t", "120s", "--topology", str(tmp_path / "fake-topology.json"),
+                     "--run-dir", str(old), "--processes", "2", "--master-bind-host", "127.0.0.1",
+                     "--master-bind-port", port, "--master-port", port, run_dir=False)
+    assert run.wait(60) == 2
+    assert "already holds a run (run.json)" in run.err_text()
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(old) in " ".join(p.info["cmdline"] or ())]
+    assert left == [], left
+
+
+def test_a_run_dir_that_is_a_file_is_one_line(tmp_path: Path, locust_run: Any) -> None:
+    (tmp_path / "fake-topology.json").write_text(json.dumps(FAKE_TOPOLOGY), encoding="utf-8")
+    (tmp_path / "plain").write_text("x", encoding="utf-8")
+    run = locust_run("--headless", "-u", "2", "-r", "2", "-t", "120s", "--topology", str(tmp_path / "fake-topology.json"),
+                     "--run-dir", str(tmp_path / "plain"), run_dir=False)
+    assert run.wait(60) == 2
+    err = run.err_text()
+    assert [x for x in err.splitlines() if x.startswith("jabberemu: error:")] == [
+        f"jabberemu: error: --run-dir {tmp_path / 'plain'} is a file, not a directory"], err
+    assert "Traceback" not in err, err
 
 
 @pytest.mark.parametrize(("name", "args", "files", "line"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
