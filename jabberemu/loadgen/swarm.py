@@ -92,7 +92,10 @@ class Swarm:
         self.server_parameters: dict[str, Any] | None = None
         """The mock's SRM parameters per node (``/api/parameters``): the re-login limits it hands out."""
         self.run_dir = Path("reports")
-        self.run_id = ""
+        self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
+        """Named when the locustfile is imported: before ``--processes`` forks its workers, so the master and
+        its workers agree on the default ``reports/<run-id>`` (each named it at its own ``init`` before, and
+        a worker starting in the next second wrote its account into another directory)."""
         self.started_ts: float | None = None
         self.csv_users: list[UserSpec] = []
         self.progress: dict[str, dict[str, Any]] = {}
@@ -131,10 +134,9 @@ class Swarm:
         use_threaded_resolver()
         self.bridge.cpu_percent()  # reset its CPU mark: set at import, before Locust's --processes fork
         check_options(opts)  # every option in its own name and unit, -u included (Locust takes -u -5)
-        self.run_id = time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(opts.run_dir or os.path.join("reports", self.run_id))
         if not isinstance(environment.runner, WorkerRunner) and (
-                problem := run_dir_problem(self.run_dir, "--run-dir")):
+                problem := run_dir_problem(self.run_dir, "--run-dir" if opts.run_dir else "the run directory")):
             # workers skip it: they start beside a master that may already be writing there
             raise ConfigError(problem, field="run_dir")
         self.target = target_from_options(opts)
