@@ -21,8 +21,9 @@ the generator, not a throttled server. From the run directory it then reads:
   master and workers, apart from the mock's processes and the drill's own): CPU per login over the
   ramp (first client start -> last client connected), CPU per re-login over each wave (the fault ->
   the wave's last re-login), raw and less the swarm's idle rate in the wave's settled tail (every client
-  connected, until the next action); RSS per client (the swarm's growth over the ramp / logins, and the
-  slope through the ramp's middle); the samples are kept in ``<out>/c<N>-tree.jsonl``;
+  connected, until the next action); RSS per client (the slope of the swarm's RSS through the ramp's
+  middle, per client added); the samples are kept in ``<out>/c<N>-tree.jsonl`` (``--analyse-only`` reads
+  a finished run again);
 - **Tsung in the same run** (``--no-tsung`` skips it): after the drill, a fresh mock pair (same users,
   same mock defaults) and Tsung's XMPP-only login (SASL PLAIN, bind, session, roster, presence) of the
   same N sessions at the ramp's rate; its CPU per login and RSS per session, and the ratios ours / Tsung.
@@ -44,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import shutil
 import subprocess
@@ -63,20 +63,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from jabberemu.rundata.files import CLIENT_EVENTS_FILE, GENERATOR_FILE, segment_paths  # noqa: E402
+from jabberemu.rundata.files import CLIENT_EVENTS_FILE, GENERATOR_FILE  # noqa: E402
+from jabberemu.rundata.segments import JsonlReader  # noqa: E402
 
 LATE_MS = 50.0
 ROLES = ("swarm", "mock", "drill")
 
 
 def records(run: Path, name: str) -> Iterator[dict[str, Any]]:
-    """Records of the JSONL file ``name`` of the run, every segment in write order (``segment_paths``:
-    a closed segment once, even when a plain leftover of it is beside the ``.gz``)."""
-    for path in segment_paths(run, name):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                yield json.loads(line)
+    """Records of the JSONL file ``name`` of the run, every segment in write order (the report's reader:
+    a closed segment once, even beside a plain leftover of it; a cut last line tolerated)."""
+    for _path, _line, record in JsonlReader(run, name, []):
+        yield record
 
 
 def lateness_ms(run: Path) -> np.ndarray:
@@ -117,10 +115,9 @@ def windows(run: Path) -> Windows:
     stop = min((float(a["ts"]) for a in actions if a.get("action") == "stop"), default=float("inf"))
     first = float("inf")
     ramp_end, logins = 0.0, 0
-    starts = [ts for ts, _kind in marks]
+    untils = [ts for ts, _kind in marks[1:]] + [stop]  # a wave lasts until the next action
     waves: list[dict[str, Any]] = [{"kind": kind, "start": ts, "end": ts, "relogins": 0, "until": until}
-                                           for (ts, kind), until in zip(marks, [*starts[1:], stop][:len(marks)],
-                                                                        strict=True)]
+                                   for (ts, kind), until in zip(marks, untils)]
     for r in records(run, CLIENT_EVENTS_FILE):
         first = min(first, float(r["ts"]))
         if r.get("type") != "connected":
@@ -132,8 +129,8 @@ def windows(run: Path) -> Windows:
             continue
         for wave in waves:
             if wave["start"] <= ts < wave["until"]:
-                wave["relogins"] = int(wave["relogins"]) + 1
-                wave["end"] = max(float(wave["end"]), ts)
+                wave["relogins"] += 1
+                wave["end"] = max(wave["end"], ts)
     return Windows(ramp_start=first, ramp_end=ramp_end, logins=logins, waves=waves)
 
 
@@ -194,45 +191,39 @@ class TreeSampler:
             self._stop.wait(self.period_s)
 
 
-def _at(samples: list[tuple[float, dict[str, float], dict[str, int]]], ts: float, role: str, rss: bool) -> float:
-    """A role's cumulative CPU seconds (or its RSS) at ``ts``, interpolated between samples."""
-    t = np.array([s[0] for s in samples])
-    v = np.array([float(s[2][role] if rss else s[1][role]) for s in samples])
-    return float(np.interp(ts, t, v))
-
-
 def generator_cost(samples: list[tuple[float, dict[str, float], dict[str, int]]], win: Windows) -> dict[str, Any]:
     """CPU per login and re-login and RSS per client of the swarm (see the module docstring)."""
     if len(samples) < 2 or not win.logins:
         return {}
-    def cpu(ts: float) -> float:
-        return _at(samples, ts, "swarm", rss=False)
+    t = np.array([s[0] for s in samples])
+    cpu_s = np.array([s[1]["swarm"] for s in samples])
+    rss_bytes = np.array([float(s[2]["swarm"]) for s in samples])
 
-    def rss(ts: float) -> float:
-        return _at(samples, ts, "swarm", rss=True)
+    def cpu(ts: float) -> float:  # the swarm's cumulative CPU seconds at ts, between samples
+        return float(np.interp(ts, t, cpu_s))
 
     out: dict[str, Any] = {
         "ramp_s": round(win.ramp_end - win.ramp_start, 1), "logins": win.logins,
         "cpu_per_login_ms": round((cpu(win.ramp_end) - cpu(win.ramp_start)) / win.logins * 1000.0, 3),
-        "rss_swarm_mib": round(rss(win.ramp_end) / 2**20, 1),
+        "rss_swarm_mib": round(float(np.interp(win.ramp_end, t, rss_bytes)) / 2**20, 1),
     }
     # RSS per client: the slope of the swarm's RSS through the ramp's middle (least squares) per client added
     # there; not (end - start) / N, which takes in the processes' own start (imports, first buffers) still
     # going on when the first clients start
     span = win.ramp_end - win.ramp_start
-    mid = [(s[0], s[2]["swarm"]) for s in samples if win.ramp_start + 0.15 * span <= s[0] <= win.ramp_end - 0.05 * span]
-    if len(mid) >= 3:
-        slope = np.polyfit([m[0] for m in mid], [m[1] for m in mid], 1)[0]  # bytes per second
+    mid = (t >= win.ramp_start + 0.15 * span) & (t <= win.ramp_end - 0.05 * span)
+    if mid.sum() >= 3:
+        slope = np.polyfit(t[mid], rss_bytes[mid], 1)[0]  # bytes per second
         out["rss_per_client_kib"] = round(float(slope) / (win.logins / span) / 1024.0, 1)
     out["waves"] = []
     for w in win.waves:
-        n, start, end = int(w["relogins"]), float(w["start"]), float(w["end"])
+        n, start, end = w["relogins"], w["start"], w["end"]
         if not n:
             continue
         used = cpu(end) - cpu(start)
         # idle: the wave's settled tail, every client connected and none moving (1 s after its last re-login
         # -> 0.5 s before the next action); None when shorter than 2 s
-        tail = (end + 1.0, min(float(w["until"]), samples[-1][0]) - 0.5)
+        tail = (end + 1.0, min(w["until"], t[-1]) - 0.5)
         idle_rate = (cpu(tail[1]) - cpu(tail[0])) / (tail[1] - tail[0]) if tail[1] - tail[0] >= 2.0 else None
         out["waves"].append({
             "kind": w["kind"], "relogins": n, "window_s": round(end - start, 1),
