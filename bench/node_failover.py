@@ -1,9 +1,10 @@
 """Issue 17's figure: the failover and fallback of a whole node, Active-Standby, from one machine,
 on the product path, with the generator's default settings (no tuning flag; ``--processes`` = the cores).
 
-The drill's window is this script's (``--lower 30 --upper 330`` by default, not Cisco's 120/537 s, so
-that both waves fit in ~15 minutes) and the mock's login rate is unlimited, so that what is measured
-is the generator: with every client moving, a throttled node would spread the wave by its own queue.
+The drill's window is this script's (``--lower 30 --upper 180`` by default, not Cisco's 120/537 s): with
+15,000 clients each wave is ~100 re-logins/s, the rate issue 17 asks of this bench, and both waves fit in
+~10 minutes. The mock's login rate is unlimited, so that what is measured is the generator: with every
+client moving, a throttled node would spread the wave by its own queue.
 
 One ``jabberemu drill --assignment active-standby`` (the mock pair as a child process, the Locust
 swarm over ``--processes`` = the cores, failover, fallback, report): every client is homed on node 1,
@@ -24,16 +25,20 @@ the generator, not a throttled server. From the run directory it then reads:
   connected, until the next action); RSS per client (the slope of the swarm's RSS through the ramp's
   middle, per client added); the samples are kept in ``<out>/c<N>-tree.jsonl`` (``--analyse-only`` reads
   a finished run again);
-- **Tsung in the same run** (``--no-tsung`` skips it): after the drill, a fresh mock pair (same users,
-  same mock defaults) and Tsung's XMPP-only login (SASL PLAIN, bind, session, roster, presence) of the
-  same N sessions at the ramp's rate; its CPU per login and RSS per session, and the ratios ours / Tsung.
-  Ours is the full login (CPA SOAP + XMPP with the one-time password), Tsung's the XMPP part alone,
-  so the CPU ratio overstates ours; and the arrivals differ: Locust's master hands each worker its
-  share of a second's users in one message and the worker starts them back to back, where Tsung
-  spaces its arrivals evenly (on this VM evenly spaced logins cost more each: BENCHMARKS.md section 2);
+- **the same sessions' XMPP-only login, ours and Tsung's, in the same run** (``--no-tsung`` skips both):
+  after the drill, each against a fresh mock pair (same users, same mock defaults), the XMPP-only login
+  (SASL PLAIN with the password, bind, session, roster, presence) of the same N sessions at the ramp's
+  rate: ours on the product path (a headless Locust swarm with ``--xmpp-only`` over the drill's worker
+  processes, sampled as the drill's tree), then Tsung's; CPU per login and RSS per client or session of
+  each, and the ratios ours / Tsung: XMPP-only against XMPP-only (issue 17's ratio), and the drill's full
+  login (CPA SOAP + XMPP with the one-time password) against Tsung's XMPP-only one. The arrivals differ:
+  Locust's master hands each worker its share of a second's users in one message and the worker starts
+  them back to back, where Tsung spaces its arrivals evenly (on this VM evenly spaced logins cost more
+  each: BENCHMARKS.md section 2; ``bench/login_cost.py`` compares both at even spacing on the bench path);
+  ``--comparison-only`` runs this part again beside a finished drill;
 - the verdict and the wall time.
 
-    .venv/bin/python bench/node_failover.py --clients 15000            # ~15 min on a 2-core box
+    .venv/bin/python bench/node_failover.py --clients 15000            # ~13 min on a 2-core box, Tsung's part included
     .venv/bin/python bench/node_failover.py --clients 2000 --upper 60  # a quick look
 
 Not a test: a quiet box for its whole length. Figures go to BENCHMARKS.md; the JSON result to
@@ -47,6 +52,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -253,6 +259,45 @@ async def tsung_same_sessions(clients: int, rate: float) -> dict[str, Any]:
     return out
 
 
+async def ours_xmpp_only_same_sessions(clients: int, rate: float, out: Path) -> dict[str, Any]:
+    """Our XMPP-only login (``--xmpp-only``: SASL PLAIN with the password, bind, session, roster, presence) of
+    ``clients`` sessions at ``rate`` on the product path, against a fresh mock pair like Tsung's: a headless
+    Locust swarm over the drill's worker processes, held ~20 s after its ramp, its process tree sampled as
+    the drill's; CPU per login over the ramp and RSS per client as :func:`generator_cost` computes them."""
+    from benchkit import MockProcess, raise_fd_limit
+
+    from jabberemu.drill import LOCUSTFILE, default_processes
+
+    raise_fd_limit()
+    run_dir = out / "xmpp-only"
+    shutil.rmtree(run_dir, ignore_errors=True)  # this bench's scratch (the swarm refuses a directory holding a run)
+    run_dir.mkdir(parents=True)
+    async with MockProcess(users=clients).running() as mock:
+        topology = out / "xmpp-only-topology.json"
+        topology.write_text(json.dumps(mock.topology), encoding="utf-8")
+        processes = default_processes()
+        cmd = [str(ROOT / ".venv/bin/python"), "-m", "locust", "-f", LOCUSTFILE, "--headless", "--only-summary",
+               "-u", str(clients), "-r", f"{rate:g}", "-t", f"{int(clients / rate + 20)}s", "--stop-timeout", "10",
+               "--topology", str(topology), "--run-dir", str(run_dir), "--xmpp-only", "--exit-code-on-error", "0"]
+        if processes > 1:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = str(s.getsockname()[1])
+            cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+                    "--master-port", port]
+        with (out / "xmpp-only.log").open("wb") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            with TreeSampler(proc.pid) as tree:
+                try:
+                    rc = await asyncio.to_thread(proc.wait, clients / rate + 300.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    rc = proc.wait()
+    cost = generator_cost(tree.samples, windows(run_dir))
+    cost.pop("waves", None)
+    return {"exit_code": rc, "processes": processes, **cost}
+
+
 def loop_lag(run: Path) -> dict[str, dict[str, float | int | None]]:
     """Per worker: p99 and max of the per-second loop lag (ms), over the whole run and until the drill's
     ``stop`` action (``run.json``): the final sign-out of every client at once is no part of the waves."""
@@ -278,7 +323,12 @@ def _read_tree(path: Path) -> list[tuple[float, dict[str, float], dict[str, int]
 
 
 def _ratios(result: dict[str, Any]) -> None:
-    ours, tsung = result.get("cost") or {}, result.get("tsung") or {}
+    ours, tsung, xmpp_only = result.get("cost") or {}, result.get("tsung") or {}, result.get("xmpp_only") or {}
+    if tsung.get("cpu_per_login_ms") and xmpp_only.get("cpu_per_login_ms"):
+        result["ratio_cpu_xmpp_only_over_tsung"] = round(xmpp_only["cpu_per_login_ms"] / tsung["cpu_per_login_ms"], 2)
+    if tsung.get("rss_per_session_kib") and xmpp_only.get("rss_per_client_kib"):
+        result["ratio_rss_xmpp_only_over_tsung"] = round(xmpp_only["rss_per_client_kib"] / tsung["rss_per_session_kib"],
+                                                         2)
     if tsung.get("cpu_per_login_ms") and ours.get("cpu_per_login_ms"):
         result["ratio_cpu_full_login_over_tsung_xmpp_only"] = round(ours["cpu_per_login_ms"] / tsung["cpu_per_login_ms"], 2)
     if tsung.get("rss_per_session_kib") and ours.get("rss_per_client_kib"):
@@ -290,20 +340,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=15000)
     p.add_argument("--ramp", type=float, default=100.0, help="initial logins/s (default %(default)s)")
     p.add_argument("--lower", type=float, default=30.0, help="Client Re-Login Lower Limit, s (default %(default)s)")
-    p.add_argument("--upper", type=float, default=330.0, help="Client Re-Login Upper Limit, s (default %(default)s)")
+    p.add_argument("--upper", type=float, default=180.0, help="Client Re-Login Upper Limit, s (default %(default)s)")
     p.add_argument("--margin", type=float, default=15.0,
                    help="seconds after upper for a wave to settle (default %(default)s: a worker of 7,500 clients "
                         "takes ~5 s to handle a node's stream errors, so the last waits start up to 6 s after the "
                         "first; with the drill's 5 s a client drawing ~upper re-logged in as the fallback came)")
     p.add_argument("--out", type=Path, default=Path("/tmp/node_failover"))
     p.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
-    p.add_argument("--no-tsung", action="store_true", help="skip Tsung's login of the same sessions")
+    p.add_argument("--no-tsung", action="store_true", help="skip the same sessions' XMPP-only logins (ours and Tsung's) after the drill")
+    p.add_argument("--comparison-only", action="store_true",
+                   help="as --analyse-only, then the same sessions' XMPP-only logins (ours and Tsung's) again")
     p.add_argument("--analyse-only", action="store_true",
                    help="no run: read the run directory, tree samples and result a previous run left in --out "
                         "again (Tsung's figures are kept from that result)")
     args = p.parse_args(argv)
     out = args.out / f"c{args.clients}"
     tree_file, result_file = args.out / f"c{args.clients}-tree.jsonl", args.out / f"c{args.clients}-result.json"
+    if args.comparison_only:
+        args.analyse_only = True
     if args.analyse_only:
         if not (result_file.exists() and tree_file.exists()):
             p.error(f"--analyse-only: no {result_file.name} and {tree_file.name} in {args.out} (a full run with "
@@ -349,10 +403,14 @@ def main(argv: list[str] | None = None) -> int:
         "generator": {k: summary.get("generator", {}).get(k) for k in ("description", "stall_share", "saturated")},
         "cost": generator_cost(samples, windows(out)),
     }
-    if args.analyse_only:
-        if "tsung" in before:
-            result["tsung"] = before["tsung"]
+    if args.analyse_only and not args.comparison_only:
+        for key in ("xmpp_only", "tsung"):
+            if key in before:
+                result[key] = before[key]
     elif not args.no_tsung:
+        print(f"Ours: {args.clients} XMPP-only logins at {args.ramp:g}/s (Locust swarm) against a fresh mock pair",
+              flush=True)
+        result["xmpp_only"] = asyncio.run(ours_xmpp_only_same_sessions(args.clients, args.ramp, args.out))
         print(f"Tsung: {args.clients} XMPP-only logins at {args.ramp:g}/s against a fresh mock pair", flush=True)
         result["tsung"] = asyncio.run(tsung_same_sessions(args.clients, args.ramp))
     _ratios(result)

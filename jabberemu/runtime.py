@@ -34,6 +34,7 @@ from jabberemu.soap.adapter import CpaAdapter
 from jabberemu.soap.cpa import BUNDLED_WSDL, CpaClient, load_wsdl
 from jabberemu.soap.transport import AiohttpTransport, SoapTransport
 from jabberemu.xmpp.client import Connector
+from jabberemu.xmpp.source import SourceAddressConnector
 
 __all__ = [
     "CLIENT_EVENTS_FILE",
@@ -105,7 +106,8 @@ class Runtime:
         transport: the shared zeep/aiohttp transport (or a :class:`~jabberemu.soap.transport.MockTransport`),
             None in XMPP-only mode.
         cpa_adapter: the CPA side of every client's login, as core events (None in XMPP-only mode).
-        xmpp_connector: opens the XMPP connections (None: ``loop.create_connection``).
+        xmpp_connector: opens the XMPP connections (:meth:`create`'s default: a
+            :class:`~jabberemu.xmpp.source.SourceAddressConnector` without source addresses).
         run_seed: seed from which each client's random source is derived.
         clock: time sources.
         measure: measurement callback (Locust's request event through the bridge, or a list).
@@ -166,8 +168,8 @@ class Runtime:
                 new default one; None or False leaves the collector alone (tests that count garbage).
             http_transport: the CPA's transport (a new :class:`AiohttpTransport` with the SOAP deadline
                 when None; a ``MockTransport`` in tests).
-            xmpp_connector: opens XMPP connections (``loop.create_connection`` when None; a
-                ``jabberemu.xmpp.memory.MemoryConnector`` in tests).
+            xmpp_connector: opens XMPP connections (a :class:`~jabberemu.xmpp.source.SourceAddressConnector`
+                without source addresses when None; a ``jabberemu.xmpp.memory.MemoryConnector`` in tests).
 
         Raises:
             ConfigError: CPA mode on a pair whose nodes lack a CPA URL.
@@ -198,7 +200,7 @@ class Runtime:
             run_seed=run_seed, clock=clock or Clock(), measure=measure,
             sink=sink if sink is not None else RunDataSink(),
             registry=registry if registry is not None else ClientRegistry(), gc_policy=policy,
-            xmpp_connector=xmpp_connector,
+            xmpp_connector=xmpp_connector if xmpp_connector is not None else SourceAddressConnector(),
         )
         if cpa is not None:
             runtime.cpa_adapter = CpaAdapter(cpa, pair, runtime.report, runtime.warn_once, runtime.clock.monotonic)

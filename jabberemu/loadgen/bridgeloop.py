@@ -8,7 +8,8 @@ originals (traps 1-3 of the bridge's docstring):
 - ``start_new_thread``, ``get_ident``, ``allocate_lock``: the real ``_thread`` functions;
 - :class:`BridgeLoop`: a selector loop on the original ``select.epoll`` (handing out at most
   ``eventloop.MAX_EVENTS`` ready sockets per iteration), its self-pipe on the original socketpair,
-  ``getaddrinfo``/``getnameinfo`` on the original resolver, run inline;
+  ``getaddrinfo``/``getnameinfo`` on the original resolver, run inline, and the original socket class
+  for the connections its clients open (``BridgeLoop.socket_class``);
 - :class:`InlineExecutor`: the loop's default executor (the patched thread pool would hang);
 - :data:`GC_CLOCK`: the time the collector holds the process (every thread stops meanwhile), for
   generator health.
@@ -90,6 +91,11 @@ _BoundedEpollSelector = bounded_selector_class(_RealEpollSelector)
 class BridgeLoop(asyncio.SelectorEventLoop):
     """Selector loop on the original epoll, self-pipe and resolver (traps 2 and 3); the selector hands
     it at most ``eventloop.MAX_EVENTS`` ready sockets per iteration (:mod:`jabberemu.eventloop`)."""
+
+    socket_class: type = _RealSocket
+    """The sockets this loop's connections are made of (``SourceAddressConnector``, the CPA transport's
+    ``socket_factory``): the original class, not gevent's (a gevent hub in this thread, two watchers per
+    socket, a Python wrapper around every ``send``/``recv``)."""
 
     def __init__(self) -> None:
         super().__init__(selector=_BoundedEpollSelector())

@@ -60,7 +60,7 @@ from jabberemu.rundata import DetailLevel
 from jabberemu.rundata.files import run_dir_problem
 from jabberemu.runtime import Runtime
 from jabberemu.serverpoll import mock_parameters
-from jabberemu.xmpp.source import SourceAddressConnector, parse_source_addresses
+from jabberemu.xmpp.source import SourceAddressConnector, loopback_sources, parse_source_addresses
 
 __all__ = ["Swarm", "SWARM", "UserSpec", "install", "PROGRESS_MSG"]
 
@@ -146,6 +146,15 @@ class Swarm:
         DRILL.configure(self._drill_text(opts), self.target.admin_url)
         self._check_drill(opts)
         self.source_addresses = parse_source_addresses(opts.source_addresses) if opts.source_addresses else ()
+        if not self.source_addresses:  # a large pool towards a pair on loopback: spread before connect() slows
+            self.source_addresses = loopback_sources(int(opts.num_users or 0),
+                                                     (n.xmpp_host for n in self.target.pair.nodes),
+                                                     host_limits().ephemeral_ports)
+            if self.source_addresses and not isinstance(environment.runner, WorkerRunner):
+                logger.info("XMPP connections come from %s to %s (%d clients: past ~half the ephemeral range from "
+                            "one address to one node port, each connect() costs ~30 times as much; "
+                            "--source-addresses sets them)", self.source_addresses[0], self.source_addresses[-1],
+                            int(opts.num_users or 0))
         raise_fd_limit()  # one socket per client: the soft limit (often 1,024) up to the hard one
         if not isinstance(environment.runner, WorkerRunner):
             self._preflight(environment, opts)
@@ -217,7 +226,7 @@ class Swarm:
 
     async def _make_runtime(self, pair: Any, settings: ClientSettings, seed: int) -> Runtime:
         # the one road of a measurement: Runtime.report -> Locust (the bridge's queue) and the run data (sink)
-        connector = SourceAddressConnector(self.source_addresses) if self.source_addresses else None
+        connector = SourceAddressConnector(self.source_addresses)  # the bridge loop's socket class (not gevent's)
         return await Runtime.create(pair, settings, run_seed=seed, measure=self.bridge.record_measurement,
                                     sink=self.sink, xmpp_connector=connector)
 

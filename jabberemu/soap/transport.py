@@ -16,6 +16,7 @@ from __future__ import annotations
 import ssl
 import asyncio
 import inspect
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -86,8 +87,12 @@ class AiohttpTransport(Transport):
         if self._session is None or self._session.closed:
             # The threaded resolver calls loop.getaddrinfo: no aiodns/pycares thread (which, under
             # Locust's gevent patching, becomes a greenlet nobody runs).
+            # Sockets of the loop's class when it names one (the bridge's loop under Locust: gevent's
+            # original; gevent's would wrap every send and recv in Python: jabberemu.xmpp.source).
+            socket_class = getattr(asyncio.get_running_loop(), "socket_class", socket.socket)
             connector = aiohttp.TCPConnector(
-                limit=self._limit, ssl=self._ssl, ttl_dns_cache=None, resolver=aiohttp.ThreadedResolver()
+                limit=self._limit, ssl=self._ssl, ttl_dns_cache=None, resolver=aiohttp.ThreadedResolver(),
+                socket_factory=lambda info: socket_class(info[0], info[1], info[2]),
             )
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
-from node_failover import Windows, generator_cost, windows  # noqa: E402
+from node_failover import Windows, _ratios, generator_cost, windows  # noqa: E402
 from relogin_timing import analyse_records  # noqa: E402
 from tsung_runner import parse_tsung_log, tsung_config  # noqa: E402
 
@@ -201,3 +201,17 @@ def test_node_failover_cost_counts_the_swarm_only_and_takes_the_idle_rate_off() 
     assert wave["idle_cpu_percent"] == 1.0  # from the settled tail, 151-199.5 s
     assert wave["cpu_per_relogin_ms"] == 8.8  # (0.4 s idle + 4 s) / 500
     assert wave["cpu_per_relogin_less_idle_ms"] == 8.0
+
+
+def test_node_failover_ratios_put_xmpp_only_beside_xmpp_only() -> None:
+    result: dict[str, Any] = {"cost": {"cpu_per_login_ms": 2.6, "rss_per_client_kib": 28.0},
+                              "xmpp_only": {"cpu_per_login_ms": 1.5, "rss_per_client_kib": 24.0},
+                              "tsung": {"cpu_per_login_ms": 2.0, "rss_per_session_kib": 20.0}}
+    _ratios(result)
+    assert result["ratio_cpu_xmpp_only_over_tsung"] == 0.75  # issue 17's ratio: the same login on both sides
+    assert result["ratio_rss_xmpp_only_over_tsung"] == 1.2
+    assert result["ratio_cpu_full_login_over_tsung_xmpp_only"] == 1.3  # the drill's full login beside it
+    assert result["ratio_rss_per_client_over_tsung"] == 1.4
+    skipped: dict[str, Any] = {"cost": {"cpu_per_login_ms": 2.6}, "tsung": {"skipped": "tsung not installed"}}
+    _ratios(skipped)
+    assert not [k for k in skipped if k.startswith("ratio")]

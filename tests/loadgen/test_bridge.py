@@ -106,6 +106,43 @@ def test_tcp_round_trip_on_loopback_resolves_localhost_in_the_loop(bridge: Async
     assert abs(sample["start_time"] - time.time()) < 10.0
 
 
+def test_connections_of_the_loop_thread_are_no_gevent_sockets(bridge: AsyncioBridge) -> None:
+    """XMPP (the connector) and CPA (the aiohttp transport) sockets are of the class gevent did not patch."""
+    from jabberemu.soap.transport import AiohttpTransport
+    from jabberemu.xmpp.source import SourceAddressConnector
+
+    async def classes() -> tuple[type, type, bytes]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _protocol = await SourceAddressConnector()(asyncio.Protocol, "127.0.0.1", port)
+        xmpp_class = type(transport.get_extra_info("socket")._sock)
+        transport.close()
+        made: list[type] = []
+        http = AiohttpTransport(timeout_s=5.0)
+        session = http._session_or_new()
+        factory = session.connector._socket_factory  # type: ignore[union-attr]
+        probe = factory((2, 1, 6, "", ("127.0.0.1", port)))  # AF_INET, SOCK_STREAM, TCP
+        made.append(type(probe))
+        probe.close()
+        answer = await http.post_bytes(f"http://127.0.0.1:{port}/", b"<x/>", {})
+        await http.aclose()
+        server.close()
+        await server.wait_closed()
+        return xmpp_class, made[0], answer.content
+
+    xmpp_class, cpa_class, body = bridge.submit(classes, timeout_s=10)
+    original = monkey.get_original("socket", "socket")
+    assert xmpp_class is original and cpa_class is original
+    assert original is not __import__("socket").socket  # the process is patched: the default is gevent's
+    assert body == b"ok"
+
+
 # ---- many greenlets, bursts ---------------------------------------------------------------------
 def test_thousands_of_submits_from_1000_greenlets_all_complete(bridge: AsyncioBridge) -> None:
     per_greenlet = 4
