@@ -151,10 +151,10 @@ class Swarm:
                                                      (n.xmpp_host for n in self.target.pair.nodes),
                                                      host_limits().ephemeral_ports)
             if self.source_addresses and not isinstance(environment.runner, WorkerRunner):
-                logger.info("XMPP connections come from %s to %s (%d clients: past ~half the ephemeral range from "
-                            "one address to one node port, each connect() costs ~30 times as much; "
-                            "--source-addresses sets them)", self.source_addresses[0], self.source_addresses[-1],
-                            int(opts.num_users or 0))
+                logger.info("XMPP connections come from %d loopback addresses in turn (%s): %d clients from one "
+                            "would pass half its ephemeral ports towards one node, where each connect() costs "
+                            "~30 times as much (--source-addresses chooses them)", len(self.source_addresses),
+                            ", ".join(self.source_addresses), int(opts.num_users or 0))
         raise_fd_limit()  # one socket per client: the soft limit (often 1,024) up to the hard one
         if not isinstance(environment.runner, WorkerRunner):
             self._preflight(environment, opts)
