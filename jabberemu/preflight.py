@@ -11,6 +11,9 @@ so before anything starts, in the user's terms. The limits it knows:
   on one node, one destination ``ip:port``, and one source address opens at most one connection per
   port of ``net.ipv4.ip_local_port_range`` to it: ``clients <= ports x source addresses``
   (``--source-addresses``);
+  Long before that, past half the range, each ``connect()`` costs ~30 times the CPU (Linux walks the
+  ports of one parity first: :mod:`jabberemu.xmpp.source`): :func:`connect_search_warning` says so, as a
+  warning (the run works, slower);
 - **memory**: :data:`KIB_PER_CLIENT` per connected client plus :data:`MIB_PER_PROCESS` per Locust
   process, against the memory available now.
 
@@ -25,8 +28,8 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CPA_POOL", "KIB_PER_CLIENT", "MIB_PER_PROCESS", "SPARE_FDS", "HostLimits", "host_limits", "problems",
-           "raise_fd_limit"]
+__all__ = ["CPA_POOL", "KIB_PER_CLIENT", "MIB_PER_PROCESS", "SPARE_FDS", "HostLimits", "connect_search_warning",
+           "host_limits", "problems", "raise_fd_limit"]
 
 KIB_PER_CLIENT = 30.0
 """RSS per connected idle client (KiB): the issue's bound, above the 23 KiB measured at 4,000 clients."""
@@ -122,3 +125,18 @@ def problems(*, clients: int, processes: int, source_addresses: int, limits: Hos
                        f"{limits.memory_bytes / (1 << 30):.1f} GiB is available: short by "
                        f"{(need_b - limits.memory_bytes) / (1 << 30):.1f} GiB")
     return out
+
+
+def connect_search_warning(clients: int, source_addresses: int, limits: HostLimits) -> str | None:
+    """A warning when ``clients`` spread over ``source_addresses`` put more than half of the ephemeral range
+    on one address towards one node port (the swarm spreads a pair on loopback itself; a real pair needs
+    addresses of the host); None otherwise."""
+    per_address = math.ceil(clients / max(1, source_addresses))
+    half = limits.ephemeral_ports // 2
+    if per_address <= half:
+        return None
+    need = math.ceil(clients / half)
+    return (f"ephemeral ports: {per_address:,} connections from one source address towards one node port pass half "
+            f"of net.ipv4.ip_local_port_range {limits.port_range} ({half:,}), where each connect() costs ~30 times "
+            f"the CPU (Linux walks the ports of one parity first): give --source-addresses {need} addresses of this "
+            f"host, or widen the range")

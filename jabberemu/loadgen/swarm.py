@@ -54,7 +54,7 @@ from jabberemu.loadgen.traps import (
     use_threaded_resolver,
 )
 from jabberemu.loadgen.workers import Workers
-from jabberemu.preflight import host_limits, raise_fd_limit
+from jabberemu.preflight import connect_search_warning, host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
 from jabberemu.rundata import DetailLevel
 from jabberemu.rundata.files import run_dir_problem
@@ -146,18 +146,23 @@ class Swarm:
         DRILL.configure(self._drill_text(opts), self.target.admin_url)
         self._check_drill(opts)
         self.source_addresses = parse_source_addresses(opts.source_addresses) if opts.source_addresses else ()
+        spread = False
         if not self.source_addresses:  # a large pool towards a pair on loopback: spread before connect() slows
             self.source_addresses = loopback_sources(int(opts.num_users or 0),
                                                      (n.xmpp_host for n in self.target.pair.nodes),
                                                      host_limits().ephemeral_ports)
-            if self.source_addresses and not isinstance(environment.runner, WorkerRunner):
+            spread = bool(self.source_addresses)
+        raise_fd_limit()  # one socket per client: the soft limit (often 1,024) up to the hard one
+        if not isinstance(environment.runner, WorkerRunner):
+            self._preflight(environment, opts)
+            if spread:
                 logger.info("XMPP connections come from %d loopback addresses in turn (%s): %d clients from one "
                             "would pass half its ephemeral ports towards one node, where each connect() costs "
                             "~30 times as much (--source-addresses chooses them)", len(self.source_addresses),
                             ", ".join(self.source_addresses), int(opts.num_users or 0))
-        raise_fd_limit()  # one socket per client: the soft limit (often 1,024) up to the hard one
-        if not isinstance(environment.runner, WorkerRunner):
-            self._preflight(environment, opts)
+            elif (warning := connect_search_warning(int(opts.num_users or 0), len(self.source_addresses) or 1,
+                                                    host_limits())):
+                logger.warning(warning)
         assignment = Assignment(opts.assignment)
         self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
         if opts.users_csv:  # the target's nodes are known now: homes are checked, missing ones assigned

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import resource
 
-from jabberemu.preflight import CPA_POOL, KIB_PER_CLIENT, MIB_PER_PROCESS, SPARE_FDS, HostLimits, host_limits, problems
+from jabberemu.preflight import (
+    CPA_POOL,
+    KIB_PER_CLIENT,
+    MIB_PER_PROCESS,
+    SPARE_FDS,
+    HostLimits,
+    connect_search_warning,
+    host_limits,
+    problems,
+)
 
 HOST = HostLimits(fds=20_000, ephemeral_ports=28_232, port_range="32768-60999", memory_bytes=24 << 30)
 
@@ -46,3 +55,14 @@ def test_this_hosts_limits_are_read() -> None:
     low, high = (int(x) for x in limits.port_range.split("-"))
     assert limits.ephemeral_ports == high - low + 1 > 0
     assert limits.memory_bytes is None or limits.memory_bytes > 0
+
+
+def test_past_half_the_range_from_one_address_is_a_warning_with_the_cure() -> None:
+    assert connect_search_warning(14_116, 1, HOST) is None  # half of 28,232: the slow search starts after it
+    assert connect_search_warning(28_000, 2, HOST) is None
+    line = connect_search_warning(15_000, 1, HOST)
+    assert line == ("ephemeral ports: 15,000 connections from one source address towards one node port pass half "
+                    "of net.ipv4.ip_local_port_range 32768-60999 (14,116), where each connect() costs ~30 times "
+                    "the CPU (Linux walks the ports of one parity first): give --source-addresses 2 addresses of "
+                    "this host, or widen the range")
+    assert problems(clients=15_000, processes=2, source_addresses=1, limits=HOST) == []  # a warning, no refusal

@@ -135,20 +135,30 @@ def test_bad_input_ends_the_run_at_start_in_one_line(name: str, args: tuple[str,
 
 def test_a_run_this_host_cannot_hold_is_refused_before_it_starts(tmp_path: Path, locust_run: Any) -> None:
     """The pre-flight check through Locust: 60,000 clients in one process outgrow this host's descriptors
-    and one source address's ephemeral ports towards one node; both said at start, in one line."""
+    and, towards a pair off loopback, one source address's ephemeral ports towards one node; both said at
+    start, in one line. Towards a loopback pair the swarm spreads them over 127.0.0.x itself: the
+    descriptors alone are refused, and the spread is not announced for a run that does not start."""
     from jabberemu.preflight import host_limits, problems
+    from jabberemu.xmpp.source import loopback_sources
 
-    expected = problems(clients=60_000, processes=1, source_addresses=1, limits=host_limits())
-    assert any(p.startswith("ephemeral ports:") for p in expected)  # 60,000 > any stock port range
-    (tmp_path / "fake-topology.json").write_text(json.dumps(FAKE_TOPOLOGY), encoding="utf-8")
-    run = locust_run("--headless", "-r", "2", "-u", "60000", "-t", "120s",
-                     "--topology", str(tmp_path / "fake-topology.json"))
-    assert run.wait(60) == 2
-    err = run.err_text()
-    errors = [x for x in err.splitlines() if x.startswith("jabberemu: error:")]
-    assert errors == ["jabberemu: error: this host cannot hold the run: " + "; ".join(expected)], err[-2000:]
-    assert "Traceback" not in err, err[-2000:]
-    assert run.records() == []
+    limits = host_limits()
+    remote = {**FAKE_TOPOLOGY, "nodes": [{**n, "cpa_url": "http://192.0.2.1:9/EPASSoap/service/v80",
+                                           "xmpp_host": "192.0.2.1"} for n in FAKE_TOPOLOGY["nodes"]]}
+    spread = loopback_sources(60_000, ["127.0.0.1"], limits.ephemeral_ports)
+    cases = [(remote, problems(clients=60_000, processes=1, source_addresses=1, limits=limits)),
+             (FAKE_TOPOLOGY, problems(clients=60_000, processes=1, source_addresses=len(spread), limits=limits))]
+    assert any(p.startswith("ephemeral ports:") for p in cases[0][1])  # 60,000 > any stock port range
+    assert len(spread) > 2 and [p.split(":")[0] for p in cases[1][1]] == ["file descriptors"]
+    for i, (topology, expected) in enumerate(cases):
+        (tmp_path / f"topology-{i}.json").write_text(json.dumps(topology), encoding="utf-8")
+        run = locust_run("--headless", "-r", "2", "-u", "60000", "-t", "120s",
+                         "--topology", str(tmp_path / f"topology-{i}.json"))
+        assert run.wait(60) == 2
+        err = run.err_text()
+        errors = [x for x in err.splitlines() if x.startswith("jabberemu: error:")]
+        assert errors == ["jabberemu: error: this host cannot hold the run: " + "; ".join(expected)], err[-2000:]
+        assert "Traceback" not in err and "loopback addresses" not in err, err[-2000:]
+        assert run.records() == []
 
 
 def _expect_all_signed_in(run: Any, users: list[str], swarm_tools: Any) -> None:
