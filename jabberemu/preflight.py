@@ -128,9 +128,17 @@ def problems(*, clients: int, processes: int, source_addresses: int, limits: Hos
 
 
 def connect_search_warning(clients: int, source_addresses: int, limits: HostLimits) -> str | None:
-    """A warning when ``clients`` spread over ``source_addresses`` put more than half of the ephemeral range
-    on one address towards one node port (the swarm spreads a pair on loopback itself; a real pair needs
-    addresses of the host); None otherwise."""
+    """Past half of the ephemeral range from one address towards one node port, a warning with the cure.
+
+    Args:
+        clients: clients of the whole run (after a failover they may all be on one node).
+        source_addresses: local addresses their XMPP connections come from (at least 1).
+        limits: this host's (:func:`host_limits`).
+
+    Returns:
+        One line, or None when each address stays within half the range (the swarm spreads a pair on
+        loopback itself; a real pair needs addresses of this host).
+    """
     per_address = math.ceil(clients / max(1, source_addresses))
     half = limits.ephemeral_ports // 2
     if per_address <= half:

@@ -107,7 +107,8 @@ class Runtime:
             None in XMPP-only mode.
         cpa_adapter: the CPA side of every client's login, as core events (None in XMPP-only mode).
         xmpp_connector: opens the XMPP connections (:meth:`create`'s default: a
-            :class:`~jabberemu.xmpp.source.SourceAddressConnector` without source addresses).
+            :class:`~jabberemu.xmpp.source.SourceAddressConnector` without source addresses; None, for a
+            Runtime built directly: slixmpp's own ``loop.create_connection``).
         run_seed: seed from which each client's random source is derived.
         clock: time sources.
         measure: measurement callback (Locust's request event through the bridge, or a list).

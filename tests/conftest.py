@@ -7,6 +7,7 @@ import fcntl
 import gc
 import ipaddress
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,20 +32,27 @@ def _check(address: object) -> None:
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wrap ``connect``/``connect_ex`` of whatever ``socket.socket`` is at test time (gevent's
-    after ``import locust``), so that a test can only reach loopback addresses."""
-    cls = socket.socket
-    real_connect, real_connect_ex = cls.connect, cls.connect_ex
+    after ``import locust``) and, under gevent, of the original class too (the bridge's loop connects with
+    it), so that a test can only reach loopback addresses."""
+    classes = [socket.socket]
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:  # the bridge's loop connects with the class gevent did not patch
+        original = monkey.get_original("socket", "socket")
+        if original is not socket.socket:
+            classes.append(original)
+    for cls in classes:
+        real_connect, real_connect_ex = cls.connect, cls.connect_ex
 
-    def guarded_connect(self: socket.socket, address: object) -> None:
-        _check(address)
-        return real_connect(self, address)  # type: ignore[arg-type]
+        def guarded_connect(self: socket.socket, address: object, _real: Any = real_connect) -> None:
+            _check(address)
+            return _real(self, address)  # type: ignore[no-any-return]
 
-    def guarded_connect_ex(self: socket.socket, address: object) -> int:
-        _check(address)
-        return real_connect_ex(self, address)  # type: ignore[arg-type]
+        def guarded_connect_ex(self: socket.socket, address: object, _real: Any = real_connect_ex) -> int:
+            _check(address)
+            return _real(self, address)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(cls, "connect", guarded_connect)
-    monkeypatch.setattr(cls, "connect_ex", guarded_connect_ex)
+        monkeypatch.setattr(cls, "connect", guarded_connect)
+        monkeypatch.setattr(cls, "connect_ex", guarded_connect_ex)
 
 
 @pytest.fixture(scope="session")

@@ -157,8 +157,9 @@ class Swarm:
             self._preflight(environment, opts)
             if spread:
                 logger.info("XMPP connections come from %d loopback addresses in turn (%s): %d clients from one "
-                            "would pass half its ephemeral ports towards one node, where each connect() costs "
-                            "~30 times as much (--source-addresses chooses them)", len(self.source_addresses),
+                            "would come near half its ephemeral ports towards one node, past which each "
+                            "connect() costs ~30 times as much (--source-addresses chooses them; a worker started "
+                            "without -u spreads nothing)", len(self.source_addresses),
                             ", ".join(self.source_addresses), int(opts.num_users or 0))
             elif (warning := connect_search_warning(int(opts.num_users or 0), len(self.source_addresses) or 1,
                                                     host_limits())):

@@ -25,6 +25,7 @@ connection of six round trips, measured here). A :data:`~jabberemu.xmpp.client.C
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import math
@@ -60,13 +61,16 @@ def parse_source_addresses(text: str) -> tuple[str, ...]:
 
 def loopback_sources(clients: int, hosts: Iterable[str], ephemeral_ports: int) -> tuple[str, ...]:
     """Source addresses that keep ``clients`` connections to one node port below :data:`CONNECT_SEARCH_SHARE`
-    of the ephemeral range: ``127.0.0.1``, ``127.0.0.2``... when every node host is a loopback IP address and
-    one address would pass it; () otherwise (one address, the kernel's choice).
+    of the ephemeral range.
 
     Args:
         clients: clients of the whole run (after a failover they may all be on one node).
         hosts: the nodes' XMPP hosts.
         ephemeral_ports: ports in ``net.ipv4.ip_local_port_range``.
+
+    Returns:
+        ``127.0.0.1``, ``127.0.0.2``... when every node host is an IPv4 loopback address and one address
+        would pass that share; () otherwise (one address, the kernel's choice).
     """
     per_address = max(1, int(ephemeral_ports * CONNECT_SEARCH_SHARE))
     if clients <= per_address:
@@ -100,9 +104,9 @@ class SourceAddressConnector:
 
     async def __call__(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str, port: int,
                        **kw: Any) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
-        """``loop.create_connection(protocol_factory, host, port, **kw)`` (``ssl``, ``server_hostname``), from
-        the next source address; a host name is resolved with ``loop.getaddrinfo`` and its addresses
-        tried in turn.
+        """What ``loop.create_connection(protocol_factory, host, port, **kw)`` does (``ssl``,
+        ``server_hostname``, by default ``host`` with ``ssl``; TCP_NODELAY), from the next source address;
+        a host name is resolved with ``loop.getaddrinfo`` and its addresses tried in turn.
 
         Raises:
             OSError: no address could be connected (the last error); ``socket.gaierror`` for a name that
@@ -121,26 +125,32 @@ class SourceAddressConnector:
             want = 6 if ":" in source else 4
             targets = [t for t in targets if (6 if t[0] == socket.AF_INET6 else 4) == want] or targets
         make_socket: type[socket.socket] = self.socket_class or getattr(loop, "socket_class", None) or socket.socket
+        if kw.get("ssl") and kw.get("server_hostname") is None:
+            kw["server_hostname"] = host  # what create_connection(host, port, ssl=...) checks the certificate for
         error: OSError | None = None
-        for family, address in targets:
-            sock = make_socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                if source is not None:
-                    if family == socket.AF_INET:
-                        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-                    sock.bind((source, 0))
-                await loop.sock_connect(sock, address)
-            except OSError as exc:
-                sock.close()
-                error = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            try:
-                return await loop.create_connection(protocol_factory, sock=sock, **kw)
-            except BaseException:
-                sock.close()
-                raise
-        raise error if error is not None else OSError(f"no address to connect to for {host}:{port}")
+        try:
+            for family, address in targets:
+                # IPPROTO_TCP: asyncio sets TCP_NODELAY only on a socket that names its protocol
+                sock = make_socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+                try:
+                    sock.setblocking(False)
+                    if source is not None:
+                        with contextlib.suppress(OSError):  # ENOPROTOOPT on a kernel without it: a plain bind
+                            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                        sock.bind((source, 0))
+                    await loop.sock_connect(sock, address)
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                try:
+                    return await loop.create_connection(protocol_factory, sock=sock, **kw)
+                except (ValueError, TypeError):
+                    sock.close()  # refused before a transport owned the socket (once it does, it closes it)
+                    raise
+            raise error if error is not None else OSError(f"no address to connect to for {host}:{port}")
+        finally:
+            error = None  # as asyncio's create_connection: the error's traceback holds this frame

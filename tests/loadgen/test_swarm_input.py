@@ -148,7 +148,9 @@ def test_a_run_this_host_cannot_hold_is_refused_before_it_starts(tmp_path: Path,
     cases = [(remote, problems(clients=60_000, processes=1, source_addresses=1, limits=limits)),
              (FAKE_TOPOLOGY, problems(clients=60_000, processes=1, source_addresses=len(spread), limits=limits))]
     assert any(p.startswith("ephemeral ports:") for p in cases[0][1])  # 60,000 > any stock port range
-    assert len(spread) > 2 and [p.split(":")[0] for p in cases[1][1]] == ["file descriptors"]
+    assert len(spread) > 2 and not [p for p in cases[1][1] if p.startswith("ephemeral ports:")]
+    if not cases[1][1]:  # a host with descriptors for 60,000 (ulimit -Hn): that run would start
+        cases.pop()
     for i, (topology, expected) in enumerate(cases):
         (tmp_path / f"topology-{i}.json").write_text(json.dumps(topology), encoding="utf-8")
         run = locust_run("--headless", "-r", "2", "-u", "60000", "-t", "120s",
