@@ -54,7 +54,7 @@ from jabberemu.loadgen.traps import (
     use_threaded_resolver,
 )
 from jabberemu.loadgen.workers import Workers
-from jabberemu.preflight import connect_search_warning, host_limits, raise_fd_limit
+from jabberemu.preflight import HostLimits, connect_search_warning, host_limits, raise_fd_limit
 from jabberemu.preflight import problems as preflight_problems
 from jabberemu.rundata import DetailLevel
 from jabberemu.rundata.files import run_dir_problem
@@ -146,23 +146,22 @@ class Swarm:
         DRILL.configure(self._drill_text(opts), self.target.admin_url)
         self._check_drill(opts)
         self.source_addresses = parse_source_addresses(opts.source_addresses) if opts.source_addresses else ()
+        clients, limits = int(opts.num_users or 0), host_limits()  # once: spread, pre-flight, warning
         spread = False
         if not self.source_addresses:  # a large pool towards a pair on loopback: spread before connect() slows
-            self.source_addresses = loopback_sources(int(opts.num_users or 0),
-                                                     (n.xmpp_host for n in self.target.pair.nodes),
-                                                     host_limits().ephemeral_ports)
+            self.source_addresses = loopback_sources(clients, (n.xmpp_host for n in self.target.pair.nodes),
+                                                     limits.ephemeral_ports)
             spread = bool(self.source_addresses)
         raise_fd_limit()  # one socket per client: the soft limit (often 1,024) up to the hard one
         if not isinstance(environment.runner, WorkerRunner):
-            self._preflight(environment, opts)
+            self._preflight(environment, opts, limits)
             if spread:
                 logger.info("XMPP connections come from %d loopback addresses in turn (%s): %d clients from one "
                             "would come near half its ephemeral ports towards one node, past which each "
                             "connect() costs ~30 times as much (--source-addresses chooses them; a worker started "
                             "without -u spreads nothing)", len(self.source_addresses),
-                            ", ".join(self.source_addresses), int(opts.num_users or 0))
-            elif (warning := connect_search_warning(int(opts.num_users or 0), len(self.source_addresses) or 1,
-                                                    host_limits())):
+                            ", ".join(self.source_addresses), clients)
+            elif warning := connect_search_warning(clients, len(self.source_addresses) or 1, limits):
                 logger.warning(warning)
         assignment = Assignment(opts.assignment)
         self.assignment = detect_assignment(self.target.admin_url) if assignment is Assignment.AUTO else assignment
@@ -236,7 +235,7 @@ class Swarm:
         return await Runtime.create(pair, settings, run_seed=seed, measure=self.bridge.record_measurement,
                                     sink=self.sink, xmpp_connector=connector)
 
-    def _preflight(self, environment: Any, opts: Any) -> None:
+    def _preflight(self, environment: Any, opts: Any, limits: HostLimits) -> None:
         """Refuse a run that would outgrow this host's fds, ephemeral ports or memory (``preflight``).
 
         Raises:
@@ -249,7 +248,7 @@ class Swarm:
             forked = int(getattr(opts, "processes", 0) or 0)
             processes = (os.cpu_count() or 1) if forked < 0 else forked or int(getattr(opts, "expect_workers", 1) or 1)
         found = preflight_problems(clients=int(opts.num_users or 0), processes=processes,
-                                   source_addresses=len(self.source_addresses) or 1, limits=host_limits())
+                                   source_addresses=len(self.source_addresses) or 1, limits=limits)
         if found:
             raise ConfigError("this host cannot hold the run: " + "; ".join(found))
 
