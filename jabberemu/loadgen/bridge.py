@@ -69,6 +69,15 @@ LAG_PROBE_INTERVAL_S = 0.1
 LAG_SAMPLES_KEPT = 600
 #: Upper bound on measurements fired per pump round before yielding to other greenlets.
 PUMP_BATCH = 500
+#: Longest a measurement made on the loop waits before the gevent side fires it into Locust (s; our
+#: choice). A measurement does not wake the gevent side by itself: the first of a batch arms one timer
+#: on the loop, and any earlier wake-up (a finished call handed back) takes the batch along. Waking the
+#: hub per loop iteration that measured something cost a thread hand-over per XEP-0199 ping of an idle
+#: swarm (250 a second at 15,000 clients) and per step of every login; on a VM whose cores are cold
+#: after a short sleep each such wake-up costs 2-3x the same work done warm (bench/wake_cost.py,
+#: BENCHMARKS.md section 7). Locust reports a worker's statistics every 3 s and takes each sample's own
+#: start time, so 50 ms later changes no figure.
+SAMPLE_FLUSH_S = 0.05
 #: Submitted coroutines started per loop iteration (our choice). When Locust stops a swarm, every
 #: user's ``on_stop`` submits its sign-out at once: 7,500 per worker in the 15,000-client failover,
 #: whose first steps (stream close, CPA logout request, connect) then ran in ONE loop iteration, a
@@ -220,6 +229,7 @@ class AsyncioBridge:
         self._inbox: collections.deque[BridgeHandle] = collections.deque()
         self._inbox_scheduled = False
         self._notify_scheduled = False  # loop thread only
+        self._flush_scheduled = False  # loop thread only
         self._tasks: set[asyncio.Future[Any]] = set()  # loop thread only
         self._done: collections.deque[tuple[BridgeHandle, bool, Any]] = collections.deque()
         self._samples: collections.deque[LocustSample | tuple[Measurement, float]] = collections.deque()
@@ -246,7 +256,7 @@ class AsyncioBridge:
         self._cpu_mark = (time.monotonic(), time.process_time())  # after a --processes fork, too
         self._watcher = gevent.get_hub().loop.async_(ref=True)
         self._watcher.start(self._on_wakeup)
-        self._inbox_scheduled = self._notify_scheduled = False
+        self._inbox_scheduled = self._notify_scheduled = self._flush_scheduled = False
         self._thread_exited.clear()
         self._thread_started.clear()
         self._lags.clear()
@@ -351,16 +361,33 @@ class AsyncioBridge:
                                         context or {}, time.time() if start_ts is None else start_ts))
 
     def record_sample(self, sample: LocustSample) -> None:
-        """Queue a ready-made :class:`LocustSample` (thread-safe)."""
+        """Queue a ready-made :class:`LocustSample` (thread-safe; fired within :data:`SAMPLE_FLUSH_S`)."""
         self._samples.append(sample)
-        self._notify_gevent()
+        self._flush_later()
 
     def record_measurement(self, client_id: str, measurement: Measurement) -> None:
         """The runtime's measurement callback: queue ``measurement`` as it is, with the wall-clock time;
-        the pump fires it into Locust (``context`` = its node). Thread-safe; the one hand-off of a
-        measurement to the gevent side."""
+        the pump fires it into Locust (``context`` = its node) within :data:`SAMPLE_FLUSH_S`. Thread-safe;
+        the one hand-off of a measurement to the gevent side."""
         self._samples.append((measurement, time.time()))
-        self._notify_gevent()
+        self._flush_later()
+
+    def _flush_later(self) -> None:
+        """Wake the gevent side for queued samples: from the loop thread once per :data:`SAMPLE_FLUSH_S`
+        at most (one timer per batch); from any other thread at once."""
+        if get_ident() != self._loop_thread_id:
+            watcher = self._watcher
+            if watcher is not None:
+                watcher.send()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_later(SAMPLE_FLUSH_S, self._flush_samples)
+
+    def _flush_samples(self) -> None:
+        self._flush_scheduled = False
+        if self._samples and self._watcher is not None:
+            self._watcher.send()
 
     @contextmanager
     def measure(self, request_type: str, name: str, context: dict[str, Any] | None = None) -> Iterator[None]:
