@@ -13,6 +13,7 @@ from inproc_pair import NODES, fast_timeouts, inproc_pair, make_runtime
 from jabberemu.config import ActivityRates, ClientSettings, ReloginLimits, SaslMechanism
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
+from jabberemu.xmpp.client import PING_GRID_S
 from jabberemu.runtime import CLIENT_EVENTS_FILE, RecordType, RunDataSink
 
 LOGIN_LABELS = ["soap/login", "soap/get-all-config", "soap/get-onetime-password", "xmpp/connect",
@@ -140,9 +141,15 @@ async def test_ping_interval_zero_schedules_no_ping() -> None:
         a, b = env.user_ids()[:2]
         off = EmulatedClient(a, env.password(a), env.home(a), rt_off)
         on = EmulatedClient(b, env.password(b), env.home(b), rt_on)
+        t0 = asyncio.get_running_loop().time()
         await asyncio.wait_for(asyncio.gather(off.start(), on.start()), 10)
+        t1 = asyncio.get_running_loop().time()
         assert off.xmpp is not None and off.xmpp._ping_handle is None
         assert on.xmpp is not None and on.xmpp._ping_handle is not None
+        # 60 s after the session came up, rounded up to the 0.25 s grid all of a process's pings share
+        due = on.xmpp._ping_handle.when()
+        assert PING_GRID_S == 0.25 and due / 0.25 == pytest.approx(round(due / 0.25), abs=1e-6)
+        assert t0 + 60.0 <= due <= t1 + 60.0 + 0.25
         await asyncio.wait_for(asyncio.gather(off.stop(), on.stop()), 10)
         await rt_off.aclose()
         await rt_on.aclose()

@@ -143,6 +143,37 @@ def test_connections_of_the_loop_thread_are_no_gevent_sockets(bridge: AsyncioBri
     assert body == b"ok"
 
 
+def test_measurements_of_the_loop_reach_locust_in_one_batch_per_flush(bridge: AsyncioBridge) -> None:
+    """300 measurements over 30 loop iterations wake the gevent side once, through the one flush timer the
+    first of them armed; one alone, with nothing else happening on the loop, still arrives."""
+    flushes: list[int] = []
+    flush = bridge._flush_samples
+
+    def counting_flush() -> None:
+        flushes.append(len(bridge._samples))
+        flush()
+
+    bridge._flush_samples = counting_flush  # type: ignore[method-assign]
+
+    async def burst() -> None:
+        for i in range(30):
+            for _ in range(10):
+                bridge.record("xmpp", "ping", float(i))
+            await asyncio.sleep(0)
+        await asyncio.sleep(30)  # no result handed back (it would take the batch along): only the flush wakes
+
+    bridge.submit_nowait(burst)
+    _wait_until(lambda: bridge.samples_fired == 300)
+    assert flushes == [300]
+    assert [s["response_time"] for s in bridge.fired] == [float(i) for i in range(30) for _ in range(10)]  # type: ignore[attr-defined]
+
+    assert bridge._loop is not None
+    bridge._loop.call_soon_threadsafe(bridge.record, "xmpp", "ping", 7.0)
+    _wait_until(lambda: bridge.samples_fired == 301)
+    assert flushes == [300, 1]
+    assert bridge_mod.SAMPLE_FLUSH_S == 0.05
+
+
 # ---- many greenlets, bursts ---------------------------------------------------------------------
 def test_thousands_of_submits_from_1000_greenlets_all_complete(bridge: AsyncioBridge) -> None:
     per_greenlet = 4
