@@ -332,8 +332,10 @@ class Timeouts:
     queue included (our choice: Cisco publishes no Jabber SOAP timeout; 30 s matches the bind
     timeout); when it expires the client closes the connection, which takes the login out of the
     node's queue (docs/login-model.md). ``ping_interval_s``/``ping_timeout_s``: XEP-0199 keepalive
-    that detects a silent peer (the ``ping-timeout`` HA event class); ``ping_interval_s`` = 0 sends no
-    ping at all (a silent peer is then noticed only by TCP).
+    that detects a silent peer (the ``ping-timeout`` HA event class), sent ``ping_interval_s`` after the
+    session came up or the last answer, rounded up to a 0.25 s grid shared by a process's clients
+    (``jabberemu.xmpp.client.PING_GRID_S``); ``ping_interval_s`` = 0 sends no ping at all (a silent
+    peer is then noticed only by TCP).
     """
 
     soap_s: float = 30.0

@@ -4,7 +4,9 @@ Design (chosen by measurement, ``bench/bridge_spike.py``): **one real OS thread 
 process runs one asyncio loop**; greenlets submit coroutine *functions* to it and wait on the
 result; the loop thread wakes the gevent side through ONE ref'd ``hub.loop.async_()`` watcher plus
 deques of finished jobs and measurements. Measurements are timed inside the loop, pushed into a
-deque and fired as ``events.request`` in batches by one pump greenlet.
+deque and fired as ``events.request`` in batches by one pump greenlet; a measurement does not wake the
+gevent side by itself (:data:`SAMPLE_FLUSH_S`), and :meth:`AsyncioBridge.flush` fires every queued one at
+once (a worker's last statistics).
 
 Why a thread and not a child process, with the spike's figures (``bench/bridge_spike.py``) and the
 design's measured weakness (the GIL convoy; remedy ``--processes``): docs/ARCHITECTURE.md, "The
@@ -69,14 +71,15 @@ LAG_PROBE_INTERVAL_S = 0.1
 LAG_SAMPLES_KEPT = 600
 #: Upper bound on measurements fired per pump round before yielding to other greenlets.
 PUMP_BATCH = 500
-#: Longest a measurement made on the loop waits before the gevent side fires it into Locust (s; our
-#: choice). A measurement does not wake the gevent side by itself: the first of a batch arms one timer
-#: on the loop, and any earlier wake-up (a finished call handed back) takes the batch along. Waking the
-#: hub per loop iteration that measured something cost a thread hand-over per XEP-0199 ping of an idle
-#: swarm (250 a second at 15,000 clients) and per step of every login; on a VM whose cores are cold
-#: after a short sleep each such wake-up costs 2-3x the same work done warm (bench/wake_cost.py,
-#: BENCHMARKS.md section 7). Locust reports a worker's statistics every 3 s and takes each sample's own
-#: start time, so 50 ms later changes no figure.
+#: How long a measurement made on the loop may wait before the gevent side fires it into Locust (s, plus
+#: the loop's lag; our choice). A measurement does not wake the gevent side by itself: the first of a
+#: batch arms one timer on the loop, and any earlier wake-up (a finished call handed back) takes the
+#: batch along. Waking the hub for every loop iteration that measured something cost a thread hand-over
+#: per XEP-0199 ping of an idle swarm (250 a second at 15,000 clients); on a VM whose cores are cold
+#: after a short sleep a wake-up costs 2-3x the same work done back to back (bench/wake_cost.py,
+#: BENCHMARKS.md "Machine and conditions"; the change's effect: section 7). Response times are the
+#: measured ones; Locust counts a sample in the second it arrives (``StatsEntry.log``), so one may move
+#: to the next second's request count. Tests may raise it.
 SAMPLE_FLUSH_S = 0.05
 #: Submitted coroutines started per loop iteration (our choice). When Locust stops a swarm, every
 #: user's ``on_stop`` submits its sign-out at once: 7,500 per worker in the 15,000-client failover,
@@ -256,7 +259,7 @@ class AsyncioBridge:
         self._cpu_mark = (time.monotonic(), time.process_time())  # after a --processes fork, too
         self._watcher = gevent.get_hub().loop.async_(ref=True)
         self._watcher.start(self._on_wakeup)
-        self._inbox_scheduled = self._notify_scheduled = self._flush_scheduled = False
+        self._inbox_scheduled = False
         self._thread_exited.clear()
         self._thread_started.clear()
         self._lags.clear()
@@ -361,13 +364,14 @@ class AsyncioBridge:
                                         context or {}, time.time() if start_ts is None else start_ts))
 
     def record_sample(self, sample: LocustSample) -> None:
-        """Queue a ready-made :class:`LocustSample` (thread-safe; fired within :data:`SAMPLE_FLUSH_S`)."""
+        """Queue a ready-made :class:`LocustSample` (thread-safe): fired about :data:`SAMPLE_FLUSH_S` later
+        (plus the loop's lag) when recorded in the loop thread, at once from any other thread."""
         self._samples.append(sample)
         self._flush_later()
 
     def record_measurement(self, client_id: str, measurement: Measurement) -> None:
         """The runtime's measurement callback: queue ``measurement`` as it is, with the wall-clock time;
-        the pump fires it into Locust (``context`` = its node) within :data:`SAMPLE_FLUSH_S`. Thread-safe;
+        the pump fires it into Locust (``context`` = its node) as :meth:`record_sample` says. Thread-safe;
         the one hand-off of a measurement to the gevent side."""
         self._samples.append((measurement, time.time()))
         self._flush_later()
@@ -388,6 +392,17 @@ class AsyncioBridge:
         self._flush_scheduled = False
         if self._samples and self._watcher is not None:
             self._watcher.send()
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Fire every measurement recorded so far into Locust now (gevent side): one round trip through
+        the loop, so that what its thread recorded before the call is queued, then the queue drained here
+        rather than by the pump greenlet. A worker calls it before it sends its last statistics."""
+        if self.state is BridgeState.RUNNING:
+            try:
+                self.submit(_nothing, timeout_s=timeout_s)
+            except BridgeError:  # stopped meanwhile, or the loop did not answer: fire what is queued
+                logger.debug("bridge flush without its round trip", exc_info=True)
+        self._drain_samples(limit=None)
 
     @contextmanager
     def measure(self, request_type: str, name: str, context: dict[str, Any] | None = None) -> Iterator[None]:
@@ -439,6 +454,9 @@ class AsyncioBridge:
     # ---- loop thread -------------------------------------------------------------------------
     def _thread_main(self) -> None:
         try:
+            # reset here, in the thread that owns them: a loop thread of a stop that timed out may
+            # still set them until its loop closes
+            self._notify_scheduled = self._flush_scheduled = False
             self._loop_thread_id = get_ident()
             loop = self._loop = BridgeLoop()
             asyncio.set_event_loop(loop)
@@ -593,6 +611,10 @@ class AsyncioBridge:
                      start_time=ts)
         self.samples_fired += n
         return bool(samples)
+
+
+async def _nothing() -> None:
+    """The round trip of :meth:`AsyncioBridge.flush`."""
 
 
 _RUNNING_OWNERS: dict[int, int | None] = {}  # id(bridge) -> thread id of the gevent side

@@ -92,7 +92,8 @@ def add_options(parser: Any) -> None:
     c.add_argument("--presence-rate", env_var="JABBEREMU_PRESENCE_RATE", type=float, default=0.0,
                    help="presence changes per second per client (default 0)")
     c.add_argument("--ping-interval", env_var="JABBEREMU_PING_INTERVAL", type=float, default=60.0,
-                   help="XEP-0199 ping of the server every S seconds; 0 = off")
+                   help="XEP-0199 ping of the server S seconds after the last answer (rounded up to a "
+                   "0.25 s grid a process's clients share); 0 = off")
     c.add_argument("--ping-timeout", env_var="JABBEREMU_PING_TIMEOUT", type=float, default=30.0,
                    help="a ping unanswered this long is an HA event (ping-timeout)")
     c.add_argument("--soap-timeout", env_var="JABBEREMU_SOAP_TIMEOUT", type=float, default=Timeouts().soap_s,

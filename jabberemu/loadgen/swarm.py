@@ -281,6 +281,7 @@ class Swarm:
             self.sign_outs.wait()
             if self._is_worker():
                 collector = self.collector
+                self.bridge.flush()  # measurements still queued go into the statistics sent next
                 self.workers.finish_worker((lambda: collector.pump(final=True)) if collector else lambda: None)
                 return
             if isinstance(runner, MasterRunner):

@@ -32,6 +32,7 @@ import enum
 import functools
 import logging
 import math
+import os
 import socket
 import ssl
 import time
@@ -52,7 +53,7 @@ from jabberemu.core import events as ev
 from jabberemu.core import metrics as mx
 from jabberemu.xmpp.lean import LeanClientXMPP, MatchTag, RawIqError, break_transport_cycle
 
-__all__ = ["NS_HOSTNAME", "NS_SENT", "Phase", "XmppSession"]
+__all__ = ["NS_HOSTNAME", "NS_SENT", "PING_GRID_S", "Phase", "XmppSession", "ping_phase"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +68,19 @@ _MESSAGE_TAG = "{jabber:client}message"
 _BODY_TAG = "{jabber:client}body"
 _PING_PAYLOAD = "<ping xmlns='urn:xmpp:ping'/>"
 PING_GRID_S = 0.25
-"""Keepalive pings fall due on multiples of this many seconds of the loop's clock (at most 1 % of the
-interval; :meth:`XmppSession._schedule_ping`)."""
+"""Keepalive pings fall due on a grid of this many seconds (at most 1 % of the interval) of the loop's
+clock, shifted by a phase of the process (:meth:`XmppSession._schedule_ping`; our choice)."""
 _INITIAL_PRESENCE = "<presence/>"
 _RESOURCE = "jabberemu"
 
 register_stanza_plugin(Iq, Ping)
+
+
+def ping_phase(grid_s: float, pid: int | None = None) -> float:
+    """This process's offset on the keepalive grid, in [0, ``grid_s``): spread by the process id with the
+    golden ratio, so that the workers of one host (forked from one master: a random value drawn at import
+    would be the same in each) ping on different instants of the grid."""
+    return ((pid if pid is not None else os.getpid()) * 0.6180339887498949) % 1.0 * grid_s
 
 
 class Phase(enum.Enum):
@@ -390,15 +398,18 @@ class XmppSession(LeanClientXMPP):
 
     # --------------------------------------------------------------------- keepalive ---
     def _schedule_ping(self) -> None:
-        """The next keepalive ``ping_interval_s`` from now, its due time rounded up to a multiple of
-        :data:`PING_GRID_S` (at most 1 % of the interval), so that the pings of a process's clients fall
-        due together on a few loop wake-ups a second instead of one each (our choice; BENCHMARKS.md
-        section 7: an idle swarm of 15,000 pings 250 times a second)."""
-        interval = self.timeouts.ping_interval_s
-        if self.phase is Phase.UP and interval > 0:  # 0: no keepalive
-            grid = min(PING_GRID_S, interval / 100.0)
-            due = math.ceil((self.loop.time() + interval) / grid) * grid
-            self._ping_handle = self.loop.call_at(due, self._ping)
+        """The next keepalive ``ping_interval_s`` after the session came up or the last ping was answered,
+        rounded up to the process's grid (:data:`PING_GRID_S`, at most 1 % of the interval, shifted by
+        :func:`ping_phase`): a process's pings fall due together on a few loop wake-ups a second instead
+        of one each, and the interval grows by less than one grid step (our choice; BENCHMARKS.md section
+        7: an idle swarm of 15,000 pings 250 times a second). The server sees each process's pings in
+        bursts, at most 4 a second."""
+        interval_s = self.timeouts.ping_interval_s
+        if self.phase is Phase.UP and interval_s > 0:  # 0: no keepalive
+            grid_s = min(PING_GRID_S, interval_s / 100.0)
+            phase_s = ping_phase(grid_s)
+            due_s = math.ceil((self.loop.time() + interval_s - phase_s) / grid_s) * grid_s + phase_s
+            self._ping_handle = self.loop.call_at(due_s, self._ping)
 
     def _ping(self) -> None:
         """XEP-0199 keepalive: a ping to the server (a raw IQ: no stanza objects on this hot path)."""

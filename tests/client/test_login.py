@@ -13,8 +13,8 @@ from inproc_pair import NODES, fast_timeouts, inproc_pair, make_runtime
 from jabberemu.config import ActivityRates, ClientSettings, ReloginLimits, SaslMechanism
 from jabberemu.core.states import ClientState, EndReason
 from jabberemu.driver import EmulatedClient
-from jabberemu.xmpp.client import PING_GRID_S
 from jabberemu.runtime import CLIENT_EVENTS_FILE, RecordType, RunDataSink
+from jabberemu.xmpp.client import PING_GRID_S, ping_phase
 
 LOGIN_LABELS = ["soap/login", "soap/get-all-config", "soap/get-onetime-password", "xmpp/connect",
                 "xmpp/auth", "xmpp/bind", "client/login"]
@@ -141,18 +141,33 @@ async def test_ping_interval_zero_schedules_no_ping() -> None:
         a, b = env.user_ids()[:2]
         off = EmulatedClient(a, env.password(a), env.home(a), rt_off)
         on = EmulatedClient(b, env.password(b), env.home(b), rt_on)
-        t0 = asyncio.get_running_loop().time()
         await asyncio.wait_for(asyncio.gather(off.start(), on.start()), 10)
-        t1 = asyncio.get_running_loop().time()
         assert off.xmpp is not None and off.xmpp._ping_handle is None
         assert on.xmpp is not None and on.xmpp._ping_handle is not None
-        # 60 s after the session came up, rounded up to the 0.25 s grid all of a process's pings share
-        due = on.xmpp._ping_handle.when()
-        assert PING_GRID_S == 0.25 and due / 0.25 == pytest.approx(round(due / 0.25), abs=1e-6)
-        assert t0 + 60.0 <= due <= t1 + 60.0 + 0.25
         await asyncio.wait_for(asyncio.gather(off.stop(), on.stop()), 10)
         await rt_off.aclose()
         await rt_on.aclose()
+
+
+async def test_keepalive_pings_fall_due_on_the_process_grid() -> None:
+    """60 s after the session came up, rounded up to the process's 0.25 s grid: every client of the process
+    on the same instants."""
+    async with inproc_pair(3) as env:
+        rt = await make_runtime(env, ClientSettings(verify_tls=False, timeouts=fast_timeouts(ping_interval_s=60)))
+        clients = [EmulatedClient(u, env.password(u), env.home(u), rt) for u in env.user_ids()[:3]]
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.wait_for(asyncio.gather(*(c.start() for c in clients)), 10)
+        t1 = asyncio.get_running_loop().time()
+        phase = ping_phase(PING_GRID_S)
+        assert 0.0 <= phase < PING_GRID_S and ping_phase(0.25, pid=1) != ping_phase(0.25, pid=2)
+        for c in clients:
+            assert c.xmpp is not None and c.xmpp._ping_handle is not None
+            due = c.xmpp._ping_handle.when()
+            steps = (due - phase) / PING_GRID_S
+            assert steps == pytest.approx(round(steps), abs=1e-6)
+            assert t0 + 60.0 <= due <= t1 + 60.0 + PING_GRID_S
+        await asyncio.wait_for(asyncio.gather(*(c.stop() for c in clients)), 10)
+        await rt.aclose()
 
 
 async def test_activity_rates_drive_messages() -> None:

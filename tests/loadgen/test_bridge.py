@@ -143,9 +143,11 @@ def test_connections_of_the_loop_thread_are_no_gevent_sockets(bridge: AsyncioBri
     assert body == b"ok"
 
 
-def test_measurements_of_the_loop_reach_locust_in_one_batch_per_flush(bridge: AsyncioBridge) -> None:
+def test_measurements_of_the_loop_reach_locust_in_one_batch_per_flush(bridge: AsyncioBridge,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """300 measurements over 30 loop iterations wake the gevent side once, through the one flush timer the
     first of them armed; one alone, with nothing else happening on the loop, still arrives."""
+    monkeypatch.setattr(bridge_mod, "SAMPLE_FLUSH_S", 0.5)  # the 30 iterations fit in it on a busy box
     flushes: list[int] = []
     flush = bridge._flush_samples
 
@@ -171,7 +173,45 @@ def test_measurements_of_the_loop_reach_locust_in_one_batch_per_flush(bridge: As
     bridge._loop.call_soon_threadsafe(bridge.record, "xmpp", "ping", 7.0)
     _wait_until(lambda: bridge.samples_fired == 301)
     assert flushes == [300, 1]
-    assert bridge_mod.SAMPLE_FLUSH_S == 0.05
+
+
+def test_a_finished_call_takes_the_queued_measurements_along(bridge: AsyncioBridge,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the flush timer far away, the results' wake-up delivers the samples; one recorded outside the
+    loop thread wakes the hub itself."""
+    monkeypatch.setattr(bridge_mod, "SAMPLE_FLUSH_S", 60.0)
+
+    async def measured() -> int:
+        for i in range(5):
+            bridge.record("soap", "login", float(i))
+        return 5
+
+    assert bridge.submit(measured, timeout_s=5) == 5
+    _wait_until(lambda: bridge.samples_fired == 5)
+    bridge.record("soap", "login", 9.0)  # the gevent thread: at once
+    _wait_until(lambda: bridge.samples_fired == 6)
+    assert [s["response_time"] for s in bridge.fired] == [0.0, 1.0, 2.0, 3.0, 4.0, 9.0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("how", ["flush", "stop"])
+def test_flush_and_stop_fire_what_waits_for_the_flush_timer(bridge: AsyncioBridge, monkeypatch: pytest.MonkeyPatch,
+                                                            how: str) -> None:
+    monkeypatch.setattr(bridge_mod, "SAMPLE_FLUSH_S", 60.0)
+
+    async def measured_then_waiting() -> None:
+        bridge.record("xmpp", "auth", 3.0)
+        await asyncio.sleep(30)
+
+    bridge.submit_nowait(measured_then_waiting)
+    _wait_until(lambda: len(bridge._samples) == 1)
+    gevent.sleep(0.05)
+    assert bridge.samples_fired == 0  # nothing woke the hub for it
+    if how == "flush":
+        bridge.flush()
+    else:
+        assert bridge.stop(5.0) is True
+    assert bridge.samples_fired == 1  # on return, not later
+    assert bridge.fired[0]["name"] == "auth"  # type: ignore[attr-defined]
 
 
 # ---- many greenlets, bursts ---------------------------------------------------------------------
