@@ -403,7 +403,7 @@ class XmppSession(LeanClientXMPP):
         :func:`ping_phase`): a process's pings fall due together on a few loop wake-ups a second instead
         of one each, and the interval grows by less than one grid step (our choice; BENCHMARKS.md section
         7: an idle swarm of 15,000 pings 250 times a second). The server sees each process's pings in
-        bursts, at most 4 a second."""
+        bursts, 4 a second at most with an interval of 25 s or more."""
         interval_s = self.timeouts.ping_interval_s
         if self.phase is Phase.UP and interval_s > 0:  # 0: no keepalive
             grid_s = min(PING_GRID_S, interval_s / 100.0)
