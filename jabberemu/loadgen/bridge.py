@@ -380,9 +380,7 @@ class AsyncioBridge:
         """Wake the gevent side for queued samples: from the loop thread once per :data:`SAMPLE_FLUSH_S`
         at most (one timer per batch); from any other thread at once."""
         if get_ident() != self._loop_thread_id:
-            watcher = self._watcher
-            if watcher is not None:
-                watcher.send()
+            self._notify_gevent()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             assert self._loop is not None

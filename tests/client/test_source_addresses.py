@@ -110,4 +110,3 @@ async def test_a_refused_connection_raises_and_leaves_no_socket_open() -> None:
             await connector(asyncio.Protocol, "127.0.0.1", port)
     assert len(os.listdir("/proc/self/fd")) == fds
     probe.close()
-
